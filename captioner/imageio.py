@@ -1,0 +1,136 @@
+"""Robust image loading: any path, PIL image, numpy array or tensor -> an RGB PIL image.
+
+Every failure is an `ImageLoadError` whose message names the file and the problem, so a
+caller that labels thousands of files can record it and go on.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Refuse images above this many pixels instead of exhausting memory (PIL's own bomb guard
+# only warns below 2x its limit). 128 MP holds any camera photo.
+MAX_PIXELS = 128_000_000
+
+IMAGE_EXTENSIONS = frozenset(
+    ".jpg .jpeg .jpe .png .gif .bmp .tif .tiff .webp .ppm .pgm .pbm .pnm .tga .ico .jfif".split()
+)
+
+
+class ImageLoadError(ValueError):
+    """An image could not be read; the message says which file and why."""
+
+
+def _describe(src: Any) -> str:
+    return str(src) if isinstance(src, (str, os.PathLike)) else type(src).__name__
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any PIL mode (L, LA, P with transparency, RGBA, CMYK, I;16, I, F) to RGB.
+
+    Transparent areas are composited over white, as a photo viewer shows them.
+    """
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        # 16-bit images use the full 0..65535 range; scale by the range the mode allows.
+        top = 65535.0 if img.mode.startswith("I;16") or hi > 255 else 255.0
+        a = np.clip(a / top * 255.0, 0, 255) if hi > lo or hi > 0 else np.zeros_like(a)
+        return Image.fromarray(a.astype(np.uint8), "L").convert("RGB")
+    if img.mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+    if img.mode in ("LA", "La", "PA"):
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "RGBa"):
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img, mask=img.getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+def open_image(path: str | os.PathLike, *, draft_size: int | None = None,
+               max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open an image file as RGB, applying EXIF orientation.
+
+    `draft_size`: for JPEG, let the decoder scale down by 1/2, 1/4 or 1/8 while keeping both
+    sides >= draft_size (much faster for large photos when the model needs 224 px).
+    """
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise ImageLoadError(f"{path}: broken symbolic link")
+    try:
+        size = path.stat().st_size
+    except OSError as e:  # missing, loop, permission
+        raise ImageLoadError(f"{path}: cannot access file ({e.strerror or e})") from None
+    if path.is_dir():
+        raise ImageLoadError(f"{path}: is a directory, not an image")
+    if size == 0:
+        raise ImageLoadError(f"{path}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > max_pixels:
+                    raise ImageLoadError(
+                        f"{path}: image is {w}x{h} = {w * h / 1e6:.0f} MP, above the "
+                        f"{max_pixels / 1e6:.0f} MP limit (possible decompression bomb)")
+                if getattr(img, "n_frames", 1) > 1:
+                    img.seek(0)  # animated: first frame
+                if draft_size and img.format == "JPEG":
+                    img.draft("RGB", (draft_size, draft_size))
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return to_rgb(img)
+    except ImageLoadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageLoadError(f"{path}: not a recognised image format") from None
+    except PermissionError:
+        raise ImageLoadError(f"{path}: permission denied") from None
+    except Image.DecompressionBombError as e:
+        raise ImageLoadError(f"{path}: refused as a possible decompression bomb ({e})") from None
+    except Image.DecompressionBombWarning as e:
+        raise ImageLoadError(f"{path}: refused as a possible decompression bomb ({e})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageLoadError(f"{path}: corrupt or truncated image ({e})") from None
+
+
+def load_image(src: Any, *, draft_size: int | None = None) -> Image.Image:
+    """Path, PIL image, numpy array (H, W[, C], uint8 or float in 0..1) or tensor
+    ((C, H, W) or (H, W, C)) -> RGB PIL image."""
+    if isinstance(src, (str, os.PathLike)):
+        return open_image(src, draft_size=draft_size)
+    if isinstance(src, Image.Image):
+        return to_rgb(ImageOps.exif_transpose(src))
+    try:
+        import torch
+
+        if isinstance(src, torch.Tensor):
+            t = src.detach().cpu()
+            if t.ndim == 3 and t.shape[0] in (1, 3, 4) and t.shape[-1] not in (1, 3, 4):
+                t = t.permute(1, 2, 0)
+            src = t.numpy()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(src, np.ndarray):
+        a = src
+        if a.ndim == 3 and a.shape[-1] == 1:
+            a = a[..., 0]
+        if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
+            raise ImageLoadError(f"array of shape {src.shape} is not an image (H, W), (H, W, 3) or (H, W, 4)")
+        if a.dtype != np.uint8:
+            a = a.astype(np.float64)
+            if a.size and a.max() <= 1.0:
+                a = a * 255.0
+            a = np.clip(a, 0, 255).astype(np.uint8)
+        return to_rgb(Image.fromarray(a))
+    raise ImageLoadError(f"cannot read an image from a {_describe(src)}")
