@@ -56,8 +56,9 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def open_image(path: str | os.PathLike, *, draft_size: int | None = None,
-               max_pixels: int = MAX_PIXELS) -> Image.Image:
+def open_image(
+    path: str | os.PathLike, *, draft_size: int | None = None, max_pixels: int = MAX_PIXELS
+) -> Image.Image:
     """Open an image file as RGB, applying EXIF orientation.
 
     `draft_size`: for JPEG, let the decoder scale down by 1/2, 1/4 or 1/8 while keeping both
@@ -82,7 +83,8 @@ def open_image(path: str | os.PathLike, *, draft_size: int | None = None,
                 if w * h > max_pixels:
                     raise ImageLoadError(
                         f"{path}: image is {w}x{h} = {w * h / 1e6:.0f} MP, above the "
-                        f"{max_pixels / 1e6:.0f} MP limit (possible decompression bomb)")
+                        f"{max_pixels / 1e6:.0f} MP limit (possible decompression bomb)"
+                    )
                 if getattr(img, "n_frames", 1) > 1:
                     img.seek(0)  # animated: first frame
                 if draft_size and img.format == "JPEG":
@@ -126,7 +128,9 @@ def load_image(src: Any, *, draft_size: int | None = None) -> Image.Image:
         if a.ndim == 3 and a.shape[-1] == 1:
             a = a[..., 0]
         if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
-            raise ImageLoadError(f"array of shape {src.shape} is not an image (H, W), (H, W, 3) or (H, W, 4)")
+            raise ImageLoadError(
+                f"array of shape {src.shape} is not an image (H, W), (H, W, 3) or (H, W, 4)"
+            )
         if a.dtype != np.uint8:
             a = a.astype(np.float64)
             if a.size and a.max() <= 1.0:

@@ -41,11 +41,15 @@ class Vocabulary:
     pad_id, bos_id, eos_id, unk_id = 0, 1, 2, 3
 
     @classmethod
-    def build(cls, texts: Iterable[str], *, min_count: int = 1, max_size: int | None = None) -> Vocabulary:
+    def build(
+        cls, texts: Iterable[str], *, min_count: int = 1, max_size: int | None = None
+    ) -> Vocabulary:
         """Build from raw texts: tokens seen at least `min_count` times, most frequent first."""
         counts = Counter(tok for text in texts for tok in tokenize(text))
-        kept = sorted((t for t, c in counts.items() if c >= min_count and t not in SPECIALS),
-                      key=lambda t: (-counts[t], t))
+        kept = sorted(
+            (t for t, c in counts.items() if c >= min_count and t not in SPECIALS),
+            key=lambda t: (-counts[t], t),
+        )
         if max_size is not None:
             kept = kept[: max(0, max_size - len(SPECIALS))]
         return cls([*SPECIALS, *kept])
@@ -78,7 +82,9 @@ class Vocabulary:
         return {"tokens": self.itos}
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), ensure_ascii=False, indent=0), encoding="utf-8")
+        Path(path).write_text(
+            json.dumps(self.to_json(), ensure_ascii=False, indent=0), encoding="utf-8"
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Vocabulary:
@@ -91,5 +97,7 @@ class Vocabulary:
         except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
             raise ValueError(f"malformed vocabulary file {path}: {e}") from None
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
-            raise ValueError(f"malformed vocabulary file {path}: 'tokens' must be a list of strings")
+            raise ValueError(
+                f"malformed vocabulary file {path}: 'tokens' must be a list of strings"
+            )
         return cls(tokens)

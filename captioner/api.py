@@ -1,0 +1,447 @@
+"""The `Captioner` facade: caption, tag and judge the sentiment of images in one object.
+
+Inference follows preprocess -> _forward -> postprocess, batching happens in one place
+(`_batches`), and everything runs under `torch.inference_mode()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from captioner import checkpoint as ckpt
+from captioner.decoders import CaptionDecoder, DecoderConfig
+from captioner.decoding import Decoded, beam_search, greedy, sample
+from captioner.imageio import load_image
+from captioner.sentiment import SentimentConfig, SentimentModel, encode_texts
+from captioner.text import Vocabulary
+
+log = logging.getLogger(__name__)
+
+BUNDLED_DIR = Path(__file__).parent / "models"
+FORMAT, VERSION = "captioner", 1
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _as_list(images: Any) -> list:
+    """One image or many -> a list of images."""
+    if isinstance(images, (list, tuple)):
+        return list(images)
+    if isinstance(images, Tensor) and images.ndim == 4:
+        return list(images)
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        return list(images)
+    return [images]
+
+
+@dataclass
+class Description:
+    caption: str | None
+    tags: list[tuple[str, float]] = field(default_factory=list)
+    sentiment: tuple[str, float] | None = None
+    # One (word, attention map (h, w) over the image grid) per generated word, when asked for
+    # and the model has soft attention.
+    attention: list[tuple[str, np.ndarray]] | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "caption": self.caption,
+            "tags": [{"label": t, "score": round(s, 6)} for t, s in self.tags],
+            "sentiment": None
+            if self.sentiment is None
+            else {"label": self.sentiment[0], "score": round(self.sentiment[1], 6)},
+        }
+
+
+class Captioner:
+    """A CNN encoder with up to three heads: caption decoder, recognition head, sentiment model."""
+
+    def __init__(
+        self,
+        *,
+        encoder,
+        decoder: CaptionDecoder | None = None,
+        vocab: Vocabulary | None = None,
+        recognizer=None,
+        sentiment: SentimentModel | None = None,
+        sentiment_vocab: Vocabulary | None = None,
+        device: str | torch.device | None = None,
+        name: str = "custom",
+        max_length: int = 20,
+    ):
+        if (decoder is None) != (vocab is None):
+            raise ValueError(
+                "a caption decoder needs its vocabulary (and a vocabulary its decoder)"
+            )
+        if (sentiment is None) != (sentiment_vocab is None):
+            raise ValueError("a sentiment model needs its vocabulary (and a vocabulary its model)")
+        self.device = torch.device(device) if device is not None else default_device()
+        self.encoder, self.decoder, self.vocab = encoder, decoder, vocab
+        self.recognizer, self.sentiment_model, self.sentiment_vocab = (
+            recognizer,
+            sentiment,
+            sentiment_vocab,
+        )
+        self.name, self.max_length = name, max_length
+        for module in self._modules():
+            module.to(self.device).eval()
+
+    def _modules(self) -> list[torch.nn.Module]:
+        return [
+            m
+            for m in (self.encoder, self.decoder, self.recognizer, self.sentiment_model)
+            if m is not None
+        ]
+
+    # ------------------------------------------------------------------ loading / saving
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path = "default", *, device: str | torch.device | None = None
+    ) -> Captioner:
+        """A local model directory, a bundled model name ("default") or a Hugging Face hub id."""
+        from captioner.encoders import build_encoder
+
+        path = Path(name_or_path)
+        bundled = BUNDLED_DIR / str(name_or_path)
+        if path.is_dir():
+            return cls._load_dir(path, device=device)
+        if (bundled / ckpt.CONFIG).is_file():
+            return cls._load_dir(bundled, device=device)
+        if str(name_or_path) == "default":
+            from captioner.recognition import RecognitionHead
+
+            log.warning(
+                "no bundled default captioner in %s: using the pretrained EfficientNet-Lite0 "
+                "ImageNet tagger only (captions and sentiment unavailable)",
+                BUNDLED_DIR,
+            )
+            encoder = build_encoder("efficientnet_lite0", weights="default")
+            return cls(
+                encoder=encoder,
+                recognizer=RecognitionHead.from_imagenet(encoder),
+                device=device,
+                name="efficientnet_lite0-imagenet",
+            )
+        if str(name_or_path).count("/") == 1 and not path.exists():
+            return cls._load_dir(_download_from_hub(str(name_or_path)), device=device)
+        raise FileNotFoundError(
+            f"{name_or_path}: no such model directory, bundled model ({_bundled_names()}) or hub id"
+        )
+
+    @classmethod
+    def _load_dir(cls, directory: Path, *, device=None) -> Captioner:
+        from captioner.encoders import build_encoder
+        from captioner.recognition import RecognitionConfig, RecognitionHead
+
+        config, tensors = ckpt.load_model_dir(directory)
+        if config.get("format") != FORMAT:
+            raise ckpt.CheckpointError(
+                f"{directory / ckpt.CONFIG}: not a captioner model "
+                f"(format {config.get('format')!r})"
+            )
+        try:
+            enc = config["encoder"]
+            stored_encoder = ckpt.subset(tensors, "encoder")
+            encoder = build_encoder(enc["name"], weights=None if stored_encoder else enc["weights"])
+            if stored_encoder:
+                encoder.load_state_dict(stored_encoder, strict=False)
+            decoder = vocab = recognizer = sentiment = sentiment_vocab = None
+            if config.get("decoder"):
+                decoder = CaptionDecoder(DecoderConfig(**config["decoder"]))
+                decoder.load_state_dict(ckpt.subset(tensors, "decoder"))
+                vocab = Vocabulary.load(directory / "vocab.json")
+            if config.get("recognition"):
+                labels = ckpt.read_json(directory, "labels.json")
+                recognizer = RecognitionHead(
+                    RecognitionConfig(**config["recognition"], labels=labels)
+                )
+                recognizer.load_state_dict(ckpt.subset(tensors, "recognition"))
+            if config.get("sentiment"):
+                sentiment = SentimentModel(SentimentConfig(**config["sentiment"]))
+                sentiment.load_state_dict(ckpt.subset(tensors, "sentiment"))
+                sentiment_vocab = Vocabulary.load(directory / "sentiment_vocab.json")
+        except (KeyError, TypeError, RuntimeError) as e:
+            raise ckpt.CheckpointError(
+                f"{directory}: config.json and model.safetensors do not "
+                f"match ({type(e).__name__}: {e})"
+            ) from None
+        except (FileNotFoundError, ValueError) as e:
+            raise ckpt.CheckpointError(str(e)) from None
+        return cls(
+            encoder=encoder,
+            decoder=decoder,
+            vocab=vocab,
+            recognizer=recognizer,
+            sentiment=sentiment,
+            sentiment_vocab=sentiment_vocab,
+            device=device,
+            name=config.get("name", directory.name),
+            max_length=config.get("max_length", 20),
+        )
+
+    def save_pretrained(
+        self, directory: str | Path, *, include_encoder: bool | None = None
+    ) -> Path:
+        """Write a model directory. The encoder's weights are stored only when they were
+        trained (`trainable_blocks > 0`) or `include_encoder=True`; otherwise they come from
+        the encoder's own pretrained weights at load time."""
+        enc = self.encoder
+        if include_encoder is None:
+            include_encoder = getattr(enc, "trainable_blocks", 0) > 0 or enc.weights is None
+        config: dict[str, Any] = {
+            "format": FORMAT,
+            "version": VERSION,
+            "name": self.name,
+            "max_length": self.max_length,
+            "encoder": {
+                "name": enc.name,
+                "weights": enc.weights,
+                "trainable_blocks": getattr(enc, "trainable_blocks", 0),
+            },
+            "decoder": None,
+            "recognition": None,
+            "sentiment": None,
+        }
+        tensors: dict[str, Tensor] = {}
+        extra: dict[str, Any] = {}
+        if include_encoder:
+            tensors.update(ckpt.prefixed(enc.state_dict(), "encoder"))
+        if self.decoder is not None:
+            config["decoder"] = dataclasses.asdict(self.decoder.config)
+            tensors.update(ckpt.prefixed(self.decoder.state_dict(), "decoder"))
+            extra["vocab.json"] = self.vocab.to_json()
+        if self.recognizer is not None:
+            rec = dataclasses.asdict(self.recognizer.config)
+            extra["labels.json"] = rec.pop("labels")
+            config["recognition"] = rec
+            tensors.update(ckpt.prefixed(self.recognizer.state_dict(), "recognition"))
+        if self.sentiment_model is not None:
+            config["sentiment"] = dataclasses.asdict(self.sentiment_model.config)
+            tensors.update(ckpt.prefixed(self.sentiment_model.state_dict(), "sentiment"))
+            extra["sentiment_vocab.json"] = self.sentiment_vocab.to_json()
+        return ckpt.save_model_dir(directory, config=config, tensors=tensors, extra_json=extra)
+
+    # ------------------------------------------------------------------ inference
+    def preprocess(self, images: Sequence[Any]) -> Tensor:
+        """Images -> normalised batch (B, 3, S, S) on the model's device."""
+        size = getattr(self.encoder, "image_size", None)
+        pixels = [self.encoder.transform(load_image(im, draft_size=size)) for im in images]
+        return torch.stack(pixels).to(self.device, non_blocking=True)
+
+    def _batches(self, images: Any, batch_size: int) -> Iterator[list]:
+        items = _as_list(images)
+        for i in range(0, len(items), batch_size):
+            yield items[i : i + batch_size]
+
+    def _decode(
+        self,
+        grid: Tensor,
+        pooled: Tensor,
+        *,
+        method: str,
+        beam_size: int,
+        max_length: int,
+        temperature: float,
+        top_k: int,
+        top_p: float,
+        seed: int | None,
+    ) -> Decoded:
+        state = self.decoder.init_state(grid, pooled)
+        ids = {
+            "bos_id": self.vocab.bos_id,
+            "eos_id": self.vocab.eos_id,
+            "pad_id": self.vocab.pad_id,
+            "max_length": max_length,
+        }
+        if method == "greedy" or (method == "beam" and beam_size == 1):
+            return greedy(self.decoder.step, state, **ids)
+        if method == "beam":
+            return beam_search(self.decoder.step, state, beam_size=beam_size, **ids)
+        if method == "sample":
+            gen = (
+                torch.Generator(device=grid.device).manual_seed(seed) if seed is not None else None
+            )
+            return sample(
+                self.decoder.step,
+                state,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                generator=gen,
+                **ids,
+            )
+        raise ValueError(f"method must be 'beam', 'greedy' or 'sample', got {method!r}")
+
+    def _require(self, part: str) -> None:
+        missing = {
+            "caption": self.decoder is None,
+            "tag": self.recognizer is None,
+            "sentiment": self.sentiment_model is None,
+        }[part]
+        if missing:
+            raise RuntimeError(
+                f"model {self.name!r} has no {part} head; load one that does "
+                f"(e.g. Captioner.from_pretrained('default') once bundled)"
+            )
+
+    @torch.inference_mode()
+    def caption(
+        self,
+        images: Any,
+        *,
+        beam_size: int = 3,
+        max_length: int | None = None,
+        method: str = "beam",
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        batch_size: int = 32,
+    ) -> list[str]:
+        """Images (paths, PIL, numpy, tensors; one or many) -> one caption each."""
+        return [
+            d.caption
+            for d in self.describe(
+                images,
+                beam_size=beam_size,
+                max_length=max_length,
+                method=method,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                seed=seed,
+                batch_size=batch_size,
+                tags=0,
+                sentiment=False,
+            )
+        ]
+
+    @torch.inference_mode()
+    def tag(
+        self, images: Any, *, top_k: int = 5, batch_size: int = 32
+    ) -> list[list[tuple[str, float]]]:
+        self._require("tag")
+        out: list[list[tuple[str, float]]] = []
+        for batch in self._batches(images, batch_size):
+            _, pooled = self.encoder(self.preprocess(batch))
+            out.extend(self.recognizer.predict(pooled, top_k=top_k))
+        return out
+
+    @torch.inference_mode()
+    def sentiment(
+        self, texts: str | Sequence[str], *, batch_size: int = 256
+    ) -> list[tuple[str, float]]:
+        """Texts -> (label, probability) each."""
+        self._require("sentiment")
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        labels = self.sentiment_model.config.labels
+        out: list[tuple[str, float]] = []
+        for i in range(0, len(texts), batch_size):
+            ids, lengths = encode_texts(
+                texts[i : i + batch_size],
+                self.sentiment_vocab,
+                self.sentiment_model.config.max_length,
+            )
+            probs = torch.softmax(self.sentiment_model(ids.to(self.device), lengths), dim=-1)
+            p, k = probs.max(dim=-1)
+            out.extend((labels[j], float(q)) for j, q in zip(k.tolist(), p.tolist()))
+        return out
+
+    @torch.inference_mode()
+    def describe(
+        self,
+        images: Any,
+        *,
+        beam_size: int = 3,
+        max_length: int | None = None,
+        method: str = "beam",
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        tags: int = 5,
+        sentiment: bool = True,
+        attention: bool = False,
+        batch_size: int = 32,
+    ) -> list[Description]:
+        """Caption, tags and caption sentiment for each image. Heads the model lacks give None / []."""
+        if self.decoder is None and tags == 0:
+            self._require("caption")
+        max_length = max_length or self.max_length
+        results: list[Description] = []
+        for batch in self._batches(images, batch_size):
+            grid, pooled = self.encoder(self.preprocess(batch))
+            captions: list[str | None] = [None] * len(batch)
+            maps: list[Any] = [None] * len(batch)
+            if self.decoder is not None:
+                dec = self._decode(
+                    grid,
+                    pooled,
+                    method=method,
+                    beam_size=beam_size,
+                    max_length=max_length,
+                    temperature=temperature,
+                    top_k=top_k,
+                    top_p=top_p,
+                    seed=seed,
+                )
+                captions = [self.vocab.decode(t) for t in dec.tokens]
+                if attention:
+                    maps = [
+                        _attention_maps(t, a, self.vocab) for t, a in zip(dec.tokens, dec.alphas)
+                    ]
+            tag_lists = (
+                self.recognizer.predict(pooled, top_k=tags)
+                if self.recognizer is not None and tags > 0
+                else [[] for _ in batch]
+            )
+            moods: list[Any] = [None] * len(batch)
+            if sentiment and self.sentiment_model is not None and self.decoder is not None:
+                moods = self.sentiment(captions)
+            results.extend(
+                Description(c, t, s, m) for c, t, s, m in zip(captions, tag_lists, moods, maps)
+            )
+        return results
+
+
+def _attention_maps(tokens: list[int], alphas: Tensor | None, vocab: Vocabulary):
+    if alphas is None:
+        return None
+    n = alphas.size(-1)
+    side = math.isqrt(n)
+    if side * side != n:
+        return None
+    return [
+        (vocab.itos[t], alphas[i].reshape(side, side).float().numpy()) for i, t in enumerate(tokens)
+    ]
+
+
+def _bundled_names() -> str:
+    names = sorted(p.name for p in BUNDLED_DIR.glob("*") if (p / ckpt.CONFIG).is_file())
+    return ", ".join(names) or "default"
+
+
+def _download_from_hub(repo_id: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as e:  # pragma: no cover
+        raise RuntimeError("loading from the Hugging Face hub needs `huggingface_hub`") from e
+    try:
+        return Path(snapshot_download(repo_id=repo_id, allow_patterns=["*.json", "*.safetensors"]))
+    except Exception as e:
+        raise RuntimeError(
+            f"could not fetch model {repo_id!r} from the Hugging Face hub "
+            f"(no network, or no such repository): {e}"
+        ) from None

@@ -1,0 +1,225 @@
+import itertools
+import math
+
+import pytest
+import torch
+
+from captioner.decoders import CaptionDecoder, DecoderConfig
+from captioner.decoding import beam_search, greedy, sample
+
+BOS, EOS, PAD = 1, 2, 0
+
+
+def tiny_decoder(vocab=6, attention="soft", cell="lstm", seed=0):
+    torch.manual_seed(seed)
+    dec = CaptionDecoder(
+        DecoderConfig(
+            vocab_size=vocab,
+            feature_dim=8,
+            embed_dim=8,
+            hidden_dim=16,
+            attention_dim=8,
+            cell=cell,
+            attention=attention,
+            dropout=0.0,
+        )
+    )
+    # Sharpen the output layer so different images give clearly different captions.
+    with torch.no_grad():
+        dec.out.weight.mul_(4.0)
+    return dec.eval()
+
+
+def features(batch=3, n=5, c=8, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    grid = torch.randn(batch, n, c, generator=g)
+    return grid, grid.mean(1)
+
+
+def exhaustive_best(dec, grid, pooled, max_length):
+    """Score every caption up to max_length words (ended by <end> or cut at max_length)."""
+    allowed = [t for t in range(dec.config.vocab_size) if t not in (PAD, BOS)]
+    best = (-math.inf, None)
+    for length in range(1, max_length + 1):
+        for seq in itertools.product(allowed, repeat=length):
+            if EOS in seq[:-1] or (length < max_length and seq[-1] != EOS):
+                continue
+            state = dec.init_state(grid, pooled)
+            tok, total = torch.tensor([BOS]), 0.0
+            for t in seq:
+                logits, state, _ = dec.step(tok, state)
+                logits[:, [PAD, BOS]] = -math.inf
+                total += torch.log_softmax(logits, -1)[0, t].item()
+                tok = torch.tensor([t])
+            if total > best[0]:
+                best = (total, [t for t in seq if t != EOS])
+    return best
+
+
+@pytest.mark.parametrize("cell,attention", [("lstm", "soft"), ("gru", "none"), ("rnn", "soft")])
+def test_beam_size_one_equals_greedy(cell, attention):
+    dec = tiny_decoder(vocab=9, cell=cell, attention=attention)
+    grid, pooled = features(batch=4)
+    g = greedy(dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS, max_length=7)
+    b = beam_search(
+        dec.step,
+        dec.init_state(grid, pooled),
+        bos_id=BOS,
+        eos_id=EOS,
+        beam_size=1,
+        max_length=7,
+        length_penalty=0.0,
+    )
+    assert g.tokens == b.tokens
+    assert g.scores == pytest.approx(b.scores, abs=1e-5)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_beam_search_equals_exhaustive_search(seed):
+    dec = tiny_decoder(vocab=5, seed=seed)  # words: <end>, <unk>, one real word -> 3 choices
+    grid, pooled = features(batch=1, seed=seed)
+    max_length = 3
+    want_score, want_tokens = exhaustive_best(dec, grid, pooled, max_length)
+    got = beam_search(
+        dec.step,
+        dec.init_state(grid, pooled),
+        bos_id=BOS,
+        eos_id=EOS,
+        beam_size=27,
+        max_length=max_length,
+        length_penalty=0.0,
+    )
+    assert got.tokens[0] == want_tokens
+    assert got.scores[0] == pytest.approx(want_score, abs=1e-4)
+
+
+def test_batched_beam_search_equals_one_by_one():
+    dec = tiny_decoder(vocab=12)
+    grid, pooled = features(batch=5)
+    batched = beam_search(
+        dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS, beam_size=4, max_length=9
+    )
+    for i in range(5):
+        one = beam_search(
+            dec.step,
+            dec.init_state(grid[i : i + 1], pooled[i : i + 1]),
+            bos_id=BOS,
+            eos_id=EOS,
+            beam_size=4,
+            max_length=9,
+        )
+        assert one.tokens[0] == batched.tokens[i]
+        assert one.scores[0] == pytest.approx(batched.scores[i], abs=1e-5)
+        assert torch.allclose(one.alphas[0], batched.alphas[i], atol=1e-5)
+
+
+def test_search_returns_caption_when_end_never_comes():
+    dec = tiny_decoder(vocab=7)
+    with torch.no_grad():
+        dec.out.bias[EOS] = -1e4  # <end> is never the likely choice
+    grid, pooled = features(batch=2)
+    for out in (
+        greedy(dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS, max_length=6),
+        beam_search(
+            dec.step,
+            dec.init_state(grid, pooled),
+            bos_id=BOS,
+            eos_id=EOS,
+            beam_size=3,
+            max_length=6,
+        ),
+    ):
+        assert [len(t) for t in out.tokens] == [6, 6]
+        assert all(PAD not in t and BOS not in t and EOS not in t for t in out.tokens)
+        assert all(a.shape == (6, 5) for a in out.alphas)
+
+
+def test_attention_weights_are_distributions_per_word():
+    dec = tiny_decoder(vocab=10)
+    grid, pooled = features(batch=3)
+    out = beam_search(dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS, beam_size=3)
+    for toks, a in zip(out.tokens, out.alphas):
+        assert a.shape == (max(len(toks), 1), 5)
+        assert torch.allclose(a.sum(-1), torch.ones(a.size(0)), atol=1e-5)
+
+
+def test_no_attention_model_has_no_alphas():
+    dec = tiny_decoder(attention="none")
+    grid, pooled = features()
+    out = greedy(dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS)
+    assert out.alphas == [None, None, None]
+
+
+def test_no_repeat_ngram_blocking():
+    dec = tiny_decoder(vocab=6)
+    with torch.no_grad():
+        dec.out.bias[EOS] = -1e4
+    grid, pooled = features(batch=2)
+    plain = beam_search(
+        dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS, beam_size=2, max_length=8
+    )
+    assert any(len(set(t)) < len(t) for t in plain.tokens)  # repetition happens without blocking
+    blocked = beam_search(
+        dec.step,
+        dec.init_state(grid, pooled),
+        bos_id=BOS,
+        eos_id=EOS,
+        beam_size=2,
+        max_length=8,
+        no_repeat_ngram_size=2,
+    )
+    for t in blocked.tokens:
+        bigrams = list(zip(t, t[1:]))
+        assert len(bigrams) == len(set(bigrams))
+
+
+def test_length_penalty_prefers_longer_captions():
+    dec = tiny_decoder(vocab=12, seed=3)
+    grid, pooled = features(batch=6, seed=3)
+    raw = beam_search(
+        dec.step,
+        dec.init_state(grid, pooled),
+        bos_id=BOS,
+        eos_id=EOS,
+        beam_size=5,
+        max_length=10,
+        length_penalty=0.0,
+    )
+    norm = beam_search(
+        dec.step,
+        dec.init_state(grid, pooled),
+        bos_id=BOS,
+        eos_id=EOS,
+        beam_size=5,
+        max_length=10,
+        length_penalty=1.0,
+    )
+    assert sum(map(len, norm.tokens)) >= sum(map(len, raw.tokens))
+
+
+def test_sampling_is_seeded_and_filters():
+    dec = tiny_decoder(vocab=15)
+    grid, pooled = features(batch=4)
+
+    def run(seed, **kw):
+        g = torch.Generator().manual_seed(seed)
+        return sample(
+            dec.step,
+            dec.init_state(grid, pooled),
+            bos_id=BOS,
+            eos_id=EOS,
+            max_length=8,
+            generator=g,
+            **kw,
+        )
+
+    assert run(0).tokens == run(0).tokens
+    # top_k=1 and a tiny top_p both reduce sampling to greedy decoding.
+    want = greedy(
+        dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS, max_length=8
+    ).tokens
+    assert run(1, top_k=1).tokens == want
+    assert run(2, top_p=1e-6).tokens == want
+    assert run(3, temperature=1e-3).tokens == want
+    with pytest.raises(ValueError, match="temperature"):
+        run(0, temperature=0)
