@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
@@ -90,7 +90,7 @@ def load_model_dir(directory: str | Path) -> tuple[dict, dict[str, torch.Tensor]
         raise CheckpointError(f"{weights}: missing file (expected in model directory {directory})")
     try:
         tensors = load_file(str(weights))
-    except (SafetensorsError, OSError, ValueError) as e:
+    except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights}: malformed safetensors file ({e})") from None
     return config, tensors
 
