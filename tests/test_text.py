@@ -6,7 +6,14 @@ from captioner.text import SPECIALS, Vocabulary, tokenize
 
 
 def test_tokenize_lowercases_and_drops_punctuation():
-    assert tokenize("A Dog, running -- on the beach!") == ["a", "dog", "running", "on", "the", "beach"]
+    assert tokenize("A Dog, running -- on the beach!") == [
+        "a",
+        "dog",
+        "running",
+        "on",
+        "the",
+        "beach",
+    ]
 
 
 def test_tokenize_splits_contractions_like_treebank():
@@ -39,12 +46,15 @@ def test_save_load(tmp_path):
     assert again.itos == vocab.itos
 
 
-@pytest.mark.parametrize("content,match", [
-    ("{not json", "malformed vocabulary file"),
-    (json.dumps({"words": []}), "malformed vocabulary file"),
-    (json.dumps({"tokens": ["a", "b"]}), "special tokens"),
-    (json.dumps({"tokens": [*SPECIALS, "a", "a"]}), "repeat"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        ("{not json", "malformed vocabulary file"),
+        (json.dumps({"words": []}), "malformed vocabulary file"),
+        (json.dumps({"tokens": ["a", "b"]}), "special tokens"),
+        (json.dumps({"tokens": [*SPECIALS, "a", "a"]}), "repeat"),
+    ],
+)
 def test_load_malformed_names_the_problem(tmp_path, content, match):
     path = tmp_path / "vocab.json"
     path.write_text(content)
