@@ -1,0 +1,227 @@
+"""Dataclass configs <-> command-line flags and config files.
+
+A training recipe declares one flat dataclass (it may inherit `engine.TrainConfig`). Each
+field becomes a flag (`batch_size` -> `--batch-size`; booleans get `--x/--no-x`), with help
+text from `opt(...)`. Values resolve in this order, later wins:
+
+    dataclass defaults  <  --config FILE (JSON or TOML)  <  flags given on the command line
+
+    @dataclass
+    class MyConfig(TrainConfig):
+        dataset: str = opt("", "dataset spec", required=True)
+
+    cfg = parse_config(MyConfig, argv, prog="captioner train caption")
+
+Config files hold a flat table of field names (`batch_size` or `batch-size`); a TOML file may
+also nest them under a `[train]` table. Unknown keys and wrongly typed values are errors
+naming the file and key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    tomllib = None  # type: ignore[assignment]
+
+T = TypeVar("T")
+_MISSING = dataclasses.MISSING
+
+
+class ConfigError(ValueError):
+    """A config file or flag value is invalid; the message names the file/flag and key."""
+
+
+def opt(
+    default: Any,
+    help: str = "",
+    *,
+    choices: tuple | list | None = None,
+    required: bool = False,
+    cli: bool = True,
+) -> Any:
+    """A dataclass field with flag metadata. `required`: must come from a flag or the config
+    file. `cli=False`: settable from a config file only (no flag)."""
+    meta = {"help": help, "choices": choices, "required": required, "cli": cli}
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _base_type(tp: Any) -> tuple[Any, bool]:
+    """`int | None` -> (int, True); `list[str]` -> (list[str], False)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return (args[0] if len(args) == 1 else str), len(args) < len(typing.get_args(tp))
+    return tp, False
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _scalar_parser(tp: Any, optional: bool):
+    def parse(text: str) -> Any:
+        if optional and text.lower() in ("none", "null"):
+            return None
+        if tp is bool:
+            low = text.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise argparse.ArgumentTypeError(f"expected a boolean, got {text!r}")
+        return tp(text)
+
+    parse.__name__ = getattr(tp, "__name__", "value")
+    return parse
+
+
+def add_arguments(
+    parser: argparse.ArgumentParser, cls: type, *, exclude: tuple[str, ...] = ()
+) -> None:
+    """Add one flag per field of dataclass `cls`. Defaults are SUPPRESSed so that the
+    namespace only holds flags actually given (see `parse_config`)."""
+    hints = _field_types(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in exclude or not f.metadata.get("cli", True):
+            continue
+        tp, optional = _base_type(hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not _MISSING else f.default_factory()  # type: ignore[misc]
+        text = f.metadata.get("help", "")
+        text = f"{text} (default: {default!r})" if not f.metadata.get("required") else text
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": text}
+        if tp is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+            continue
+        origin = typing.get_origin(tp)
+        if origin in (list, tuple):
+            (item,) = typing.get_args(tp)[:1] or (str,)
+            kwargs.update(nargs="*", type=_scalar_parser(item, False))
+        else:
+            kwargs.update(type=_scalar_parser(tp, optional))
+        if f.metadata.get("choices"):
+            kwargs["choices"] = list(f.metadata["choices"])
+        parser.add_argument(flag, metavar=f.name.upper(), **kwargs)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a JSON (`.json`) or TOML (anything else) config file into a flat dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        elif tomllib is None:
+            raise ConfigError(f"{path}: TOML config files need Python >= 3.11; use JSON")
+        else:
+            data = tomllib.loads(text)
+    except ConfigError:
+        raise
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: line {e.lineno}: malformed JSON ({e.msg})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e})") from None
+    except ValueError as e:  # tomllib.TOMLDecodeError
+        raise ConfigError(f"{path}: malformed TOML ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a table/object of settings at top level")
+    if isinstance(data.get("train"), dict) and len(data) == 1:
+        data = data["train"]
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    base, optional = _base_type(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{where}: null is not allowed here")
+    origin = typing.get_origin(base)
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(base)[:1] or (str,)
+        return [_coerce(v, item, where) for v in value]
+    if base is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if base in (int, str) and isinstance(value, base) and not isinstance(value, bool):
+        return value
+    if base is Any:
+        return value
+    raise ConfigError(f"{where}: expected {getattr(base, '__name__', base)}, got {value!r}")
+
+
+def build_config(cls: type[T], *layers: tuple[str, dict[str, Any]]) -> T:
+    """Merge `(source_name, values)` layers over the dataclass defaults (later layers win),
+    validate types, choices and required fields, and construct `cls`."""
+    hints = _field_types(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for source, layer in layers:
+        for key, value in layer.items():
+            if key not in fields:
+                close = [n for n in fields if n.split("_")[0] == key.split("_")[0]]
+                hint = f" (did you mean {', '.join(close)}?)" if close else ""
+                raise ConfigError(f"{source}: unknown setting {key!r}{hint}")
+            values[key] = _coerce(value, hints[key], f"{source}: {key}")
+    for name, f in fields.items():
+        choices = f.metadata.get("choices")
+        if name in values and choices and values[name] not in choices:
+            raise ConfigError(f"{name}: {values[name]!r} is not one of {list(choices)}")
+        if f.metadata.get("required") and not values.get(name):
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} is required (on the command line or in --config FILE)")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"invalid configuration: {e}") from None
+
+
+def parse_config(
+    cls: type[T],
+    argv: list[str] | None,
+    *,
+    prog: str | None = None,
+    description: str | None = None,
+    parser: argparse.ArgumentParser | None = None,
+) -> T:
+    """Parse `argv` into a `cls` instance: defaults < `--config FILE` < explicit flags.
+    Errors go through `parser.error` (exit status 2 with a message naming the problem)."""
+    parser = parser or argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument(
+        "--config", metavar="FILE", help="JSON or TOML file of settings (flags override it)"
+    )
+    add_arguments(parser, cls)
+    ns = parser.parse_args(argv)
+    flags = {k: v for k, v in vars(ns).items() if k != "config"}
+    layers: list[tuple[str, dict[str, Any]]] = []
+    try:
+        if ns.config:
+            layers.append((str(ns.config), load_config_file(ns.config)))
+        layers.append(("command line", flags))
+        return build_config(cls, *layers)
+    except ConfigError as e:
+        parser.error(str(e))
+        raise  # unreachable: parser.error exits
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a dataclass config."""
+    return json.loads(json.dumps(dataclasses.asdict(config), default=str))

@@ -1,0 +1,452 @@
+"""Shared training machinery for every recipe (captioner, recognizer, sentiment).
+
+A recipe builds a model, a dataset and two functions, and hands them to `Trainer`:
+
+    trainer = Trainer(
+        model=model,                      # nn.Module holding every trained parameter
+        config=cfg,                       # a TrainConfig (or a subclass of it)
+        train_dataset=ds, collate_fn=collate,
+        loss_fn=lambda model, batch: ...,  # -> scalar loss, or (loss, {"name": float})
+        evaluate_fn=lambda model, epoch: {"CIDEr-D": ...},  # optional, rank 0, real decoding
+        monitor="CIDEr-D", mode="max",     # best-model / early-stopping score
+        on_best=lambda model, scores, epoch: ...,  # export the best model (rank 0)
+        run_dir=out / "run",
+        param_groups=param_groups(model, cfg),   # optional: lower LR for encoder blocks
+    )
+    result = trainer.fit()
+
+What the engine does: device choice (`--device auto|cpu|cuda|cuda:N`), mixed precision on
+CUDA (bf16 autocast where supported, else fp16 + GradScaler; off on CPU), AdamW with warmup
++ cosine/step/constant schedule, gradient clipping with the norm logged every step,
+DistributedDataParallel when launched by `torchrun` (only rank 0 writes), a run directory
+(`config.json`, `metrics.jsonl`, `curves.png`, `checkpoints/`), checkpoints every epoch that
+`--resume` continues exactly (optimizer, scheduler, scaler, RNG, epoch, best score), early
+stopping and best-model selection. Checkpoint files are written atomically and the training
+state is read with `torch.load(..., weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from captioner.pipelines import runstate
+from captioner.pipelines.config import opt, to_dict
+from captioner.pipelines.runstate import (
+    DistInfo,
+    init_distributed,
+    resolve_device,
+    seed_everything,
+)
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from captioner.checkpoint import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "TrainConfig",
+    "Trainer",
+    "FitResult",
+    "DistInfo",
+    "init_distributed",
+    "resolve_device",
+    "seed_everything",
+    "param_groups",
+    "build_scheduler",
+    "to_device",
+    "publish_model_dir",
+]
+
+LossFn = Callable[[nn.Module, Any], "Tensor | tuple[Tensor, dict[str, float]]"]
+EvalFn = Callable[[nn.Module, int], dict[str, float]]
+BestFn = Callable[[nn.Module, dict[str, float], int], None]
+
+
+@dataclass
+class TrainConfig:
+    """Settings every recipe shares; recipes subclass it to add their own fields."""
+
+    epochs: int = opt(10, "number of training epochs")
+    batch_size: int = opt(32, "batch size per process")
+    lr: float = opt(3e-4, "peak learning rate (AdamW)")
+    encoder_lr: float = opt(1e-5, "learning rate of unfrozen encoder blocks")
+    weight_decay: float = opt(0.01, "AdamW weight decay (not applied to biases / norms)")
+    schedule: str = opt(
+        "cosine", "LR schedule after warmup", choices=("cosine", "step", "constant")
+    )
+    warmup: float = opt(0.05, "warmup: a fraction of all steps if < 1, else a step count")
+    min_lr_ratio: float = opt(0.05, "cosine floor as a fraction of the peak LR")
+    step_epochs: int = opt(1, "step schedule: multiply the LR by --gamma every N epochs")
+    gamma: float = opt(0.5, "step schedule decay factor")
+    grad_clip: float = opt(5.0, "clip the global gradient norm to this (0 = no clipping)")
+    device: str = opt("auto", "auto | cpu | cuda | cuda:N")
+    amp: str = opt("auto", "mixed precision on CUDA", choices=("auto", "off", "bf16", "fp16"))
+    num_workers: int = opt(0, "DataLoader worker processes")
+    seed: int = opt(0, "random seed")
+    patience: int = opt(0, "early stopping: epochs without improvement (0 = off)")
+    resume: bool = opt(False, "continue from the last checkpoint of the run directory")
+    stop_after: int = opt(0, "stop this invocation after N epochs (0 = run all; --resume later)")
+    log_every: int = opt(1, "write a step record to metrics.jsonl every N steps")
+    keep_checkpoints: int = opt(1, "how many epoch checkpoints to keep")
+
+
+@dataclass
+class FitResult:
+    best_score: float | None
+    best_epoch: int | None  # 1-based epoch whose model was exported by on_best
+    epochs_done: int
+    steps: int
+    stopped_early: bool
+    last_scores: dict[str, float]
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor inside nested dicts/lists/tuples (non_blocking from pinned memory)."""
+    if isinstance(batch, Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def param_groups(
+    model: nn.Module, config: TrainConfig, *, encoder_prefix: str = "encoder."
+) -> list[dict]:
+    """AdamW groups: trainable parameters under `encoder_prefix` get `config.encoder_lr`, the
+    rest `config.lr`; weight decay only on matrices (not biases, norms, scalars)."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            key = (name.startswith(encoder_prefix), p.ndim >= 2)
+            groups.setdefault(key, []).append(p)
+    out = []
+    for (is_enc, decay), params in sorted(groups.items()):
+        out.append(
+            {
+                "params": params,
+                "lr": config.encoder_lr if is_enc else config.lr,
+                "weight_decay": config.weight_decay if decay else 0.0,
+                "name": ("encoder" if is_enc else "head") + ("" if decay else "_no_decay"),
+            }
+        )
+    return out
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, *, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup, then cosine to `min_lr_ratio`, step decay, or constant; per step."""
+    total = max(1, config.epochs * steps_per_epoch)
+    warm = int(config.warmup * total) if config.warmup < 1 else int(config.warmup)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / (warm + 1)
+        if config.schedule == "cosine":
+            progress = min(1.0, (step - warm) / max(1, total - warm))
+            return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (
+                1 + math.cos(math.pi * progress)
+            )
+        if config.schedule == "step":
+            return config.gamma ** (step // max(1, config.step_epochs * steps_per_epoch))
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def publish_model_dir(
+    src: str | Path, dst: str | Path, *, keep: tuple[str, ...] = ("run",)
+) -> Path:
+    """Copy the files of model directory `src` into `dst`, each atomically, and remove other
+    files of `dst` except the names in `keep` (the run folder lives beside the model)."""
+    src, dst = Path(src), Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    names = {p.name for p in src.iterdir() if p.is_file()}
+    for name in sorted(names, key=lambda n: n == "config.json"):  # config last
+        tmp = dst / f".{name}.tmp{os.getpid()}"
+        tmp.write_bytes((src / name).read_bytes())
+        os.replace(tmp, dst / name)
+    for p in dst.iterdir():
+        if (
+            p.is_file()
+            and p.name not in names
+            and p.name not in keep
+            and not p.name.startswith(".")
+        ):
+            p.unlink()
+    return dst
+
+
+def _amp_settings(device: torch.device, amp: str) -> tuple[torch.dtype | None, bool]:
+    """-> (autocast dtype or None, use GradScaler)."""
+    if device.type != "cuda" or amp == "off":
+        return None, False
+    if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16, False
+    return torch.float16, True
+
+
+class Trainer:
+    """Runs epochs of `loss_fn` over `train_dataset`; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        config: TrainConfig,
+        train_dataset: Dataset,
+        loss_fn: LossFn,
+        run_dir: str | Path,
+        collate_fn: Callable | None = None,
+        evaluate_fn: EvalFn | None = None,
+        monitor: str = "train_loss",
+        mode: str = "min",
+        on_best: BestFn | None = None,
+        param_groups: list[dict] | None = None,
+        run_config: dict | None = None,
+        dist: DistInfo | None = None,
+    ):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if evaluate_fn is None and monitor != "train_loss":
+            raise ValueError(f"monitor {monitor!r} needs an evaluate_fn")
+        self.config, self.loss_fn, self.evaluate_fn = config, loss_fn, evaluate_fn
+        self.monitor, self.mode, self.on_best = monitor, mode, on_best
+        self.dist = dist or init_distributed(config.device)
+        self.device = self.dist.device
+        self.run_dir = Path(run_dir)
+        self.model = model.to(self.device)
+        self.wrapped: nn.Module = self.model
+        if self.dist.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.wrapped = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        groups = param_groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        if not sum(len(g["params"]) for g in groups):
+            raise ValueError("the model has no trainable parameters")
+        self.optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+        self.loader, self.sampler_gen = self._loader(train_dataset, collate_fn)
+        if len(self.loader) == 0:
+            raise ValueError("the training set is empty")
+        self.scheduler = build_scheduler(self.optimizer, config, steps_per_epoch=len(self.loader))
+        self.amp_dtype, use_scaler = _amp_settings(self.device, config.amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+        self.run_config = {**(run_config or {}), "train": to_dict(config)}
+        self.epoch = self.step = 0
+        self.best: dict[str, Any] = {"score": None, "epoch": None, "bad_epochs": 0}
+        self.finished = False
+
+    def _loader(self, dataset: Dataset, collate_fn) -> tuple[DataLoader, torch.Generator]:
+        c = self.config
+        gen = torch.Generator()
+        sampler = None
+        if self.dist.world_size > 1:
+            sampler = torch.utils.data.DistributedSampler(
+                dataset, num_replicas=self.dist.world_size, rank=self.dist.rank, seed=c.seed
+            )
+        loader = DataLoader(
+            dataset,
+            batch_size=c.batch_size,
+            shuffle=sampler is None,
+            sampler=sampler,
+            generator=gen,
+            collate_fn=collate_fn,
+            num_workers=c.num_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=c.num_workers > 0,
+        )
+        return loader, gen
+
+    # ------------------------------------------------------------------ one step
+    def _train_step(self, batch: Any) -> tuple[float, float, dict[str, float]]:
+        c = self.config
+        batch = to_device(batch, self.device)
+        with torch.autocast(
+            self.device.type,
+            dtype=self.amp_dtype or torch.float32,
+            enabled=self.amp_dtype is not None,
+        ):
+            out = self.loss_fn(self.wrapped, batch)
+        loss, extra = out if isinstance(out, tuple) else (out, {})
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        max_norm = c.grad_clip if c.grad_clip > 0 else float("inf")
+        norm = float(nn.utils.clip_grad_norm_(params, max_norm))
+        if self.scaler.is_enabled():
+            self.scaler.step(self.optimizer)  # skips the step itself on inf/nan
+            self.scaler.update()
+        elif math.isfinite(norm):
+            self.optimizer.step()
+        else:
+            log.warning("step %d: non-finite gradient norm (%s); update skipped", self.step, norm)
+        self.scheduler.step()
+        return float(loss.detach()), norm, {k: float(v) for k, v in extra.items()}
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> FitResult:
+        c = self.config
+        main = self.dist.is_main
+        ckpt_dir = self.run_dir / "checkpoints"
+        if c.resume and runstate.has_checkpoint(ckpt_dir):
+            self._resume(ckpt_dir)
+        elif main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "metrics.jsonl").write_text("")
+        if main:
+            write_json_atomic(self.run_dir / "config.json", self.run_config)
+        metrics = runstate.MetricsLog(self.run_dir / "metrics.jsonl", enabled=main)
+        scores: dict[str, float] = {}
+        done_now = 0
+        while self.epoch < c.epochs and not self.finished:
+            epoch = self.epoch + 1
+            t0 = time.time()
+            train_loss = self._train_epoch(epoch, metrics)
+            scores = {"train_loss": train_loss}
+            if self.evaluate_fn is not None:
+                scores.update(self._evaluate(epoch))
+            improved = self._update_best(scores, epoch)
+            self.epoch, done_now = epoch, done_now + 1
+            patience_out = c.patience > 0 and self.best["bad_epochs"] >= c.patience
+            self.finished = patience_out or epoch >= c.epochs
+            rngs = runstate.gather_rng(self.dist)  # every rank's RNG, for an exact resume
+            if main:
+                if improved and self.on_best is not None:
+                    self.on_best(self.model, scores, epoch)
+                record = {
+                    "type": "epoch",
+                    "epoch": epoch,
+                    "step": self.step,
+                    "time_s": round(time.time() - t0, 3),
+                    **scores,
+                    "best_score": self.best["score"],
+                    "best_epoch": self.best["epoch"],
+                }
+                metrics.write(record)
+                log.info("epoch %d/%d %s", epoch, c.epochs, _fmt(scores))
+                self._save_checkpoint(ckpt_dir, rngs)
+                runstate.plot_curves(self.run_dir)
+            runstate.barrier(self.dist)
+            if patience_out:
+                log.info("early stop: no %s improvement for %d epochs", self.monitor, c.patience)
+            if c.stop_after and done_now >= c.stop_after and not self.finished:
+                log.info("stopping after %d epochs as asked (--resume continues)", done_now)
+                break
+        metrics.close()
+        return FitResult(
+            self.best["score"],
+            self.best["epoch"],
+            self.epoch,
+            self.step,
+            self.finished and self.epoch < c.epochs,
+            scores,
+        )
+
+    def _train_epoch(self, epoch: int, metrics: runstate.MetricsLog) -> float:
+        c = self.config
+        self.wrapped.train()
+        self.sampler_gen.manual_seed(c.seed * 1000 + epoch)
+        if isinstance(self.loader.sampler, torch.utils.data.DistributedSampler):
+            self.loader.sampler.set_epoch(epoch)
+        total, count = 0.0, 0
+        bar = runstate.progress(
+            self.loader, enabled=self.dist.is_main, desc=f"epoch {epoch}/{c.epochs}"
+        )
+        for batch in bar:
+            loss, norm, extra = self._train_step(batch)
+            self.step += 1
+            total, count = total + loss, count + 1
+            lr = self.optimizer.param_groups[0]["lr"]
+            if self.step % max(1, c.log_every) == 0:
+                metrics.write(
+                    {
+                        "type": "step",
+                        "epoch": epoch,
+                        "step": self.step,
+                        "loss": loss,
+                        "grad_norm": norm,
+                        "lr": lr,
+                        **extra,
+                    }
+                )
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{loss:.3f}", gnorm=f"{norm:.2f}", refresh=False)
+        return runstate.mean_across(total, count, self.dist, self.device)
+
+    def _evaluate(self, epoch: int) -> dict[str, float]:
+        scores: dict[str, float] = {}
+        if self.dist.is_main:
+            self.model.eval()
+            with torch.no_grad():
+                scores = {k: float(v) for k, v in self.evaluate_fn(self.model, epoch).items()}
+            self.model.train()
+            if self.monitor not in scores:
+                raise KeyError(f"evaluate_fn returned {sorted(scores)}, no {self.monitor!r}")
+        return runstate.broadcast(scores, self.dist)
+
+    def _update_best(self, scores: dict[str, float], epoch: int) -> bool:
+        value = scores.get(self.monitor)
+        old = self.best["score"]
+        better = (
+            value is not None
+            and math.isfinite(value)
+            and (old is None or (value > old if self.mode == "max" else value < old))
+        )
+        if better:
+            self.best.update(score=value, epoch=epoch, bad_epochs=0)
+        else:
+            self.best["bad_epochs"] += 1
+        return better
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state(self, rngs: list[dict]) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "finished": self.finished,
+            "best": dict(self.best),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "rng": rngs,
+            "world_size": self.dist.world_size,
+        }
+
+    def _save_checkpoint(self, ckpt_dir: Path, rngs: list[dict]) -> None:
+        runstate.save_checkpoint(
+            ckpt_dir,
+            self.epoch,
+            self.model.state_dict(),
+            self._state(rngs),
+            keep=self.config.keep_checkpoints,
+        )
+
+    def _resume(self, ckpt_dir: Path) -> None:
+        weights, state = runstate.load_checkpoint(ckpt_dir, map_location=self.device)
+        self.model.load_state_dict(weights)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"] and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.finished, self.best = bool(state["finished"]), dict(state["best"])
+        rngs = state["rng"]
+        runstate.set_rng_state(rngs[self.dist.rank] if len(rngs) > self.dist.rank else rngs[0])
+        if self.dist.is_main:
+            runstate.truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+        log.info("resumed %s at epoch %d, step %d", ckpt_dir, self.epoch, self.step)
+
+
+def _fmt(scores: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.4f}" for k, v in scores.items())

@@ -1,0 +1,75 @@
+"""Training curves from a run's `metrics.jsonl`: loss, gradient norm, LR, validation scores.
+
+    python -m captioner.pipelines.plot OUT/run/metrics.jsonl [curves.png]
+
+matplotlib is imported lazily with the Agg backend (no display needed).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from captioner.pipelines.runstate import read_metrics
+
+NOT_SCORES = {"type", "epoch", "step", "time_s", "best_score", "best_epoch", "train_loss"}
+
+
+def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> Path:
+    """Draw the curves of `metrics_path` into `png_path` (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(Path(metrics_path))
+    steps = [r for r in records if r.get("type") == "step"]
+    epochs = [r for r in records if r.get("type") == "epoch"]
+    scores = sorted({k for r in epochs for k in r if k not in NOT_SCORES})
+    fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
+    ax_loss, ax_norm, ax_lr, ax_val = axes
+    if steps:
+        x = [r["step"] for r in steps]
+        ax_loss.plot(x, [r["loss"] for r in steps], lw=0.6, alpha=0.6, label="step loss")
+        ax_norm.plot(x, [r["grad_norm"] for r in steps], lw=0.6)
+        ax_lr.plot(x, [r["lr"] for r in steps], lw=1.0)
+        if all(r["grad_norm"] > 0 for r in steps):
+            ax_norm.set_yscale("log")
+    if epochs:
+        ax_loss.plot(
+            [r["step"] for r in epochs], [r["train_loss"] for r in epochs], "o-", label="epoch mean"
+        )
+    for name in scores:
+        pts = [(r["epoch"], r[name]) for r in epochs if isinstance(r.get(name), (int, float))]
+        if pts:
+            ax_val.plot(*zip(*pts), "o-", label=name)
+    ax_loss.set(title="training loss", xlabel="step")
+    ax_norm.set(title="gradient norm (before clipping)", xlabel="step")
+    ax_lr.set(title="learning rate", xlabel="step")
+    ax_val.set(title="validation", xlabel="epoch")
+    for ax in (ax_loss, ax_val):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    png_path = Path(png_path)
+    tmp = png_path.with_name(f".{png_path.stem}.tmp{os.getpid()}.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, png_path)
+    return png_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if argv else 2
+    src = Path(argv[0])
+    out = Path(argv[1]) if len(argv) > 1 else src.with_name("curves.png")
+    print(plot_metrics(src, out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
