@@ -1,0 +1,188 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from captioner import Captioner
+from captioner.checkpoint import CheckpointError
+from captioner.decoders import CaptionDecoder, DecoderConfig
+from captioner.encoders import build_encoder
+from captioner.sentiment import SentimentConfig, SentimentModel
+from captioner.text import Vocabulary
+
+CAPTIONS = ["a red circle", "a blue square left of a green star", "two small yellow triangles"]
+
+
+def tiny_captioner(attention="soft", with_sentiment=True):
+    torch.manual_seed(0)
+    encoder = build_encoder("resnet18", weights=None)
+    vocab = Vocabulary.build(CAPTIONS)
+    decoder = CaptionDecoder(
+        DecoderConfig(
+            vocab_size=len(vocab),
+            feature_dim=encoder.out_channels,
+            embed_dim=16,
+            hidden_dim=32,
+            attention_dim=16,
+            attention=attention,
+            dropout=0.0,
+        )
+    )
+    kw = {}
+    if with_sentiment:
+        svocab = Vocabulary.build(["good bad circle square"])
+        kw = dict(
+            sentiment=SentimentModel(
+                SentimentConfig(vocab_size=len(svocab), embed_dim=8, hidden_dim=8, dropout=0.0)
+            ),
+            sentiment_vocab=svocab,
+        )
+    return Captioner(encoder=encoder, decoder=decoder, vocab=vocab, device="cpu", name="tiny", **kw)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_captioner()
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 255, (50 + 10 * i, 70, 3), dtype=np.uint8)).save(p)
+        paths.append(p)
+    return paths
+
+
+def test_inputs_of_every_kind_give_one_caption_each(model, images):
+    pil = Image.open(images[0])
+    arr = np.asarray(pil)
+    ten = torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255
+    by_path = model.caption([str(p) for p in images], beam_size=2)
+    assert len(by_path) == 3 and all(isinstance(c, str) for c in by_path)
+    assert model.caption(images[0]) == model.caption(pil) == model.caption(arr) == [by_path[0]]
+    assert model.caption(ten) == [by_path[0]]  # same pixels as a tensor
+    assert len(model.caption(np.stack([arr, arr]))) == 2  # (B, H, W, C) batch
+
+
+def test_batching_does_not_change_results(model, images):
+    one_by_one = [model.caption(p)[0] for p in images]
+    assert model.caption(images, batch_size=2) == one_by_one
+
+
+def test_describe_gives_caption_sentiment_and_attention(model, images):
+    d = model.describe(images[:2], attention=True)
+    assert len(d) == 2
+    for item in d:
+        assert isinstance(item.caption, str)
+        label, p = item.sentiment
+        assert label in ("negative", "positive") and 0.5 <= p <= 1.0
+        assert item.tags == []  # this model has no recognition head
+        words = item.caption.split()
+        if words:
+            assert [w for w, _ in item.attention] == words
+        for _, amap in item.attention:
+            assert amap.shape == (7, 7)  # 224 px through resnet18 -> 7x7 grid
+            assert abs(float(amap.sum()) - 1.0) < 1e-4
+        assert json.dumps(item.to_dict())
+
+
+def test_decoding_methods(model, images):
+    greedy = model.caption(images, method="greedy")
+    assert model.caption(images, method="beam", beam_size=1) == greedy
+    a = model.caption(images, method="sample", seed=3, temperature=0.7)
+    assert a == model.caption(images, method="sample", seed=3, temperature=0.7)
+    with pytest.raises(ValueError, match="method"):
+        model.caption(images, method="telepathy")
+
+
+def test_save_and_load_round_trip(model, images, tmp_path):
+    out = model.save_pretrained(tmp_path / "m")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "sentiment_vocab.json",
+        "vocab.json",
+    ]
+    again = Captioner.from_pretrained(out, device="cpu")
+    assert again.caption(images) == model.caption(images)
+    (label_a, p_a), (label_b, p_b) = again.sentiment(["good circle"]) + model.sentiment(
+        ["good circle"]
+    )
+    assert label_a == label_b and p_a == pytest.approx(p_b, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "damage,match",
+    [
+        (lambda d: (d / "config.json").unlink(), "config.json: missing"),
+        (lambda d: (d / "config.json").write_text("{oops"), "config.json: malformed JSON"),
+        (lambda d: (d / "model.safetensors").unlink(), "model.safetensors: missing"),
+        (
+            lambda d: (d / "model.safetensors").write_bytes(b"not a tensor file"),
+            "model.safetensors: malformed",
+        ),
+        (lambda d: (d / "vocab.json").unlink(), "vocab.json"),
+        (lambda d: (d / "vocab.json").write_text("[1, 2"), "vocab.json"),
+        (
+            lambda d: (d / "config.json").write_text(json.dumps({"format": "other"})),
+            "not a captioner model",
+        ),
+    ],
+)
+def test_damaged_model_directory_names_the_file(model, tmp_path, damage, match):
+    out = model.save_pretrained(tmp_path / "m")
+    damage(out)
+    with pytest.raises(CheckpointError, match=match):
+        Captioner.from_pretrained(out, device="cpu")
+
+
+def test_mismatched_weights_are_a_clear_error(tmp_path):
+    small = tiny_captioner(with_sentiment=False)
+    out = small.save_pretrained(tmp_path / "m")
+    cfg = json.loads((out / "config.json").read_text())
+    cfg["decoder"]["hidden_dim"] = 64
+    (out / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="do not match"):
+        Captioner.from_pretrained(out, device="cpu")
+
+
+def test_unknown_model_name_and_hub_fallback(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="no such model"):
+        Captioner.from_pretrained(tmp_path / "missing" / "deeper" / "x")
+    # a hub id goes through huggingface_hub; offline here, so use a local snapshot
+    saved = tiny_captioner(with_sentiment=False).save_pretrained(tmp_path / "snap")
+    import huggingface_hub
+
+    calls = []
+
+    def fake_snapshot_download(repo_id, **kw):
+        calls.append(repo_id)
+        return str(saved)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    loaded = Captioner.from_pretrained("someone/tiny-captioner", device="cpu")
+    assert calls == ["someone/tiny-captioner"] and loaded.decoder is not None
+
+
+def test_missing_heads_give_clear_errors(images):
+    m = tiny_captioner(with_sentiment=False)
+    with pytest.raises(RuntimeError, match="no tag head"):
+        m.tag(images)
+    with pytest.raises(RuntimeError, match="no sentiment head"):
+        m.sentiment("hello")
+    d = m.describe(images[:1])[0]
+    assert d.sentiment is None and d.tags == [] and d.caption is not None
+
+
+def test_corrupt_image_is_a_clear_error(model, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    from captioner.imageio import ImageLoadError
+
+    with pytest.raises(ImageLoadError, match="bad.jpg"):
+        model.caption([bad])
