@@ -126,20 +126,19 @@ class Encoder(nn.Module):
         self.train(self.training)
 
     def train(self, mode: bool = True) -> Encoder:
-        """Like nn.Module.train, but frozen blocks and frozen BatchNorm layers stay in eval
-        mode: their running statistics never move and stochastic depth never drops them."""
+        """Like nn.Module.train, but frozen parts stay in eval mode: a module outside the
+        trainable blocks with no trainable parameter, and any frozen BatchNorm. Their running
+        statistics never move, and dropout / stochastic depth act only in trainable blocks."""
         super().train(mode)
-        if mode:
-            for block in self.blocks:
-                if not any(p.requires_grad for p in block.parameters()):
-                    block.eval()
-            for m in self.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(
-                    p.requires_grad for p in m.parameters()
-                ):
-                    m.eval()
-            if self.classifier is not None:
-                self.classifier.eval()
+        if not mode:
+            return self
+        live = {id(m) for b in self.blocks if _trainable(b) for m in b.modules()}
+        for m in self.modules():
+            if m is self:
+                continue
+            is_bn = isinstance(m, nn.modules.batchnorm._BatchNorm)
+            if not _trainable(m) and (id(m) not in live or is_bn):
+                m.training = False
         return self
 
     @property
@@ -360,3 +359,7 @@ def _split_torchvision(model: nn.Module, family: str) -> tuple[nn.Module, list, 
 def _out_channels(backbone: nn.Module) -> int:
     convs = [m for m in backbone.modules() if isinstance(m, nn.Conv2d)]
     return convs[-1].out_channels
+
+
+def _trainable(module: nn.Module) -> bool:
+    return any(p.requires_grad for p in module.parameters())
