@@ -4,42 +4,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tests_support import tiny_captioner as _tiny
 
 from captioner import Captioner
 from captioner.checkpoint import CheckpointError
-from captioner.decoders import CaptionDecoder, DecoderConfig
-from captioner.encoders import build_encoder
-from captioner.sentiment import SentimentConfig, SentimentModel
-from captioner.text import Vocabulary
-
-CAPTIONS = ["a red circle", "a blue square left of a green star", "two small yellow triangles"]
 
 
 def tiny_captioner(attention="soft", with_sentiment=True):
-    torch.manual_seed(0)
-    encoder = build_encoder("resnet18", weights=None)
-    vocab = Vocabulary.build(CAPTIONS)
-    decoder = CaptionDecoder(
-        DecoderConfig(
-            vocab_size=len(vocab),
-            feature_dim=encoder.out_channels,
-            embed_dim=16,
-            hidden_dim=32,
-            attention_dim=16,
-            attention=attention,
-            dropout=0.0,
-        )
-    )
-    kw = {}
-    if with_sentiment:
-        svocab = Vocabulary.build(["good bad circle square"])
-        kw = dict(
-            sentiment=SentimentModel(
-                SentimentConfig(vocab_size=len(svocab), embed_dim=8, hidden_dim=8, dropout=0.0)
-            ),
-            sentiment_vocab=svocab,
-        )
-    return Captioner(encoder=encoder, decoder=decoder, vocab=vocab, device="cpu", name="tiny", **kw)
+    return _tiny(attention=attention, sentiment=with_sentiment)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,88 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from tests_support import tiny_model_dir
+
+from captioner.cli import COMMANDS, main
+from captioner.infer_cli import EXIT_FAILED
+
+
+def test_help_lists_every_command(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in COMMANDS:
+        assert name in out
+    assert main([]) == 2
+    assert main(["frobnicate"]) == 2
+    assert "unknown command 'frobnicate'" in capsys.readouterr().err
+
+
+def test_console_script_and_namespace_packages(tmp_path):
+    # run outside the repo so the checkout itself is not on sys.path
+    code = (
+        "import importlib.util as u, captioner.pipelines, captioner.demo; "
+        "print(u.find_spec('pipelines') is None and u.find_spec('demo') is None)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert out.stdout.strip() == "True", out.stderr
+    exe = subprocess.run(
+        [sys.executable, "-m", "captioner", "--help"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert exe.returncode == 0 and "label" in exe.stdout
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return tiny_model_dir(tmp_path_factory.mktemp("model"))
+
+
+def test_caption_prints_results_and_reports_bad_files(model_dir, tmp_path, capsys):
+    good = tmp_path / "good image.png"
+    Image.fromarray(np.full((40, 60, 3), 200, dtype=np.uint8)).save(good)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\x00" * 10)
+    code = main(
+        ["caption", str(good), str(bad), "--model", str(model_dir), "--device", "cpu", "--json"]
+    )
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == EXIT_FAILED
+    assert (
+        rows[0]["path"] == str(good)
+        and isinstance(rows[0]["caption"], str)
+        and rows[0]["error"] is None
+    )
+    assert rows[1]["path"] == str(bad) and "bad.jpg" in rows[1]["error"]
+
+
+def test_describe_and_sentiment(model_dir, tmp_path, capsys):
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((30, 30, 3), dtype=np.uint8)).save(img)
+    assert main(["describe", str(img), "--model", str(model_dir), "--device", "cpu", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert set(row) >= {"caption", "tags", "sentiment", "error"}
+    assert row["sentiment"]["label"] in ("negative", "positive")
+    assert (
+        main(["sentiment", "what a lovely day", "--model", str(model_dir), "--device", "cpu"]) == 0
+    )
+    label, score, text = capsys.readouterr().out.strip().split("\t")
+    assert (
+        label in ("negative", "positive")
+        and 0.5 <= float(score) <= 1
+        and text == "what a lovely day"
+    )
+
+
+def test_missing_head_and_bad_arguments(model_dir, tmp_path, capsys):
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((30, 30, 3), dtype=np.uint8)).save(img)
+    assert main(["tag", str(img), "--model", str(model_dir), "--device", "cpu"]) == 2
+    assert "no tag head" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["caption", str(img), "--beam-size", "0"])
+    assert e.value.code == 2
+    assert main(["caption", str(img), "--model", str(tmp_path / "nowhere")]) == 2
+    assert "cannot load model" in capsys.readouterr().err
