@@ -1,0 +1,189 @@
+"""The Gradio web demo: caption, tag and judge one image (with attention maps), label a batch,
+and caption random scenes from the scene world against their ground truth.
+
+    captioner demo [--model DIR ...] [--host 127.0.0.1] [--port 7860] [--share]
+
+`build_app(models)` makes the `gr.Blocks`; `launch_app(app, ...)` serves it with the queue,
+upload limit and offline theme; `main(argv)` is the command. Named API endpoints, for
+`gradio_client.Client(url).predict(handle_file(path), api_name=...)`: `/caption` (a
+caption string), `/describe` (caption, tags, sentiment as JSON), `/label` (files -> table
+and CSV / JSONL) and `/scene` (seed -> scene, truth, prediction, scores).
+"""
+
+from __future__ import annotations
+
+from captioner.demo.env import TEMP_DIR  # first: sets Gradio's environment
+
+# isort: split
+import argparse
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from captioner.demo.ui import build_app
+
+log = logging.getLogger(__name__)
+
+EXAMPLES_DIR = Path(__file__).parent / "examples"
+DEFAULT_HOST = "127.0.0.1"
+__all__ = ["DEFAULT_HOST", "TEMP_DIR", "build_app", "launch_app", "load_models", "main", "theme"]
+
+
+def theme() -> gr.themes.Base:
+    """System fonts only: nothing is fetched from a font service."""
+    return gr.themes.Soft(
+        primary_hue="indigo",
+        font=["ui-sans-serif", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
+    )
+
+
+CSS = """
+#caption textarea { font-size: 1.3rem; font-weight: 600; }
+.gallery-item .caption-label { font-size: 0.95rem; }
+"""
+
+
+def launch_app(
+    app: gr.Blocks,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int | None = None,
+    share: bool = False,
+    max_file_size: str | int = "20mb",
+    concurrency: int = 1,
+    max_queue: int = 32,
+    prevent_thread_lock: bool = False,
+    quiet: bool = False,
+) -> tuple[Any, str, str | None]:
+    """Serve `app`. The queue runs at most `concurrency` model calls at once (the rest wait
+    their turn, up to `max_queue` waiting) so many users never run the machine out of memory.
+    Returns Gradio's (FastAPI app, local URL, share URL or None)."""
+    if concurrency < 1 or max_queue < 1:
+        raise ValueError("concurrency and max_queue must be >= 1")
+    app.queue(default_concurrency_limit=concurrency, max_size=max_queue)
+    return app.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=max_file_size,
+        prevent_thread_lock=prevent_thread_lock,
+        quiet=quiet,
+        show_error=True,
+        ssr_mode=False,
+        run_history=False,
+        mcp_server=False,
+        footer_links=["api", "settings"],
+        theme=theme(),
+        css=CSS,
+    )
+
+
+def _unique_name(name: str, taken: Mapping[str, Any]) -> str:
+    out, k = name, 2
+    while out in taken:
+        out, k = f"{name}-{k}", k + 1
+    return out
+
+
+def load_models(
+    dirs: Sequence[str], *, default: bool = True, device: str | None = None
+) -> dict[str, Any]:
+    """The bundled default (unless `default=False`) and every model directory, by name.
+
+    A model that fails to load is logged and left out; none at all is an error."""
+    from captioner.api import Captioner
+
+    models: dict[str, Any] = {}
+    errors: list[str] = []
+    for spec in (["default"] if default else []) + list(dirs):
+        try:
+            model = Captioner.from_pretrained(spec, device=device)
+        except Exception as e:  # any failure: report it and go on with the other models
+            errors.append(f"{spec}: {type(e).__name__}: {e}")
+            log.error("could not load model %s: %s", spec, e)
+            continue
+        name = "default" if spec == "default" else Path(spec).name or str(spec)
+        models[_unique_name(name, models)] = model
+    if not models:
+        raise RuntimeError("no model could be loaded:\n  " + "\n  ".join(errors))
+    return models
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="captioner demo",
+        description="Start the Gradio web demo (served on 127.0.0.1 unless --host says otherwise).",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a model directory (or hub id) to offer besides the default; repeatable",
+    )
+    p.add_argument(
+        "--no-default", action="store_true", help="do not load the bundled default model"
+    )
+    p.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help="address to listen on (default %(default)s; 0.0.0.0 exposes the demo to your network)",
+    )
+    p.add_argument("--port", type=int, default=None, help="port (default: first free from 7860)")
+    p.add_argument(
+        "--share",
+        action="store_true",
+        help="also open a public *.gradio.live link (needs internet; anyone with the link can use it)",
+    )
+    p.add_argument(
+        "--max-file-size", default="20mb", help="upload size limit (default %(default)s)"
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="model calls run at once; other users wait in the queue (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-queue", type=int, default=32, help="most requests waiting (default %(default)s)"
+    )
+    p.add_argument(
+        "--max-batch", type=int, default=200, help="most images in one batch (default %(default)s)"
+    )
+    p.add_argument(
+        "--device", default=None, help="torch device (default: cuda if available, else cpu)"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        models = load_models(args.model, default=not args.no_default, device=args.device)
+    except RuntimeError as e:
+        print(f"captioner demo: {e}", file=sys.stderr)
+        return 1
+    examples = sorted(p for p in EXAMPLES_DIR.glob("*") if p.suffix.lower() in (".png", ".jpg"))
+    app = build_app(models, examples=examples, max_batch_images=args.max_batch, work_dir=TEMP_DIR)
+    if args.share:
+        log.warning("--share: the demo gets a public URL; anyone with it can use your machine")
+    log.info("temporary files go to %s (removed at exit)", TEMP_DIR)
+    launch_app(
+        app,
+        host=args.host,
+        port=args.port,
+        share=args.share,
+        max_file_size=args.max_file_size,
+        concurrency=args.concurrency,
+        max_queue=args.max_queue,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

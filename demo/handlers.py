@@ -1,0 +1,181 @@
+"""What the demo's buttons and API endpoints do, over a dict of models. Errors a user can fix
+(no image, unreadable file, a head the model lacks) are raised as `gr.Error` with a message
+naming the file or the model, never a stack trace.
+"""
+
+from __future__ import annotations
+
+from captioner.demo.env import TEMP_DIR  # first: sets Gradio's environment
+
+# isort: split
+import random
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+from captioner.demo import batch as batching
+from captioner.demo import render
+from captioner.demo.scene import make_scene, scene_world_error, score_rows
+from PIL import Image
+
+from captioner.imageio import ImageLoadError, load_image
+
+METHODS = ("beam", "greedy", "sample")
+TAGGER_ONLY = (
+    "**No caption:** model `{name}` has no caption decoder; it is an ImageNet tagger only "
+    "(the bundled captioner has not been trained yet)."
+)
+
+
+def read_image(image: str | None) -> Image.Image:
+    """An uploaded file path -> RGB image, or a `gr.Error` naming the file and the problem."""
+    if image is None:
+        raise gr.Error("No image yet: upload one, take a photo, paste one or pick an example.")
+    try:
+        return load_image(image)
+    except ImageLoadError as e:
+        message = str(e).replace(str(image), Path(image).name)
+        raise gr.Error(message, title="Unreadable image", print_exception=False) from None
+
+
+def decoding_options(method: str, beam_size: float, temperature: float) -> dict[str, Any]:
+    if method not in METHODS:
+        raise gr.Error(f"decoding must be one of {', '.join(METHODS)}, not {method!r}")
+    if not temperature > 0:
+        raise gr.Error(f"temperature must be above 0, got {temperature}")
+    return {
+        "method": method,
+        "beam_size": max(1, int(beam_size)),
+        "temperature": float(temperature),
+    }
+
+
+class Handlers:
+    """The event functions of one app. `models` maps the names in the model picker to
+    `Captioner`s; batch files go to a fresh directory under `work_dir` per request."""
+
+    def __init__(
+        self,
+        models: Mapping[str, Any],
+        *,
+        work_dir: str | Path | None = None,
+        max_batch_images: int = 200,
+        batch_size: int = 16,
+    ):
+        if not models:
+            raise ValueError("the demo needs at least one model")
+        self.models = dict(models)
+        self.work_dir = Path(work_dir or TEMP_DIR)
+        self.max_batch_images, self.batch_size = max_batch_images, batch_size
+
+    def model(self, name: str) -> Any:
+        if name not in self.models:
+            raise gr.Error(f"unknown model {name!r}; choose one of: {', '.join(self.models)}")
+        return self.models[name]
+
+    @staticmethod
+    def _run(cap: Any, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (RuntimeError, ValueError) as e:  # e.g. asking a tagger for a caption
+            raise gr.Error(f"model {cap.name!r}: {e}", print_exception=False) from None
+
+    # ------------------------------------------------------------------ one image
+    def describe_ui(self, image, model, method, beam_size, temperature, num_tags):
+        """-> caption, tags, sentiment, attention gallery, notes (Markdown)."""
+        cap, img = self.model(model), read_image(image)
+        opts = decoding_options(method, beam_size, temperature)
+        d = self._run(cap, cap.describe, [img], tags=int(num_tags), attention=True, **opts)[0]
+        notes = []
+        if d.caption is None:
+            notes.append(TAGGER_ONLY.format(name=cap.name) + " Its top tags are shown instead.")
+        elif not d.caption:
+            notes.append("The model produced an empty caption.")
+        elif not d.attention:
+            notes.append("No attention maps: this model's decoder has no soft attention.")
+        if not d.tags:
+            notes.append("No tags: this model has no recognition head.")
+        gallery = render.attention_gallery(img, d.attention)
+        tags, mood = render.tags_value(d.tags), render.sentiment_value(d.sentiment)
+        return d.caption or "", tags, mood, gallery, "\n\n".join(notes)
+
+    def caption(self, image, model, method, beam_size, temperature) -> str:
+        """The caption of one image (an error for a tagger-only model)."""
+        cap, img = self.model(model), read_image(image)
+        opts = decoding_options(method, beam_size, temperature)
+        return self._run(cap, cap.caption, [img], **opts)[0]
+
+    def describe(self, image, model, method, beam_size, temperature, num_tags) -> dict:
+        """Caption (null for a tagger-only model), tags and caption sentiment, as JSON."""
+        cap, img = self.model(model), read_image(image)
+        opts = decoding_options(method, beam_size, temperature)
+        d = self._run(cap, cap.describe, [img], tags=int(num_tags), **opts)[0]
+        return {**d.to_dict(), "model": cap.name}
+
+    # ------------------------------------------------------------------ batch
+    def label(self, files, model, method, beam_size, temperature, num_tags, progress=None):
+        """Images (or zips of images) -> table, [labels.csv, labels.jsonl], summary."""
+        if not files:
+            raise gr.Error("No files yet: upload images or a .zip of images first.")
+        cap = self.model(model)
+        opts = decoding_options(method, beam_size, temperature)
+        paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in files]
+        total = batching.count_batch_inputs(paths)
+        todo = min(total, self.max_batch_images)
+        out_dir = Path(tempfile.mkdtemp(prefix="batch-", dir=self.work_dir))
+        start = time.perf_counter()
+        items = batching.iter_batch_items(
+            paths,
+            work_dir=out_dir,
+            max_images=self.max_batch_images,
+            draft_size=getattr(cap.encoder, "image_size", None),
+        )
+        report = None if progress is None else (lambda n: progress((n, todo), unit="images"))
+        rows = self._run(
+            cap,
+            batching.describe_items,
+            cap,
+            items,
+            batch_size=self.batch_size,
+            progress=report,
+            tags=int(num_tags),
+            **opts,
+        )
+        csv_path, jsonl_path = batching.write_rows(rows, out_dir)
+        errors = sum(r["error"] is not None for r in rows)
+        status = (
+            f"Labelled {len(rows) - errors} of {len(rows)} images with `{cap.name}` in "
+            f"{time.perf_counter() - start:.1f} s ({errors} unreadable)."
+        )
+        if total > len(rows):
+            status += f" Stopped at the limit of {self.max_batch_images} images ({total} uploaded)."
+            gr.Warning(f"Only the first {self.max_batch_images} of {total} images were labelled.")
+        cells = [batching.row_to_cells(r) for r in rows]
+        table = pd.DataFrame(cells, columns=list(batching.COLUMNS))
+        return table, [str(csv_path), str(jsonl_path)], status
+
+    # ------------------------------------------------------------------ scene world
+    def scene(self, seed, model, method, beam_size, temperature):
+        """-> seed, scene image, true captions (Markdown), predicted caption, scores, notes."""
+        problem = scene_world_error()
+        if problem:
+            raise gr.Error(problem)
+        if seed is None or not 0 <= int(seed) < 2**63:
+            raise gr.Error("the seed must be a whole number from 0 to 2**63 - 1")
+        cap = self.model(model)
+        opts = decoding_options(method, beam_size, temperature)
+        scene = make_scene(int(seed))
+        truth = "\n".join(f"{i}. {c}" for i, c in enumerate(scene.captions, 1))
+        if cap.decoder is None:
+            return scene.seed, scene.image, truth, "", None, TAGGER_ONLY.format(name=cap.name)
+        caption = self._run(cap, cap.caption, [scene.image], **opts)[0]
+        rows = score_rows(scene.scene_json, caption)
+        scores = pd.DataFrame(rows, columns=["facts", "precision", "recall", "F1"])
+        return scene.seed, scene.image, truth, caption, scores, ""
+
+    def random_scene(self, model, method, beam_size, temperature):
+        return self.scene(random.randrange(2**31), model, method, beam_size, temperature)

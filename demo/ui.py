@@ -1,0 +1,194 @@
+"""The demo's page: an image tab (caption, tags, sentiment, attention maps), a batch tab and a
+scene-world tab, all over the model picked at the top. `build_app` only builds; serving is
+`captioner.demo.app.launch_app`.
+"""
+
+from __future__ import annotations
+
+from captioner.demo.env import TEMP_DIR  # first: sets Gradio's environment
+
+# isort: split
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from captioner.demo import render
+from captioner.demo.batch import COLUMNS
+from captioner.demo.handlers import METHODS, Handlers
+from PIL import UnidentifiedImageError
+
+TITLE = "captioner: image captioning with CNN + RNN"
+INTRO = (
+    "A CNN encodes the image; an LSTM/GRU decoder writes the caption word by word, looking at "
+    "image regions as it goes (attention); a classifier tags the image and a recurrent "
+    "sentiment model reads the caption."
+)
+
+
+def image_input(**kwargs: Any) -> gr.Image:
+    """A `gr.Image` whose unreadable uploads end in a clear `gr.Error` naming the file, not a
+    stack trace (Gradio opens the upload with PIL before our function runs). The instance's
+    `preprocess` is wrapped: subclassing a component would make Gradio write a .pyi stub
+    beside this file."""
+    component = gr.Image(**kwargs)
+    preprocess = component.preprocess
+
+    def guarded(payload: Any) -> Any:
+        try:
+            return preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception as e:
+            path = str(getattr(payload, "path", "") or "")
+            name = getattr(payload, "orig_name", None) or Path(path).name or "the upload"
+            if isinstance(e, UnidentifiedImageError):
+                reason = "not a recognised image format (try a JPEG, PNG, WebP, GIF or BMP file)"
+            else:
+                reason = f"cannot read this image ({str(e).replace(path, name)})"
+            raise gr.Error(
+                f"{name}: {reason}", title="Unreadable image", print_exception=False
+            ) from None
+
+    component.preprocess = guarded  # type: ignore[method-assign]
+    return component
+
+
+def build_app(
+    models: Mapping[str, Any] | Any,
+    *,
+    examples: Sequence[str | os.PathLike] = (),
+    max_batch_images: int = 200,
+    batch_size: int = 16,
+    work_dir: str | os.PathLike | None = None,
+    title: str = TITLE,
+) -> gr.Blocks:
+    """The demo over `models` ({name: Captioner}, or one Captioner, named by its `.name`).
+
+    Public API endpoints: /caption, /describe, /label, /scene. Every model call shares one
+    queue limit (concurrency id "model"), set by `launch_app`."""
+    if not isinstance(models, Mapping):
+        models = {models.name: models}
+    h = Handlers(
+        models,
+        work_dir=work_dir or TEMP_DIR,
+        max_batch_images=max_batch_images,
+        batch_size=batch_size,
+    )
+    names = list(h.models)
+
+    def label(files, model, method, beam_size, temperature, num_tags, progress=gr.Progress()):  # noqa: B008
+        return h.label(files, model, method, beam_size, temperature, num_tags, progress=progress)
+
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3 * 3600)) as app:
+        gr.Markdown(f"# {title}\n{INTRO}")
+        with gr.Row(equal_height=True):
+            model = gr.Dropdown(names, value=names[0], label="Model", scale=1)
+            card = gr.Markdown(render.model_card(h.models[names[0]]), elem_id="model-card")
+        with gr.Accordion("Decoding", open=True), gr.Row():
+            method = gr.Radio(list(METHODS), value="beam", label="Decoding")
+            beam_size = gr.Slider(1, 10, value=3, step=1, label="Beam size")
+            temperature = gr.Slider(
+                0.1, 2.0, value=1.0, step=0.05, label="Temperature", visible=False
+            )
+            num_tags = gr.Slider(1, 20, value=5, step=1, label="Tags")
+        decoding = [model, method, beam_size, temperature]
+
+        with gr.Tabs():
+            with gr.Tab("Image"):
+                with gr.Row():
+                    with gr.Column():
+                        image = image_input(
+                            sources=["upload", "webcam", "clipboard"],
+                            type="filepath",
+                            label="Image",
+                            height=340,
+                        )
+                        describe_btn = gr.Button("Caption", variant="primary", elem_id="run")
+                        if examples:
+                            gr.Examples(
+                                [[str(p)] for p in examples],
+                                inputs=[image],
+                                label="Examples",
+                                cache_examples=False,
+                            )
+                    with gr.Column():
+                        caption = gr.Textbox(label="Caption", elem_id="caption", interactive=False)
+                        notes = gr.Markdown(elem_id="notes")
+                        with gr.Row():
+                            tags = gr.Label(label="Tags", elem_id="tags")
+                            mood = gr.Label(label="Sentiment of the caption", elem_id="sentiment")
+                gallery = gr.Gallery(
+                    label="Attention: where the model looked for each word",
+                    columns=6,
+                    height="auto",
+                    elem_id="attention",
+                )
+            with gr.Tab("Batch"):
+                files = gr.File(
+                    file_count="multiple",
+                    file_types=["image", ".zip"],
+                    label=f"Images or .zip archives (up to {max_batch_images} images)",
+                )
+                label_btn = gr.Button("Label all", variant="primary")
+                batch_status = gr.Markdown()
+                table = gr.Dataframe(headers=list(COLUMNS), label="Labels", wrap=True)
+                downloads = gr.File(label="labels.csv / labels.jsonl", file_count="multiple")
+            with gr.Tab("Scene world"):
+                with gr.Row():
+                    seed = gr.Number(value=0, precision=0, minimum=0, label="Scene seed")
+                    scene_btn = gr.Button("Caption this scene", variant="primary")
+                    random_btn = gr.Button("New random scene")
+                with gr.Row():
+                    scene_image = gr.Image(type="pil", format="png", label="Scene", height=340)
+                    with gr.Column():
+                        truth = gr.Markdown(label="Ground truth captions")
+                        predicted = gr.Textbox(label="Predicted caption", interactive=False)
+                        scores = gr.Dataframe(
+                            label="Scene facts stated correctly", interactive=False
+                        )
+                        scene_notes = gr.Markdown()
+
+        # API-only endpoints get hidden triggers and outputs.
+        caption_out = gr.Textbox(visible=False, label="caption")
+        describe_out = gr.JSON(visible=False, label="description")
+        caption_trigger, describe_trigger = gr.Button(visible=False), gr.Button(visible=False)
+
+        private = {"api_visibility": "private"}
+        model_call = {"concurrency_id": "model"}  # one queue limit for every model call
+        model.change(lambda n: render.model_card(h.model(n)), model, card, **private)
+        method.change(
+            lambda m: (gr.Slider(visible=m == "beam"), gr.Slider(visible=m == "sample")),
+            method,
+            [beam_size, temperature],
+            **private,
+        )
+        describe_btn.click(
+            h.describe_ui,
+            [image, *decoding, num_tags],
+            [caption, tags, mood, gallery, notes],
+            **private,
+            **model_call,
+        )
+        caption_trigger.click(
+            h.caption, [image, *decoding], caption_out, api_name="caption", **model_call
+        )
+        describe_trigger.click(
+            h.describe,
+            [image, *decoding, num_tags],
+            describe_out,
+            api_name="describe",
+            **model_call,
+        )
+        label_btn.click(
+            label,
+            [files, *decoding, num_tags],
+            [table, downloads, batch_status],
+            api_name="label",
+            **model_call,
+        )
+        scene_outputs = [seed, scene_image, truth, predicted, scores, scene_notes]
+        scene_btn.click(h.scene, [seed, *decoding], scene_outputs, api_name="scene", **model_call)
+        random_btn.click(h.random_scene, decoding, scene_outputs, **private, **model_call)
+    return app
