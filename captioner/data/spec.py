@@ -1,0 +1,240 @@
+"""Dataset spec strings: one way to name a corpus everywhere (API, CLI, training configs).
+
+Grammar::
+
+    SPEC    := PART ( "+" PART )*              several caption parts: concatenated per split
+    PART    := KIND [ ":" ARG [ ":" ARG2 ] ] [ "?" OPTIONS ]
+    OPTIONS := KEY "=" VALUE ( "&" KEY "=" VALUE )*
+
+Caption kinds (`load_caption_dataset`):
+
+    scenes                    the synthetic scene world (captioner.data.scenes), default size
+    scenes:NUM_TRAIN          ... with NUM_TRAIN training scenes
+    scenes:DIR                ... as saved by `python -m captioner.data build scenes --out DIR`
+    tuxpaint[:DIR]            Tux Paint stamps (cache / system copy / DIR; fetched if absent)
+    flickr8k:DIR              Flickr8k.token.txt + Flickr_8k.*Images.txt + image folder
+    flickr30k:DIR             results_20130124.token + dataset_flickr30k.json + image folder
+    coco:ANNOTATIONS.json:IMAGE_DIR      COCO captions JSON
+    karpathy:JSON:IMAGE_ROOT  Karpathy's dataset_{coco,flickr8k,flickr30k}.json
+    csv:FILE / jsonl:FILE     caption tables (image path + caption columns)
+    imagefolder:DIR           image folder with metadata.jsonl / metadata.csv
+    hf:OWNER/NAME or hf:PATH  a Hugging Face hub dataset or a local copy
+
+Sentiment kinds (`load_sentiment_dataset`): `uci-sentiment[:DIR]`, `sentiment-csv:FILE`,
+`sentiment-jsonl:FILE`, `hf:OWNER/NAME` (e.g. hf:stanfordnlp/sst2).
+
+Options are keyword arguments of the loader (keyword arguments given to the function win
+over those in the string), e.g. `hf:nlphuji/flickr30k?columns=captions:caption&seed=1`,
+`coco:ann.json:images?split=validation`, `csv:caps.csv?image_root=/data/img`. Values
+`true`/`false`, integers, floats and comma-separated floats are converted. Options every
+caption loader understands: `on_error` ("raise" | "skip"), `seed`; a combined spec passes
+each part the options its loader accepts.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CAPTION_KINDS = (
+    "scenes",
+    "tuxpaint",
+    "flickr8k",
+    "flickr30k",
+    "coco",
+    "karpathy",
+    "csv",
+    "jsonl",
+    "imagefolder",
+    "hf",
+)
+SENTIMENT_KINDS = ("uci-sentiment", "sentiment-csv", "sentiment-jsonl", "hf")
+_TWO_ARGS = {"coco", "karpathy"}
+_NEEDS_ARG = {
+    "flickr8k",
+    "flickr30k",
+    "csv",
+    "jsonl",
+    "imagefolder",
+    "hf",
+    "sentiment-csv",
+    "sentiment-jsonl",
+}
+FORMS = """spec forms:
+  captions:  scenes | scenes:NUM_TRAIN | scenes:DIR | tuxpaint | tuxpaint:DIR | flickr8k:DIR |
+             flickr30k:DIR | coco:ANNOTATIONS.json:IMAGE_DIR | karpathy:JSON:IMAGE_ROOT |
+             csv:FILE | jsonl:FILE | imagefolder:DIR | hf:OWNER/NAME  (join parts with '+',
+             e.g. scenes+tuxpaint)
+  sentiment: uci-sentiment | uci-sentiment:DIR | sentiment-csv:FILE | sentiment-jsonl:FILE |
+             hf:OWNER/NAME
+  options:   append ?key=value&key=value (e.g. hf:OWNER/NAME?columns=image:img,captions:sentences)"""
+
+
+@dataclass
+class Spec:
+    kind: str
+    args: tuple[str, ...] = ()
+    options: dict = field(default_factory=dict)
+
+
+def _value(text: str):
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    if re.fullmatch(r"[0-9.eE+-]+(,[0-9.eE+-]+)+", text):
+        return tuple(float(x) for x in text.split(","))
+    return text
+
+
+def parse_spec(spec: str, *, kinds: tuple[str, ...] = CAPTION_KINDS) -> list[Spec]:
+    """Parse a spec string into its parts; a bad spec is a ValueError listing the forms."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"empty dataset spec\n{FORMS}")
+    pieces = spec.split("+")
+    if len(pieces) > 1 and not all(p.split(":", 1)[0].split("?", 1)[0] in kinds for p in pieces):
+        pieces = [spec]  # a '+' inside a path
+    parts = []
+    for piece in pieces:
+        body, _, query = piece.strip().partition("?")
+        kind, _, rest = body.partition(":")
+        if kind not in kinds:
+            raise ValueError(f"unknown dataset kind {kind!r} in spec {spec!r}\n{FORMS}")
+        if kind in _TWO_ARGS:
+            first, sep, second = rest.rpartition(":")
+            if not sep or not first or not second:
+                raise ValueError(
+                    f"{kind} needs two arguments, {kind}:FILE:IMAGE_DIR (got {spec!r})\n{FORMS}"
+                )
+            args: tuple[str, ...] = (first, second)
+        elif kind in _NEEDS_ARG and not rest:
+            raise ValueError(f"{kind} needs an argument, {kind}:PATH (got {spec!r})\n{FORMS}")
+        else:
+            args = (rest,) if rest else ()
+        options = {}
+        for item in filter(None, query.split("&")):
+            key, eq, value = item.partition("=")
+            if not eq or not key:
+                raise ValueError(f"bad option {item!r} in spec {spec!r}: use ?key=value&key=value")
+            options[key.strip()] = _value(value.strip())
+        parts.append(Spec(kind, args, options))
+    if len(parts) > 1 and any(p.kind not in CAPTION_KINDS for p in parts):
+        raise ValueError(f"only caption specs can be combined with '+' (got {spec!r})")
+    return parts
+
+
+def _scenes(arg: str | None = None, **options):
+    if arg and not arg.isdigit():
+        from datasets import load_from_disk
+
+        if not Path(arg).is_dir():
+            raise ValueError(
+                f"scenes:{arg}: not a number of training scenes nor a saved dataset folder"
+            )
+        return load_from_disk(arg)
+    from captioner.data.scenes import build_scene_dataset
+
+    return build_scene_dataset(**({"num_train": int(arg)} if arg else {}), **options)
+
+
+def _caption_loader(kind: str):
+    """(loader, fixed keyword arguments, the function whose signature lists its options)."""
+    from captioner.data import coco, hub, sources, tables, tuxpaint
+
+    if kind == "scenes":
+        try:
+            from captioner.data.scenes import build_scene_dataset
+        except ImportError:
+            build_scene_dataset = None
+        return _scenes, {}, build_scene_dataset
+    loader, fixed = {
+        "tuxpaint": (tuxpaint.load_tuxpaint, {}),
+        "flickr8k": (sources.load_flickr, {}),
+        "flickr30k": (sources.load_flickr, {"variant": "flickr30k"}),
+        "coco": (coco.load_coco, {}),
+        "karpathy": (coco.load_karpathy, {}),
+        "csv": (tables.load_table, {"fmt": "csv"}),
+        "jsonl": (tables.load_table, {"fmt": "jsonl"}),
+        "imagefolder": (tables.load_imagefolder, {}),
+        "hf": (hub.load_hf_captions, {}),
+    }[kind]
+    return loader, fixed, loader
+
+
+# Options any caption loader may be given; a loader without them (the generated scene world)
+# ignores them rather than failing, so a combined spec can pass them to every part.
+_GLOBAL = {"on_error", "verify_images", "show_progress"}
+
+
+def _accepted(entry) -> set[str] | None:
+    """The keyword options a loader takes (None: any, it has **kwargs)."""
+    _, fixed, signature_of = entry
+    if signature_of is None:
+        return set()
+    params = inspect.signature(signature_of).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind is p.KEYWORD_ONLY} - set(fixed)
+
+
+def _call(kind: str, entry, args, options: dict, *, strict: bool):
+    """Call a loader with the options its signature accepts; unknown options are an error
+    (with `strict`) or left to the other parts of a combined spec."""
+    loader, fixed, _ = entry
+    accepted = _accepted(entry)
+    if accepted is not None:
+        unknown = set(options) - accepted - _GLOBAL
+        if unknown and strict:
+            raise ValueError(
+                f"{kind} does not take option(s) {sorted(unknown)}; it takes {sorted(accepted)}"
+            )
+        options = {k: v for k, v in options.items() if k in accepted}
+    return loader(*args, **fixed, **options)
+
+
+def load_caption_dataset(spec: str, **options):
+    """A caption corpus named by `spec` -> DatasetDict(train/validation/test[, test_novel])
+    with `image`, `captions`, `image_id` (see the module docstring for the grammar)."""
+    parts = parse_spec(spec, kinds=CAPTION_KINDS)
+    if len(parts) == 1:
+        p = parts[0]
+        return _call(p.kind, _caption_loader(p.kind), p.args, {**p.options, **options}, strict=True)
+    takers = [_accepted(_caption_loader(p.kind)) for p in parts]
+    for p in parts:
+        nobody = set({**p.options, **options}) - _GLOBAL - set().union(*(t for t in takers if t))
+        if nobody and all(t is not None for t in takers):
+            raise ValueError(f"no part of {spec!r} takes option(s) {sorted(nobody)}")
+    loaded = []
+    for p in parts:
+        loaded.append(
+            (
+                p.kind,
+                _call(
+                    p.kind, _caption_loader(p.kind), p.args, {**p.options, **options}, strict=False
+                ),
+            )
+        )
+    from captioner.data.combine import concatenate_caption_dicts
+
+    return concatenate_caption_dicts(loaded, name=spec)
+
+
+def load_sentiment_dataset(spec: str, **options):
+    """A sentiment corpus named by `spec` -> DatasetDict(train/validation/test) with `text`,
+    `label` (ClassLabel negative/positive[/neutral])."""
+    from captioner.data import sentiment, sentiment_tables
+
+    (p,) = parse_spec(spec, kinds=SENTIMENT_KINDS)
+    loader, fixed = {
+        "uci-sentiment": (sentiment.load_uci_sentiment, {}),
+        "sentiment-csv": (sentiment_tables.load_sentiment_table, {"fmt": "csv"}),
+        "sentiment-jsonl": (sentiment_tables.load_sentiment_table, {"fmt": "jsonl"}),
+        "hf": (sentiment_tables.load_hf_sentiment, {}),
+    }[p.kind]
+    return _call(p.kind, (loader, fixed, loader), p.args, {**p.options, **options}, strict=True)
