@@ -41,9 +41,11 @@ from captioner.pipelines import runstate
 from captioner.pipelines.config import opt, to_dict
 from captioner.pipelines.runstate import (
     DistInfo,
+    barrier,
     init_distributed,
     resolve_device,
     seed_everything,
+    shutdown_distributed,
 )
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
@@ -57,7 +59,10 @@ __all__ = [
     "Trainer",
     "FitResult",
     "DistInfo",
+    "setup",
+    "barrier",
     "init_distributed",
+    "shutdown_distributed",
     "resolve_device",
     "seed_everything",
     "param_groups",
@@ -92,6 +97,7 @@ class TrainConfig:
     amp: str = opt("auto", "mixed precision on CUDA", choices=("auto", "off", "bf16", "fp16"))
     num_workers: int = opt(0, "DataLoader worker processes")
     seed: int = opt(0, "random seed")
+    threads: int = opt(0, "torch CPU threads per process (0 = torch's default)")
     patience: int = opt(0, "early stopping: epochs without improvement (0 = off)")
     resume: bool = opt(False, "continue from the last checkpoint of the run directory")
     stop_after: int = opt(0, "stop this invocation after N epochs (0 = run all; --resume later)")
@@ -107,6 +113,16 @@ class FitResult:
     steps: int
     stopped_early: bool
     last_scores: dict[str, float]
+
+
+def setup(config: TrainConfig) -> DistInfo:
+    """Process set-up every recipe starts with: CPU threads, torch.distributed (when launched
+    by torchrun), device, seeds. Returns this process's `DistInfo`."""
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    dist = init_distributed(config.device)
+    seed_everything(config.seed)
+    return dist
 
 
 def to_device(batch: Any, device: torch.device) -> Any:

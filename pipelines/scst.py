@@ -1,0 +1,193 @@
+"""Self-critical sequence training (Rennie et al. 2017): fine-tune a trained captioner on its
+own CIDEr-D.
+
+    captioner train caption --scst --init models/scenes --dataset scenes --out models/scenes-scst
+
+For each image, K captions are sampled from the model and one is decoded greedily; the reward
+of a sample is its CIDEr-D against the image's references and the greedy caption's CIDEr-D
+is the baseline, so the policy-gradient loss is
+    - (r(sample) - r(greedy)) * sum_t log p(w_t | w_<t, image),
+averaged over the sampled tokens. Dropout is off (samples and their scored log-probabilities
+come from the same policy). The encoder stays frozen; its features are cached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from captioner.pipelines.config import to_dict
+from captioner.pipelines.engine import FitResult, Trainer, barrier, param_groups, setup
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from captioner.decoding import greedy, sample
+from captioner.text import Vocabulary, tokenize
+
+log = logging.getLogger(__name__)
+
+
+class CiderD:
+    """CIDEr-D of a hypothesis against one training image's references, with document
+    frequencies from the whole training corpus (as the coco-caption scorer computes it, x10)."""
+
+    def __init__(self, references: Sequence[Sequence[str]], *, n: int = 4, sigma: float = 6.0):
+        self.n, self.sigma = n, sigma
+        counted = [[self._counts(tokenize(r)) for r in refs] for refs in references]
+        self.df: Counter = Counter()
+        for refs in counted:
+            self.df.update({g for counts, _ in refs for g in counts})
+        self.log_docs = math.log(max(1, len(references)))
+        self.refs = [[self._vec(counts, length) for counts, length in refs] for refs in counted]
+
+    def _counts(self, tokens: Sequence[str]) -> tuple[Counter, int]:
+        grams = Counter(
+            tuple(tokens[i : i + k])
+            for k in range(1, self.n + 1)
+            for i in range(len(tokens) - k + 1)
+        )
+        return grams, len(tokens)
+
+    def _vec(self, counts: Counter, length: int) -> tuple[dict, list[float], int]:
+        vec = {g: c * (self.log_docs - math.log(max(1.0, self.df[g]))) for g, c in counts.items()}
+        norms = [0.0] * self.n
+        for g, v in vec.items():
+            norms[len(g) - 1] += v * v
+        return vec, [math.sqrt(x) for x in norms], length
+
+    def score(self, index: int, tokens: Sequence[str]) -> float:
+        """CIDEr-D of `tokens` (a tokenized caption) against training image `index`."""
+        hyp, hyp_norms, hyp_len = self._vec(*self._counts(list(tokens)))
+        total = 0.0
+        for ref, ref_norms, ref_len in self.refs[index]:
+            sims = [0.0] * self.n
+            for g, v in hyp.items():
+                if g in ref:
+                    sims[len(g) - 1] += min(v, ref[g]) * ref[g]
+            penalty = math.exp(-((hyp_len - ref_len) ** 2) / (2 * self.sigma**2))
+            total += (
+                sum(
+                    s / (hn * rn) * penalty if hn and rn else 0.0
+                    for s, hn, rn in zip(sims, hyp_norms, ref_norms)
+                )
+                / self.n
+            )
+        return 10.0 * total / max(1, len(self.refs[index]))
+
+
+class ImageIndex(Dataset):
+    """Item i -> {"grid" (N, C), "index" i}: one item per training image."""
+
+    def __init__(self, grids: Tensor):
+        self.grids = grids
+
+    def __len__(self) -> int:
+        return self.grids.size(0)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"grid": self.grids[i], "index": i}
+
+
+def collate_images(items: list[dict[str, Any]]) -> dict[str, Tensor]:
+    return {
+        "grid": torch.stack([it["grid"] for it in items]).float(),  # (B, N, C)
+        "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
+    }
+
+
+def _targets(tokens: list[list[int]], vocab: Vocabulary, max_length: int) -> Tensor:
+    """Sampled words -> (B, T) `<start> w... <end>` (no `<end>` when cut at max_length)."""
+    rows = [[vocab.bos_id, *t, *([vocab.eos_id] if len(t) < max_length else [])] for t in tokens]
+    return nn.utils.rnn.pad_sequence(
+        [torch.tensor(r) for r in rows], batch_first=True, padding_value=vocab.pad_id
+    )
+
+
+def scst_loss_fn(cider: CiderD, vocab: Vocabulary, *, samples: int, max_length: int):
+    ids = {"bos_id": vocab.bos_id, "eos_id": vocab.eos_id, "pad_id": vocab.pad_id,
+           "max_length": max_length}  # fmt: skip
+
+    def reward(indices: list[int], tokens: list[list[int]]) -> Tensor:
+        return torch.tensor(
+            [cider.score(i, [vocab.itos[t] for t in seq]) for i, seq in zip(indices, tokens)]
+        )
+
+    def loss_fn(model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        core = model.module if hasattr(model, "module") else model  # DDP -> CaptionModel
+        grid, index = batch["grid"], batch["index"].tolist()  # (B, N, C)
+        rep = grid.repeat_interleave(samples, dim=0)  # (B*K, N, C)
+        with torch.no_grad():
+            base = greedy(core.decoder.step, core.decoder.init_state(grid, grid.mean(1)), **ids)
+            drawn = sample(core.decoder.step, core.decoder.init_state(rep, rep.mean(1)), **ids)
+        rep_index = [i for i in index for _ in range(samples)]
+        r_sample, r_base = reward(rep_index, drawn.tokens), reward(index, base.tokens)
+        advantage = (r_sample - r_base.repeat_interleave(samples)).to(grid.device)  # (B*K,)
+        captions = _targets(drawn.tokens, vocab, max_length).to(grid.device)  # (B*K, T)
+        logits, _ = model({"grid": rep, "captions": captions})  # (B*K, T-1, V)
+        targets = captions[:, 1:]
+        logp = torch.log_softmax(logits.float(), -1).gather(2, targets[:, :, None]).squeeze(2)
+        mask = (targets != vocab.pad_id).float()
+        loss = -(advantage[:, None] * logp * mask).sum() / mask.sum().clamp(min=1)
+        return loss, {"reward": float(r_sample.mean()), "baseline": float(r_base.mean())}
+
+    return loss_fn
+
+
+def train_scst(cfg, *, dataset: datasets.DatasetDict | None = None) -> FitResult:
+    """Fine-tune the model in `cfg.init` with SCST; the best (validation CIDEr-D) goes to
+    `cfg.out`. `cfg` is a `CaptionTrainConfig`; `dataset` overrides `cfg.dataset`."""
+    from captioner.pipelines.train_captioner import CaptionModel, export, prepare, validate
+
+    from captioner.api import Captioner
+
+    if not cfg.init:
+        raise ValueError("SCST needs --init MODEL_DIR (a model trained with cross-entropy)")
+    cfg = dataclasses.replace(cfg, lr=cfg.lr_scst, trainable_blocks=0)
+    dist = setup(cfg)
+    init = Captioner.from_pretrained(cfg.init, device=dist.device)
+    if init.decoder is None:
+        raise ValueError(f"{cfg.init}: the model has no caption decoder to fine-tune")
+    out = Path(cfg.out)
+    # An encoder with trained weights is not identified by its cache key: keep its
+    # features inside this run.
+    trained_encoder = getattr(init.encoder, "trainable_blocks", 0) > 0
+    cache_dir = out / "run" / "features" if trained_encoder else None
+    init.encoder.set_trainable_blocks(0)
+    if not dist.is_main:
+        barrier(dist)
+    prep = prepare(cfg, dist.device, dataset, vocab=init.vocab, encoder=init.encoder,
+                   cache_dir=cache_dir)  # fmt: skip
+    if dist.is_main:
+        barrier(dist)
+    decoder = init.decoder
+    decoder.drop.p = 0.0  # the sampled policy and the scored one must be the same
+    model = CaptionModel(decoder)
+    cider = CiderD(prep.train["captions"])
+    trainer = Trainer(
+        model=model,
+        config=cfg,
+        train_dataset=ImageIndex(prep.train_grids),
+        collate_fn=collate_images,
+        loss_fn=scst_loss_fn(
+            cider, prep.vocab, samples=cfg.scst_samples, max_length=cfg.max_length
+        ),  # fmt: skip
+        evaluate_fn=lambda m, epoch: validate(prep, m, dist.device),
+        monitor=cfg.monitor,
+        mode="max",
+        on_best=lambda m, scores, epoch: export(prep, m, out, dist.device),
+        run_dir=out / "run",
+        param_groups=param_groups(model, cfg),
+        run_config={"recipe": "caption-scst", **to_dict(cfg)},
+        dist=dist,
+    )
+    result = trainer.fit()
+    log.info("SCST best %s %.4f at epoch %s; model in %s", cfg.monitor,
+             result.best_score or 0.0, result.best_epoch, out)  # fmt: skip
+    return result

@@ -1,0 +1,251 @@
+"""Train a CNN encoder + RNN decoder captioner.
+
+    captioner train caption --dataset scenes --out models/scenes --epochs 10
+    python -m captioner.pipelines.train_captioner --config caption.toml --resume
+    torchrun --nproc-per-node 4 -m captioner.pipelines.train_captioner --dataset ... --out ...
+
+With `--trainable-blocks 0` (default) the encoder is frozen: its features are computed once
+and cached, and only the decoder trains. With K > 0 the last K encoder blocks train end to end
+on images at `--encoder-lr`. Every epoch the validation split is captioned by real greedy /
+beam decoding and scored (CIDEr-D by default); the best model is written to `--out` as a
+model directory (`Captioner.from_pretrained(OUT)`), run files to `OUT/run/`.
+`--scst --init DIR` fine-tunes a trained model with self-critical sequence training.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from captioner.pipelines import caption_data as cdata
+from captioner.pipelines.config import opt, parse_config, to_dict
+from captioner.pipelines.engine import (
+    FitResult,
+    TrainConfig,
+    Trainer,
+    barrier,
+    param_groups,
+    publish_model_dir,
+    setup,
+)
+from captioner.pipelines.evaluate import caption_scores, decode_grids
+from torch import Tensor, nn
+
+from captioner.decoders import CaptionDecoder, DecoderConfig, caption_loss
+from captioner.text import Vocabulary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CaptionTrainConfig(TrainConfig):
+    dataset: str = opt("", "caption dataset spec, e.g. scenes, tuxpaint", required=True)
+    out: str = opt("", "output model directory (run files go to OUT/run/)", required=True)
+    encoder: str = opt("efficientnet_lite0", "CNN encoder name")
+    encoder_weights: str | None = opt("default", "encoder weights: default | none | file")
+    trainable_blocks: int = opt(0, "train the encoder's last K blocks (0 = frozen, cached)")
+    cell: str = opt("lstm", "recurrent cell", choices=("lstm", "gru", "rnn"))
+    attention: str = opt("soft", "attention over the image grid", choices=("soft", "none"))
+    embed_dim: int = opt(256, "word embedding size")
+    hidden_dim: int = opt(512, "recurrent state size")
+    attention_dim: int = opt(256, "attention size")
+    dropout: float = opt(0.3, "dropout before the output layer")
+    alpha_c: float = opt(1.0, "doubly stochastic attention regulariser weight")
+    label_smoothing: float = opt(0.0, "label smoothing of the word loss")
+    min_count: int = opt(1, "keep words seen at least this often in train captions")
+    max_vocab: int | None = opt(None, "keep at most this many words")
+    max_length: int = opt(20, "longest caption in words (training and decoding)")
+    limit: int | None = opt(None, "use only the first N training images")
+    eval_limit: int | None = opt(500, "validate on the first N validation images")
+    val_split: str = opt("validation", "split used for validation / model selection")
+    beam_size: int = opt(3, "validation decoding beam (1 = greedy)")
+    monitor: str = opt("CIDEr-D", "validation score that selects the best model")
+    feature_batch_size: int = opt(64, "batch size of feature extraction / validation")
+    name: str = opt("", "model name stored in config.json (default: OUT's folder name)")
+    scst: bool = opt(False, "self-critical fine-tuning (needs --init)")
+    init: str | None = opt(None, "model directory to start from (required with --scst)")
+    scst_samples: int = opt(5, "SCST: sampled captions per image")
+    lr_scst: float = opt(5e-5, "SCST learning rate")
+
+
+class CaptionModel(nn.Module):
+    """The trained modules: decoder, plus the encoder when it trains end to end."""
+
+    def __init__(self, decoder: CaptionDecoder, encoder: nn.Module | None = None):
+        super().__init__()
+        self.decoder, self.encoder = decoder, encoder
+
+    def features(self, batch: dict[str, Tensor]) -> Tensor:
+        if "grid" in batch:
+            return batch["grid"]  # (B, N, C) cached
+        grid, _ = self.encoder(batch["images"])  # (B, N, C)
+        return grid
+
+    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
+        grid = self.features(batch)
+        return self.decoder(grid, grid.mean(dim=1), batch["captions"])  # (B, T-1, V), alphas
+
+
+@dataclass
+class Prepared:
+    """Everything a caption trainer (cross-entropy or SCST) needs, built once."""
+
+    config: CaptionTrainConfig
+    dsd: datasets.DatasetDict
+    train: datasets.Dataset
+    val: datasets.Dataset
+    vocab: Vocabulary
+    encoder: Any
+    train_grids: Tensor | None
+    val_grids: Tensor | None
+
+
+def prepare(
+    cfg: CaptionTrainConfig,
+    device: torch.device,
+    dsd: datasets.DatasetDict | None = None,
+    *,
+    vocab: Vocabulary | None = None,
+    encoder: Any = None,
+    cache_dir: Path | None = None,
+) -> Prepared:
+    """Load the dataset, build (or take) the vocabulary and the encoder, cache features.
+    In a process group call it on rank 0 first (it writes the feature cache)."""
+    from captioner.encoders import build_encoder
+
+    dsd = dsd if dsd is not None else cdata.load_caption_dataset(cfg.dataset)
+    for split in ("train", cfg.val_split):
+        if split not in dsd or len(dsd[split]) == 0:
+            raise ValueError(f"dataset {cfg.dataset!r} has no (or an empty) {split!r} split")
+    train = cdata.take(dsd["train"], cfg.limit)
+    val = cdata.take(dsd[cfg.val_split], cfg.eval_limit)
+    if vocab is None:
+        texts = [c for caps in train["captions"] for c in caps]
+        vocab = Vocabulary.build(texts, min_count=cfg.min_count, max_size=cfg.max_vocab)
+    log.info("%d train / %d %s images, vocabulary %d words",
+             len(train), len(val), cfg.val_split, len(vocab))  # fmt: skip
+    if encoder is None:
+        weights = None if str(cfg.encoder_weights).lower() == "none" else cfg.encoder_weights
+        encoder = build_encoder(cfg.encoder, weights=weights, trainable_blocks=cfg.trainable_blocks)
+    train_grids = val_grids = None
+    if cfg.trainable_blocks == 0:
+        kw = {"device": device, "batch_size": cfg.feature_batch_size, "cache_dir": cache_dir}
+        train_grids = cdata.encode_features(train, encoder, desc="train features", **kw)
+        val_grids = cdata.encode_features(val, encoder, desc=f"{cfg.val_split} features", **kw)
+    return Prepared(cfg, dsd, train, val, vocab, encoder, train_grids, val_grids)
+
+
+def build_decoder(cfg: CaptionTrainConfig, vocab: Vocabulary, feature_dim: int) -> CaptionDecoder:
+    return CaptionDecoder(DecoderConfig(
+        vocab_size=len(vocab), feature_dim=feature_dim, embed_dim=cfg.embed_dim,
+        hidden_dim=cfg.hidden_dim, attention_dim=cfg.attention_dim, cell=cfg.cell,
+        attention=cfg.attention, dropout=cfg.dropout,
+    ))  # fmt: skip
+
+
+def validate(prep: Prepared, model: CaptionModel, device: torch.device) -> dict[str, float]:
+    """Decode the validation images for real and score the captions (no METEOR: speed)."""
+    cfg = prep.config
+    if prep.val_grids is not None:
+        grids = prep.val_grids
+    else:
+        model.encoder.eval()
+        loader = torch.utils.data.DataLoader(
+            cdata.ImageColumn(prep.val, prep.encoder.transform), batch_size=cfg.feature_batch_size
+        )
+        grids = torch.cat([model.encoder(x.to(device))[0].cpu() for x in loader])
+    hyps = decode_grids(model.decoder, prep.vocab, grids, beam_size=cfg.beam_size,
+                        max_length=cfg.max_length, batch_size=cfg.feature_batch_size,
+                        device=device)  # fmt: skip
+    scenes = prep.val["scene"] if "scene" in prep.val.column_names else None
+    scores = caption_scores(prep.val["captions"], hyps, meteor=False, scenes=scenes)
+    log.info("validation sample: %r", hyps[:3])
+    return scores
+
+
+def export(prep: Prepared, model: CaptionModel, out: Path, device: torch.device) -> None:
+    """Write the model as a directory into `out` (beside `out/run/`)."""
+    from captioner.api import Captioner
+
+    cfg = prep.config
+    encoder = model.encoder if model.encoder is not None else prep.encoder
+    was = model.training
+    cap = Captioner(encoder=encoder, decoder=model.decoder, vocab=prep.vocab, device=device,
+                    name=cfg.name or out.resolve().name, max_length=cfg.max_length)  # fmt: skip
+    staged = cap.save_pretrained(out / "run" / "best")
+    publish_model_dir(staged, out)
+    model.train(was)
+
+
+def caption_loss_fn(cfg: CaptionTrainConfig, pad_id: int):
+    def loss_fn(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        logits, alphas = model(batch)
+        return caption_loss(logits, batch["captions"], alphas, pad_id=pad_id,
+                            alpha_c=cfg.alpha_c, label_smoothing=cfg.label_smoothing)  # fmt: skip
+
+    return loss_fn
+
+
+def train(cfg: CaptionTrainConfig, *, dataset: datasets.DatasetDict | None = None) -> FitResult:
+    """Train (or, with `cfg.scst`, fine-tune) a captioner; `dataset` overrides `cfg.dataset`."""
+    if cfg.scst:
+        from captioner.pipelines.scst import train_scst
+
+        return train_scst(cfg, dataset=dataset)
+    dist = setup(cfg)
+    if not dist.is_main:
+        barrier(dist)  # rank 0 computes and caches the features first, the others read them
+    prep = prepare(cfg, dist.device, dataset)
+    if dist.is_main:
+        barrier(dist)
+    encoder = None
+    if cfg.trainable_blocks > 0:
+        encoder = prep.encoder
+    model = CaptionModel(build_decoder(cfg, prep.vocab, prep.encoder.out_channels), encoder)
+    pairs = cdata.CaptionPairs(prep.train, prep.vocab, features=prep.train_grids,
+                               transform=prep.encoder.transform, max_length=cfg.max_length)  # fmt: skip
+    out = Path(cfg.out)
+    trainer = Trainer(
+        model=model,
+        config=cfg,
+        train_dataset=pairs,
+        collate_fn=cdata.collate_pairs,
+        loss_fn=caption_loss_fn(cfg, prep.vocab.pad_id),
+        evaluate_fn=lambda m, epoch: validate(prep, m, dist.device),
+        monitor=cfg.monitor,
+        mode="max",
+        on_best=lambda m, scores, epoch: export(prep, m, out, dist.device),
+        run_dir=out / "run",
+        param_groups=param_groups(model, cfg),
+        run_config={"recipe": "caption", **to_dict(cfg)},
+        dist=dist,
+    )
+    result = trainer.fit()
+    log.info("best %s %.4f at epoch %s; model in %s", cfg.monitor, result.best_score or 0.0,
+             result.best_epoch, out)  # fmt: skip
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_config(CaptionTrainConfig, argv, prog="captioner train caption",
+                       description=__doc__.split("\n\n")[0])  # fmt: skip
+    if cfg.scst and not cfg.init:
+        print("captioner train caption: --scst needs --init MODEL_DIR", file=sys.stderr)
+        return 2
+    try:
+        train(cfg)
+    finally:
+        from captioner.pipelines.runstate import shutdown_distributed
+
+        shutdown_distributed()
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    sys.exit(main())
