@@ -10,7 +10,8 @@ vertically. "right of" / "below" are the same facts with subject and object swap
 Caption grammar (what `scene_captions` writes and `parse_caption` reads; tokens as
 `captioner.text.tokenize` gives them, so commas do not matter):
 
-    caption := [prefix] item ("and"? item)*          prefix := "there is" | "there are" | "an image of"
+    caption := [prefix] item ("and"? item)* [suffix]  prefix := "there is" | "there are" | "an image of"
+    suffix  := "in the picture" (one-group scenes only; states nothing)
     item    := np [("is" | "are")] rel np  |  np     np := count size colour shape
     count   := "a" | "one" | "two" | "three"          size := "small" | "little" | "large" | "big"
     rel     := ["to the" | "on the"] ("left" | "right") "of" | "above" | "over" | "below" | "under" | "beneath"
@@ -122,16 +123,19 @@ def _write(scene: SceneGraph, pick) -> str:
     def np_(i: int) -> str:
         g = groups[i]
         count = pick(COUNT_WORDS[g.count], (0.8, 0.2)[: len(COUNT_WORDS[g.count])])
-        size = pick(SIZE_WORDS[g.size], (0.75, 0.25))
+        size = pick(SIZE_WORDS[g.size], (0.8, 0.2))
         shape = g.shape if g.count == 1 else PLURALS[g.shape]
         return f"{count} {size} {g.color} {shape}"
 
     rel = caption_relation(scene)
     first = rel[0] if rel else 0
-    prefix = pick(("", "there", "image"), (0.6, 0.25, 0.15))
+    single = len(groups) == 1
+    prefix = pick(("", "there", "image"), (0.7, 0.2, 0.1) if single else (0.6, 0.25, 0.15))
     items: list[str] = []
     if rel is None:
         items = [np_(i) for i in range(len(groups))]
+        if single and prefix != "image" and pick((False, True), (0.75, 0.25)):
+            items[0] += " in the picture"  # more wordings for the few that one group has
     else:
         a, pred, b = rel
         if pick((False, True), (0.75, 0.25)):  # the inverse: "b right of a"
