@@ -103,8 +103,8 @@ def load_models(
         try:
             model = Captioner.from_pretrained(spec, device=device)
         except Exception as e:  # any failure: report it and go on with the other models
-            errors.append(f"{spec}: {type(e).__name__}: {e}")
-            log.error("could not load model %s: %s", spec, e)
+            errors.append(str(e) if spec in str(e) else f"{spec}: {type(e).__name__}: {e}")
+            log.error("could not load model %s", errors[-1])
             continue
         name = "default" if spec == "default" else Path(spec).name or str(spec)
         models[_unique_name(name, models)] = model

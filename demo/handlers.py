@@ -82,7 +82,8 @@ class Handlers:
         try:
             return fn(*args, **kwargs)
         except (RuntimeError, ValueError) as e:  # e.g. asking a tagger for a caption
-            raise gr.Error(f"model {cap.name!r}: {e}", print_exception=False) from None
+            message = str(e) if repr(cap.name) in str(e) else f"model {cap.name!r}: {e}"
+            raise gr.Error(message, print_exception=False) from None
 
     # ------------------------------------------------------------------ one image
     def describe_ui(self, image, model, method, beam_size, temperature, num_tags):

@@ -36,10 +36,11 @@ def upsample_map(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if a.max() > 0:
         a = a / a.max()
     width, height = size
-    up = Image.fromarray(a).resize((width, height), Image.BICUBIC)
+    up = np.asarray(Image.fromarray(a).resize((width, height), Image.BICUBIC))  # float (H, W)
     radius = 0.5 * max(width / a.shape[1], height / a.shape[0])
-    up = up.filter(ImageFilter.GaussianBlur(radius))
-    out = np.asarray(up, dtype=np.float32)
+    # PIL blurs 8-bit images only; 256 levels are plenty for a picture.
+    up8 = Image.fromarray(np.clip(up * 255 + 0.5, 0, 255).astype(np.uint8))
+    out = np.asarray(up8.filter(ImageFilter.GaussianBlur(radius)), dtype=np.float32)
     out = out - out.min()
     return out / out.max() if out.max() > 0 else out
 

@@ -78,6 +78,16 @@ def build_app(
     )
     names = list(h.models)
 
+    def describe(*args):  # the gallery and sentiment boxes show only when there is content
+        caption, tags, mood, maps, notes = h.describe_ui(*args)
+        return (
+            caption,
+            tags,
+            gr.Label(value=mood, visible=mood is not None),
+            gr.Gallery(value=maps, visible=bool(maps)),
+            notes,
+        )
+
     def label(files, model, method, beam_size, temperature, num_tags, progress=gr.Progress()):  # noqa: B008
         return h.label(files, model, method, beam_size, temperature, num_tags, progress=progress)
 
@@ -102,6 +112,7 @@ def build_app(
                         image = image_input(
                             sources=["upload", "webcam", "clipboard"],
                             type="filepath",
+                            elem_id="image-input",
                             label="Image",
                             height=340,
                         )
@@ -122,7 +133,8 @@ def build_app(
                 gallery = gr.Gallery(
                     label="Attention: where the model looked for each word",
                     columns=6,
-                    height="auto",
+                    height=None,
+                    object_fit="contain",
                     elem_id="attention",
                 )
             with gr.Tab("Batch"):
@@ -165,7 +177,7 @@ def build_app(
             **private,
         )
         describe_btn.click(
-            h.describe_ui,
+            describe,
             [image, *decoding, num_tags],
             [caption, tags, mood, gallery, notes],
             **private,
