@@ -14,13 +14,13 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from tests_support import tiny_captioner
-
 from captioner.demo import app as demo_app
 from captioner.demo import batch as batching
 from captioner.demo.handlers import Handlers
 from captioner.demo.render import attention_overlay, upsample_map
+from PIL import Image
+from tests_support import tiny_captioner
+
 from captioner.recognition import RecognitionConfig, RecognitionHead
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -36,7 +36,9 @@ def tiny_model_dir(root: Path) -> Path:
     cap = tiny_captioner()
     with torch.no_grad():
         cap.decoder.out.bias[cap.vocab.eos_id] = -50.0
-    cap.recognizer = RecognitionHead(RecognitionConfig(in_dim=cap.encoder.out_channels, labels=TAGS))
+    cap.recognizer = RecognitionHead(
+        RecognitionConfig(in_dim=cap.encoder.out_channels, labels=TAGS)
+    )
     cap.recognizer.eval()
     cap.max_length = 5
     return cap.save_pretrained(root / "tiny-model")
@@ -71,7 +73,9 @@ def images(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """The demo over a model directory (as `--model DIR` loads it), on a free local port."""
-    models = demo_app.load_models([str(tiny_model_dir(tmp_path_factory.mktemp("m")))], default=False)
+    models = demo_app.load_models(
+        [str(tiny_model_dir(tmp_path_factory.mktemp("m")))], default=False
+    )
     app = demo_app.build_app(models, examples=sorted(demo_app.EXAMPLES_DIR.glob("*.jpg")))
     demo_before = sorted(p.name for p in Path(demo_app.__file__).parent.iterdir())
     cwd_before = sorted(p.name for p in Path.cwd().iterdir())
@@ -163,7 +167,9 @@ def test_tagger_only_model_says_so_instead_of_crashing(images):
 
 
 def test_load_models_names_the_directory_that_fails(tmp_path, capsys):
-    with pytest.raises(RuntimeError, match="(?s)no model could be loaded.*missing-model: no such model directory"):
+    with pytest.raises(
+        RuntimeError, match="(?s)no model could be loaded.*missing-model: no such model directory"
+    ):
         demo_app.load_models([str(tmp_path / "missing-model")], default=False)
     assert demo_app.main(["--no-default", "--model", str(tmp_path / "nope")]) == 1
     assert "nope" in capsys.readouterr().err
@@ -262,7 +268,9 @@ def test_scene_endpoint_shows_truth_prediction_and_scores(served):
     _, url, _, cap = served
     seed, image, truth, predicted, scores, notes = client(url).predict(5, api_name="/scene")
     scene = make_scene(5)
-    assert seed == 5 and truth.splitlines() == [f"{i}. {c}" for i, c in enumerate(scene.captions, 1)]
+    assert seed == 5 and truth.splitlines() == [
+        f"{i}. {c}" for i, c in enumerate(scene.captions, 1)
+    ]
     assert predicted == cap.caption(scene.image)[0]
     assert scores["headers"] == ["facts", "precision", "recall", "F1"]
     assert scores["data"][0][0] == "scene" and all(0 <= r[3] <= 1 for r in scores["data"])
