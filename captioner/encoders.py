@@ -174,13 +174,17 @@ def available_encoders() -> list[str]:
 def build_encoder(
     name: str = "efficientnet_lite0",
     *,
-    weights: str | None = "default",
+    weights: str | os.PathLike | None = "default",
     trainable_blocks: int = 0,
     channels_last: bool = False,
 ) -> Encoder:
     """Build an encoder (in eval mode). `weights`: None (random init), "default"/"DEFAULT", a
     torchvision enum member name such as "IMAGENET1K_V1", or a local .pth/.safetensors state
     dict. `channels_last`: see `Encoder.use_channels_last`."""
+    if isinstance(weights, os.PathLike):
+        weights = os.fspath(weights)
+    if weights is not None and not isinstance(weights, str):
+        raise TypeError(f"weights must be None, a str or a path, got {type(weights).__name__}")
     if name == "efficientnet_lite0":
         parts = _build_lite(weights)
     elif name in _FAMILY:

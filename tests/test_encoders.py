@@ -103,7 +103,7 @@ def test_lite_transform_normalisation(lite):
 def test_lite_weights_from_local_safetensors(tmp_path, lite, photos):
     path = tmp_path / "lite0.safetensors"
     save_file({k: v.contiguous() for k, v in load_default_state_dict().items()}, str(path))
-    enc = build_encoder("efficientnet_lite0", weights=str(path))
+    enc = build_encoder("efficientnet_lite0", weights=path)  # a Path works as well as a str
     with torch.no_grad():
         assert torch.equal(enc(photos)[1], lite(photos)[1])
     assert enc.categories == lite.categories and enc.classifier is not None
@@ -133,7 +133,7 @@ def test_available_encoders_and_unknown_name():
         build_encoder("vgg99", weights=None)
 
 
-def test_set_trainable_blocks_lite(lite):
+def test_set_trainable_blocks_lite():
     enc = build_encoder(trainable_blocks=2)
     assert enc.num_blocks == 18 and enc.trainable_blocks == 2
     trainable = {n for n, p in enc.named_parameters() if p.requires_grad}
