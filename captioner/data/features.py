@@ -16,6 +16,7 @@ compute features on the fly instead (a warning says so).
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import re
@@ -38,21 +39,30 @@ def cache_path(ds, encoder, cache_dir: str | Path | None = None) -> Path:
     return root / f"{name}-{key}-{ds._fingerprint}.arrow"
 
 
+def _decode(value: dict, draft_size: int):
+    """An undecoded `datasets.Image` value ({"bytes", "path"}) -> RGB PIL image."""
+    from PIL import Image
+
+    from captioner.imageio import load_image, open_image
+
+    if value.get("bytes") is not None:
+        return load_image(Image.open(io.BytesIO(value["bytes"])))
+    return open_image(value["path"], draft_size=draft_size)
+
+
 def _encode_batch(encoder, device, batch: dict, indices: list[int]) -> dict:
     import numpy as np
     import torch
 
-    from captioner.imageio import to_rgb
-
     tensors = []
-    for pos, (img, idx) in enumerate(zip(batch["image"], indices, strict=True)):
+    for pos, (value, idx) in enumerate(zip(batch["image"], indices, strict=True)):
         try:
-            tensors.append(encoder.transform(to_rgb(img)))
-        except Exception as e:  # PIL decodes lazily: a corrupt file fails here
+            tensors.append(encoder.transform(_decode(value, int(encoder.image_size))))
+        except Exception as e:  # missing, corrupt or truncated image
             ident = batch["image_id"][pos] if "image_id" in batch else idx
             raise DataError(
-                f"row {idx} (image_id {ident}): cannot decode image "
-                f"{getattr(img, 'filename', '') or ''} ({type(e).__name__}: {e})"
+                f"row {idx} (image_id {ident}): cannot read image {value.get('path') or '(bytes)'}"
+                f" ({type(e).__name__}: {e})"
             ) from None
     with torch.inference_mode():
         grid, pooled = encoder(torch.stack(tensors).to(device))  # (B, N, C), (B, C)
@@ -68,7 +78,7 @@ def compute_features(
     """`ds` (a Dataset, or a DatasetDict split by split) with `image` replaced by the
     encoder's `grid` (N, C) float16 and `pooled` (C,) float32, cached on disk."""
     import torch
-    from datasets import Array2D, Dataset, DatasetDict, List, Value
+    from datasets import Array2D, Dataset, DatasetDict, Image, List, Value
 
     if isinstance(ds, DatasetDict):
         out = DatasetDict(
@@ -108,8 +118,11 @@ def compute_features(
         del features["image"]
         features["grid"] = Array2D(shape=(n, c), dtype="float16")
         features["pooled"] = List(Value("float32"), length=c)
+        if len(ds) == 0:  # nothing to encode or cache (map writes no file for 0 rows)
+            empty = {name: [] for name in features}
+            return Dataset.from_dict(empty, features=features)
         path.parent.mkdir(parents=True, exist_ok=True)
-        ds.map(
+        ds.cast_column("image", Image(decode=False)).map(
             lambda batch, idx: _encode_batch(encoder, device, batch, idx),
             batched=True,
             batch_size=batch_size,
