@@ -1,0 +1,288 @@
+"""`captioner label DIR [DIR...]`: caption, tag and judge every image under folders.
+
+Exit codes: 0 every selected image is labelled; 3 some files could not be labelled (their
+rows carry an `error`); 2 usage errors (bad option, missing folder, unreadable model);
+1 other errors; 130 interrupted (what was finished is saved: run again to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from captioner.imageio import MAX_PIXELS
+
+log = logging.getLogger(__name__)
+
+EPILOG = """\
+outputs:
+  DIR/labels.jsonl      one JSON object per image (path, caption, tags, sentiment, error,
+                        model); the resumable journal. --out PATH writes one file instead.
+  --format csv          labels.csv beside the JSONL (one row per image)
+  --format metadata     DIR/metadata.jsonl, read by datasets.load_dataset("imagefolder",
+                        data_dir=DIR)
+  --format xmp          XMP sidecars (dc:description + dc:subject) for photo managers
+Formats combine: --format csv,metadata,xmp. Images are only ever read.
+
+Run the same command again to resume: images already labelled are skipped.
+exit codes: 0 all labelled, 3 some files failed, 2 usage error, 130 interrupted."""
+
+
+def _formats(text: str) -> list[str]:
+    from captioner.labeling.pipeline import FORMATS
+
+    items = [s.strip().lower() for s in text.split(",") if s.strip()]
+    bad = [s for s in items if s not in FORMATS]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(
+            f"unknown format {', '.join(bad) or repr(text)}; choose from {', '.join(FORMATS)}"
+        )
+    return items
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="captioner label",
+        description="Label every image under folders: caption, "
+        "top-k tags and the caption's sentiment, resumably.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("folders", nargs="+", metavar="DIR", help="folders to label")
+    m = p.add_argument_group("model")
+    m.add_argument(
+        "--model",
+        default="default",
+        help="model directory, bundled name ('default') or hub id [default]",
+    )
+    m.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... [cuda if available]")
+    m.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help="encoder runtime: auto = ONNX Runtime on CPU when installed [auto]",
+    )
+    m.add_argument(
+        "--int8-decoder",
+        action="store_true",
+        help="int8 caption decoder on CPU: faster, captions may differ slightly",
+    )
+    m.add_argument("--beam-size", type=_positive, default=3, help="beam width (1 = greedy) [3]")
+    m.add_argument("--top-k", type=_non_negative, default=5, help="tags per image [5]")
+    m.add_argument(
+        "--max-length", type=_positive, default=None, help="longest caption in words [the model's]"
+    )
+    r = p.add_argument_group("run")
+    r.add_argument("--batch-size", type=_positive, default=32, help="images per batch [32]")
+    r.add_argument(
+        "--workers",
+        type=_non_negative,
+        default=None,
+        help="image decoding processes (0 = in the main process) [auto]",
+    )
+    r.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar [on when stderr is a terminal]",
+    )
+    r.add_argument(
+        "--max-pixels",
+        type=_positive,
+        default=MAX_PIXELS,
+        help=f"refuse larger images (decompression bombs) [{MAX_PIXELS}]",
+    )
+    s = p.add_argument_group("selection")
+    s.add_argument(
+        "--recursive",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="walk sub-folders [yes]",
+    )
+    s.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="label only files matching GLOB (path or name; any extension; "
+        "repeatable). Default: files with image extensions",
+    )
+    s.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip files and folders matching GLOB (repeatable)",
+    )
+    s.add_argument("--hidden", action="store_true", help="include hidden files and folders")
+    o = p.add_argument_group("output")
+    o.add_argument(
+        "--out",
+        default=None,
+        metavar="PATH",
+        help="one JSONL file for all folders [DIR/labels.jsonl per folder]",
+    )
+    o.add_argument(
+        "--format",
+        type=_formats,
+        action="append",
+        default=[],
+        metavar="LIST",
+        help="comma-separated outputs: jsonl (always), csv, metadata, xmp",
+    )
+    o.add_argument(
+        "--xmp-name",
+        choices=("ext", "stem"),
+        default="ext",
+        help="sidecar name: ext = photo.jpg.xmp (darktable, digiKam), stem = "
+        "photo.xmp (Lightroom) [ext]",
+    )
+    o.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over: relabel everything instead of resuming",
+    )
+    o.add_argument(
+        "--retry-failed", action="store_true", help="try files that failed in an earlier run again"
+    )
+    return p
+
+
+@contextmanager
+def _sigterm_stops_cleanly() -> Iterator[None]:
+    from captioner.labeling.pipeline import Interrupted
+
+    def handler(signum, frame):
+        raise Interrupted(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _print_summary(summary, progress_on: bool) -> None:
+    rate = f" ({summary.rate:.1f} images/s)" if summary.labelled + summary.failed else ""
+    lines = [
+        f"labelled {summary.labelled}, skipped {summary.skipped} (already done), "
+        f"failed {summary.failed}"
+        + (
+            f", {summary.previously_failed} earlier failure(s) kept (--retry-failed)"
+            if summary.previously_failed
+            else ""
+        )
+        + f", {summary.seconds:.1f} s{rate}"
+    ]
+    if summary.interrupted:
+        lines.append("interrupted: finished images are saved; run the same command to resume")
+    for err in summary.errors[:5]:
+        lines.append(f"  error: {err}")
+    if summary.failed > 5:
+        lines.append(f"  ... and {summary.failed - 5} more (see the error field)")
+    lines += [f"  -> {out}" for out in summary.outputs]
+    print("\n".join(lines), file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, or a usage error (already printed)
+        return int(e.code or 0)
+    for folder in args.folders:
+        if not os.path.isdir(folder):
+            what = "is not a folder" if os.path.exists(folder) else "no such folder"
+            print(f"captioner label: error: {folder}: {what}", file=sys.stderr)
+            return 2
+    if args.out is not None and os.path.isdir(args.out):
+        print(
+            f"captioner label: error: --out {args.out} is a folder; give a file path "
+            "such as labels.jsonl",
+            file=sys.stderr,
+        )
+        return 2
+    formats = tuple(dict.fromkeys(["jsonl", *(f for group in args.format for f in group)]))
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+
+    from captioner.api import Captioner
+    from captioner.checkpoint import CheckpointError
+    from captioner.labeling.engine import EngineOptions, LabelEngine
+    from captioner.labeling.pipeline import LabelOptions, label_folders
+    from captioner.labeling.scan import ScanOptions
+    from captioner.onnx_backend import OnnxBackendError
+
+    try:
+        captioner = Captioner.from_pretrained(args.model, device=args.device)
+    except (FileNotFoundError, CheckpointError, RuntimeError, ValueError) as e:
+        print(f"captioner label: error: cannot load model {args.model!r}: {e}", file=sys.stderr)
+        return 2
+    try:
+        engine = LabelEngine(
+            captioner,
+            EngineOptions(
+                backend=args.backend,
+                beam_size=args.beam_size,
+                top_k=args.top_k,
+                max_length=args.max_length,
+                int8_decoder=args.int8_decoder,
+            ),
+        )
+    except (OnnxBackendError, ValueError) as e:
+        print(f"captioner label: error: {e}", file=sys.stderr)
+        return 2
+    options = LabelOptions(
+        out=args.out,
+        formats=formats,
+        xmp_naming=args.xmp_name,
+        overwrite=args.overwrite,
+        retry_failed=args.retry_failed,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        scan=ScanOptions(
+            recursive=args.recursive,
+            include=tuple(args.include),
+            exclude=tuple(args.exclude),
+            hidden=args.hidden,
+        ),
+        max_pixels=args.max_pixels,
+        progress=progress,
+    )
+    try:
+        with _sigterm_stops_cleanly():
+            summary = label_folders(args.folders, engine, options)
+    except OSError as e:
+        print(f"captioner label: error: {e}", file=sys.stderr)
+        return 1
+    _print_summary(summary, progress)
+    logging.getLogger(__name__).debug("exit code %d", summary.exit_code)
+    return summary.exit_code

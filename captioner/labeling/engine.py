@@ -1,0 +1,177 @@
+"""Batched inference for labeling: normalised pixels in, caption + tags + sentiment out.
+
+`LabelEngine` wraps a `Captioner` and picks the fast paths: the ONNX Runtime encoder on CPU
+(`backend="auto"|"onnx"`), channels-last PyTorch otherwise, and `FastStep` beam search over
+all images x beams of a batch (optionally with an int8 decoder). It gives the same captions
+as `Captioner.caption` with the same beam size (tested).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from captioner.labeling.fastdecode import quantize_decoder, search
+from captioner.onnx_backend import OnnxBackendError, load_onnx_encoder, resolve_backend
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PixelSpec:
+    """How a worker turns an RGB image into model input (picklable).
+
+    With `size`/`mean`/`std` known (the encoders' `ImageTransform`), workers send resized
+    uint8 images (4x less to copy between processes) and the main process normalises the
+    batch exactly as `torchvision.transforms.functional.to_tensor` + `normalize` do.
+    Otherwise `transform` (any callable PIL -> float (3, S, S)) runs in the worker.
+    """
+
+    size: int
+    interpolation: str = "bilinear"
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    transform: Any = None
+
+    @property
+    def uint8(self) -> bool:
+        return self.transform is None
+
+
+def pixel_spec(encoder: Any) -> PixelSpec:
+    t = encoder.transform
+    if (
+        all(hasattr(t, a) for a in ("size", "mean", "std", "interpolation"))
+        and type(t).__name__ == "ImageTransform"
+    ):
+        return PixelSpec(
+            size=int(t.size),
+            interpolation=str(t.interpolation),
+            mean=tuple(t.mean),
+            std=tuple(t.std),
+        )
+    return PixelSpec(size=int(encoder.image_size), transform=t)
+
+
+def normalise(batch: Tensor, spec: PixelSpec) -> Tensor:
+    """uint8 (B, S, S, 3) -> float (B, 3, S, S), like to_tensor + normalize per image."""
+    x = batch.permute(0, 3, 1, 2).float().div(255)
+    mean = torch.tensor(spec.mean, dtype=x.dtype)[None, :, None, None]
+    std = torch.tensor(spec.std, dtype=x.dtype)[None, :, None, None]
+    return x.sub_(mean).div_(std)
+
+
+@dataclass
+class EngineOptions:
+    backend: str = "auto"  # auto | torch | onnx
+    beam_size: int = 3
+    top_k: int = 5
+    max_length: int | None = None  # None: the model's own
+    int8_decoder: bool = False  # CPU only: dynamic int8 decoder (faster, captions may differ)
+    onnx_cache: str | None = None  # None: ~/.cache/captioner/onnx
+    threads: int | None = None  # ONNX Runtime intra-op threads (None: torch's)
+
+
+class LabelEngine:
+    """`describe(pixels)` for a batch of preprocessed images; see module docstring."""
+
+    def __init__(self, captioner: Any, options: EngineOptions | None = None):
+        self.options = o = options or EngineOptions()
+        if o.beam_size < 1:
+            raise ValueError(f"beam size must be >= 1, got {o.beam_size}")
+        if o.top_k < 0:
+            raise ValueError(f"top-k must be >= 0, got {o.top_k}")
+        self.cap = captioner
+        self.device = torch.device(captioner.device)
+        self.name = captioner.name
+        self.spec = pixel_spec(captioner.encoder)
+        self.max_length = o.max_length or captioner.max_length
+        self.backend = resolve_backend(o.backend, self.device)
+        self.encoder = captioner.encoder
+        if self.backend == "onnx":
+            try:
+                self.encoder = load_onnx_encoder(
+                    captioner.encoder, cache_dir=o.onnx_cache, threads=o.threads
+                )
+            except OnnxBackendError as e:
+                if o.backend == "onnx":
+                    raise
+                log.warning("ONNX backend unavailable (%s); using PyTorch", e)
+                self.backend = "torch"
+        self.channels_last = self.backend == "torch" and self.device.type == "cpu"
+        if self.channels_last:
+            self.encoder = self.encoder.to(memory_format=torch.channels_last)
+        self.decoder = captioner.decoder
+        if self.decoder is not None and o.int8_decoder:
+            if self.device.type != "cpu":
+                raise ValueError("the int8 decoder runs on CPU only")
+            self.decoder = quantize_decoder(self.decoder)
+        log.info(
+            "labeling with model %s: encoder backend %s, decoder %s, device %s",
+            self.name,
+            self.backend,
+            "none" if self.decoder is None else ("int8" if o.int8_decoder else "float"),
+            self.device,
+        )
+
+    @property
+    def heads(self) -> dict[str, bool]:
+        c = self.cap
+        return {
+            "caption": c.decoder is not None,
+            "tags": c.recognizer is not None,
+            "sentiment": c.sentiment_model is not None and c.decoder is not None,
+        }
+
+    def to_input(self, pixels: Tensor) -> Tensor:
+        x = normalise(pixels, self.spec) if self.spec.uint8 else pixels.float()
+        if self.backend == "onnx":
+            return x.contiguous()
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    @torch.inference_mode()
+    def describe(self, pixels: Tensor) -> list[dict[str, Any]]:
+        """Worker output (uint8 (B, S, S, 3) or float (B, 3, S, S)) -> one dict per image
+        with `caption`, `tags`, `sentiment` (None for heads the model lacks)."""
+        n = pixels.size(0)
+        grid, pooled = self.encoder(self.to_input(pixels))  # (B, N, C), (B, C)
+        grid, pooled = grid.to(self.device), pooled.to(self.device)
+        captions: list[str | None] = [None] * n
+        cap = self.cap
+        if self.decoder is not None:
+            dec = search(
+                self.decoder,
+                grid.contiguous(),
+                pooled,
+                bos_id=cap.vocab.bos_id,
+                eos_id=cap.vocab.eos_id,
+                pad_id=cap.vocab.pad_id,
+                beam_size=self.options.beam_size,
+                max_length=self.max_length,
+            )
+            captions = [cap.vocab.decode(t) for t in dec.tokens]
+        tags: list[Any] = [None] * n
+        if cap.recognizer is not None:
+            tags = (
+                cap.recognizer.predict(pooled, top_k=self.options.top_k)
+                if (self.options.top_k > 0)
+                else [[] for _ in range(n)]
+            )
+        moods: list[Any] = [None] * n
+        if self.heads["sentiment"]:
+            moods = cap.sentiment([c or "" for c in captions])
+        return [
+            {
+                "caption": c,
+                "tags": None
+                if t is None
+                else [{"label": label, "score": round(float(s), 4)} for label, s in t],
+                "sentiment": None if m is None else {"label": m[0], "score": round(float(m[1]), 4)},
+            }
+            for c, t, m in zip(captions, tags, moods)
+        ]

@@ -1,0 +1,143 @@
+"""Streaming image decoding in DataLoader worker processes.
+
+`FolderBatches` walks the folders lazily (every worker walks the same sorted tree and takes
+every n-th batch, so nothing but the current batch is materialised) and yields batches of
+decoded, resized images plus one error message per file that could not be read. The
+DataLoader keeps at most `prefetch_factor` batches per worker in flight: memory stays flat
+whatever the folder size.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torchvision.transforms.functional as TF
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from captioner.imageio import MAX_PIXELS, ImageLoadError, open_image
+from captioner.labeling.engine import PixelSpec
+from captioner.labeling.scan import ScanOptions, iter_files
+
+Key = tuple[str, str]
+
+
+def iter_todo(
+    folders: Sequence[str], scan: ScanOptions, skip: frozenset[Key] | set[Key]
+) -> Iterator[tuple[int, str]]:
+    """(folder index, relative path) of every candidate file not in `skip`."""
+    for fi, folder in enumerate(folders):
+        for rel in iter_files(folder, scan):
+            if (folder, rel) not in skip:
+                yield fi, rel
+
+
+@dataclass
+class Batch:
+    items: list[tuple[int, str]]  # (folder index, relative path) per file, in walk order
+    pixels: torch.Tensor | None  # (n_ok, S, S, 3) uint8 or (n_ok, 3, S, S) float
+    ok: list[int] = field(default_factory=list)  # positions in `items` of the rows of pixels
+    errors: dict[int, str] = field(default_factory=dict)  # position -> error message
+
+    def pin_memory(self) -> Batch:  # called by DataLoader(pin_memory=True) for CUDA
+        if self.pixels is not None:
+            self.pixels = self.pixels.pin_memory()
+        return self
+
+
+def load_one(path: str, spec: PixelSpec, max_pixels: int) -> Any:
+    """Decode one file: uint8 (S, S, 3) array or float (3, S, S) tensor. Raises on failure."""
+    img = open_image(path, draft_size=spec.size, max_pixels=max_pixels)
+    if spec.transform is not None:
+        return spec.transform(img)
+    img = TF.resize(
+        img,
+        [spec.size, spec.size],
+        interpolation=TF.InterpolationMode(spec.interpolation),
+        antialias=True,
+    )
+    arr = np.asarray(img, dtype=np.uint8)
+    if arr.shape != (spec.size, spec.size, 3):
+        raise ImageLoadError(f"{path}: decoded to an unexpected shape {arr.shape}")
+    return arr
+
+
+def describe_error(path: str, e: BaseException) -> str:
+    if isinstance(e, ImageLoadError):
+        return str(e)
+    if isinstance(e, MemoryError):
+        return f"{path}: out of memory while decoding (image too large?)"
+    return f"{path}: could not decode ({type(e).__name__}: {e})"
+
+
+def load_batch(
+    folders: Sequence[str],
+    items: list[tuple[int, str]],
+    spec: PixelSpec,
+    max_pixels: int = MAX_PIXELS,
+) -> Batch:
+    arrays, ok, errors = [], [], {}
+    for i, (fi, rel) in enumerate(items):
+        path = os.path.join(folders[fi], rel)
+        try:
+            arrays.append(load_one(path, spec, max_pixels))
+            ok.append(i)
+        except Exception as e:  # every bad file becomes an error row; the run goes on
+            errors[i] = describe_error(path, e)
+    pixels = None
+    if arrays:
+        pixels = (
+            torch.from_numpy(np.stack(arrays)) if spec.transform is None else torch.stack(arrays)
+        )
+    return Batch(items=items, pixels=pixels, ok=ok, errors=errors)
+
+
+class FolderBatches(IterableDataset):
+    def __init__(
+        self,
+        folders: Sequence[str],
+        *,
+        scan: ScanOptions,
+        skip: set[Key],
+        spec: PixelSpec,
+        batch_size: int,
+        max_pixels: int = MAX_PIXELS,
+    ):
+        self.folders, self.scan, self.skip = list(folders), scan, skip
+        self.spec, self.batch_size, self.max_pixels = spec, batch_size, max_pixels
+
+    def chunks(self) -> Iterator[list[tuple[int, str]]]:
+        todo = iter_todo(self.folders, self.scan, self.skip)
+        while chunk := list(itertools.islice(todo, self.batch_size)):
+            yield chunk
+
+    def __iter__(self) -> Iterator[Batch]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        for i, items in enumerate(self.chunks()):
+            if i % workers == worker:
+                yield load_batch(self.folders, items, self.spec, self.max_pixels)
+
+
+def _collate(batch: Batch) -> Batch:
+    return batch
+
+
+def make_loader(dataset: FolderBatches, *, workers: int, pin_memory: bool = False) -> DataLoader:
+    """Batches in walk order; `workers` processes decode ahead of the model (0: in-process)."""
+    kw: dict[str, Any] = {}
+    if workers > 0:
+        kw = {"prefetch_factor": 2, "persistent_workers": False}
+    return DataLoader(
+        dataset,
+        batch_size=None,
+        num_workers=workers,
+        collate_fn=_collate,
+        pin_memory=pin_memory,
+        **kw,
+    )

@@ -1,0 +1,313 @@
+"""Crash-safe label files: the JSONL journal, and CSV / metadata.jsonl exports made from it.
+
+The JSONL file is the single source of truth: one record per image, appended a batch at a
+time with flush + fsync, so an interruption of any kind (Ctrl-C, SIGTERM, SIGKILL, power
+loss) loses at most the batch in flight. On resume a torn last line is cut off, unreadable
+lines are skipped (and dropped at the next compaction), and a later record for the same image
+wins. The exports are regenerated from the journal at the end, each written to a temporary
+file and renamed into place.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (folder, path relative to it)
+CSV_COLUMNS = (
+    "folder",
+    "path",
+    "caption",
+    "tags",
+    "tag_scores",
+    "sentiment",
+    "sentiment_score",
+    "error",
+    "model",
+)
+META_KEYS = ("file_name", "caption", "tags", "tag_scores", "sentiment", "sentiment_score")
+METADATA_NAME = "metadata.jsonl"
+
+
+def dumps_record(record: dict[str, Any]) -> bytes:
+    """One JSON line. Names that are not valid UTF-8 (surrogate escapes) are \\u-escaped."""
+    try:
+        return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(record, ensure_ascii=True) + "\n").encode("ascii")
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_writer(path: Path, *, newline: str | None = None) -> Iterator[IO[str]]:
+    """A text file written to a temporary sibling, fsynced, then renamed over `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline=newline) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@dataclass
+class LoadStats:
+    records: int = 0  # readable records
+    bad_lines: int = 0  # unreadable lines skipped
+    torn_bytes: int = 0  # bytes of an unfinished last line cut off
+    duplicates: int = 0  # records superseded by a later one for the same image
+    models: set[str] = field(default_factory=set)  # model names found in the records
+
+
+class LabelStore:
+    """The append-only JSONL journal of one labeling output.
+
+    `folder_override`: when the journal belongs to one folder (it lives inside it), records
+    are keyed by that folder whatever folder they name, so a moved folder resumes.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, folder_override: str | None = None):
+        self.path = Path(path)
+        self.folder_override = folder_override
+        self._fd: int | None = None
+
+    def key(self, record: dict[str, Any]) -> Key:
+        return (self.folder_override or str(record.get("folder", "")), str(record["path"]))
+
+    def iter_records(self) -> Iterator[dict[str, Any]]:
+        """Readable records in file order (unreadable lines skipped)."""
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as f:
+            for line in f:
+                rec = _parse(line)
+                if rec is not None:
+                    if self.folder_override:
+                        rec["folder"] = self.folder_override
+                    yield rec
+
+    def load(self) -> tuple[dict[Key, bool], LoadStats]:
+        """Read the journal: key -> labelled without error. Cuts a torn last line off."""
+        stats = LoadStats()
+        done: dict[Key, bool] = {}
+        if not self.path.exists():
+            return done, stats
+        good_end = 0
+        with open(self.path, "rb") as f:
+            for line in f:
+                if not line.endswith(b"\n"):
+                    stats.torn_bytes = len(line)
+                    break
+                good_end += len(line)
+                rec = _parse(line)
+                if rec is None:
+                    stats.bad_lines += int(bool(line.strip()))
+                    continue
+                k = self.key(rec)
+                stats.records += 1
+                stats.duplicates += int(k in done)
+                done[k] = rec.get("error") is None
+                stats.models.add(str(rec.get("model")))
+        if stats.torn_bytes:
+            log.warning(
+                "%s: dropped an unfinished last line (%d bytes) left by an interrupted run",
+                self.path,
+                stats.torn_bytes,
+            )
+            os.truncate(self.path, good_end)
+        if stats.bad_lines:
+            log.warning("%s: skipped %d unreadable line(s)", self.path, stats.bad_lines)
+        return done, stats
+
+    def append(self, records: Iterable[dict[str, Any]]) -> None:
+        """Append records durably (write + fsync) before returning."""
+        data = b"".join(dumps_record(r) for r in records)
+        if not data:
+            return
+        if self._fd is None:
+            created = not self.path.exists()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            if created:
+                fsync_dir(self.path.parent)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def compact(self) -> int:
+        """Rewrite the journal atomically with one (the last) record per image and no
+        unreadable lines. Returns the number of records kept."""
+        self.close()
+        last: dict[Key, int] = {}
+        for i, rec in enumerate(self.iter_records()):
+            last[self.key(rec)] = i
+        kept = 0
+        fd, tmp = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+        )
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for i, rec in enumerate(self.iter_records()):
+                    if last[self.key(rec)] == i:
+                        out.write(dumps_record(rec))
+                        kept += 1
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+            fsync_dir(self.path.parent)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return kept
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        rec = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(rec, dict) or not isinstance(rec.get("path"), str):
+        return None
+    return rec
+
+
+def _join(values: Iterable[Any]) -> str:
+    return "; ".join(str(v) for v in values)
+
+
+def csv_row(rec: dict[str, Any]) -> list[Any]:
+    tags = rec.get("tags")
+    sent = rec.get("sentiment") or {}
+    return [
+        rec.get("folder", ""),
+        rec["path"],
+        rec.get("caption") or "",
+        _join(t["label"] for t in tags) if tags else "",
+        _join(f"{t['score']:.4f}" for t in tags) if tags else "",
+        sent.get("label", ""),
+        f"{sent['score']:.4f}" if "score" in sent else "",
+        rec.get("error") or "",
+        rec.get("model") or "",
+    ]
+
+
+def write_csv(records: Iterable[dict[str, Any]], path: str | os.PathLike) -> int:
+    """CSV (RFC 4180 quoting by the csv module: commas, quotes, newlines are safe)."""
+    n = 0
+    with atomic_writer(Path(path), newline="") as f:
+        writer = csv.writer(f, quoting=csv.QUOTE_MINIMAL)
+        writer.writerow(CSV_COLUMNS)
+        for rec in records:
+            writer.writerow(csv_row(rec))
+            n += 1
+    return n
+
+
+def metadata_row(rec: dict[str, Any]) -> dict[str, Any]:
+    tags, sent = rec.get("tags"), rec.get("sentiment")
+    return {
+        "file_name": rec["path"],
+        "caption": rec.get("caption"),
+        "tags": [t["label"] for t in tags] if tags is not None else None,
+        "tag_scores": [t["score"] for t in tags] if tags is not None else None,
+        "sentiment": sent["label"] if sent else None,
+        "sentiment_score": sent["score"] if sent else None,
+    }
+
+
+def _is_ours(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            first = f.readline()
+    except OSError:
+        return False
+    if not first.strip():
+        return True
+    rec = _parse_any(first)
+    return isinstance(rec, dict) and tuple(rec) == META_KEYS
+
+
+def _parse_any(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _keep_foreign(path: Path) -> None:
+    """Move a metadata file that this tool did not write out of the way (never delete it)."""
+    n, target = 0, path.with_name(path.name + ".orig")
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.orig{n}")
+    os.replace(path, target)
+    log.warning("%s was not written by captioner: kept as %s", path, target.name)
+
+
+def write_metadata(
+    records: Iterable[dict[str, Any]],
+    folders: Iterable[str],
+    *,
+    exists: Callable[[str, str], bool] | None = None,
+) -> dict[str, int]:
+    """`metadata.jsonl` in each folder, in the format `datasets`' imagefolder reads
+    (`file_name` relative to the folder). Only images labelled without error, and still
+    present, are listed. Returns rows written per folder."""
+    exists = exists or (lambda folder, rel: os.path.isfile(os.path.join(folder, rel)))
+    folders = list(dict.fromkeys(folders))
+    counts = dict.fromkeys(folders, 0)
+    writers, stack = {}, []
+    try:
+        for folder in folders:
+            target = Path(folder) / METADATA_NAME
+            if target.exists() and not _is_ours(target):
+                _keep_foreign(target)
+            cm = atomic_writer(target)
+            writers[folder] = cm.__enter__()
+            stack.append(cm)
+        for rec in records:
+            folder = rec.get("folder")
+            if folder in writers and rec.get("error") is None and exists(folder, rec["path"]):
+                line = json.dumps(metadata_row(rec), ensure_ascii=False)
+                writers[folder].write(line + "\n")
+                counts[folder] += 1
+    except BaseException as e:
+        for cm in reversed(stack):
+            cm.__exit__(type(e), e, e.__traceback__)
+        raise
+    for cm in reversed(stack):
+        cm.__exit__(None, None, None)
+    return counts
