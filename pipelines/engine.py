@@ -102,6 +102,7 @@ class TrainConfig:
     resume: bool = opt(False, "continue from the last checkpoint of the run directory")
     stop_after: int = opt(0, "stop this invocation after N epochs (0 = run all; --resume later)")
     log_every: int = opt(1, "write a step record to metrics.jsonl every N steps")
+    plot_every: int = opt(1, "redraw curves.png every N epochs and at the end (0 = never)")
     keep_checkpoints: int = opt(1, "how many epoch checkpoints to keep")
 
 
@@ -232,6 +233,7 @@ class Trainer:
         param_groups: list[dict] | None = None,
         run_config: dict | None = None,
         dist: DistInfo | None = None,
+        score_to_beat: float | None = None,
     ):
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
@@ -259,7 +261,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         self.run_config = {**(run_config or {}), "train": to_dict(config)}
         self.epoch = self.step = 0
-        self.best: dict[str, Any] = {"score": None, "epoch": None, "bad_epochs": 0}
+        # score_to_beat: e.g. the initial model's (fine-tuning); on_best fires only above it
+        self.best: dict[str, Any] = {"score": score_to_beat, "epoch": None, "bad_epochs": 0}
         self.finished = False
 
     def _loader(self, dataset: Dataset, collate_fn) -> tuple[DataLoader, torch.Generator]:
@@ -352,7 +355,9 @@ class Trainer:
                 metrics.write(record)
                 log.info("epoch %d/%d %s", epoch, c.epochs, _fmt(scores))
                 self._save_checkpoint(ckpt_dir, rngs)
-                runstate.plot_curves(self.run_dir)
+                last = self.finished or (c.stop_after and done_now >= c.stop_after)
+                if c.plot_every > 0 and (epoch % c.plot_every == 0 or last):
+                    runstate.plot_curves(self.run_dir)
             runstate.barrier(self.dist)
             if patience_out:
                 log.info("early stop: no %s improvement for %d epochs", self.monitor, c.patience)
@@ -373,8 +378,9 @@ class Trainer:
         c = self.config
         self.wrapped.train()
         self.sampler_gen.manual_seed(c.seed * 1000 + epoch)
-        if isinstance(self.loader.sampler, torch.utils.data.DistributedSampler):
-            self.loader.sampler.set_epoch(epoch)
+        for part in (self.loader.sampler, self.loader.batch_sampler, self.loader.dataset):
+            if hasattr(part, "set_epoch"):  # DistributedSampler, per-epoch reference choice...
+                part.set_epoch(epoch)
         total, count = 0.0, 0
         bar = runstate.progress(
             self.loader, enabled=self.dist.is_main, desc=f"epoch {epoch}/{c.epochs}"

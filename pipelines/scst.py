@@ -14,20 +14,21 @@ come from the same policy). The encoder stays frozen; its features are cached.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import datasets
 import torch
 from captioner.pipelines.config import to_dict
 from captioner.pipelines.engine import FitResult, Trainer, barrier, param_groups, setup
+from captioner.pipelines.runstate import broadcast
 from torch import Tensor, nn
-from torch.utils.data import Dataset
 
+from captioner.data.loader import collate_captions
 from captioner.decoding import greedy, sample
 from captioner.text import Vocabulary, tokenize
 
@@ -82,26 +83,6 @@ class CiderD:
         return 10.0 * total / max(1, len(self.refs[index]))
 
 
-class ImageIndex(Dataset):
-    """Item i -> {"grid" (N, C), "index" i}: one item per training image."""
-
-    def __init__(self, grids: Tensor):
-        self.grids = grids
-
-    def __len__(self) -> int:
-        return self.grids.size(0)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"grid": self.grids[i], "index": i}
-
-
-def collate_images(items: list[dict[str, Any]]) -> dict[str, Tensor]:
-    return {
-        "grid": torch.stack([it["grid"] for it in items]).float(),  # (B, N, C)
-        "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
-    }
-
-
 def _targets(tokens: list[list[int]], vocab: Vocabulary, max_length: int) -> Tensor:
     """Sampled words -> (B, T) `<start> w... <end>` (no `<end>` when cut at max_length)."""
     rows = [[vocab.bos_id, *t, *([vocab.eos_id] if len(t) < max_length else [])] for t in tokens]
@@ -121,7 +102,7 @@ def scst_loss_fn(cider: CiderD, vocab: Vocabulary, *, samples: int, max_length: 
 
     def loss_fn(model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         core = model.module if hasattr(model, "module") else model  # DDP -> CaptionModel
-        grid, index = batch["grid"], batch["index"].tolist()  # (B, N, C)
+        grid, index = batch["grid"].float(), batch["image_index"].tolist()  # (B, N, C)
         rep = grid.repeat_interleave(samples, dim=0)  # (B*K, N, C)
         with torch.no_grad():
             base = greedy(core.decoder.step, core.decoder.init_state(grid, grid.mean(1)), **ids)
@@ -170,11 +151,18 @@ def train_scst(cfg, *, dataset: datasets.DatasetDict | None = None) -> FitResult
     decoder.drop.p = 0.0  # the sampled policy and the scored one must be the same
     model = CaptionModel(decoder)
     cider = CiderD(prep.train["captions"])
+    start_score = None
+    if dist.is_main and not (cfg.resume and (out / "run" / "checkpoints").is_dir()):
+        start_scores = validate(prep, model, dist.device)  # the model to beat
+        start_score = start_scores[cfg.monitor]
+        log.info("initial model: %s %.4f", cfg.monitor, start_score)
+        export(prep, model, out, dist.device)
+    start_score = broadcast(start_score, dist)  # every rank must agree on early stopping
     trainer = Trainer(
         model=model,
         config=cfg,
-        train_dataset=ImageIndex(prep.train_grids),
-        collate_fn=collate_images,
+        train_dataset=prep.pairs("sample"),  # one item per image (its grid and index)
+        collate_fn=functools.partial(collate_captions, pad_id=prep.vocab.pad_id),
         loss_fn=scst_loss_fn(
             cider, prep.vocab, samples=cfg.scst_samples, max_length=cfg.max_length
         ),  # fmt: skip
@@ -186,6 +174,7 @@ def train_scst(cfg, *, dataset: datasets.DatasetDict | None = None) -> FitResult
         param_groups=param_groups(model, cfg),
         run_config={"recipe": "caption-scst", **to_dict(cfg)},
         dist=dist,
+        score_to_beat=start_score,
     )
     result = trainer.fit()
     log.info("SCST best %s %.4f at epoch %s; model in %s", cfg.monitor,

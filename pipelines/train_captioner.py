@@ -14,6 +14,7 @@ model directory (`Captioner.from_pretrained(OUT)`), run files to `OUT/run/`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from captioner.pipelines.engine import (
 from captioner.pipelines.evaluate import caption_scores, decode_grids
 from torch import Tensor, nn
 
+from captioner.data.loader import CaptionDataset, collate_captions
 from captioner.decoders import CaptionDecoder, DecoderConfig, caption_loss
 from captioner.text import Vocabulary
 
@@ -82,8 +84,8 @@ class CaptionModel(nn.Module):
 
     def features(self, batch: dict[str, Tensor]) -> Tensor:
         if "grid" in batch:
-            return batch["grid"]  # (B, N, C) cached
-        grid, _ = self.encoder(batch["images"])  # (B, N, C)
+            return batch["grid"].float()  # (B, N, C) cached
+        grid, _ = self.encoder(batch["image"])  # (B, N, C)
         return grid
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
@@ -101,8 +103,21 @@ class Prepared:
     val: datasets.Dataset
     vocab: Vocabulary
     encoder: Any
-    train_grids: Tensor | None
-    val_grids: Tensor | None
+    train_features: datasets.Dataset | None  # train split with grid/pooled (frozen encoder)
+    val_grids: Tensor | None  # (n, N, C) float16 (frozen encoder)
+
+    def pairs(self, mode: str = "all", *, preload_gib: float = 4.0) -> CaptionDataset:
+        """Training items (grid or image, caption ids): one per reference caption ("all") or
+        one per image with a reference drawn per epoch ("sample")."""
+        cfg = self.config
+        ids_max = cfg.max_length + 2  # <start> ... <end>
+        if self.train_features is None:
+            return CaptionDataset(self.train, self.vocab, mode=mode, max_length=ids_max,
+                                  transform=self.encoder.transform, seed=cfg.seed)  # fmt: skip
+        feats = self.train_features
+        size = len(feats) * (feats.features["grid"].shape[0] * feats.features["grid"].shape[1]) * 2
+        return CaptionDataset(feats, self.vocab, mode=mode, max_length=ids_max, seed=cfg.seed,
+                              preload=size < preload_gib * 2**30)  # fmt: skip
 
 
 def prepare(
@@ -132,12 +147,13 @@ def prepare(
     if encoder is None:
         weights = None if str(cfg.encoder_weights).lower() == "none" else cfg.encoder_weights
         encoder = build_encoder(cfg.encoder, weights=weights, trainable_blocks=cfg.trainable_blocks)
-    train_grids = val_grids = None
+    train_feats = val_grids = None
     if cfg.trainable_blocks == 0:
         kw = {"device": device, "batch_size": cfg.feature_batch_size, "cache_dir": cache_dir}
-        train_grids = cdata.encode_features(train, encoder, desc="train features", **kw)
-        val_grids = cdata.encode_features(val, encoder, desc=f"{cfg.val_split} features", **kw)
-    return Prepared(cfg, dsd, train, val, vocab, encoder, train_grids, val_grids)
+        train_feats = cdata.encode_features(train, encoder, desc="train features", **kw)
+        val_feats = cdata.encode_features(val, encoder, desc=f"{cfg.val_split} features", **kw)
+        val_grids = cdata.grid_tensor(val_feats, encoder.out_channels)
+    return Prepared(cfg, dsd, train, val, vocab, encoder, train_feats, val_grids)
 
 
 def build_decoder(cfg: CaptionTrainConfig, vocab: Vocabulary, feature_dim: int) -> CaptionDecoder:
@@ -207,14 +223,14 @@ def train(cfg: CaptionTrainConfig, *, dataset: datasets.DatasetDict | None = Non
     if cfg.trainable_blocks > 0:
         encoder = prep.encoder
     model = CaptionModel(build_decoder(cfg, prep.vocab, prep.encoder.out_channels), encoder)
-    pairs = cdata.CaptionPairs(prep.train, prep.vocab, features=prep.train_grids,
-                               transform=prep.encoder.transform, max_length=cfg.max_length)  # fmt: skip
+    pairs = prep.pairs("all")
+    collate = functools.partial(collate_captions, pad_id=prep.vocab.pad_id)
     out = Path(cfg.out)
     trainer = Trainer(
         model=model,
         config=cfg,
         train_dataset=pairs,
-        collate_fn=cdata.collate_pairs,
+        collate_fn=collate,
         loss_fn=caption_loss_fn(cfg, prep.vocab.pad_id),
         evaluate_fn=lambda m, epoch: validate(prep, m, dist.device),
         monitor=cfg.monitor,
