@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,36 @@ class _ExportWrapper(nn.Module):
         return self.encoder(images)
 
 
+def _torch_export(model: nn.Module, example: Tensor, path: str) -> None:
+    """TorchScript-based exporter (no extra dependency); the torch.export-based one (needs
+    onnxscript) where a future PyTorch drops it."""
+    names = {"input_names": ["images"], "output_names": ["grid", "pooled"]}
+    try:
+        torch.onnx.export(
+            model,
+            (example,),
+            path,
+            dynamo=False,
+            opset_version=OPSET,
+            dynamic_axes={"images": {0: "batch"}, "grid": {0: "batch"}, "pooled": {0: "batch"}},
+            **names,
+        )
+    except (TypeError, NotImplementedError, AttributeError) as legacy_error:
+        try:
+            batch = torch.export.Dim("batch", min=1)
+            torch.onnx.export(
+                model,
+                (example,),
+                path,
+                dynamo=True,
+                external_data=False,
+                dynamic_shapes={"images": {0: batch}},
+                **names,
+            )
+        except Exception as e:
+            raise RuntimeError(f"{legacy_error}; torch.export-based exporter: {e}") from e
+
+
 def export_encoder(encoder: nn.Module, path: str | os.PathLike, *, batch: int = 2) -> Path:
     """Export `encoder` (on CPU, eval mode) to `path` atomically, with a dynamic batch axis."""
     path = Path(path)
@@ -111,17 +142,9 @@ def export_encoder(encoder: nn.Module, path: str | os.PathLike, *, batch: int = 
     was_training = encoder.training
     encoder.eval()
     try:
-        with torch.no_grad():
-            torch.onnx.export(
-                _ExportWrapper(encoder).cpu(),
-                (example,),
-                tmp,
-                dynamo=False,
-                input_names=["images"],
-                output_names=["grid", "pooled"],
-                dynamic_axes={"images": {0: "batch"}, "grid": {0: "batch"}, "pooled": {0: "batch"}},
-                opset_version=OPSET,
-            )
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer / deprecation notices, expected here
+            _torch_export(_ExportWrapper(encoder).cpu(), example, tmp)
         os.replace(tmp, path)
     finally:
         encoder.train(was_training)
