@@ -163,6 +163,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's pings of its own URL
     try:
         models = load_models(args.model, default=not args.no_default, device=args.device)
     except RuntimeError as e:

@@ -45,6 +45,8 @@ class BrowserResult:
     tags: str  # the text of the tags label
     attention_images: int  # images in the attention gallery
     screenshot: Path
+    requests: int  # URLs the page asked for
+    external_requests: list[str]  # ... of them outside the demo's own server
 
 
 @contextlib.contextmanager
@@ -60,6 +62,8 @@ def open_demo(url: str, *, chromium: str | None = None, size=(1280, 1000), timeo
         try:
             page = browser.new_page(viewport={"width": size[0], "height": size[1]})
             page.set_default_timeout(timeout_s * 1000)
+            page.requested = []  # every URL the page asks for (fonts, scripts, API calls)
+            page.on("request", lambda request: page.requested.append(request.url))
             page.goto(url)
             page.wait_for_selector("#run")
             yield page
@@ -97,6 +101,10 @@ def caption_in_browser(
             tags=page.locator("#tags").inner_text(),
             attention_images=page.locator("#attention img").count(),
             screenshot=Path(screenshot),
+            requests=len(page.requested),
+            external_requests=[
+                u for u in page.requested if not u.startswith((url.rstrip("/"), "data:", "blob:"))
+            ],
         )
 
 

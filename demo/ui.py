@@ -78,7 +78,7 @@ def build_app(
     )
     names = list(h.models)
 
-    def describe(*args):  # the gallery and sentiment boxes show only when there is content
+    def show_description(*args):  # gallery and sentiment show only when they have content
         caption, tags, mood, maps, notes = h.describe_ui(*args)
         return (
             caption,
@@ -177,7 +177,7 @@ def build_app(
             **private,
         )
         describe_btn.click(
-            describe,
+            show_description,
             [image, *decoding, num_tags],
             [caption, tags, mood, gallery, notes],
             **private,

@@ -190,6 +190,8 @@ def test_listens_on_localhost_only_by_default(served):
 def test_caption_and_describe_endpoints(served, images):
     _, url, _, cap = served
     c = client(url)
+    api = c.view_api(print_info=False, return_format="dict")
+    assert set(api["named_endpoints"]) == {"/caption", "/describe", "/label", "/scene"}
     expected = cap.caption(images["noise.png"], beam_size=3)[0]
     caption = c.predict(handle_file(str(images["noise.png"])), api_name="/caption")
     assert caption == expected and len(caption.split()) == 5
@@ -231,6 +233,18 @@ def test_eight_simultaneous_clients_all_get_answers(served, images):
     expected = cap.caption(paths[:2])
     answers: dict[int, str] = {}
     errors: list[BaseException] = []
+    active, most, lock = [0], [0], threading.Lock()
+    describe = cap.describe
+
+    def counting_describe(*args, **kwargs):  # how many model calls run at the same time
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        try:
+            return describe(*args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
 
     def user(i: int) -> None:
         try:
@@ -238,13 +252,18 @@ def test_eight_simultaneous_clients_all_get_answers(served, images):
         except BaseException as e:  # reported below
             errors.append(e)
 
-    threads = [threading.Thread(target=user, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    cap.describe = counting_describe
+    try:
+        threads = [threading.Thread(target=user, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        del cap.describe
     assert not errors, errors
     assert [answers[i] for i in range(8)] == expected * 4
+    assert most[0] == 1  # the queue served them in turn (concurrency limit 1)
 
 
 def test_label_endpoint_returns_table_and_files_in_the_temp_dir(served, images, tmp_path):

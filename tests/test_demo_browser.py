@@ -65,6 +65,7 @@ def test_upload_caption_attention_and_screenshot(served, tmp_path):
     r = caption_in_browser(url, image, shot, chromium=CHROMIUM)
     assert r.caption == cap.caption(image)[0] and len(r.caption.split()) == 4
     assert r.attention_images == 4  # one heat map per word
+    assert r.requests > 10 and r.external_requests == []  # no fonts, scripts, analytics
     assert any(label in r.tags for label in ("circle", "square", "star"))
     width, height = png_size(shot)
     assert width == 1280 and height >= 800
