@@ -1,0 +1,182 @@
+"""Caption training recipe, SCST and the `captioner train` dispatcher on tiny scene worlds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from captioner.pipelines import cli as train_cli
+from captioner.pipelines import runstate
+from captioner.pipelines import train_captioner as tc
+from captioner.pipelines.config import parse_config
+from captioner.pipelines.scst import CiderD
+from safetensors.torch import load_file
+
+from captioner import Captioner
+from captioner.decoders import CaptionDecoder
+from captioner.text import tokenize
+
+SPEC = "scenes:16?num_eval=4&image_size=48"
+TINY = ["--encoder", "mobilenet_v3_small", "--encoder-weights", "none", "--embed-dim", "24",
+        "--hidden-dim", "48", "--attention-dim", "16", "--device", "cpu", "--beam-size", "2",
+        "--plot-every", "0", "--max-length", "12", "--dropout", "0.0"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny captioner trained through `captioner train caption` (shared by tests)."""
+    root = tmp_path_factory.mktemp("caption")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CAPTIONER_CACHE", str(root / "cache"))
+    out = root / "model"
+    argv = ["caption", "--dataset", SPEC, "--out", str(out), "--epochs", "4",
+            "--batch-size", "8", "--lr", "0.01", "--warmup", "0", *TINY]  # fmt: skip
+    assert train_cli.main(argv) == 0
+    yield out
+    mp.undo()
+
+
+def test_training_lowers_the_loss_and_writes_a_loadable_model(trained):
+    records = runstate.read_metrics(trained / "run" / "metrics.jsonl")
+    epochs = [r for r in records if r["type"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2, 3, 4]
+    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"] - 0.5
+    for key in ("CIDEr-D", "BLEU-4", "ROUGE-L", "scene_f1"):
+        assert all(0.0 <= r[key] for r in epochs), key
+    best = max(epochs, key=lambda r: r["CIDEr-D"])
+    assert epochs[-1]["best_epoch"] == best["epoch"]
+    run_config = json.loads((trained / "run" / "config.json").read_text())
+    assert run_config["dataset"] == SPEC and run_config["train"]["epochs"] == 4
+    model = Captioner.from_pretrained(trained, device="cpu")
+    assert model.decoder.config.hidden_dim == 48 and model.encoder.name == "mobilenet_v3_small"
+    assert model.name == "model" and model.max_length == 12
+    best_dir = load_file(str(trained / "run" / "best" / "model.safetensors"))
+    out_dir = load_file(str(trained / "model.safetensors"))
+    assert all(torch.equal(best_dir[k], out_dir[k]) for k in out_dir)
+    image = torch.rand(3, 64, 64)
+    caption = model.caption(image, beam_size=2)[0]
+    assert isinstance(caption, str) and len(caption.split()) <= 12
+
+
+def test_validation_decodes_for_real_never_teacher_forced(tmp_path, monkeypatch):
+    from captioner.data.scenes import build_scene_dataset
+
+    monkeypatch.setenv("CAPTIONER_CACHE", str(tmp_path / "cache"))
+    cfg = parse_config(
+        tc.CaptionTrainConfig, ["--dataset", "scenes", "--out", str(tmp_path), *TINY]
+    )
+    prep = tc.prepare(
+        cfg, torch.device("cpu"), build_scene_dataset(num_train=4, num_eval=3, image_size=48)
+    )
+    model = tc.CaptionModel(tc.build_decoder(cfg, prep.vocab, prep.encoder.out_channels))
+
+    def no_teacher_forcing(*args, **kwargs):
+        raise AssertionError("validation called the teacher-forced forward")
+
+    monkeypatch.setattr(CaptionDecoder, "forward", no_teacher_forcing)
+    scores = tc.validate(prep, model, torch.device("cpu"))
+    assert {"BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr-D", "scene_f1"} <= set(scores)
+
+
+def test_config_file_then_flags_override(tmp_path):
+    toml = tmp_path / "caption.toml"
+    toml.write_text('dataset = "scenes"\nout = "m"\nepochs = 7\ncell = "gru"\nbatch-size = 5\n')
+    cfg = parse_config(tc.CaptionTrainConfig, ["--config", str(toml), "--epochs", "2"])
+    assert (cfg.epochs, cfg.cell, cfg.batch_size, cfg.dataset) == (2, "gru", 5, "scenes")
+    assert cfg.hidden_dim == tc.CaptionTrainConfig.hidden_dim  # untouched default
+    js = tmp_path / "caption.json"
+    js.write_text(json.dumps({"train": {"dataset": "tuxpaint", "out": "x", "lr": 1}}))
+    cfg = parse_config(tc.CaptionTrainConfig, ["--config", str(js), "--no-resume"])
+    assert cfg.dataset == "tuxpaint" and cfg.lr == 1.0 and isinstance(cfg.lr, float)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('dataset = "scenes"\nout = "m"\nepochz = 3\n', "unknown setting 'epochz'"),
+        ('dataset = "scenes"\nout = "m"\nepochs = "three"\n', "epochs: expected int"),
+        ('dataset = "scenes"\nout = "m"\ncell = "transformer"\n', "'transformer' is not one of"),
+        ('out = "m"\n', "--dataset is required"),
+        ("dataset = [unclosed\n", "malformed TOML"),
+    ],
+)
+def test_config_errors_name_the_file_and_key(tmp_path, capsys, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(tc.CaptionTrainConfig, ["--config", str(path)], prog="captioner train caption")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    if "required" not in message and "not one of" not in message:
+        assert str(path) in err
+
+
+def test_end_to_end_training_moves_only_the_unfrozen_encoder_blocks(tmp_path, monkeypatch):
+    from captioner.data.scenes import build_scene_dataset
+
+    monkeypatch.setenv("CAPTIONER_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "e2e"
+    cfg = parse_config(tc.CaptionTrainConfig, ["--dataset", "scenes", "--out", str(out), *TINY,
+                       "--trainable-blocks", "1", "--epochs", "1", "--batch-size", "5",
+                       "--encoder-lr", "0.01", "--eval-limit", "2"])  # fmt: skip
+    torch.manual_seed(0)
+    tc.train(cfg, dataset=build_scene_dataset(num_train=2, num_eval=2, image_size=48))
+    from captioner.pipelines.runstate import seed_everything
+
+    from captioner.encoders import build_encoder
+
+    seed_everything(cfg.seed)
+    fresh = build_encoder("mobilenet_v3_small", weights=None)
+    model = Captioner.from_pretrained(out, device="cpu")
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["encoder"]["trainable_blocks"] == 1
+    assert any(k.startswith("encoder.") for k in load_file(str(out / "model.safetensors")))
+    last, first = fresh.blocks[-1], fresh.blocks[0]
+    trained_blocks = model.encoder.blocks
+    assert any(not torch.equal(a, b) for a, b in
+               zip(last.parameters(), trained_blocks[-1].parameters()))  # fmt: skip
+    assert all(torch.equal(a, b) for a, b in
+               zip(first.parameters(), trained_blocks[0].parameters()))  # fmt: skip
+
+
+def test_scst_fine_tunes_and_writes_a_model(trained, tmp_path, monkeypatch):
+    monkeypatch.setenv("CAPTIONER_CACHE", str(trained.parent / "cache"))
+    out = tmp_path / "scst"
+    argv = ["caption", "--scst", "--init", str(trained), "--dataset", SPEC, "--out", str(out),
+            "--epochs", "2", "--batch-size", "8", "--lr-scst", "0.005", "--scst-samples", "3",
+            *TINY]  # fmt: skip
+    assert train_cli.main(argv) == 0
+    steps = [r for r in runstate.read_metrics(out / "run/metrics.jsonl") if r["type"] == "step"]
+    assert len(steps) == 4 and all("reward" in r and "baseline" in r for r in steps)
+    assert all(r["reward"] >= 0 and r["grad_norm"] > 0 for r in steps)
+    model = Captioner.from_pretrained(out, device="cpu")
+    assert model.vocab.itos == Captioner.from_pretrained(trained, device="cpu").vocab.itos
+    assert json.loads((out / "run/config.json").read_text())["recipe"] == "caption-scst"
+    assert train_cli.main(["caption", "--scst", "--dataset", SPEC, "--out", str(out)]) == 2
+
+
+def test_cider_d_reward_matches_pycocoevalcap():
+    from pycocoevalcap.cider.cider import Cider
+
+    refs = [["a red circle left of a blue square", "a small red circle and a blue square"],
+            ["two green stars", "two small green stars on a plain background"],
+            ["a yellow triangle above a black cross", "a black cross below a yellow triangle"]]  # fmt: skip
+    hyps = ["a red circle left of a square", "two green stars", "a cross above a triangle"]
+    cider = CiderD(refs)
+    mine = [cider.score(i, tokenize(h)) for i, h in enumerate(hyps)]
+    gts = {i: [" ".join(tokenize(r)) for r in rs] for i, rs in enumerate(refs)}
+    res = {i: [" ".join(tokenize(h))] for i, h in enumerate(hyps)}
+    mean, per_image = Cider().compute_score(gts, res)
+    assert mine == pytest.approx(list(per_image), abs=1e-9)
+    assert sum(mine) / 3 == pytest.approx(mean, abs=1e-9)
+    assert mine[1] > mine[2]
+
+
+def test_train_dispatcher_usage_and_unknown_recipe(capsys):
+    assert train_cli.main([]) == 2
+    assert train_cli.main(["--help"]) == 0
+    assert "caption" in capsys.readouterr().out
+    assert train_cli.main(["teleport"]) == 2
+    assert "unknown recipe 'teleport'" in capsys.readouterr().err
