@@ -9,6 +9,7 @@ from captioner.demo.env import TEMP_DIR  # first: sets Gradio's environment
 
 # isort: split
 import random
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -127,6 +128,7 @@ class Handlers:
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in files]
         total = batching.count_batch_inputs(paths)
         todo = min(total, self.max_batch_images)
+        self._forget_old_batches()
         out_dir = Path(tempfile.mkdtemp(prefix="batch-", dir=self.work_dir))
         start = time.perf_counter()
         items = batching.iter_batch_items(
@@ -158,6 +160,16 @@ class Handlers:
         cells = [batching.row_to_cells(r) for r in rows]
         table = pd.DataFrame(cells, columns=list(batching.COLUMNS))
         return table, [str(csv_path), str(jsonl_path)], status
+
+    def _forget_old_batches(self, max_age_s: float = 3 * 3600) -> None:
+        """A long-running demo keeps only the last few hours of batch results on disk."""
+        now = time.time()
+        for old in self.work_dir.glob("batch-*"):
+            try:
+                if now - old.stat().st_mtime > max_age_s:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                continue
 
     # ------------------------------------------------------------------ scene world
     def scene(self, seed, model, method, beam_size, temperature):

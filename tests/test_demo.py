@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import socket
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -268,6 +270,9 @@ def test_eight_simultaneous_clients_all_get_answers(served, images):
 
 def test_label_endpoint_returns_table_and_files_in_the_temp_dir(served, images, tmp_path):
     _, url, _, cap = served
+    stale = demo_app.TEMP_DIR / "batch-from-yesterday"
+    stale.mkdir()
+    os.utime(stale, (time.time() - 86400, time.time() - 86400))
     files = [handle_file(str(images[n])) for n in ("noise.png", "bad.png")]
     table, downloads, status = client(url).predict(files, api_name="/label")
     assert table["headers"] == list(batching.COLUMNS)
@@ -278,6 +283,7 @@ def test_label_endpoint_returns_table_and_files_in_the_temp_dir(served, images, 
     paths = [Path(f["path"]) for f in downloads]
     assert [p.name for p in paths] == ["labels.csv", "labels.jsonl"]
     assert all(p.resolve().is_relative_to(demo_app.TEMP_DIR.resolve()) for p in paths)
+    assert not stale.exists()  # old batch results are cleared away
 
 
 def test_scene_endpoint_shows_truth_prediction_and_scores(served):
