@@ -78,6 +78,8 @@ def test_build_scenes_then_combined_spec(tmp_path, capsys):
     assert "mirror image(s)" in " ".join(both.report.notes)
     with pytest.raises(ValueError, match="no part of"):
         load_caption_dataset(f"scenes:{out}+tuxpaint:{stamps}", colour="red")
+    with pytest.raises(ValueError, match=r"tuxpaint does not take option\(s\) \['num_eval'\]"):
+        load_caption_dataset(f"scenes:{out}+tuxpaint:{stamps}?num_eval=3")
 
 
 def test_module_entry_point():

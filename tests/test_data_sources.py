@@ -63,6 +63,16 @@ def test_flickr8k(tmp_path):
     assert any("in no split" in note for note in dsd.report.notes)
 
 
+def test_flickr8k_nested_as_unzipped_into_folders(tmp_path):
+    make_flickr8k(tmp_path / "Flickr8k_text")  # Flickr8k_text.zip unzipped into its own folder
+    (tmp_path / "Flickr8k_Dataset").mkdir()
+    (tmp_path / "Flickr8k_text" / "Flicker8k_Dataset").rename(
+        tmp_path / "Flickr8k_Dataset" / "Flicker8k_Dataset"
+    )
+    dsd = load_caption_dataset(f"flickr8k:{tmp_path}")
+    check_schema(dsd, n_images=3, n_captions=15)
+
+
 def test_flickr30k_with_karpathy_splits(tmp_path):
     names = ["1000092795.jpg", "10002456.jpg", "1000268201.jpg", "1000344755.jpg"]
     make_images(tmp_path / "flickr30k-images", names)
@@ -123,6 +133,16 @@ def test_coco_hash_split_and_fixed_split(tmp_path):
     dsd = load_caption_dataset(f"coco:{ann_path}:{img_dir}?split=validation")
     assert len(dsd["validation"]) == 6 and len(dsd["train"]) == 0
     assert dsd["validation"][0]["captions"] == ["A photo 1 of thing 0.", "A photo 1 of thing 1."]
+
+
+def test_malformed_json_names_file_and_line(tmp_path):
+    ann_path, img_dir, _ = make_coco(tmp_path)
+    ann_path.write_text('{"images": [],\n "annotations": [\n}')
+    with pytest.raises(DataError, match=r"captions_val2014\.json:3: malformed line: invalid JSON"):
+        load_caption_dataset(f"coco:{ann_path}:{img_dir}")
+    ann_path.write_text(json.dumps({"images": []}))
+    with pytest.raises(DataError, match="not a COCO captions file"):
+        load_caption_dataset(f"coco:{ann_path}:{img_dir}")
 
 
 def make_karpathy(root):
@@ -281,6 +301,24 @@ def test_hf_path_with_column_mapping(tmp_path):
     check_schema(files, n_images=6, n_captions=11)
     with pytest.raises(DataError, match="column 'comments' .for 'captions'. not found"):
         load_caption_dataset(f"hf:{tmp_path / 'saved'}", columns="image:img,captions:comments")
+
+
+def test_hf_path_column_and_bad_rows(tmp_path):
+    make_images(tmp_path / "img", ["a.png", "b.png"])
+    rows = [
+        {"file_name": str(tmp_path / "img" / "a.png"), "caption": "A red one.", "split": "train"},
+        {"file_name": str(tmp_path / "img" / "gone.png"), "caption": "Lost.", "split": "train"},
+        {"file_name": str(tmp_path / "img" / "b.png"), "caption": "", "split": "test"},
+    ]
+    (tmp_path / "hub").mkdir()
+    (tmp_path / "hub" / "data.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n")
+    spec = f"hf:{tmp_path / 'hub'}"
+    with pytest.raises(DataError, match=r"\[train\] row 2: empty caption"):
+        load_caption_dataset(spec, cache_dir=str(tmp_path / "hf"))
+    dsd = load_caption_dataset(spec, cache_dir=str(tmp_path / "hf"), on_error="skip")
+    assert dsd.report.counts() == {"empty caption": 1, "missing image": 1}
+    assert "gone.png" in str(dsd.report.skipped[1])
+    assert [c for ds in dsd.values() for c in ds["captions"]] == [["A red one."]]
 
 
 # --- Bad data: one clear error naming file and line, or skipped and counted ------------------

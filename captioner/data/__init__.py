@@ -8,9 +8,11 @@ Caption corpora -> `DatasetDict` (train / validation / test [/ test_novel]) with
     ds = load_caption_dataset("scenes+tuxpaint")
     sst = load_sentiment_dataset("uci-sentiment")
 
-Modules: `spec` (the spec grammar), `sources` (Flickr8k/30k, COCO, Karpathy), `tables`
-(CSV / JSONL / image folders), `hub` (Hugging Face datasets), `tuxpaint`, `sentiment`,
-`features` (encoder feature cache), `loader` (torch Dataset, collate, buckets), `cli`.
+Modules: `spec` (the spec grammar), `sources` (Flickr8k/30k), `coco` (COCO, Karpathy),
+`tables` (CSV / JSONL / image folders), `hub` (Hugging Face datasets), `tuxpaint`,
+`sentiment` (+ `sentiment_tables`), `combine` (`scenes+tuxpaint`), `fetch` (registries),
+`features` (encoder feature cache), `loader` (torch Dataset, collate, buckets), `cli`;
+`common` holds `DataError` and the bad-record report; `scenes` is the synthetic world.
 Names are imported lazily so `import captioner.data` stays light.
 """
 

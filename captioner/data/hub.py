@@ -165,12 +165,14 @@ def load_hf_captions(
         part = ds.select_columns([cols["image"]]).rename_column(cols["image"], "image")
         if not isinstance(img, Image):
             if verify_images and img == Value("string"):
-                paths = list(part["image"])
-                for i in list(good):
+                paths, readable = list(part["image"]), []
+                for i in good:
                     bad = image_problem(Path(paths[i]))
                     if bad:
                         problems.bad(bad[0], f"hf:{name}", f"[{theirs}] row {i}", bad[1])
-                        good.remove(i)
+                    else:
+                        readable.append(i)
+                good = readable
             part = part.cast_column("image", Image())
         part = part.add_column("captions", [c or [] for c in caps], feature=List(Value("string")))
         part = part.add_column("image_id", ids, feature=Value("string"))

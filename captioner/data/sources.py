@@ -166,8 +166,9 @@ def load_flickr(
     token = Path(token_file) if token_file else find_file(root, FLICKR_TOKEN_FILES[variant])
     if token is None or not token.is_file():
         raise DataError(f"{root}: no {FLICKR_TOKEN_FILES[variant]} found (pass token_file=)")
-    if image_dir is None:
-        image_dir = next((root / d for d in FLICKR_IMAGE_DIRS if (root / d).is_dir()), root)
+    if image_dir is None:  # the zips nest folders differently: look two levels down
+        found = (find_file(root, d) for d in FLICKR_IMAGE_DIRS)
+        image_dir = next((p for p in found if p is not None and p.is_dir()), root)
     image_dir = Path(image_dir)
     captions, first_line = _read_token_file(token, problems)
 

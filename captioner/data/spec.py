@@ -23,8 +23,9 @@ Caption kinds (`load_caption_dataset`):
 Sentiment kinds (`load_sentiment_dataset`): `uci-sentiment[:DIR]`, `sentiment-csv:FILE`,
 `sentiment-jsonl:FILE`, `hf:OWNER/NAME` (e.g. hf:stanfordnlp/sst2).
 
-Options are keyword arguments of the loader (keyword arguments given to the function win
-over those in the string), e.g. `hf:nlphuji/flickr30k?columns=captions:caption&seed=1`,
+Options are keyword arguments of the loader (in a single spec, keyword arguments given to
+the function win over those in the string; in a combined spec, a part's own `?options` win
+and must be ones that part takes), e.g. `hf:nlphuji/flickr30k?columns=captions:caption&seed=1`,
 `coco:ann.json:images?split=validation`, `csv:caps.csv?image_root=/data/img`. Values
 `true`/`false`, integers, floats and comma-separated floats are converted. Options every
 caption loader understands: `on_error` ("raise" | "skip"), `seed`; a combined spec passes
@@ -205,21 +206,21 @@ def load_caption_dataset(spec: str, **options):
     if len(parts) == 1:
         p = parts[0]
         return _call(p.kind, _caption_loader(p.kind), p.args, {**p.options, **options}, strict=True)
+    # A part's own ?options must suit that part; keyword options go to every part that takes them.
     takers = [_accepted(_caption_loader(p.kind)) for p in parts]
-    for p in parts:
-        nobody = set({**p.options, **options}) - _GLOBAL - set().union(*(t for t in takers if t))
-        if nobody and all(t is not None for t in takers):
-            raise ValueError(f"no part of {spec!r} takes option(s) {sorted(nobody)}")
+    nobody = set(options) - _GLOBAL - set().union(*(t for t in takers if t))
+    if nobody and all(t is not None for t in takers):
+        raise ValueError(f"no part of {spec!r} takes option(s) {sorted(nobody)}")
     loaded = []
-    for p in parts:
-        loaded.append(
-            (
-                p.kind,
-                _call(
-                    p.kind, _caption_loader(p.kind), p.args, {**p.options, **options}, strict=False
-                ),
+    for p, takes in zip(parts, takers, strict=True):
+        unknown = set(p.options) - _GLOBAL - (takes if takes is not None else set(p.options))
+        if unknown:
+            raise ValueError(
+                f"{p.kind} does not take option(s) {sorted(unknown)}; it takes {sorted(takes)}"
             )
-        )
+        shared = {k: v for k, v in options.items() if takes is None or k in takes or k in _GLOBAL}
+        entry = _caption_loader(p.kind)
+        loaded.append((p.kind, _call(p.kind, entry, p.args, {**shared, **p.options}, strict=False)))
     from captioner.data.combine import concatenate_caption_dicts
 
     return concatenate_caption_dicts(loaded, name=spec)
