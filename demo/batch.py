@@ -1,15 +1,15 @@
-"""The batch tab's work: uploaded files and zip archives -> rows -> CSV / JSONL files.
+"""The batch tab's work: uploaded files and zip archives -> records -> CSV / JSONL files.
 
-Rows have the columns of `captioner label` (path, caption, tags, sentiment, error, model).
-A file that is not an image becomes a row with its error, never a failed batch. Zip members
+Records and files are those of `captioner label` (its writers in `captioner.labeling.writers`
+write them): `folder` (the zip a member came from; empty for a loose upload), `path`,
+`caption`, `tags` and `sentiment` as {"label", "score"}, `error`, `model`. A file that is not
+an image becomes a record with its error, never a failed batch. Zip members
 are copied one at a time into the app's temporary directory under a generated name (so a
 member called `../../x` cannot escape it), read, and deleted.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import tempfile
 import zipfile
@@ -21,8 +21,9 @@ from typing import Any
 from PIL import Image
 
 from captioner.imageio import IMAGE_EXTENSIONS, ImageLoadError, open_image
+from captioner.labeling.writers import CSV_COLUMNS, csv_row, dumps_record, write_csv
 
-COLUMNS = ("path", "caption", "tags", "sentiment", "error", "model")
+COLUMNS = CSV_COLUMNS  # folder, path, caption, tags, tag_scores, sentiment, sentiment_score, ...
 MAX_MEMBER_BYTES = 64 * 1024 * 1024  # one image inside a zip, uncompressed
 MAX_ZIP_BYTES = 1024 * 1024 * 1024  # all images of one zip, uncompressed
 
@@ -32,13 +33,18 @@ class BatchItem:
     name: str  # what the user calls it: the file name, or "archive.zip/dir/member.jpg"
     image: Image.Image | None
     error: str | None = None
+    folder: str = ""  # the zip archive a member came from
+    path: str = ""  # the file name, or the member's path inside its zip
+
+    def __post_init__(self) -> None:
+        self.path = self.path or self.name
 
 
-def _load(path: Path, name: str, draft_size: int | None) -> BatchItem:
+def _load(file: Path, name: str, draft_size: int | None, **where: str) -> BatchItem:
     try:
-        return BatchItem(name, open_image(path, draft_size=draft_size))
+        return BatchItem(name, open_image(file, draft_size=draft_size), **where)
     except ImageLoadError as e:
-        return BatchItem(name, None, str(e).replace(str(path), name))
+        return BatchItem(name, None, str(e).replace(str(file), name), **where)
 
 
 def _is_image_member(info: zipfile.ZipInfo) -> bool:
@@ -62,20 +68,20 @@ def _zip_members(archive: Path, name: str, work_dir: Path, draft_size: int | Non
         total = 0
         for info in filter(_is_image_member, zf.infolist()):
             member = f"{name}/{info.filename}"
+            where = {"folder": name, "path": info.filename}
             suffix = Path(info.filename).suffix.lower()
             total += info.file_size
             if info.file_size > MAX_MEMBER_BYTES or total > MAX_ZIP_BYTES:
-                yield BatchItem(
-                    member, None, f"{member}: too large to unpack ({info.file_size:,} bytes)"
-                )
+                error = f"{member}: too large to unpack ({info.file_size:,} bytes)"
+                yield BatchItem(member, None, error, **where)
                 continue
             fd, tmp = tempfile.mkstemp(suffix=suffix, dir=work_dir)
             try:
                 with os.fdopen(fd, "wb") as out, zf.open(info) as src:
                     out.write(src.read(MAX_MEMBER_BYTES + 1))
-                yield _load(Path(tmp), member, draft_size)
+                yield _load(Path(tmp), member, draft_size, **where)
             except (zipfile.BadZipFile, OSError, RuntimeError, ValueError) as e:
-                yield BatchItem(member, None, f"{member}: cannot unpack ({e})")
+                yield BatchItem(member, None, f"{member}: cannot unpack ({e})", **where)
             finally:
                 Path(tmp).unlink(missing_ok=True)
 
@@ -113,78 +119,54 @@ def describe_items(
     progress: Callable[[int], None] | None = None,
     **options: Any,
 ) -> list[dict[str, Any]]:
-    """Run `captioner.describe` over the readable items in batches -> rows (dicts of COLUMNS)."""
-    rows: list[dict[str, Any]] = []
+    """Run `captioner.describe` over the readable items in batches -> one record each, as
+    `captioner label` writes them (tags / sentiment None for a file that could not be read)."""
+    records: list[dict[str, Any]] = []
     pending: list[tuple[int, BatchItem]] = []
 
     def flush() -> None:
         descriptions = captioner.describe([it.image for _, it in pending], **options)
         for (i, _), d in zip(pending, descriptions, strict=True):
-            rows[i].update(caption=d.caption, tags=list(d.tags), sentiment=d.sentiment)
+            records[i].update(d.to_dict())
         pending.clear()
         if progress is not None:
-            progress(len(rows))
+            progress(len(records))
 
     for item in items:
-        rows.append(
-            dict(
-                path=item.name,
-                caption=None,
-                tags=[],
-                sentiment=None,
-                error=item.error,
-                model=captioner.name,
-            )
+        records.append(
+            {
+                "path": item.path,
+                "folder": item.folder,
+                "caption": None,
+                "tags": None,
+                "sentiment": None,
+                "error": item.error,
+                "model": captioner.name,
+            }
         )
         if item.image is not None:
-            pending.append((len(rows) - 1, item))
+            pending.append((len(records) - 1, item))
         if len(pending) >= batch_size:
             flush()
     if pending:
         flush()
-    return rows
+    return records
 
 
-def row_to_json(row: dict[str, Any]) -> dict[str, Any]:
-    """A row with tags and sentiment as {"label", "score"} objects (as `Description.to_dict`)."""
-    sentiment = row["sentiment"]
-    return {
-        "path": row["path"],
-        "caption": row["caption"],
-        "tags": [{"label": t, "score": round(float(s), 6)} for t, s in row["tags"]],
-        "sentiment": None
-        if sentiment is None
-        else {"label": sentiment[0], "score": round(float(sentiment[1]), 6)},
-        "error": row["error"],
-        "model": row["model"],
-    }
+def table_rows(records: Iterable[dict[str, Any]]) -> list[list[Any]]:
+    """Records as the cells of `labels.csv` (COLUMNS), for the table on the page."""
+    return [csv_row(r) for r in records]
 
 
-def row_to_cells(row: dict[str, Any]) -> list[str]:
-    """A row as table / CSV cells: tags "label (0.91); other (0.05)", sentiment "positive (0.87)"."""
-    from captioner.demo.render import format_sentiment, format_tags
-
-    return [
-        row["path"],
-        row["caption"] or "",
-        format_tags(row["tags"]),
-        format_sentiment(row["sentiment"]),
-        row["error"] or "",
-        row["model"],
-    ]
-
-
-def write_rows(rows: Sequence[dict[str, Any]], directory: str | os.PathLike) -> tuple[Path, Path]:
-    """Write `labels.csv` and `labels.jsonl` into `directory`; return both paths."""
+def write_records(
+    records: Sequence[dict[str, Any]], directory: str | os.PathLike
+) -> tuple[Path, Path]:
+    """Write `labels.csv` and `labels.jsonl` into `directory` with `captioner label`'s
+    writers; return both paths."""
     directory = Path(directory)
     csv_path, jsonl_path = directory / "labels.csv", directory / "labels.jsonl"
-    with csv_path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(COLUMNS)
-        writer.writerows(row_to_cells(r) for r in rows)
-    with jsonl_path.open("w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(row_to_json(r), ensure_ascii=False) + "\n")
+    write_csv(records, csv_path)
+    jsonl_path.write_bytes(b"".join(dumps_record(r) for r in records))
     return csv_path, jsonl_path
 
 

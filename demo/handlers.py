@@ -148,7 +148,7 @@ class Handlers:
             tags=int(num_tags),
             **opts,
         )
-        csv_path, jsonl_path = batching.write_rows(rows, out_dir)
+        csv_path, jsonl_path = batching.write_records(rows, out_dir)
         errors = sum(r["error"] is not None for r in rows)
         status = (
             f"Labelled {len(rows) - errors} of {len(rows)} images with `{cap.name}` in "
@@ -157,8 +157,7 @@ class Handlers:
         if total > len(rows):
             status += f" Stopped at the limit of {self.max_batch_images} images ({total} uploaded)."
             gr.Warning(f"Only the first {self.max_batch_images} of {total} images were labelled.")
-        cells = [batching.row_to_cells(r) for r in rows]
-        table = pd.DataFrame(cells, columns=list(batching.COLUMNS))
+        table = pd.DataFrame(batching.table_rows(rows), columns=list(batching.COLUMNS))
         return table, [str(csv_path), str(jsonl_path)], status
 
     def _forget_old_batches(self, max_age_s: float = 3 * 3600) -> None:

@@ -82,15 +82,6 @@ def sentiment_value(sentiment: tuple[str, float] | None) -> dict[str, float] | N
     return None if sentiment is None else {sentiment[0]: float(sentiment[1])}
 
 
-def format_tags(tags: Sequence[tuple[str, float]]) -> str:
-    """[(label, score)] -> "label (0.91); other (0.05)" for tables and CSV cells."""
-    return "; ".join(f"{label} ({score:.2f})" for label, score in tags)
-
-
-def format_sentiment(sentiment: tuple[str, float] | None) -> str:
-    return "" if sentiment is None else f"{sentiment[0]} ({sentiment[1]:.2f})"
-
-
 def model_card(captioner) -> str:
     """One Markdown line saying what a `Captioner` can do (its heads and their sizes)."""
     parts = [f"**{captioner.name}**", f"encoder `{captioner.encoder.name}`"]

@@ -127,29 +127,45 @@ def test_batch_reads_files_and_zips_and_writes_csv_jsonl(tmp_path, images):
     assert batching.count_batch_inputs(paths) == 5
     items = list(batching.iter_batch_items(paths, work_dir=work))
     names = [it.name for it in items]
-    assert names == ["wide.jpg", "bad.png", "photos.zip/a/one.png", "photos.zip/../../escape.png",
-                     "photos.zip/broken.jpg"]  # fmt: skip
+    assert names == [
+        "wide.jpg",
+        "bad.png",
+        "photos.zip/a/one.png",
+        "photos.zip/../../escape.png",
+        "photos.zip/broken.jpg",
+    ]
     assert [it.error is None for it in items] == [True, False, True, True, False]
     assert "bad.png: not a recognised image format" in items[1].error
     assert items[4].error.startswith("photos.zip/broken.jpg:")
     assert list(work.iterdir()) == [] and not (tmp_path.parent / "escape.png").exists()
     assert len(list(batching.iter_batch_items(paths, work_dir=work, max_images=2))) == 2
 
+    assert [(it.folder, it.path) for it in items[2:4]] == [
+        ("photos.zip", "a/one.png"),
+        ("photos.zip", "../../escape.png"),
+    ]
+
     cap = tiny_captioner()
-    rows = batching.describe_items(cap, iter(items), batch_size=2, tags=0, method="greedy")
-    assert [r["path"] for r in rows] == names and {r["model"] for r in rows} == {"tiny"}
-    assert rows[0]["caption"] == cap.caption(images["wide.jpg"], method="greedy")[0]
-    assert rows[1]["caption"] is None and rows[1]["sentiment"] is None
-    csv_path, jsonl_path = batching.write_rows(rows, tmp_path)
+    recs = batching.describe_items(cap, iter(items), batch_size=2, tags=0, method="greedy")
+    assert [r["path"] for r in recs] == [
+        "wide.jpg",
+        "bad.png",
+        "a/one.png",
+        "../../escape.png",
+        "broken.jpg",
+    ]
+    assert {r["model"] for r in recs} == {"tiny"} and recs[2]["folder"] == "photos.zip"
+    assert recs[0]["caption"] == cap.caption(images["wide.jpg"], method="greedy")[0]
+    assert recs[1]["caption"] is None and recs[1]["sentiment"] is None
+    csv_path, jsonl_path = batching.write_records(recs, tmp_path)
     with csv_path.open(newline="") as f:
-        table = list(csv.reader(f))
-    assert tuple(table[0]) == batching.COLUMNS and len(table) == 6
-    assert table[2][4].startswith("bad.png: not a recognised")
-    records = [json.loads(line) for line in jsonl_path.read_text().splitlines()]
-    assert [r["path"] for r in records] == names and records[0]["sentiment"]["label"] in (
-        "negative",
-        "positive",
-    )
+        table = list(csv.DictReader(f))
+    assert tuple(table[0]) == batching.COLUMNS and len(table) == 5  # captioner label's columns
+    assert table[1]["error"].startswith("bad.png: not a recognised")
+    assert table[0]["sentiment"] in ("negative", "positive") and float(table[0]["sentiment_score"])
+    lines = [json.loads(line) for line in jsonl_path.read_text().splitlines()]
+    assert lines == json.loads(json.dumps(recs))  # the records, one per line
+    assert batching.table_rows(recs)[2][:2] == ["photos.zip", "a/one.png"]
 
 
 def test_tagger_only_model_says_so_instead_of_crashing(images):
@@ -276,9 +292,11 @@ def test_label_endpoint_returns_table_and_files_in_the_temp_dir(served, images, 
     files = [handle_file(str(images[n])) for n in ("noise.png", "bad.png")]
     table, downloads, status = client(url).predict(files, api_name="/label")
     assert table["headers"] == list(batching.COLUMNS)
-    assert [row[0] for row in table["data"]] == ["noise.png", "bad.png"]
-    assert table["data"][0][1] == cap.caption(images["noise.png"])[0]
-    assert table["data"][1][4].startswith("bad.png: not a recognised image format")
+    rows = [dict(zip(table["headers"], row)) for row in table["data"]]
+    assert [row["path"] for row in rows] == ["noise.png", "bad.png"]
+    assert rows[0]["caption"] == cap.caption(images["noise.png"])[0]
+    assert rows[0]["tags"].split("; ") == [t for t, _ in cap.tag(images["noise.png"])[0]]
+    assert rows[1]["error"].startswith("bad.png: not a recognised image format")
     assert "1 of 2 images" in status
     paths = [Path(f["path"]) for f in downloads]
     assert [p.name for p in paths] == ["labels.csv", "labels.jsonl"]
