@@ -163,24 +163,45 @@ def canonical_caption(scene: SceneGraph) -> str:
     return _write(scene, lambda options, probs: options[0])
 
 
-def scene_captions(scene: SceneGraph, rng: np.random.Generator, n: int = 5) -> list[str]:
-    """`n` reference captions: the canonical one first, then distinct sampled paraphrases
-    (repeats only when the scene has fewer than `n` distinct wordings)."""
-    if not scene.objects:
-        raise ValueError("cannot caption a scene without objects")
+def _paraphrase(scene: SceneGraph, rng: np.random.Generator, weights: np.ndarray) -> str:
+    """The canonical caption with one or two wordings changed: the decisions to change are
+    drawn in proportion to how often they are not canonical (`weights`)."""
+    flips = set(rng.choice(len(weights), size=min(1 + int(rng.random() < 0.4), int((weights > 0).sum())),
+                           replace=False, p=weights))  # fmt: skip
+    index = iter(range(10**6))
 
     def pick(options, probs):
-        return options[int(rng.choice(len(options), p=np.asarray(probs) / sum(probs)))]
+        if next(index) not in flips or len(options) == 1:
+            return options[0]
+        rest = np.asarray(probs[1:], np.float64)
+        return options[1 + int(rng.choice(len(rest), p=rest / rest.sum()))]
 
-    captions = [canonical_caption(scene)]
+    return _write(scene, pick)
+
+
+def scene_captions(scene: SceneGraph, rng: np.random.Generator, n: int = 5) -> list[str]:
+    """`n` reference captions: the canonical one first, then distinct paraphrases that each
+    change one or two of its wordings (repeats only when there are fewer than `n` wordings).
+    Every decision is canonical in most references, so the canonical caption is the most
+    probable one word by word, and a decoder trained on the references can learn it."""
+    if not scene.objects:
+        raise ValueError("cannot caption a scene without objects")
+    deviation: list[float] = []
+
+    def record(options, probs):
+        deviation.append(1 - probs[0] / sum(probs) if len(options) > 1 else 0.0)
+        return options[0]
+
+    captions = [_write(scene, record)]
+    weights = np.asarray(deviation) / sum(deviation)
     for _ in range(40 * n):
         if len(captions) == n:
             break
-        caption = _write(scene, pick)
+        caption = _paraphrase(scene, rng, weights)
         if caption not in captions:
             captions.append(caption)
     while len(captions) < n:
-        captions.append(_write(scene, pick))
+        captions.append(_paraphrase(scene, rng, weights))
     return captions
 
 

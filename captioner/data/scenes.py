@@ -1,9 +1,9 @@
 """The synthetic scene world: simple shapes on light backgrounds, with exact ground truth.
 
-A scene has 1 to 4 groups of identical objects (1 to 3 of them: "two small red circles"),
-each group in its own cell of a layout (whole image, a row or column of two halves, or the
-quadrants of a 2x2 grid), so every pair of groups is clearly left/right of or above/below
-each other. Groups sharing a layout row overlap vertically (and sharing a column,
+A scene has 1 to 4 objects in 1 to 4 groups of identical objects ("two small red circles"),
+each group in its own cell of a layout (the whole image, a row or column of two or three
+cells, or a 2x2 grid), so every pair of groups is clearly left/right of or above/below each
+other. Groups sharing a layout row overlap vertically (and sharing a column,
 horizontally), so "left of" between them is never also "above". Captions, the parser and
 `scene_score` live in `scene_grammar`; everything here is deterministic given the `rng`.
 
@@ -19,8 +19,8 @@ import math
 import multiprocessing as mp
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import datasets
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -45,6 +45,9 @@ __all__ = [
     "scene_score",
 ]  # fmt: skip
 
+if TYPE_CHECKING:
+    import datasets
+
 log = logging.getLogger(__name__)
 
 RGB = {
@@ -60,37 +63,55 @@ SEEN_PAIRS = tuple((c, s) for c in COLORS for s in SHAPES if (c, s) not in HELD_
 BACKGROUNDS = ("plain", "gradient", "stripes", "checker", "paper")
 SPLITS = ("train", "validation", "test", "test_novel")
 
-RADIUS = {"small": 0.05, "large": 0.1}  # circumradius as a fraction of the image side
+RADIUS = {"small": 0.07, "large": 0.13}  # circumradius as a fraction of the image side
+MAX_OBJECTS = 4  # objects in a scene, all groups together
 GROUP_PROBS = (0.25, 0.35, 0.25, 0.15)  # 1, 2, 3, 4 groups
-COUNT_PROBS = (0.6, 0.25, 0.15)  # 1, 2, 3 objects in a group
+COUNT_PROBS = (0.6, 0.25, 0.15)  # 1, 2, 3 objects in a one-group scene
 MARGIN, GAP, BAND = 0.02, 0.015, 0.04  # cell margin, gap between objects, band jitter
-# Cells (x0, y0, x1, y1, row, column) of each layout.
-_HALF_ROW = [(0, 0, 0.5, 1, 0, 0), (0.5, 0, 1, 1, 0, 1)]
-_HALF_COL = [(0, 0, 1, 0.5, 0, 0), (0, 0.5, 1, 1, 1, 0)]
-_QUADS = [
-    (0, 0, 0.5, 0.5, 0, 0),
-    (0.5, 0, 1, 0.5, 0, 1),
-    (0, 0.5, 0.5, 1, 1, 0),
-    (0.5, 0.5, 1, 1, 1, 1),
-]
+
+
+def _strip(k: int, vertical: bool) -> list[tuple]:
+    """k equal cells (x0, y0, x1, y1, row, column) side by side, or stacked when vertical."""
+    cells = [(i / k, 0.0, (i + 1) / k, 1.0, 0, i) for i in range(k)]
+    return [(y0, x0, y1, x1, c, r) for x0, y0, x1, y1, r, c in cells] if vertical else cells
+
+
+_QUADS = [(0, 0, 0.5, 0.5, 0, 0), (0.5, 0, 1, 0.5, 0, 1), (0, 0.5, 0.5, 1, 1, 0), (0.5, 0.5, 1, 1, 1, 1)]  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- generating
 
 
 def _layout(k: int, rng: np.random.Generator) -> list[tuple]:
+    """Cells in reading order: the whole image, a row or column of 2 or 3, or a 2x2 grid."""
+    if k == 4:
+        return _QUADS
+    return _strip(k, vertical=bool(rng.random() < 0.5))
+
+
+def _counts(k: int, rng: np.random.Generator) -> list[int]:
+    """Objects per group: at most 3 per group and MAX_OBJECTS in all."""
     if k == 1:
-        return [(0, 0, 1, 1, 0, 0)]
-    if k == 2:
-        return _HALF_ROW if rng.random() < 0.5 else _HALF_COL
-    return [_QUADS[i] for i in sorted(rng.choice(4, size=k, replace=False))]
+        return [int(rng.choice(3, p=COUNT_PROBS)) + 1]
+    counts = [1] * k
+    spare = MAX_OBJECTS - k
+    extra = int(
+        rng.choice(spare + 1, p=np.asarray((6, 3, 1)[: spare + 1]) / sum((6, 3, 1)[: spare + 1]))
+    )
+    for i in rng.choice(k, size=extra):
+        counts[i] += 1
+    return counts
+
+
+def _span(lo: float, hi: float, r: float) -> tuple[float, float]:
+    return lo + MARGIN + r, hi - MARGIN - r
 
 
 def _place(cell: tuple, anchor: tuple[float, float], n: int, r: float, rng) -> list[Instance]:
-    """n non-overlapping instances in `cell`, the first at `anchor`; fewer if they do not fit."""
-    x0, y0, x1, y1 = (v for v in cell[:4])
-    lo_x, hi_x, lo_y, hi_y = x0 + MARGIN + r, x1 - MARGIN - r, y0 + MARGIN + r, y1 - MARGIN - r
-    out = [anchor]
+    """n non-overlapping instances in `cell`, the first at `anchor` (clamped into the cell);
+    fewer if they do not fit."""
+    (lo_x, hi_x), (lo_y, hi_y) = _span(cell[0], cell[2], r), _span(cell[1], cell[3], r)
+    out = [(min(max(anchor[0], lo_x), hi_x), min(max(anchor[1], lo_y), hi_y))]
     for _ in range(n - 1):
         for _try in range(200):
             p = (rng.uniform(lo_x, hi_x), rng.uniform(lo_y, hi_y))
@@ -119,6 +140,11 @@ def scene_relations(objects: Sequence[ObjectGroup]) -> list[Relation]:
     return rels
 
 
+def _band(lo: float, hi: float, rng: np.random.Generator) -> float:
+    lo, hi = _span(lo, hi, max(RADIUS.values()) * 1.08)
+    return float(rng.uniform(lo, hi)) if lo < hi else (lo + hi) / 2
+
+
 def generate_scene(
     rng: np.random.Generator, *, pairs: Sequence[tuple[str, str]] = SEEN_PAIRS
 ) -> SceneGraph:
@@ -126,39 +152,22 @@ def generate_scene(
     ones; pass `HELD_OUT_PAIRS` for `test_novel`)."""
     if not pairs:
         raise ValueError("generate_scene needs at least one (colour, shape) pair")
-    k = int(rng.choice(4, p=GROUP_PROBS)) + 1
+    k = min(int(rng.choice(4, p=GROUP_PROBS)) + 1, 2 * len(pairs))
     keys: list[tuple[str, str, str]] = []  # (size, colour, shape), distinct
-    while len(keys) < min(k, 2 * len(pairs)):
+    while len(keys) < k:
         colour, shape = pairs[int(rng.integers(len(pairs)))]
         key = (SIZES[int(rng.integers(2))], colour, shape)
         if key not in keys:
             keys.append(key)
-    cells = _layout(len(keys), rng)
-    rmax = max(RADIUS.values()) * 1.08
-    # A shared band per layout row / column keeps row-mates level and column-mates aligned.
-    rows = {
-        c[4]: rng.uniform(c[1] + MARGIN + rmax + BAND, c[3] - MARGIN - rmax - BAND) for c in cells
-    }
-    cols = {
-        c[5]: rng.uniform(c[0] + MARGIN + rmax + BAND, c[2] - MARGIN - rmax - BAND) for c in cells
-    }
+    cells = _layout(k, rng)
+    # One band per layout row / column keeps row-mates level and column-mates aligned.
+    rows = {c[4]: _band(c[1], c[3], rng) for c in cells}
+    cols = {c[5]: _band(c[0], c[2], rng) for c in cells}
     objects = []
-    for (size, colour, shape), cell in zip(keys, cells):
+    for (size, colour, shape), cell, count in zip(keys, cells, _counts(k, rng)):
         r = round(float(RADIUS[size] * rng.uniform(0.92, 1.08)), 4)
-        capacity = 2 if size == "large" and cell[2] - cell[0] < 1 and cell[3] - cell[1] < 1 else 3
-        count = (
-            int(
-                rng.choice(
-                    capacity, p=np.asarray(COUNT_PROBS[:capacity]) / sum(COUNT_PROBS[:capacity])
-                )
-            )
-            + 1
-        )
-        if len(cells) == 1:
-            anchor = (
-                rng.uniform(MARGIN + r, 1 - MARGIN - r),
-                rng.uniform(MARGIN + r, 1 - MARGIN - r),
-            )
+        if k == 1:
+            anchor = (rng.uniform(*_span(0, 1, r)), rng.uniform(*_span(0, 1, r)))
         else:
             anchor = (
                 cols[cell[5]] + rng.uniform(-BAND, BAND),
@@ -282,14 +291,17 @@ def make_example(seed: int, split: str, index: int, image_size: int = 224) -> di
     }
 
 
-FEATURES = datasets.Features(
-    {
-        "image": datasets.Image(),
-        "captions": datasets.List(datasets.Value("string")),
-        "image_id": datasets.Value("string"),
-        "scene": datasets.Value("string"),
-    }
-)
+def scene_features() -> datasets.Features:
+    import datasets  # lazily: generating and rendering scenes need no `datasets`
+
+    return datasets.Features(
+        {
+            "image": datasets.Image(),
+            "captions": datasets.List(datasets.Value("string")),
+            "image_id": datasets.Value("string"),
+            "scene": datasets.Value("string"),
+        }
+    )
 
 
 def _make_examples(args: tuple[int, str, int, int, int]) -> list[dict]:
@@ -317,6 +329,8 @@ def build_scene_dataset(
         )
     if num_proc < 1:
         raise ValueError(f"num_proc must be >= 1, got {num_proc}")
+    import datasets
+
     start = time.perf_counter()
     sizes = {split: num_train if split == "train" else num_eval for split in SPLITS}
     chunk = 100
@@ -331,10 +345,10 @@ def build_scene_dataset(
     rows: dict[str, list[dict]] = {split: [] for split in SPLITS}
     for job, part in zip(jobs, parts):
         rows[job[1]].extend(part)
-    splits = {}
+    features, splits = scene_features(), {}
     for split, split_rows in rows.items():
-        columns = {name: [row[name] for row in split_rows] for name in FEATURES}
-        splits[split] = datasets.Dataset.from_dict(columns, features=FEATURES)
+        columns = {name: [row[name] for row in split_rows] for name in features}
+        splits[split] = datasets.Dataset.from_dict(columns, features=features)
     log.info("built scene dataset (%d + 3 x %d images, %d px) in %.1f s",
              num_train, num_eval, image_size, time.perf_counter() - start)  # fmt: skip
     return datasets.DatasetDict(splits)
