@@ -12,6 +12,7 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
 
 from captioner.data.common import DataError
 from captioner.data.fetch import FetchError
@@ -20,8 +21,10 @@ SENTIMENT_PREFIXES = ("uci-sentiment", "sentiment-csv", "sentiment-jsonl")
 
 
 def _parser() -> argparse.ArgumentParser:
+    under_captioner = Path(sys.argv[0]).name == "captioner"  # `captioner data ...`
     p = argparse.ArgumentParser(
-        prog="python -m captioner.data", description="Build, fetch and inspect captioner corpora."
+        prog="captioner data" if under_captioner else "python -m captioner.data",
+        description="Build, fetch and inspect captioner corpora.",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log what is skipped and why")
     sub = p.add_subparsers(dest="command", required=True)
