@@ -98,7 +98,6 @@ class Encoder(nn.Module):
         self.image_size, self.mean, self.std = transform.size, transform.mean, transform.std
         self.blocks = blocks  # plain list (not registered): the units set_trainable_blocks counts
         self._weights_id = weights_id
-        self._cache_key: str | None = None
         self.trainable_blocks = 0
         self.channels_last = False
         self.set_trainable_blocks(0)
@@ -154,16 +153,19 @@ class Encoder(nn.Module):
 
     @property
     def cache_key(self) -> str:
-        """Stable id of what the features mean: name, weights identity, preprocessing."""
-        if self._cache_key is None:
-            wid = self._weights_id or f"random-{_state_hash(self.backbone.state_dict())}"
-            t = self.transform
-            self._cache_key = (
-                f"{self.name}|{wid}|size={t.size}|mean={','.join(f'{v:.4f}' for v in t.mean)}"
-                f"|std={','.join(f'{v:.4f}' for v in t.std)}|{t.interpolation}|full-resize"
-                f"|{CACHE_VERSION}"
-            )
-        return self._cache_key
+        """Stable id of what the features mean: name, weights identity, preprocessing.
+
+        Random-init (or checkpoint-loaded) and fine-tunable encoders are identified by a hash
+        of their current weights, recomputed on each access."""
+        wid = self._weights_id
+        if wid is None or self.trainable_blocks > 0:
+            wid = f"{wid or 'random'}-{_state_hash(self.backbone.state_dict())}"
+        t = self.transform
+        return (
+            f"{self.name}|{wid}|size={t.size}|mean={','.join(f'{v:.4f}' for v in t.mean)}"
+            f"|std={','.join(f'{v:.4f}' for v in t.std)}|{t.interpolation}|full-resize"
+            f"|{CACHE_VERSION}"
+        )
 
 
 def available_encoders() -> list[str]:

@@ -227,3 +227,11 @@ def test_cache_key_is_stable_and_specific(lite):
     torch.manual_seed(1)
     c = build_encoder("mobilenet_v3_small", weights=None).cache_key
     assert a == b != c and a.startswith("mobilenet_v3_small|random-")
+    # weights loaded later (as from a checkpoint) or fine-tuned change the key
+    enc = build_encoder("mobilenet_v3_small", weights=None)
+    before = enc.cache_key
+    with torch.no_grad():
+        enc.backbone[-1][0].weight.mul_(2)
+    assert enc.cache_key != before
+    tuned = build_encoder(trainable_blocks=1)
+    assert tuned.cache_key != lite.cache_key and "pypi-efficientnet-lite0" in tuned.cache_key
