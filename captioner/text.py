@@ -20,11 +20,25 @@ SPECIALS = (PAD, BOS, EOS, UNK)
 
 _treebank = TreebankWordTokenizer()
 _punct = re.compile(r"^[^\w]+$")
+# Typographic punctuation -> ASCII, so "tux—the" splits and “fuji” loses its quotes.
+_TYPOGRAPHIC = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2013": " - ",
+        "\u2014": " - ",
+        "\u2026": "...",
+        "\u00a0": " ",
+    }
+)
 
 
 def tokenize(text: str) -> list[str]:
     """Lower-case `text` and split it into word tokens, dropping punctuation."""
-    return [t for t in _treebank.tokenize(text.lower()) if not _punct.match(t)]
+    text = text.translate(_TYPOGRAPHIC).lower()
+    return [t for t in _treebank.tokenize(text) if not _punct.match(t)]
 
 
 class Vocabulary:

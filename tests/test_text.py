@@ -16,6 +16,17 @@ def test_tokenize_lowercases_and_drops_punctuation():
     ]
 
 
+def test_tokenize_normalises_typographic_punctuation():
+    assert tokenize("Tux\u2014the \u201cFuji\u201d penguin\u2019s hat") == [
+        "tux",
+        "the",
+        "fuji",
+        "penguin",
+        "'s",
+        "hat",
+    ]
+
+
 def test_tokenize_splits_contractions_like_treebank():
     toks = tokenize("The dog isn't happy.")
     assert toks == ["the", "dog", "is", "n't", "happy"]
