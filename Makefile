@@ -2,7 +2,7 @@
 # system packages `make system-deps` installs (Chromium for the browser test).
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-DIR    ?= captioner/assets/examples
+DIR    ?= demo/examples
 OUT    ?= labels/examples.jsonl
 PYTEST_ARGS ?=
 
