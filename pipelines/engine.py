@@ -27,9 +27,9 @@ state is read with `torch.load(..., weights_only=True)`.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,13 +39,16 @@ from typing import Any
 import torch
 from captioner.pipelines import runstate
 from captioner.pipelines.config import opt, to_dict
+from captioner.pipelines.optim import amp_settings, build_scheduler, param_groups
 from captioner.pipelines.runstate import (
     DistInfo,
     barrier,
     init_distributed,
+    publish_model_dir,
     resolve_device,
     seed_everything,
     shutdown_distributed,
+    to_device,
 )
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
@@ -126,94 +129,6 @@ def setup(config: TrainConfig) -> DistInfo:
     return dist
 
 
-def to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor inside nested dicts/lists/tuples (non_blocking from pinned memory)."""
-    if isinstance(batch, Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
-
-
-def param_groups(
-    model: nn.Module, config: TrainConfig, *, encoder_prefix: str = "encoder."
-) -> list[dict]:
-    """AdamW groups: trainable parameters under `encoder_prefix` get `config.encoder_lr`, the
-    rest `config.lr`; weight decay only on matrices (not biases, norms, scalars)."""
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            key = (name.startswith(encoder_prefix), p.ndim >= 2)
-            groups.setdefault(key, []).append(p)
-    out = []
-    for (is_enc, decay), params in sorted(groups.items()):
-        out.append(
-            {
-                "params": params,
-                "lr": config.encoder_lr if is_enc else config.lr,
-                "weight_decay": config.weight_decay if decay else 0.0,
-                "name": ("encoder" if is_enc else "head") + ("" if decay else "_no_decay"),
-            }
-        )
-    return out
-
-
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, config: TrainConfig, *, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup, then cosine to `min_lr_ratio`, step decay, or constant; per step."""
-    total = max(1, config.epochs * steps_per_epoch)
-    warm = int(config.warmup * total) if config.warmup < 1 else int(config.warmup)
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / (warm + 1)
-        if config.schedule == "cosine":
-            progress = min(1.0, (step - warm) / max(1, total - warm))
-            return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (
-                1 + math.cos(math.pi * progress)
-            )
-        if config.schedule == "step":
-            return config.gamma ** (step // max(1, config.step_epochs * steps_per_epoch))
-        return 1.0
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def publish_model_dir(
-    src: str | Path, dst: str | Path, *, keep: tuple[str, ...] = ("run",)
-) -> Path:
-    """Copy the files of model directory `src` into `dst`, each atomically, and remove other
-    files of `dst` except the names in `keep` (the run folder lives beside the model)."""
-    src, dst = Path(src), Path(dst)
-    dst.mkdir(parents=True, exist_ok=True)
-    names = {p.name for p in src.iterdir() if p.is_file()}
-    for name in sorted(names, key=lambda n: n == "config.json"):  # config last
-        tmp = dst / f".{name}.tmp{os.getpid()}"
-        tmp.write_bytes((src / name).read_bytes())
-        os.replace(tmp, dst / name)
-    for p in dst.iterdir():
-        if (
-            p.is_file()
-            and p.name not in names
-            and p.name not in keep
-            and not p.name.startswith(".")
-        ):
-            p.unlink()
-    return dst
-
-
-def _amp_settings(device: torch.device, amp: str) -> tuple[torch.dtype | None, bool]:
-    """-> (autocast dtype or None, use GradScaler)."""
-    if device.type != "cuda" or amp == "off":
-        return None, False
-    if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()):
-        return torch.bfloat16, False
-    return torch.float16, True
-
-
 class Trainer:
     """Runs epochs of `loss_fn` over `train_dataset`; see the module docstring."""
 
@@ -257,7 +172,7 @@ class Trainer:
         if len(self.loader) == 0:
             raise ValueError("the training set is empty")
         self.scheduler = build_scheduler(self.optimizer, config, steps_per_epoch=len(self.loader))
-        self.amp_dtype, use_scaler = _amp_settings(self.device, config.amp)
+        self.amp_dtype, use_scaler = amp_settings(self.device, config.amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         self.run_config = {**(run_config or {}), "train": to_dict(config)}
         self.epoch = self.step = 0
@@ -462,13 +377,36 @@ class Trainer:
         if state["scaler"] and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
-        self.finished, self.best = bool(state["finished"]), dict(state["best"])
+        self.best = dict(state["best"])
+        # recomputed, not restored: a run resumed with more --epochs continues
+        c = self.config
+        self.finished = self.epoch >= c.epochs or (
+            c.patience > 0 and self.best["bad_epochs"] >= c.patience
+        )
         rngs = state["rng"]
         runstate.set_rng_state(rngs[self.dist.rank] if len(rngs) > self.dist.rank else rngs[0])
         if self.dist.is_main:
             runstate.truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+            _warn_config_changes(self.run_dir / "config.json", self.run_config)
         log.info("resumed %s at epoch %d, step %d", ckpt_dir, self.epoch, self.step)
 
 
 def _fmt(scores: dict[str, float]) -> str:
     return " ".join(f"{k}={v:.4f}" for k, v in scores.items())
+
+
+def _warn_config_changes(path: Path, now: dict) -> None:
+    """Log the settings that differ from the interrupted run's (resume flags aside)."""
+    try:
+        before = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    flat = {**before, **before.get("train", {})}
+    current = {**now, **now.get("train", {})}
+    ignore = {"train", "resume", "stop_after"}
+    changed = sorted(
+        k for k in current if k not in ignore and flat.get(k, current[k]) != current[k]
+    )
+    if changed:
+        log.warning("resuming with changed settings: %s",
+                    ", ".join(f"{k} {flat[k]!r} -> {current[k]!r}" for k in changed))  # fmt: skip

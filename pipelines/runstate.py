@@ -197,6 +197,41 @@ def load_checkpoint(
     return weights, state
 
 
+# ---------------------------------------------------------------------- model dir / batches
+def publish_model_dir(
+    src: str | Path, dst: str | Path, *, keep: tuple[str, ...] = ("run",)
+) -> Path:
+    """Copy the files of model directory `src` into `dst`, each atomically, and remove other
+    files of `dst` except the names in `keep` (the run folder lives beside the model)."""
+    src, dst = Path(src), Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    names = {p.name for p in src.iterdir() if p.is_file()}
+    for name in sorted(names, key=lambda n: n == "config.json"):  # config last
+        tmp = dst / f".{name}.tmp{os.getpid()}"
+        tmp.write_bytes((src / name).read_bytes())
+        os.replace(tmp, dst / name)
+    for p in dst.iterdir():
+        if (
+            p.is_file()
+            and p.name not in names
+            and p.name not in keep
+            and not p.name.startswith(".")
+        ):
+            p.unlink()
+    return dst
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor inside nested dicts/lists/tuples (non_blocking from pinned memory)."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
 # ---------------------------------------------------------------------- metrics / progress
 class MetricsLog:
     """Append-only JSONL; one flushed line per record; a no-op on ranks other than 0."""

@@ -183,3 +183,13 @@ def test_keep_checkpoints_and_publish_model_dir(tmp_path):
     (out / "labels.json").write_text("[]")  # stale file of an older model
     publish_model_dir(src, out)
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "run"]
+
+
+def test_resume_with_more_epochs_continues_and_warns_about_changes(tmp_path, caplog):
+    _trainer(tmp_path, epochs=2).fit()
+    with caplog.at_level(logging.WARNING, logger="captioner.pipelines.engine"):
+        result = _trainer(tmp_path, epochs=3, resume=True, lr=0.01).fit()
+    assert result.epochs_done == 3 and result.steps == 24
+    assert "lr 0.05 -> 0.01" in caplog.text and "epochs 2 -> 3" in caplog.text
+    again = _trainer(tmp_path, epochs=3, resume=True, lr=0.01).fit()  # already finished
+    assert again.epochs_done == 3 and again.steps == 24
