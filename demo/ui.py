@@ -140,12 +140,28 @@ def build_app(
             with gr.Tab("Batch"):
                 files = gr.File(
                     file_count="multiple",
+                    elem_id="batch-files",
                     file_types=["image", ".zip"],
                     label=f"Images or .zip archives (up to {max_batch_images} images)",
                 )
                 label_btn = gr.Button("Label all", variant="primary")
                 batch_status = gr.Markdown()
-                table = gr.Dataframe(headers=list(COLUMNS), label="Labels", wrap=True)
+                table = gr.Dataframe(
+                    headers=list(COLUMNS),
+                    label="Labels",
+                    wrap=True,
+                    column_widths=[
+                        "90px",
+                        "150px",
+                        "220px",
+                        "200px",
+                        "150px",
+                        "90px",
+                        "80px",
+                        "240px",
+                        "100px",
+                    ],
+                )
                 downloads = gr.File(label="labels.csv / labels.jsonl", file_count="multiple")
             with gr.Tab("Scene world"):
                 with gr.Row():
