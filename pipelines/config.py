@@ -112,7 +112,9 @@ def add_arguments(
             kwargs.update(type=_scalar_parser(tp, optional))
         if f.metadata.get("choices"):
             kwargs["choices"] = list(f.metadata["choices"])
-        parser.add_argument(flag, metavar=f.name.upper(), **kwargs)
+        choices = f.metadata.get("choices")
+        metavar = "{" + ",".join(map(str, choices)) + "}" if choices else f.name.upper()
+        parser.add_argument(flag, metavar=metavar, **kwargs)
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
