@@ -37,6 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from captioner.checkpoint import write_json_atomic
 from captioner.pipelines import runstate
 from captioner.pipelines.config import opt, to_dict
 from captioner.pipelines.optim import amp_settings, build_scheduler, param_groups
@@ -50,10 +54,6 @@ from captioner.pipelines.runstate import (
     shutdown_distributed,
     to_device,
 )
-from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
-
-from captioner.checkpoint import write_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -112,17 +112,21 @@ def evaluate_captions(
     batch_size: int = 32, meteor: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
     """Caption every image of a dataset split with `model` (a Captioner) and score it."""
-    images = [row["image"] for row in split]
+    from captioner.pipelines.runstate import progress
+
     start = time.perf_counter()
     method = "beam" if beam_size > 1 else "greedy"
-    hyps = model.caption(
-        images, beam_size=beam_size, method=method, max_length=max_length, batch_size=batch_size
-    )
+    hyps: list[str] = []
+    images = split.select_columns(["image"])
+    for i in progress(range(0, len(split), batch_size), enabled=True, desc="captioning"):
+        chunk = images[i : i + batch_size]["image"]  # decode one batch of images at a time
+        hyps += model.caption(chunk, beam_size=beam_size, method=method,
+                              max_length=max_length, batch_size=batch_size)  # fmt: skip
     seconds = time.perf_counter() - start
     scenes = split["scene"] if "scene" in split.column_names else None
     scores = caption_scores(split["captions"], hyps, meteor=meteor, scenes=scenes)
     return {
-        "n": len(images),
+        "n": len(split),
         "decoding": {
             "method": method,
             "beam_size": beam_size,
@@ -178,9 +182,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from captioner.pipelines.runstate import resolve_device
-
     from captioner.api import Captioner
+    from captioner.pipelines.runstate import resolve_device
 
     if args.beam_size < 1:
         _parser().error(f"--beam-size must be >= 1, got {args.beam_size}")

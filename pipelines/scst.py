@@ -23,13 +23,13 @@ from pathlib import Path
 
 import datasets
 import torch
-from captioner.pipelines.config import to_dict
-from captioner.pipelines.engine import FitResult, Trainer, barrier, param_groups, setup
-from captioner.pipelines.runstate import broadcast
 from torch import Tensor, nn
 
 from captioner.data.loader import collate_captions
 from captioner.decoding import greedy, sample
+from captioner.pipelines.config import to_dict
+from captioner.pipelines.engine import FitResult, Trainer, barrier, param_groups, setup
+from captioner.pipelines.runstate import broadcast
 from captioner.text import Vocabulary, tokenize
 
 log = logging.getLogger(__name__)
@@ -124,9 +124,8 @@ def scst_loss_fn(cider: CiderD, vocab: Vocabulary, *, samples: int, max_length: 
 def train_scst(cfg, *, dataset: datasets.DatasetDict | None = None) -> FitResult:
     """Fine-tune the model in `cfg.init` with SCST; the best (validation CIDEr-D) goes to
     `cfg.out`. `cfg` is a `CaptionTrainConfig`; `dataset` overrides `cfg.dataset`."""
-    from captioner.pipelines.train_captioner import CaptionModel, export, prepare, validate
-
     from captioner.api import Captioner
+    from captioner.pipelines.train_captioner import CaptionModel, export, prepare, validate
 
     if not cfg.init:
         raise ValueError("SCST needs --init MODEL_DIR (a model trained with cross-entropy)")

@@ -23,6 +23,10 @@ from typing import Any
 
 import datasets
 import torch
+from torch import Tensor, nn
+
+from captioner.data.loader import CaptionDataset, collate_captions
+from captioner.decoders import CaptionDecoder, DecoderConfig, caption_loss
 from captioner.pipelines import caption_data as cdata
 from captioner.pipelines.config import opt, parse_config, to_dict
 from captioner.pipelines.engine import (
@@ -35,10 +39,6 @@ from captioner.pipelines.engine import (
     setup,
 )
 from captioner.pipelines.evaluate import caption_scores, decode_grids
-from torch import Tensor, nn
-
-from captioner.data.loader import CaptionDataset, collate_captions
-from captioner.decoders import CaptionDecoder, DecoderConfig, caption_loss
 from captioner.text import Vocabulary
 
 log = logging.getLogger(__name__)

@@ -8,11 +8,12 @@ import socket
 
 import torch
 import torch.multiprocessing as mp
-from captioner.pipelines import runstate
-from captioner.pipelines.engine import TrainConfig, Trainer
 from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import TensorDataset
+
+from captioner.pipelines import runstate
+from captioner.pipelines.engine import TrainConfig, Trainer
 
 
 def _data() -> TensorDataset:

@@ -8,6 +8,10 @@ import math
 
 import pytest
 import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from captioner.checkpoint import CheckpointError
 from captioner.pipelines import runstate
 from captioner.pipelines.engine import (
     TrainConfig,
@@ -17,10 +21,6 @@ from captioner.pipelines.engine import (
     publish_model_dir,
     resolve_device,
 )
-from torch import nn
-from torch.utils.data import TensorDataset
-
-from captioner.checkpoint import CheckpointError
 
 
 def _data(n: int = 64, seed: int = 0) -> TensorDataset:

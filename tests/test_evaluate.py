@@ -7,10 +7,10 @@ import json
 
 import pytest
 import torch
-from captioner.pipelines import evaluate as ev
 from tests_support import tiny_captioner, tiny_model_dir
 
 from captioner.data.scenes import build_scene_dataset
+from captioner.pipelines import evaluate as ev
 
 SPEC = "scenes:2?num_eval=3&image_size=48"
 

@@ -11,13 +11,13 @@ import time
 
 import pytest
 import torch
-from captioner.pipelines import runstate
-from captioner.pipelines import train_captioner as tc
-from captioner.pipelines.config import parse_config
 from safetensors.torch import load_file
 
 from captioner import Captioner
 from captioner.data.scenes import build_scene_dataset
+from captioner.pipelines import runstate
+from captioner.pipelines import train_captioner as tc
+from captioner.pipelines.config import parse_config
 
 TINY = ["--encoder", "mobilenet_v3_small", "--encoder-weights", "none", "--embed-dim", "16",
         "--hidden-dim", "32", "--attention-dim", "16", "--device", "cpu", "--beam-size", "1",

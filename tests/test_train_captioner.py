@@ -6,15 +6,15 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
+
+from captioner import Captioner
+from captioner.decoders import CaptionDecoder
 from captioner.pipelines import cli as train_cli
 from captioner.pipelines import runstate
 from captioner.pipelines import train_captioner as tc
 from captioner.pipelines.config import parse_config
 from captioner.pipelines.scst import CiderD
-from safetensors.torch import load_file
-
-from captioner import Captioner
-from captioner.decoders import CaptionDecoder
 from captioner.text import tokenize
 
 SPEC = "scenes:16?num_eval=4&image_size=48"
@@ -123,9 +123,8 @@ def test_end_to_end_training_moves_only_the_unfrozen_encoder_blocks(tmp_path, mo
                        "--encoder-lr", "0.01", "--eval-limit", "2"])  # fmt: skip
     torch.manual_seed(0)
     tc.train(cfg, dataset=build_scene_dataset(num_train=2, num_eval=2, image_size=48))
-    from captioner.pipelines.runstate import seed_everything
-
     from captioner.encoders import build_encoder
+    from captioner.pipelines.runstate import seed_everything
 
     seed_everything(cfg.seed)
     fresh = build_encoder("mobilenet_v3_small", weights=None)
