@@ -1,0 +1,365 @@
+"""Train the many-to-one sentiment model (embedding -> packed biLSTM/GRU -> pooled -> label).
+
+    captioner train sentiment --dataset uci-sentiment --out models/sentiment
+    captioner train sentiment --dataset sentiment-csv:reviews.csv --out DIR --cell gru
+    captioner train sentiment --dataset hf:stanfordnlp/sst2 --out DIR --epochs 5
+
+The vocabulary comes from the training split (words seen at least `--min-count` times).
+Every epoch the validation split is scored; the most accurate model is kept (early stopping
+with `--patience`). At the end its logits are temperature-calibrated on the validation split
+(the scale is folded into the output layer, so the model class is unchanged), the test split
+is scored (per `source` too, when the corpus has one) and the model is written to `--out` as
+a model directory holding only the sentiment part: `Captioner.from_pretrained(OUT).sentiment(
+texts)`. Run files (metrics.jsonl, curves, checkpoints, test_metrics.json) go to `OUT/run/`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from captioner.checkpoint import write_json_atomic
+from captioner.pipelines.config import opt, parse_config, to_dict
+from captioner.pipelines.engine import (
+    TrainConfig,
+    Trainer,
+    param_groups,
+    publish_model_dir,
+    setup,
+)
+from captioner.sentiment import SentimentConfig, SentimentModel, encode_texts
+from captioner.text import Vocabulary
+
+log = logging.getLogger(__name__)
+
+# Plain image descriptions, like the captions the product feeds the model: a sentiment model
+# should not be sure about them. Logged (with the calibrated probabilities) after training.
+NEUTRAL_PROBES = (
+    "a red circle left of a blue square",
+    "two small yellow triangles above a green star",
+    "a man riding a bike down the street",
+    "a plate of food on a table",
+)
+
+
+@dataclass
+class SentimentTrainConfig(TrainConfig):
+    dataset: str = opt(
+        "uci-sentiment", "sentiment spec: uci-sentiment | sentiment-csv:FILE | hf:NAME ..."
+    )
+    out: str = opt("", "output model directory (run files go to OUT/run/)", required=True)
+    cell: str = opt("lstm", "recurrent cell", choices=("lstm", "gru"))
+    embed_dim: int = opt(64, "word embedding size")
+    hidden_dim: int = opt(64, "recurrent state size (per direction)")
+    num_layers: int = opt(1, "stacked recurrent layers")
+    bidirectional: bool = opt(True, "read the sentence both ways")
+    dropout: float = opt(0.5, "dropout on embeddings and before the output layer")
+    word_dropout: float = opt(0.25, "training: replace each word by <unk> with this probability")
+    label_smoothing: float = opt(0.1, "label smoothing of the training loss")
+    min_count: int = opt(1, "keep words seen at least this often in the training split")
+    max_vocab: int | None = opt(None, "keep at most this many words")
+    max_length: int = opt(64, "longest sentence in words (longer ones are cut)")
+    limit: int | None = opt(None, "use only the first N training sentences")
+    val_split: str = opt("validation", "split for model selection and calibration")
+    test_split: str = opt("test", "held-out split scored at the end ('' = none)")
+    calibrate: bool = opt(True, "fit a softmax temperature on the validation split")
+    neutral: str = opt(
+        "scenes",
+        "texts trained toward equal label probabilities: scenes[:N] (synthetic scene "
+        "captions) | FILE (one per line) | '' (none)",
+    )
+    neutral_weight: float = opt(0.5, "weight of the neutral-text loss")
+    name: str = opt("", "model name stored in config.json (default: OUT's folder name)")
+    # engine settings with defaults suited to this small model
+    epochs: int = opt(25, "number of training epochs")
+    batch_size: int = opt(32, "batch size per process")
+    lr: float = opt(3e-3, "peak learning rate (AdamW)")
+    weight_decay: float = opt(0.01, "AdamW weight decay (not applied to biases / norms)")
+    patience: int = opt(6, "early stopping: epochs without improvement (0 = off)")
+
+
+class EncodedTexts(Dataset):
+    """Sentences as id lists (no <start>/<end>) with integer labels."""
+
+    def __init__(self, texts: list[str], labels: list[int], vocab: Vocabulary, max_length: int):
+        self.ids = [
+            vocab.encode(t, add_special=False)[:max_length] or [vocab.unk_id] for t in texts
+        ]
+        self.labels = list(labels)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> tuple[list[int], int]:
+        return self.ids[i], self.labels[i]
+
+
+def collate(items: list[tuple[list[int], int]]) -> dict[str, Tensor]:
+    lengths = torch.tensor([len(ids) for ids, _ in items])
+    ids = torch.zeros(len(items), int(lengths.max()), dtype=torch.long)  # (B, T), 0 = <pad>
+    for row, (seq, _) in enumerate(items):
+        ids[row, : len(seq)] = torch.tensor(seq)
+    return {"ids": ids, "lengths": lengths, "labels": torch.tensor([y for _, y in items])}
+
+
+def drop_words(ids: Tensor, p: float, unk_id: int) -> Tensor:
+    """Replace each real token of ids (B, T) by `unk_id` with probability p."""
+    if p <= 0:
+        return ids
+    hit = (torch.rand(ids.shape, device=ids.device) < p) & (ids != 0)
+    return ids.masked_fill(hit, unk_id)
+
+
+def neutral_texts(spec: str, *, seed: int = 0) -> list[str]:
+    """`scenes[:N]`: N captions of random synthetic scenes (default 1000); else a UTF-8 text
+    file with one sentence per line."""
+    if not spec:
+        return []
+    kind, _, count = spec.partition(":")
+    if kind == "scenes" and (not count or count.isdigit()):
+        import numpy as np
+
+        from captioner.data.scene_grammar import canonical_caption
+        from captioner.data.scenes import generate_scene
+
+        rng = np.random.default_rng(seed)
+        return [canonical_caption(generate_scene(rng)) for _ in range(int(count or 1000))]
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"--neutral {spec}: no such file (or use scenes[:N])")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"--neutral {path}: not UTF-8 text ({e})") from None
+    return [line.strip() for line in lines if line.strip()]
+
+
+def sentiment_loss_fn(cfg: SentimentTrainConfig, unk_id: int):
+    """Cross-entropy on labelled sentences; on neutral ones (label -1) cross-entropy toward
+    equal probabilities, weighted by `neutral_weight`."""
+
+    def loss_fn(model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        ids = drop_words(batch["ids"], cfg.word_dropout, unk_id)
+        logits = model(ids, batch["lengths"])  # (B, K)
+        y = batch["labels"]
+        labelled = y >= 0
+        loss = logits.new_zeros(())
+        if labelled.any():
+            loss = F.cross_entropy(
+                logits[labelled], y[labelled], label_smoothing=cfg.label_smoothing
+            )
+        hits = (logits.argmax(-1) == y)[labelled].float()
+        extra = {"train_acc": float(hits.mean()) if len(hits) else 0.0}
+        if not labelled.all():
+            flat = -F.log_softmax(logits[~labelled], dim=-1).mean()
+            loss = loss + cfg.neutral_weight * flat * (~labelled).float().mean()
+            extra["neutral_loss"] = float(flat.detach())
+        return loss, extra
+
+    return loss_fn
+
+
+@torch.no_grad()
+def predict_logits(
+    model: SentimentModel, data: EncodedTexts, *, device: torch.device, batch_size: int = 256
+) -> Tensor:
+    """Logits (n, K) of every sentence in `data`, on the CPU."""
+    was = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(data), batch_size):
+        b = collate([data[j] for j in range(i, min(i + batch_size, len(data)))])
+        out.append(model(b["ids"].to(device), b["lengths"]).float().cpu())
+    model.train(was)
+    return torch.cat(out) if out else torch.zeros(0, len(model.config.labels))
+
+
+def scores_of(logits: Tensor, labels: list[int]) -> dict[str, float]:
+    y = torch.tensor(labels)
+    return {
+        "accuracy": float((logits.argmax(-1) == y).float().mean()),
+        "loss": float(F.cross_entropy(logits, y)),
+    }
+
+
+def fit_temperature(logits: Tensor, labels: list[int]) -> float:
+    """The softmax temperature T > 0 minimising the NLL of logits / T (golden-section search
+    over log T in [1/10, 10])."""
+    y = torch.tensor(labels)
+
+    def nll(log_t: float) -> float:
+        return float(F.cross_entropy(logits / math.exp(log_t), y))
+
+    lo, hi = math.log(0.1), math.log(10.0)
+    g = (math.sqrt(5) - 1) / 2
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    for _ in range(40):
+        if nll(a) < nll(b):
+            hi, b = b, a
+            a = hi - g * (hi - lo)
+        else:
+            lo, a = a, b
+            b = lo + g * (hi - lo)
+    return math.exp((lo + hi) / 2)
+
+
+def apply_temperature(model: SentimentModel, temperature: float) -> None:
+    """Fold logits / T into the output layer (head weight and bias divided by T)."""
+    with torch.no_grad():
+        model.head.weight.div_(temperature)
+        model.head.bias.div_(temperature)
+
+
+def export(model: SentimentModel, vocab: Vocabulary, directory: Path, *, name: str) -> Path:
+    """A model directory with the sentiment part only. `Captioner` needs an encoder: it is the
+    default pretrained EfficientNet-Lite0, stored by reference (its weights are not written)."""
+    from captioner.api import Captioner
+    from captioner.encoders import build_encoder
+
+    with torch.random.fork_rng(devices=[]):  # building a network draws random numbers;
+        encoder = build_encoder("efficientnet_lite0", weights="default")  # keep resume exact
+    was, device = model.training, next(model.parameters()).device
+    cap = Captioner(
+        encoder=encoder, sentiment=model, sentiment_vocab=vocab, device=device, name=name
+    )  # (the facade puts its modules on `device` in eval mode: keep the model where it trains)
+    path = cap.save_pretrained(directory)
+    model.train(was)
+    return path
+
+
+def load_best(directory: Path) -> tuple[SentimentModel, Vocabulary]:
+    from captioner.api import Captioner
+
+    cap = Captioner.from_pretrained(directory, device="cpu")
+    return cap.sentiment_model, cap.sentiment_vocab
+
+
+def _split(dsd, name: str, what: str):
+    if name not in dsd or len(dsd[name]) == 0:
+        raise ValueError(f"the sentiment dataset has no (or an empty) {name!r} split ({what})")
+    return dsd[name]
+
+
+def train(cfg: SentimentTrainConfig, *, dataset=None) -> dict:
+    """Train, calibrate, test and export; returns the final report (also in run/)."""
+    from captioner.data import load_sentiment_dataset
+
+    dist = setup(cfg)
+    dsd = dataset if dataset is not None else load_sentiment_dataset(cfg.dataset)
+    train_split = _split(dsd, "train", "training")
+    if cfg.limit:  # a random subset: splits are often ordered by label
+        train_split = train_split.shuffle(seed=cfg.seed).select(
+            range(min(cfg.limit, len(train_split)))
+        )
+    val_split = _split(dsd, cfg.val_split, "--val-split")
+    labels = list(train_split.features["label"].names)
+    neutral = neutral_texts(cfg.neutral, seed=cfg.seed)
+    texts = [*train_split["text"], *neutral]
+    vocab = Vocabulary.build(texts, min_count=cfg.min_count, max_size=cfg.max_vocab)
+    train_data = EncodedTexts(
+        texts, [*train_split["label"], *[-1] * len(neutral)], vocab, cfg.max_length
+    )
+    val_data = EncodedTexts(val_split["text"], val_split["label"], vocab, cfg.max_length)
+    log.info("%d train (+%d neutral) / %d validation sentences, %d words, labels %s",
+             len(train_split), len(neutral), len(val_data), len(vocab), labels)  # fmt: skip
+    model = SentimentModel(SentimentConfig(
+        vocab_size=len(vocab), labels=labels, embed_dim=cfg.embed_dim, hidden_dim=cfg.hidden_dim,
+        cell=cfg.cell, bidirectional=cfg.bidirectional, num_layers=cfg.num_layers,
+        dropout=cfg.dropout, max_length=cfg.max_length,
+    ))  # fmt: skip
+    out = Path(cfg.out)
+    name = cfg.name or out.resolve().name
+    staged = out / "run" / "best"  # the uncalibrated best model
+
+    def validate(m: nn.Module, epoch: int) -> dict[str, float]:
+        return scores_of(predict_logits(m, val_data, device=dist.device), val_data.labels)
+
+    def on_best(m: nn.Module, scores: dict[str, float], epoch: int) -> None:
+        publish_model_dir(export(m, vocab, staged, name=name), out)
+
+    trainer = Trainer(
+        model=model,
+        config=cfg,
+        train_dataset=train_data,
+        collate_fn=collate,
+        loss_fn=sentiment_loss_fn(cfg, vocab.unk_id),
+        evaluate_fn=validate,
+        monitor="accuracy",
+        mode="max",
+        on_best=on_best,
+        run_dir=out / "run",
+        param_groups=param_groups(model, cfg),
+        run_config={"recipe": "sentiment", **to_dict(cfg)},
+        dist=dist,
+    )
+    result = trainer.fit()
+    if not dist.is_main:
+        return {}
+    return finish(cfg, dsd, staged, out, name=name, best_epoch=result.best_epoch)
+
+
+def finish(
+    cfg: SentimentTrainConfig, dsd, staged: Path, out: Path, *, name: str, best_epoch
+) -> dict:
+    """Reload the best model, calibrate it, score the test split, write the final model."""
+    model, vocab = load_best(staged)
+    val = dsd[cfg.val_split]
+    val_data = EncodedTexts(val["text"], val["label"], vocab, cfg.max_length)
+    cpu = torch.device("cpu")
+    val_logits = predict_logits(model, val_data, device=cpu)
+    report: dict = {"best_epoch": best_epoch, "validation": scores_of(val_logits, val_data.labels)}
+    temperature = fit_temperature(val_logits, val_data.labels) if cfg.calibrate else 1.0
+    apply_temperature(model, temperature)
+    report["temperature"] = temperature
+    report["validation_calibrated_loss"] = scores_of(val_logits / temperature, val_data.labels)[
+        "loss"
+    ]
+    if cfg.test_split:
+        test = _split(dsd, cfg.test_split, "--test-split")
+        data = EncodedTexts(test["text"], test["label"], vocab, cfg.max_length)
+        logits = predict_logits(model, data, device=cpu)
+        report["test"] = scores_of(logits, data.labels)
+        if "source" in test.column_names:
+            for source in sorted(set(test["source"])):
+                rows = [i for i, s in enumerate(test["source"]) if s == source]
+                report["test"][f"accuracy_{source}"] = scores_of(
+                    logits[rows], [data.labels[i] for i in rows]
+                )["accuracy"]
+    ids, lengths = encode_texts(list(NEUTRAL_PROBES), vocab, cfg.max_length)
+    with torch.no_grad():
+        probs = torch.softmax(model.eval()(ids, lengths), dim=-1)
+    names = model.config.labels
+    report["neutral_probes"] = {
+        text: {names[k]: round(float(p), 4) for k, p in enumerate(row)}
+        for text, row in zip(NEUTRAL_PROBES, probs)
+    }
+    publish_model_dir(export(model, vocab, out / "run" / "final", name=name), out)
+    write_json_atomic(out / "run" / "test_metrics.json", report)
+    log.info("sentiment model in %s: %s", out, report)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_config(SentimentTrainConfig, argv, prog="captioner train sentiment",
+                       description=__doc__.split("\n\n")[0])  # fmt: skip
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        train(cfg)
+    finally:
+        from captioner.pipelines.runstate import shutdown_distributed
+
+        shutdown_distributed()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The sentiment training recipe on a tiny separable corpus (CPU, seconds)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from safetensors.torch import load_file
+
+from captioner import Captioner
+from captioner.pipelines import train_sentiment as ts
+from captioner.pipelines.runstate import read_metrics
+
+POSITIVE = ["good", "great", "lovely", "excellent", "fine"]
+NEGATIVE = ["bad", "awful", "terrible", "poor", "broken"]
+FILLER = ["the", "phone", "was", "really", "movie", "food", "service", "quite", "very", "it"]
+
+
+def sentence(rng: random.Random, label: int) -> str:
+    words = rng.sample(FILLER, 4) + [rng.choice(POSITIVE if label else NEGATIVE)]
+    rng.shuffle(words)
+    return " ".join(words)
+
+
+def corpus(n: int, seed: int) -> tuple[list[str], list[int]]:
+    rng = random.Random(seed)
+    labels = [i % 2 for i in range(n)]
+    return [sentence(rng, y) for y in labels], labels
+
+
+def toy_dataset(n_train: int = 160, n_eval: int = 40) -> DatasetDict:
+    features = Features(
+        {"text": Value("string"), "label": ClassLabel(names=["negative", "positive"])}
+    )
+    out = DatasetDict()
+    for split, n, seed in (("train", n_train, 0), ("validation", n_eval, 1), ("test", n_eval, 2)):
+        texts, labels = corpus(n, seed)
+        out[split] = Dataset.from_dict({"text": texts, "label": labels}, features=features)
+    return out
+
+
+def tiny_config(out, **kw) -> ts.SentimentTrainConfig:
+    settings = dict(
+        out=str(out),
+        embed_dim=32,
+        hidden_dim=32,
+        dropout=0.1,
+        word_dropout=0.0,
+        label_smoothing=0.0,
+        neutral="",
+        epochs=6,
+        batch_size=16,
+        lr=1e-2,
+        warmup=0.0,
+        patience=0,
+        device="cpu",
+        seed=0,
+        plot_every=0,
+    )
+    settings.update(kw)
+    return ts.SentimentTrainConfig(**settings)
+
+
+def test_learns_separable_corpus_and_exports_a_loadable_model(tmp_path):
+    out = tmp_path / "model"
+    report = ts.train(tiny_config(out), dataset=toy_dataset())
+
+    records = read_metrics(out / "run" / "metrics.jsonl")
+    steps = [r["loss"] for r in records if r["type"] == "step"]
+    epochs = [r for r in records if r["type"] == "epoch"]
+    assert len(epochs) == 6
+    assert sum(steps[-5:]) / 5 < 0.5 * sum(steps[:5]) / 5  # the loss went down
+    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
+    assert report["test"]["accuracy"] > 0.9
+    assert report["validation"]["accuracy"] > 0.9
+    assert 0.1 <= report["temperature"] <= 10.0
+    assert json.loads((out / "run" / "test_metrics.json").read_text()) == report
+
+    cap = Captioner.from_pretrained(out, device="cpu")
+    assert cap.decoder is None and cap.recognizer is None
+    assert cap.sentiment_model.config.labels == ["negative", "positive"]
+    (pos, p_pos), (neg, p_neg) = cap.sentiment(["the food was great", "the phone was awful"])
+    assert (pos, neg) == ("positive", "negative")
+    assert p_pos > 0.5 and p_neg > 0.5
+
+
+def test_resume_continues_exactly(tmp_path):
+    full, parts = tmp_path / "full", tmp_path / "parts"
+    data = toy_dataset(96, 24)
+    ts.train(tiny_config(full, epochs=4, word_dropout=0.2), dataset=data)
+    ts.train(tiny_config(parts, epochs=4, word_dropout=0.2, stop_after=2), dataset=data)
+    assert [r["epoch"] for r in read_metrics(parts / "run" / "metrics.jsonl")
+            if r["type"] == "epoch"] == [1, 2]  # fmt: skip
+    ts.train(tiny_config(parts, epochs=4, word_dropout=0.2, resume=True), dataset=data)
+
+    def final_weights(out):
+        last = json.loads((out / "run" / "checkpoints" / "last.json").read_text())
+        assert last["epoch"] == 4
+        return load_file(str(out / "run" / "checkpoints" / last["dir"] / "model.safetensors"))
+
+    a, b = final_weights(full), final_weights(parts)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    epochs_full = [r for r in read_metrics(full / "run" / "metrics.jsonl") if r["type"] == "epoch"]
+    epochs_parts = [
+        r for r in read_metrics(parts / "run" / "metrics.jsonl") if r["type"] == "epoch"
+    ]
+    assert [r["train_loss"] for r in epochs_full] == [r["train_loss"] for r in epochs_parts]
+
+
+def test_cli_with_a_jsonl_file_and_neutral_texts(tmp_path):
+    texts, labels = corpus(120, 3)
+    rows = [{"text": t, "label": ["negative", "positive"][y]} for t, y in zip(texts, labels)]
+    table = tmp_path / "reviews.jsonl"
+    table.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    neutral = tmp_path / "neutral.txt"
+    neutral.write_text("a red circle left of a blue square\n\na phone on a table\n" * 20)
+    out = tmp_path / "cli-model"
+    argv = ["--dataset", f"sentiment-jsonl:{table}", "--out", str(out), "--epochs", "3",
+            "--embed-dim", "8", "--hidden-dim", "8", "--neutral", str(neutral), "--lr", "0.01",
+            "--device", "cpu", "--limit", "80", "--plot-every", "0"]  # fmt: skip
+    assert ts.main(argv) == 0
+    config = json.loads((out / "run" / "config.json").read_text())
+    assert config["recipe"] == "sentiment" and config["limit"] == 80
+    report = json.loads((out / "run" / "test_metrics.json").read_text())
+    assert set(report["neutral_probes"]) == set(ts.NEUTRAL_PROBES)
+    epochs = [r for r in read_metrics(out / "run" / "metrics.jsonl") if r["type"] == "epoch"]
+    assert len(epochs) == 3
+    steps = [r for r in read_metrics(out / "run" / "metrics.jsonl") if r["type"] == "step"]
+    assert any("neutral_loss" in r for r in steps)
+    cap = Captioner.from_pretrained(out, device="cpu")
+    assert "circle" in cap.sentiment_vocab  # neutral texts are part of the vocabulary
+
+
+def test_neutral_texts_sources(tmp_path):
+    scenes = ts.neutral_texts("scenes:20", seed=0)
+    assert len(scenes) == 20 and all(isinstance(t, str) and t for t in scenes)
+    assert scenes == ts.neutral_texts("scenes:20", seed=0)
+    assert ts.neutral_texts("") == []
+    with pytest.raises(FileNotFoundError, match="no-such-file.txt"):
+        ts.neutral_texts(str(tmp_path / "no-such-file.txt"))
+
+
+def test_neutral_loss_pulls_towards_equal_probabilities():
+    cfg = tiny_config("unused", neutral_weight=1.0)
+    model = torch.nn.Linear(1, 2)
+
+    class Fake(torch.nn.Module):
+        def forward(self, ids, lengths):
+            return model(ids.float()[:, :1])
+
+    batch = ts.collate([([1], 0), ([2], -1)])
+    loss, extra = ts.sentiment_loss_fn(cfg, unk_id=3)(Fake(), batch)
+    assert loss.requires_grad and "neutral_loss" in extra
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.zero_()
+    _, extra = ts.sentiment_loss_fn(cfg, unk_id=3)(Fake(), batch)
+    assert extra["neutral_loss"] == pytest.approx(torch.log(torch.tensor(2.0)).item(), abs=1e-6)
+
+
+def test_temperature_is_recovered_and_folded_into_the_head():
+    gen = torch.Generator().manual_seed(0)
+    true_logits = torch.randn(4000, 2, generator=gen) * 2
+    labels = torch.multinomial(torch.softmax(true_logits, -1), 1, generator=gen).squeeze(1)
+    temperature = ts.fit_temperature(true_logits * 3, labels.tolist())
+    assert temperature == pytest.approx(3.0, rel=0.1)
+
+    model = ts.SentimentModel(ts.SentimentConfig(vocab_size=10, embed_dim=4, hidden_dim=4))
+    model.eval()
+    ids, lengths = torch.tensor([[4, 5, 6]]), torch.tensor([3])
+    before = model(ids, lengths)
+    ts.apply_temperature(model, 2.5)
+    torch.testing.assert_close(model(ids, lengths), before / 2.5)
+
+
+def test_word_dropout_only_touches_real_tokens():
+    torch.manual_seed(0)
+    ids = torch.tensor([[5, 6, 7, 0, 0]] * 200)
+    dropped = ts.drop_words(ids, 0.5, unk_id=3)
+    assert (dropped[:, 3:] == 0).all()
+    rate = (dropped[:, :3] == 3).float().mean().item()
+    assert 0.4 < rate < 0.6
+    assert torch.equal(ts.drop_words(ids, 0.0, unk_id=3), ids)
+
+
+def test_missing_validation_split_is_a_clear_error(tmp_path):
+    data = toy_dataset(40, 10)
+    del data["validation"]
+    with pytest.raises(ValueError, match="'validation' split"):
+        ts.train(tiny_config(tmp_path / "m"), dataset=data)
