@@ -1,0 +1,179 @@
+"""METEOR 1.5 through the Java jar that ships inside pycocoevalcap.
+
+METEOR's synonym and paraphrase tables make a faithful re-implementation impractical, so,
+like the COCO caption evaluation, we drive the reference jar over a pipe. pycocoevalcap is
+a development dependency only: `meteor_unavailable_reason()` says why METEOR cannot run
+(no pycocoevalcap, no jar, no `java`), and `captioner.metrics.score` then leaves it out.
+
+The Java process is always closed: `MeteorScorer` is a context manager, `close()` is
+idempotent, and a finalizer ends a forgotten process at garbage collection or exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import shutil
+import subprocess
+import tempfile
+import threading
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+JAR_NAME = "meteor-1.5.jar"
+
+
+def find_meteor_jar() -> Path | None:
+    """The METEOR jar inside an importable pycocoevalcap, or None."""
+    try:
+        import pycocoevalcap.meteor as package
+    except ImportError:
+        return None
+    for folder in getattr(package, "__path__", []):
+        jar = Path(folder) / JAR_NAME
+        if jar.is_file():
+            return jar
+    return None
+
+
+def meteor_unavailable_reason() -> str | None:
+    """None when METEOR can run here, else a sentence saying what is missing."""
+    try:
+        import pycocoevalcap.meteor  # noqa: F401
+    except ImportError as err:
+        return f"pycocoevalcap is not importable ({err}); install it (pip install pycocoevalcap)"
+    if find_meteor_jar() is None:
+        return f"pycocoevalcap has no {JAR_NAME}"
+    if shutil.which("java") is None:
+        return "no `java` executable on PATH (METEOR 1.5 needs a Java runtime)"
+    return None
+
+
+def _stop(process: subprocess.Popen, stderr_file) -> None:
+    """End the Java process: EOF on stdin lets METEOR exit; kill it if it lingers."""
+    if process.poll() is None:
+        try:
+            process.stdin.close()
+        except OSError:
+            pass
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    for stream in (process.stdin, process.stdout):
+        try:
+            stream.close()
+        except OSError:
+            pass
+    stderr_file.close()
+
+
+class MeteorScorer:
+    """A running METEOR 1.5 process (`java -jar meteor-1.5.jar - - -stdio -l en -norm`).
+
+    Start-up loads the paraphrase table (seconds), so reuse one scorer across calls, e.g.
+    `with MeteorScorer() as m: score(refs, hyps, meteor=m)`. Inputs should already be
+    tokenised the COCO way (`captioner.metrics_ptb.tokenize_captions`).
+    """
+
+    def __init__(
+        self, *, jar: str | Path | None = None, memory: str = "2G", timeout: float = 300.0
+    ):
+        reason = None if jar is not None else meteor_unavailable_reason()
+        if reason is not None:
+            raise RuntimeError(f"METEOR unavailable: {reason}")
+        jar = Path(jar) if jar is not None else find_meteor_jar()
+        if not jar.is_file():
+            raise FileNotFoundError(f"METEOR jar not found: {jar}")
+        self.timeout = timeout
+        self._stderr = tempfile.TemporaryFile()
+        logger.debug("starting METEOR: %s", jar)
+        command = [
+            "java",
+            "-jar",
+            f"-Xmx{memory}",
+            jar.name,
+            "-",
+            "-",
+            "-stdio",
+            "-l",
+            "en",
+            "-norm",
+        ]
+        self._process = subprocess.Popen(
+            command,
+            cwd=jar.parent,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
+        self._lines: queue.Queue[bytes] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True, name="meteor-reader").start()
+        self._lock = threading.Lock()
+        self._finalizer = weakref.finalize(self, _stop, self._process, self._stderr)
+
+    def _read(self) -> None:
+        for line in self._process.stdout:
+            self._lines.put(line)
+        self._lines.put(b"")  # EOF marker
+
+    def _error(self, what: str) -> RuntimeError:
+        self._stderr.seek(0)
+        tail = self._stderr.read()[-2000:].decode(errors="replace").strip()
+        self.close()
+        return RuntimeError(f"METEOR {what}" + (f"; Java said: {tail}" if tail else ""))
+
+    def _readline(self) -> str:
+        try:
+            line = self._lines.get(timeout=self.timeout)
+        except queue.Empty:
+            raise self._error(f"gave no answer within {self.timeout:.0f} s") from None
+        if not line:
+            raise self._error("process ended unexpectedly")
+        return line.decode().strip()
+
+    def _send(self, lines: Sequence[str]) -> None:
+        def write() -> None:
+            try:
+                for line in lines:
+                    self._process.stdin.write(line.encode() + b"\n")
+                self._process.stdin.flush()
+            except OSError:  # the reader reports the dead process
+                pass
+
+        threading.Thread(target=write, daemon=True, name="meteor-writer").start()
+
+    def score(
+        self, references: Sequence[Sequence[str]], hypotheses: Sequence[str]
+    ) -> tuple[float, list[float]]:
+        """Corpus METEOR and per-caption scores, exactly as pycocoevalcap's `Meteor` computes them."""
+        if len(references) != len(hypotheses):
+            raise ValueError(f"{len(references)} reference sets for {len(hypotheses)} hypotheses")
+        if self._process.poll() is not None:
+            raise self._error("process is not running")
+        score_lines = []
+        for refs, hyp in zip(references, hypotheses):
+            hyp = hyp.replace("|||", "").replace("  ", " ")  # as pycocoevalcap does
+            refs = [r.replace("|||", "") for r in refs]  # keeps the field separator intact
+            score_lines.append(" ||| ".join(("SCORE", " ||| ".join(refs), hyp)))
+        with self._lock:
+            self._send(score_lines)
+            stats = [self._readline() for _ in score_lines]
+            self._send(["EVAL ||| " + " ||| ".join(stats)])
+            per_caption = [float(self._readline()) for _ in stats]
+            total = float(self._readline())
+        return total, per_caption
+
+    def close(self) -> None:
+        """Stop the Java process (safe to call twice)."""
+        self._finalizer()
+
+    def __enter__(self) -> MeteorScorer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
