@@ -54,7 +54,7 @@ class CiderD:
             for k in range(1, self.n + 1)
             for i in range(len(tokens) - k + 1)
         )
-        return grams, len(tokens)
+        return grams, max(0, len(tokens) - 1)  # pycocoevalcap: "length" = number of bigrams
 
     def _vec(self, counts: Counter, length: int) -> tuple[dict, list[float], int]:
         vec = {g: c * (self.log_docs - math.log(max(1.0, self.df[g]))) for g, c in counts.items()}
