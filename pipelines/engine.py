@@ -247,6 +247,7 @@ class Trainer:
             epoch = self.epoch + 1
             t0 = time.time()
             train_loss = self._train_epoch(epoch, metrics)
+            train_s = time.time() - t0
             scores = {"train_loss": train_loss}
             if self.evaluate_fn is not None:
                 scores.update(self._evaluate(epoch))
@@ -262,7 +263,8 @@ class Trainer:
                     "type": "epoch",
                     "epoch": epoch,
                     "step": self.step,
-                    "time_s": round(time.time() - t0, 3),
+                    "time_s": round(time.time() - t0, 3),  # training + validation
+                    "train_s": round(train_s, 3),
                     **scores,
                     "best_score": self.best["score"],
                     "best_epoch": self.best["epoch"],

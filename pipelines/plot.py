@@ -13,7 +13,16 @@ from pathlib import Path
 
 from captioner.pipelines.runstate import read_metrics
 
-NOT_SCORES = {"type", "epoch", "step", "time_s", "best_score", "best_epoch", "train_loss"}
+NOT_SCORES = {
+    "type",
+    "epoch",
+    "step",
+    "time_s",
+    "train_s",
+    "best_score",
+    "best_epoch",
+    "train_loss",
+}
 
 
 def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> Path:
