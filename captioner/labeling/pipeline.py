@@ -78,10 +78,18 @@ class LabelSummary:
         return (self.labelled + self.failed) / self.seconds if self.seconds > 0 else 0.0
 
 
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def default_workers(todo: int, batch_size: int) -> int:
+    """Decoding processes: none for a single batch, else one per spare core (1 to 4)."""
     if todo <= batch_size:
         return 0  # one batch: starting a process costs more than it saves
-    return max(1, min(4, (os.cpu_count() or 2) - 1))
+    return max(1, min(4, usable_cpus() - 1))
 
 
 def _progress(total: int, enabled: bool) -> Any:
