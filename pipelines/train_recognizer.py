@@ -1,0 +1,319 @@
+"""Train a recognition (tagging) head on your own labels, over a frozen CNN encoder.
+
+    captioner train recognizer --dataset imagefolder:photos/ --out models/pets
+    captioner train recognizer --dataset imagefolder:photos/ --multi-label --out models/tags
+    captioner train recognizer --dataset jsonl:tags.jsonl --label-column tags --multi-label ...
+
+Labels come from either
+- class subfolders, as torchvision's ImageFolder reads them: `DIR/<label>/*.jpg` (optionally
+  under split folders `DIR/train/<label>/...`, `DIR/val/<label>/...`); one label per image;
+- a column of any caption dataset spec (`imagefolder:DIR` with metadata.jsonl,
+  `jsonl:FILE`, `csv:FILE`, `hf:NAME`, ...): `--label-column tags` reads a string (one label)
+  or a list of strings (several labels, with `--multi-label`) per image.
+
+Single-label heads use softmax + cross-entropy, multi-label heads sigmoid + binary
+cross-entropy. The encoder's pooled features are computed once and cached
+(`captioner.data.features`), so training takes seconds. The best head by validation
+accuracy (single-label) or micro-F1 at `--threshold` (multi-label) is written with the
+encoder reference to `--out`: `Captioner.from_pretrained(OUT).tag(images)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import TensorDataset
+
+from captioner.checkpoint import write_json_atomic
+from captioner.data.common import SPLITS, DataError, normalise_split
+from captioner.imageio import IMAGE_EXTENSIONS
+from captioner.pipelines.config import opt, parse_config, to_dict
+from captioner.pipelines.engine import (
+    TrainConfig,
+    Trainer,
+    param_groups,
+    publish_model_dir,
+    setup,
+)
+from captioner.recognition import RecognitionConfig, RecognitionHead
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RecognizerTrainConfig(TrainConfig):
+    dataset: str = opt("", "imagefolder:DIR (class subfolders) or a dataset spec", required=True)
+    out: str = opt("", "output model directory (run files go to OUT/run/)", required=True)
+    multi_label: bool = opt(False, "several labels per image (sigmoid) instead of one (softmax)")
+    label_column: str = opt("", "dataset column holding the label(s) (not for class folders)")
+    encoder: str = opt("efficientnet_lite0", "CNN encoder name")
+    encoder_weights: str | None = opt("default", "encoder weights: default | none | file")
+    hidden_dim: int | None = opt(None, "hidden layer size (none = a linear head)")
+    dropout: float = opt(0.2, "dropout on the pooled features")
+    label_smoothing: float = opt(0.0, "single-label: label smoothing of the loss")
+    threshold: float = opt(0.5, "multi-label: probability above which a tag counts")
+    seed_split: int = opt(0, "seed of the train/validation/test split of class folders")
+    limit: int | None = opt(None, "use only the first N training images")
+    test_split: str = opt("test", "held-out split scored at the end ('' = none)")
+    feature_batch_size: int = opt(64, "batch size of feature extraction")
+    cache_dir: str | None = opt(None, "feature cache folder (default: ~/.cache/captioner)")
+    name: str = opt("", "model name stored in config.json (default: OUT's folder name)")
+    epochs: int = opt(30, "number of training epochs")
+    lr: float = opt(1e-3, "peak learning rate (AdamW)")
+    patience: int = opt(8, "early stopping: epochs without improvement (0 = off)")
+
+
+# ---------------------------------------------------------------------- data
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
+
+
+def _class_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def is_class_folder(root: Path) -> bool:
+    """An ImageFolder layout: no metadata file, and subfolders of images."""
+    has_meta = any(root.glob("metadata.*")) or any(root.glob("*/metadata.*"))
+    return root.is_dir() and not has_meta and bool(_class_dirs(root))
+
+
+def load_class_folder(
+    root: str | Path, *, seed: int = 0, fractions=(0.8, 0.1, 0.1)
+) -> datasets.DatasetDict:
+    """`ROOT/<label>/*.jpg` (or `ROOT/<split>/<label>/*.jpg`) -> DatasetDict with `image`,
+    `labels` ([label]) and `image_id` (path relative to ROOT). Without split folders each
+    class is shuffled with `seed` and cut by `fractions`."""
+    from captioner.data.sentiment import stratified_split
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a directory")
+    subdirs = _class_dirs(root)
+    split_dirs = {normalise_split(p.name): p for p in subdirs if normalise_split(p.name)}
+    items: dict[str, list[tuple[Path, str]]] = {}
+    if split_dirs:
+        for split, folder in split_dirs.items():
+            items[split] = [(f, c.name) for c in _class_dirs(folder) for f in _images_in(c)]
+    else:
+        pairs = [(f, c.name) for c in subdirs for f in _images_in(c)]
+        items = stratified_split(pairs, key=lambda x: x[1], seed=seed, fractions=fractions)
+    if not any(items.values()):
+        exts = ", ".join(sorted(IMAGE_EXTENSIONS))
+        raise DataError(f"{root}: no images ({exts}) in class subfolders ROOT/<label>/")
+    out = datasets.DatasetDict()
+    features = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "labels": datasets.List(datasets.Value("string")),
+            "image_id": datasets.Value("string"),
+        }
+    )
+    for split in [*SPLITS, *(s for s in items if s not in SPLITS)]:
+        rows = items.get(split, [])
+        out[split] = datasets.Dataset.from_dict(
+            {
+                "image": [str(f) for f, _ in rows],
+                "labels": [[label] for _, label in rows],
+                "image_id": [str(f.relative_to(root)) for f, _ in rows],
+            },
+            features=features,
+        )
+    return out
+
+
+def load_labelled(cfg: RecognizerTrainConfig) -> datasets.DatasetDict:
+    """The dataset with an `image` and a `labels` (list of str) column per split."""
+    from captioner.data import load_caption_dataset, parse_spec
+    from captioner.data.tables import parse_columns
+
+    kind, _, arg = cfg.dataset.partition(":")
+    folder = Path(arg.partition("?")[0] if kind == "imagefolder" else cfg.dataset)
+    if not cfg.label_column and is_class_folder(folder):
+        return load_class_folder(folder, seed=cfg.seed_split)
+    if not cfg.label_column:
+        raise ValueError(
+            f"--dataset {cfg.dataset!r}: not an image folder with class subfolders; "
+            "name the column holding the labels with --label-column (e.g. tags)"
+        )
+    # The caption loaders read a text-or-list column; point their `captions` at the labels.
+    (part,) = parse_spec(cfg.dataset)
+    columns = {**parse_columns(part.options.get("columns")), "captions": cfg.label_column}
+    dsd = load_caption_dataset(cfg.dataset, columns=columns)
+    return datasets.DatasetDict({k: v.rename_column("captions", "labels") for k, v in dsd.items()})
+
+
+def label_set(train: datasets.Dataset, *, multi_label: bool) -> list[str]:
+    labels: set[str] = set()
+    for i, row in enumerate(train["labels"]):
+        if not multi_label and len(set(row)) != 1:
+            ident = train[i]["image_id"]
+            raise DataError(
+                f"image {ident}: {len(set(row))} labels {sorted(set(row))[:5]} in a single-label "
+                "dataset (use --multi-label for several labels per image)"
+            )
+        labels.update(row)
+    if len(labels) < 2 and not multi_label:
+        raise DataError(
+            f"a single-label recognizer needs at least 2 labels, found {sorted(labels)}"
+        )
+    return sorted(labels)
+
+
+def targets(rows: list[list[str]], labels: list[str], *, multi_label: bool) -> Tensor:
+    """Single-label: class ids (n,); multi-label: multi-hot (n, L). Unknown labels (seen only
+    outside the training split) are dropped from the targets."""
+    index = {name: i for i, name in enumerate(labels)}
+    if not multi_label:
+        return torch.tensor([index.get(row[0], -100) for row in rows])  # -100: ignored
+    hot = torch.zeros(len(rows), len(labels))
+    for i, row in enumerate(rows):
+        for name in row:
+            if name in index:
+                hot[i, index[name]] = 1.0
+    return hot
+
+
+def pooled_tensor(feats: datasets.Dataset) -> Tensor:
+    return torch.from_numpy(np.asarray(feats.with_format("numpy")["pooled"], dtype=np.float32))
+
+
+# ---------------------------------------------------------------------- training
+def loss_of(cfg: RecognizerTrainConfig, logits: Tensor, y: Tensor) -> Tensor:
+    if cfg.multi_label:
+        return F.binary_cross_entropy_with_logits(logits, y)
+    return F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing, ignore_index=-100)
+
+
+def scores_of(cfg: RecognizerTrainConfig, logits: Tensor, y: Tensor) -> dict[str, float]:
+    if not cfg.multi_label:
+        keep = y != -100
+        hit = (logits.argmax(-1) == y)[keep].float()
+        return {"accuracy": float(hit.mean()) if len(hit) else 0.0,
+                "loss": float(loss_of(cfg, logits, y))}  # fmt: skip
+    pred = torch.sigmoid(logits) >= cfg.threshold
+    truth = y > 0.5
+    tp = float((pred & truth).sum())
+    precision = tp / max(1.0, float(pred.sum()))
+    recall = tp / max(1.0, float(truth.sum()))
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    exact = float((pred == truth).all(dim=-1).float().mean())
+    return {"f1": f1, "precision": precision, "recall": recall, "exact_match": exact,
+            "loss": float(loss_of(cfg, logits, y))}  # fmt: skip
+
+
+def export(head: RecognitionHead, encoder, directory: Path, *, name: str) -> Path:
+    from captioner.api import Captioner
+
+    was, device = head.training, next(head.parameters()).device
+    cap = Captioner(encoder=encoder, recognizer=head, device=device, name=name)
+    path = cap.save_pretrained(directory)
+    head.train(was)
+    return path
+
+
+def train(cfg: RecognizerTrainConfig, *, dataset: datasets.DatasetDict | None = None) -> dict:
+    """Train and export a recognition head; returns the final scores (also in run/)."""
+    from captioner.data.features import compute_features
+    from captioner.encoders import build_encoder
+
+    dist = setup(cfg)
+    dsd = dataset if dataset is not None else load_labelled(cfg)
+    for split in ("train", "validation"):
+        if split not in dsd or len(dsd[split]) == 0:
+            raise DataError(f"dataset {cfg.dataset!r} has no (or an empty) {split!r} split")
+    if cfg.limit:
+        dsd["train"] = dsd["train"].select(range(min(cfg.limit, len(dsd["train"]))))
+    labels = label_set(dsd["train"], multi_label=cfg.multi_label)
+    weights = None if str(cfg.encoder_weights).lower() == "none" else cfg.encoder_weights
+    encoder = build_encoder(cfg.encoder, weights=weights)
+    splits = [s for s in ("train", "validation", cfg.test_split) if s and len(dsd.get(s, []))]
+    feats = {
+        s: compute_features(
+            dsd[s],
+            encoder,
+            batch_size=cfg.feature_batch_size,
+            device=str(dist.device),
+            cache_dir=cfg.cache_dir,
+        )  # fmt: skip
+        for s in splits
+    }
+    x = {s: pooled_tensor(f) for s, f in feats.items()}  # (n, C) each
+    y = {s: targets(dsd[s]["labels"], labels, multi_label=cfg.multi_label) for s in splits}
+    log.info("%s labels %s; %s images", "multi" if cfg.multi_label else "single",
+             labels[:10], {s: len(v) for s, v in x.items()})  # fmt: skip
+    head = RecognitionHead(RecognitionConfig(
+        in_dim=encoder.out_channels, labels=labels, multi_label=cfg.multi_label,
+        dropout=cfg.dropout, hidden_dim=cfg.hidden_dim,
+    ))  # fmt: skip
+    out = Path(cfg.out)
+    name = cfg.name or out.resolve().name
+    monitor = "f1" if cfg.multi_label else "accuracy"
+
+    def evaluate(split: str) -> dict[str, float]:
+        head.eval()
+        with torch.no_grad():
+            logits = head(x[split].to(dist.device)).float().cpu()
+        return scores_of(cfg, logits, y[split])
+
+    def on_best(m: nn.Module, scores: dict[str, float], epoch: int) -> None:
+        publish_model_dir(export(m, encoder, out / "run" / "best", name=name), out)
+
+    trainer = Trainer(
+        model=head,
+        config=cfg,
+        train_dataset=TensorDataset(x["train"], y["train"]),
+        loss_fn=lambda m, batch: loss_of(cfg, m(batch[0]), batch[1]),
+        evaluate_fn=lambda m, epoch: evaluate("validation"),
+        monitor=monitor,
+        mode="max",
+        on_best=on_best,
+        run_dir=out / "run",
+        param_groups=param_groups(head, cfg),
+        run_config={"recipe": "recognizer", **to_dict(cfg), "labels": labels},
+        dist=dist,
+    )
+    result = trainer.fit()
+    if not dist.is_main:
+        return {}
+    from captioner.api import Captioner
+
+    best = Captioner.from_pretrained(out / "run" / "best", device="cpu").recognizer
+    head.load_state_dict(best.state_dict())  # score the exported best head, not the last
+    report: dict = {"best_epoch": result.best_epoch, "validation": evaluate("validation")}
+    if cfg.test_split in x:
+        report["test"] = evaluate(cfg.test_split)
+    write_json_atomic(out / "run" / "test_metrics.json", report)
+    log.info("recognizer (%d labels) in %s: %s", len(labels), out, report)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_config(RecognizerTrainConfig, argv, prog="captioner train recognizer",
+                       description=__doc__.split("\n\n")[0])  # fmt: skip
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        train(cfg)
+    except (DataError, ValueError, FileNotFoundError) as e:
+        print(f"captioner train recognizer: {e}", file=sys.stderr)
+        return 2
+    finally:
+        from captioner.pipelines.runstate import shutdown_distributed
+
+        shutdown_distributed()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The recognizer recipe: own labels over cached features of a small random encoder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from captioner import Captioner
+from captioner.data.common import DataError
+from captioner.pipelines import train_recognizer as tr
+from captioner.pipelines.runstate import read_metrics
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+
+
+def solid(colour: str, seed: int, size: int = 64) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    base = np.array(COLOURS[colour], dtype=np.int16)
+    pixels = base + rng.integers(-25, 26, size=(size, size, 3))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def halves(left: str, right: str, seed: int, size: int = 64) -> Image.Image:
+    a, b = np.asarray(solid(left, seed, size)), np.asarray(solid(right, seed + 1, size))
+    return Image.fromarray(np.concatenate([a[:, : size // 2], b[:, size // 2 :]], axis=1))
+
+
+def class_folder(root, per_class: int = 8):
+    for colour in COLOURS:
+        (root / colour).mkdir(parents=True)
+        for i in range(per_class):
+            solid(colour, seed=100 * list(COLOURS).index(colour) + i).save(
+                root / colour / f"{i:02d}.png"
+            )
+    return root
+
+
+def tiny_config(tmp_path, dataset: str, **kw) -> tr.RecognizerTrainConfig:
+    settings = dict(
+        dataset=dataset,
+        out=str(tmp_path / "model"),
+        encoder="resnet18",
+        encoder_weights="none",
+        epochs=25,
+        batch_size=8,
+        lr=1e-2,
+        warmup=0.0,
+        patience=0,
+        dropout=0.0,
+        device="cpu",
+        cache_dir=str(tmp_path / "features"),
+        plot_every=0,
+    )
+    settings.update(kw)
+    return tr.RecognizerTrainConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """A class folder shared by the tests of this module, with one feature cache."""
+    root = tmp_path_factory.mktemp("shared")
+    return class_folder(root / "photos", per_class=6), root / "features"
+
+
+def test_single_label_image_folder(tmp_path, photos):
+    root, features = photos
+    cfg = tiny_config(tmp_path, f"imagefolder:{root}", cache_dir=str(features))
+    report = tr.train(cfg)
+    assert report["validation"]["accuracy"] == 1.0 and report["test"]["accuracy"] == 1.0
+    epochs = [r for r in read_metrics(tmp_path / "model" / "run" / "metrics.jsonl")
+              if r["type"] == "epoch"]  # fmt: skip
+    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
+    assert len(list(features.glob("resnet18-*.arrow"))) == 3  # train/validation/test cached
+
+    cap = Captioner.from_pretrained(tmp_path / "model", device="cpu")
+    assert cap.recognizer.labels == ["blue", "green", "red"]
+    assert cap.decoder is None and cap.sentiment_model is None
+    fresh = [solid("red", 90_001), solid("blue", 90_002), solid("green", 90_003)]
+    tags = cap.tag(fresh, top_k=3)
+    assert [t[0][0] for t in tags] == ["red", "blue", "green"]
+    assert all(abs(sum(s for _, s in t) - 1.0) < 1e-4 for t in tags)  # softmax over 3
+
+
+def test_cli_main_reads_cached_features_and_is_deterministic(tmp_path, photos):
+    root, features = photos
+    out = tmp_path / "cli"
+    argv = ["--dataset", str(root), "--out", str(out), "--encoder", "resnet18",
+            "--encoder-weights", "none", "--epochs", "25", "--lr", "0.01", "--warmup", "0",
+            "--dropout", "0", "--batch-size", "8", "--device", "cpu",
+            "--cache-dir", str(features), "--plot-every", "0"]  # fmt: skip
+    assert tr.main(argv) == 0
+    config = json.loads((out / "run" / "config.json").read_text())
+    assert config["recipe"] == "recognizer" and config["labels"] == ["blue", "green", "red"]
+    assert (out / "labels.json").is_file()
+    assert len(list(features.glob("resnet18-*.arrow"))) == 3  # no new cache files
+    # the same settings as test_single_label_image_folder through flags: the same scores
+    report = json.loads((out / "run" / "test_metrics.json").read_text())
+    again = tr.train(tiny_config(tmp_path, f"imagefolder:{root}", cache_dir=str(features)))
+    assert again == report
+
+
+def test_multi_label_from_metadata_tags(tmp_path):
+    root = tmp_path / "tagged"
+    root.mkdir()
+    combos = [("red", "blue"), ("red", "green"), ("green", "blue"), ("red", "red"),
+              ("green", "green"), ("blue", "blue")]  # fmt: skip
+    rows = []
+    for i in range(18):
+        left, right = combos[i % len(combos)]
+        name = f"{i:03d}.png"
+        halves(left, right, seed=i * 7).save(root / name)
+        split = "train" if i < 12 else "validation"
+        rows.append({"file_name": name, "tags": sorted({left, right}), "split": split})
+    (root / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = tiny_config(tmp_path, f"imagefolder:{root}", multi_label=True, label_column="tags",
+                      epochs=40, test_split="")  # fmt: skip
+    report = tr.train(cfg)
+    assert report["validation"]["f1"] >= 0.9
+    assert "test" not in report
+
+    cap = Captioner.from_pretrained(tmp_path / "model", device="cpu")
+    assert cap.recognizer.config.multi_label
+    (tags,) = cap.tag([halves("red", "blue", seed=5_000)], top_k=3)
+    assert {tags[0][0], tags[1][0]} == {"blue", "red"}
+    assert tags[0][1] > 0.5 and tags[1][1] > 0.5 and tags[2][1] < 0.5
+
+
+def test_split_folders(tmp_path):
+    root = tmp_path / "split"
+    class_folder(root / "train", per_class=2)
+    class_folder(root / "val", per_class=1)
+    dsd = tr.load_class_folder(root)
+    assert len(dsd["train"]) == 6 and len(dsd["validation"]) == 3 and len(dsd["test"]) == 0
+    assert sorted(r[0] for r in dsd["validation"]["labels"]) == ["blue", "green", "red"]
+    assert dsd["validation"]["image_id"][0].startswith("val/")
+
+
+def test_load_class_folder_splits_every_class(tmp_path):
+    dsd = tr.load_class_folder(class_folder(tmp_path / "p", per_class=10), seed=0)
+    for split, n in (("train", 8), ("validation", 1), ("test", 1)):
+        labels = [row[0] for row in dsd[split]["labels"]]
+        assert sorted(labels) == sorted(list(COLOURS) * n)
+    ids = [i for s in dsd.values() for i in s["image_id"]]
+    assert len(ids) == len(set(ids)) == 30 and ids[0].count("/") == 1
+
+
+def test_bad_inputs_give_clear_errors(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    (empty / "cats").mkdir(parents=True)
+    (empty / "cats" / "notes.txt").write_text("not an image")
+    with pytest.raises(DataError, match="no images"):
+        tr.load_class_folder(empty)
+
+    with pytest.raises(ValueError, match="--label-column"):
+        tr.load_labelled(tiny_config(tmp_path, f"jsonl:{tmp_path / 'x.jsonl'}"))
+
+    import datasets
+
+    two = datasets.Dataset.from_dict({"labels": [["a"], ["a", "b"]], "image_id": ["x", "y.png"]})
+    with pytest.raises(DataError, match=r"y\.png.*--multi-label"):
+        tr.label_set(two, multi_label=False)
+
+    assert tr.main(["--dataset", str(empty), "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
+    assert "no images" in capsys.readouterr().err
