@@ -241,6 +241,7 @@ def test_generated_scenes_are_clean():
     for s in batch:
         keys = [(g.size, g.color, g.shape) for g in s.objects]
         assert len(set(keys)) == len(keys) and all((c, sh) in SEEN_PAIRS for _, c, sh in keys)
+        assert 1 <= sum(g.count for g in s.objects) <= 4
         for g in s.objects:
             assert g.count == len(g.instances) and 1 <= g.count <= 3
             for a in g.instances:

@@ -30,7 +30,7 @@ import numpy as np
 
 from captioner.text import tokenize
 
-COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black")
+COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "black")
 SHAPES = ("circle", "square", "triangle", "star", "hexagon", "diamond", "cross")
 SIZES = ("small", "large")
 PLURALS = {s: s + ("es" if s.endswith("s") else "s") for s in SHAPES}

@@ -50,13 +50,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RGB = {
-    "red": (215, 35, 35), "orange": (245, 135, 20), "yellow": (240, 205, 20),
-    "green": (40, 160, 60), "blue": (35, 85, 215), "purple": (135, 55, 185),
-    "pink": (245, 125, 190), "brown": (125, 75, 35), "black": (30, 30, 30),
+RGB = {  # distinct in hue and, where hues are near, in lightness (CNN features see both)
+    "red": (225, 25, 25), "orange": (250, 140, 0), "yellow": (255, 225, 20),
+    "green": (40, 185, 50), "blue": (25, 60, 215), "purple": (125, 40, 175),
+    "pink": (255, 145, 215), "black": (25, 25, 25),
 }  # fmt: skip
 assert tuple(RGB) == COLORS
-# One held-out colour per shape (7 of the 63 pairs, 11%); every colour and shape stays seen.
+# One held-out colour per shape (7 of the 56 pairs, 12.5%); every colour and shape stays seen.
 HELD_OUT_PAIRS = (("purple", "circle"), ("orange", "square"), ("blue", "triangle"),
                   ("green", "star"), ("red", "hexagon"), ("yellow", "diamond"), ("pink", "cross"))  # fmt: skip
 SEEN_PAIRS = tuple((c, s) for c in COLORS for s in SHAPES if (c, s) not in HELD_OUT_PAIRS)
@@ -113,9 +113,15 @@ def _place(cell: tuple, anchor: tuple[float, float], n: int, r: float, rng) -> l
     (lo_x, hi_x), (lo_y, hi_y) = _span(cell[0], cell[2], r), _span(cell[1], cell[3], r)
     out = [(min(max(anchor[0], lo_x), hi_x), min(max(anchor[1], lo_y), hi_y))]
     for _ in range(n - 1):
-        for _try in range(200):
-            p = (rng.uniform(lo_x, hi_x), rng.uniform(lo_y, hi_y))
-            if all(math.dist(p, q) >= 2 * r + GAP for q in out):
+        for attempt in range(300):  # next to an earlier one (a visible group), else anywhere
+            if attempt < 200:
+                q, theta = out[int(rng.integers(len(out)))], rng.uniform(0, 2 * math.pi)
+                d = rng.uniform(2 * r + GAP, 2.6 * r + GAP)
+                p = (q[0] + d * math.cos(theta), q[1] + d * math.sin(theta))
+            else:
+                p = (rng.uniform(lo_x, hi_x), rng.uniform(lo_y, hi_y))
+            inside = lo_x <= p[0] <= hi_x and lo_y <= p[1] <= hi_y
+            if inside and all(math.dist(p, q) >= 2 * r + GAP for q in out):
                 out.append(p)
                 break
     angles = rng.uniform(-10, 10, size=len(out))
