@@ -7,9 +7,12 @@
 Labels come from either
 - class subfolders, as torchvision's ImageFolder reads them: `DIR/<label>/*.jpg` (optionally
   under split folders `DIR/train/<label>/...`, `DIR/val/<label>/...`); one label per image;
-- a column of any caption dataset spec (`imagefolder:DIR` with metadata.jsonl,
-  `jsonl:FILE`, `csv:FILE`, `hf:NAME`, ...): `--label-column tags` reads a string (one label)
-  or a list of strings (several labels, with `--multi-label`) per image.
+- `hf:NAME` (hub id or local `save_to_disk` copy): the ClassLabel, list-of-ClassLabel or text
+  column `--label-column` (default `label`);
+- a column of any caption dataset spec (`imagefolder:DIR` with metadata.jsonl, `jsonl:FILE`,
+  `csv:FILE`, ...): `--label-column tags` reads a string (one label) or a list of strings
+  (several labels, with `--multi-label`) per image.
+See `captioner.pipelines.recognizer_data`.
 
 Single-label heads use softmax + cross-entropy, multi-label heads sigmoid + binary
 cross-entropy. The encoder's pooled features are computed once and cached
@@ -33,8 +36,7 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from captioner.checkpoint import write_json_atomic
-from captioner.data.common import SPLITS, DataError, normalise_split
-from captioner.imageio import IMAGE_EXTENSIONS
+from captioner.data.common import DataError
 from captioner.pipelines.config import opt, parse_config, to_dict
 from captioner.pipelines.engine import (
     TrainConfig,
@@ -43,6 +45,7 @@ from captioner.pipelines.engine import (
     publish_model_dir,
     setup,
 )
+from captioner.pipelines.recognizer_data import label_set, load_labelled, targets
 from captioner.recognition import RecognitionConfig, RecognitionHead
 
 log = logging.getLogger(__name__)
@@ -61,7 +64,7 @@ class RecognizerTrainConfig(TrainConfig):
     label_smoothing: float = opt(0.0, "single-label: label smoothing of the loss")
     threshold: float = opt(0.5, "multi-label: probability above which a tag counts")
     seed_split: int = opt(0, "seed of the train/validation/test split of class folders")
-    limit: int | None = opt(None, "use only the first N training images")
+    limit: int | None = opt(None, "train on a random (seeded) subset of N images")
     test_split: str = opt("test", "held-out split scored at the end ('' = none)")
     feature_batch_size: int = opt(64, "batch size of feature extraction")
     cache_dir: str | None = opt(None, "feature cache folder (default: ~/.cache/captioner)")
@@ -69,119 +72,6 @@ class RecognizerTrainConfig(TrainConfig):
     epochs: int = opt(30, "number of training epochs")
     lr: float = opt(1e-3, "peak learning rate (AdamW)")
     patience: int = opt(8, "early stopping: epochs without improvement (0 = off)")
-
-
-# ---------------------------------------------------------------------- data
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
-
-
-def _class_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def is_class_folder(root: Path) -> bool:
-    """An ImageFolder layout: no metadata file, and subfolders of images."""
-    has_meta = any(root.glob("metadata.*")) or any(root.glob("*/metadata.*"))
-    return root.is_dir() and not has_meta and bool(_class_dirs(root))
-
-
-def load_class_folder(
-    root: str | Path, *, seed: int = 0, fractions=(0.8, 0.1, 0.1)
-) -> datasets.DatasetDict:
-    """`ROOT/<label>/*.jpg` (or `ROOT/<split>/<label>/*.jpg`) -> DatasetDict with `image`,
-    `labels` ([label]) and `image_id` (path relative to ROOT). Without split folders each
-    class is shuffled with `seed` and cut by `fractions`."""
-    from captioner.data.sentiment import stratified_split
-
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: not a directory")
-    subdirs = _class_dirs(root)
-    split_dirs = {normalise_split(p.name): p for p in subdirs if normalise_split(p.name)}
-    items: dict[str, list[tuple[Path, str]]] = {}
-    if split_dirs:
-        for split, folder in split_dirs.items():
-            items[split] = [(f, c.name) for c in _class_dirs(folder) for f in _images_in(c)]
-    else:
-        pairs = [(f, c.name) for c in subdirs for f in _images_in(c)]
-        items = stratified_split(pairs, key=lambda x: x[1], seed=seed, fractions=fractions)
-    if not any(items.values()):
-        exts = ", ".join(sorted(IMAGE_EXTENSIONS))
-        raise DataError(f"{root}: no images ({exts}) in class subfolders ROOT/<label>/")
-    out = datasets.DatasetDict()
-    features = datasets.Features(
-        {
-            "image": datasets.Image(),
-            "labels": datasets.List(datasets.Value("string")),
-            "image_id": datasets.Value("string"),
-        }
-    )
-    for split in [*SPLITS, *(s for s in items if s not in SPLITS)]:
-        rows = items.get(split, [])
-        out[split] = datasets.Dataset.from_dict(
-            {
-                "image": [str(f) for f, _ in rows],
-                "labels": [[label] for _, label in rows],
-                "image_id": [str(f.relative_to(root)) for f, _ in rows],
-            },
-            features=features,
-        )
-    return out
-
-
-def load_labelled(cfg: RecognizerTrainConfig) -> datasets.DatasetDict:
-    """The dataset with an `image` and a `labels` (list of str) column per split."""
-    from captioner.data import load_caption_dataset, parse_spec
-    from captioner.data.tables import parse_columns
-
-    kind, _, arg = cfg.dataset.partition(":")
-    folder = Path(arg.partition("?")[0] if kind == "imagefolder" else cfg.dataset)
-    if not cfg.label_column and is_class_folder(folder):
-        return load_class_folder(folder, seed=cfg.seed_split)
-    if not cfg.label_column:
-        raise ValueError(
-            f"--dataset {cfg.dataset!r}: not an image folder with class subfolders; "
-            "name the column holding the labels with --label-column (e.g. tags)"
-        )
-    # The caption loaders read a text-or-list column; point their `captions` at the labels.
-    (part,) = parse_spec(cfg.dataset)
-    columns = {**parse_columns(part.options.get("columns")), "captions": cfg.label_column}
-    dsd = load_caption_dataset(cfg.dataset, columns=columns)
-    return datasets.DatasetDict({k: v.rename_column("captions", "labels") for k, v in dsd.items()})
-
-
-def label_set(train: datasets.Dataset, *, multi_label: bool) -> list[str]:
-    labels: set[str] = set()
-    for i, row in enumerate(train["labels"]):
-        if not multi_label and len(set(row)) != 1:
-            ident = train[i]["image_id"]
-            raise DataError(
-                f"image {ident}: {len(set(row))} labels {sorted(set(row))[:5]} in a single-label "
-                "dataset (use --multi-label for several labels per image)"
-            )
-        labels.update(row)
-    if len(labels) < 2 and not multi_label:
-        raise DataError(
-            f"a single-label recognizer needs at least 2 labels, found {sorted(labels)}"
-        )
-    return sorted(labels)
-
-
-def targets(rows: list[list[str]], labels: list[str], *, multi_label: bool) -> Tensor:
-    """Single-label: class ids (n,); multi-label: multi-hot (n, L). Unknown labels (seen only
-    outside the training split) are dropped from the targets."""
-    index = {name: i for i, name in enumerate(labels)}
-    if not multi_label:
-        return torch.tensor([index.get(row[0], -100) for row in rows])  # -100: ignored
-    hot = torch.zeros(len(rows), len(labels))
-    for i, row in enumerate(rows):
-        for name in row:
-            if name in index:
-                hot[i, index[name]] = 1.0
-    return hot
 
 
 def pooled_tensor(feats: datasets.Dataset) -> Tensor:
@@ -228,12 +118,17 @@ def train(cfg: RecognizerTrainConfig, *, dataset: datasets.DatasetDict | None = 
     from captioner.encoders import build_encoder
 
     dist = setup(cfg)
-    dsd = dataset if dataset is not None else load_labelled(cfg)
+    dsd = (
+        dataset
+        if dataset is not None
+        else load_labelled(cfg.dataset, label_column=cfg.label_column, seed=cfg.seed_split)
+    )
     for split in ("train", "validation"):
         if split not in dsd or len(dsd[split]) == 0:
             raise DataError(f"dataset {cfg.dataset!r} has no (or an empty) {split!r} split")
-    if cfg.limit:
-        dsd["train"] = dsd["train"].select(range(min(cfg.limit, len(dsd["train"]))))
+    if cfg.limit:  # a random subset: class folders are ordered by label
+        n = min(cfg.limit, len(dsd["train"]))
+        dsd["train"] = dsd["train"].shuffle(seed=cfg.seed).select(range(n))
     labels = label_set(dsd["train"], multi_label=cfg.multi_label)
     weights = None if str(cfg.encoder_weights).lower() == "none" else cfg.encoder_weights
     encoder = build_encoder(cfg.encoder, weights=weights)

@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import Dataset
 
 from captioner.checkpoint import write_json_atomic
 from captioner.pipelines.config import opt, parse_config, to_dict
@@ -35,6 +34,7 @@ from captioner.pipelines.engine import (
     publish_model_dir,
     setup,
 )
+from captioner.pipelines.sentiment_data import EncodedTexts, collate, drop_words, neutral_texts
 from captioner.sentiment import SentimentConfig, SentimentModel, encode_texts
 from captioner.text import Vocabulary
 
@@ -67,7 +67,7 @@ class SentimentTrainConfig(TrainConfig):
     min_count: int = opt(1, "keep words seen at least this often in the training split")
     max_vocab: int | None = opt(None, "keep at most this many words")
     max_length: int = opt(64, "longest sentence in words (longer ones are cut)")
-    limit: int | None = opt(None, "use only the first N training sentences")
+    limit: int | None = opt(None, "train on a random (seeded) subset of N sentences")
     val_split: str = opt("validation", "split for model selection and calibration")
     test_split: str = opt("test", "held-out split scored at the end ('' = none)")
     calibrate: bool = opt(True, "fit a softmax temperature on the validation split")
@@ -84,62 +84,9 @@ class SentimentTrainConfig(TrainConfig):
     lr: float = opt(3e-3, "peak learning rate (AdamW)")
     weight_decay: float = opt(0.01, "AdamW weight decay (not applied to biases / norms)")
     patience: int = opt(6, "early stopping: epochs without improvement (0 = off)")
-
-
-class EncodedTexts(Dataset):
-    """Sentences as id lists (no <start>/<end>) with integer labels."""
-
-    def __init__(self, texts: list[str], labels: list[int], vocab: Vocabulary, max_length: int):
-        self.ids = [
-            vocab.encode(t, add_special=False)[:max_length] or [vocab.unk_id] for t in texts
-        ]
-        self.labels = list(labels)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i: int) -> tuple[list[int], int]:
-        return self.ids[i], self.labels[i]
-
-
-def collate(items: list[tuple[list[int], int]]) -> dict[str, Tensor]:
-    lengths = torch.tensor([len(ids) for ids, _ in items])
-    ids = torch.zeros(len(items), int(lengths.max()), dtype=torch.long)  # (B, T), 0 = <pad>
-    for row, (seq, _) in enumerate(items):
-        ids[row, : len(seq)] = torch.tensor(seq)
-    return {"ids": ids, "lengths": lengths, "labels": torch.tensor([y for _, y in items])}
-
-
-def drop_words(ids: Tensor, p: float, unk_id: int) -> Tensor:
-    """Replace each real token of ids (B, T) by `unk_id` with probability p."""
-    if p <= 0:
-        return ids
-    hit = (torch.rand(ids.shape, device=ids.device) < p) & (ids != 0)
-    return ids.masked_fill(hit, unk_id)
-
-
-def neutral_texts(spec: str, *, seed: int = 0) -> list[str]:
-    """`scenes[:N]`: N captions of random synthetic scenes (default 1000); else a UTF-8 text
-    file with one sentence per line."""
-    if not spec:
-        return []
-    kind, _, count = spec.partition(":")
-    if kind == "scenes" and (not count or count.isdigit()):
-        import numpy as np
-
-        from captioner.data.scene_grammar import canonical_caption
-        from captioner.data.scenes import generate_scene
-
-        rng = np.random.default_rng(seed)
-        return [canonical_caption(generate_scene(rng)) for _ in range(int(count or 1000))]
-    path = Path(spec)
-    if not path.is_file():
-        raise FileNotFoundError(f"--neutral {spec}: no such file (or use scenes[:N])")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        raise ValueError(f"--neutral {path}: not UTF-8 text ({e})") from None
-    return [line.strip() for line in lines if line.strip()]
+    threads: int = opt(
+        1, "torch CPU threads (0 = torch's default; one is fastest for this small model)"
+    )
 
 
 def sentiment_loss_fn(cfg: SentimentTrainConfig, unk_id: int):
@@ -354,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         train(cfg)
+    except (ValueError, FileNotFoundError) as e:  # bad data or settings (DataError too)
+        print(f"captioner train sentiment: {e}", file=sys.stderr)
+        return 2
     finally:
         from captioner.pipelines.runstate import shutdown_distributed
 

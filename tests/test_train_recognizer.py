@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import datasets
 import numpy as np
 import pytest
 from PIL import Image
 
 from captioner import Captioner
 from captioner.data.common import DataError
+from captioner.pipelines import recognizer_data as rd
 from captioner.pipelines import train_recognizer as tr
 from captioner.pipelines.runstate import read_metrics
 
@@ -132,14 +134,14 @@ def test_split_folders(tmp_path):
     root = tmp_path / "split"
     class_folder(root / "train", per_class=2)
     class_folder(root / "val", per_class=1)
-    dsd = tr.load_class_folder(root)
+    dsd = rd.load_class_folder(root)
     assert len(dsd["train"]) == 6 and len(dsd["validation"]) == 3 and len(dsd["test"]) == 0
     assert sorted(r[0] for r in dsd["validation"]["labels"]) == ["blue", "green", "red"]
     assert dsd["validation"]["image_id"][0].startswith("val/")
 
 
 def test_load_class_folder_splits_every_class(tmp_path):
-    dsd = tr.load_class_folder(class_folder(tmp_path / "p", per_class=10), seed=0)
+    dsd = rd.load_class_folder(class_folder(tmp_path / "p", per_class=10), seed=0)
     for split, n in (("train", 8), ("validation", 1), ("test", 1)):
         labels = [row[0] for row in dsd[split]["labels"]]
         assert sorted(labels) == sorted(list(COLOURS) * n)
@@ -147,21 +149,47 @@ def test_load_class_folder_splits_every_class(tmp_path):
     assert len(ids) == len(set(ids)) == 30 and ids[0].count("/") == 1
 
 
+def test_hub_dataset_with_class_labels(tmp_path):
+    features = datasets.Features(
+        {
+            "img": datasets.Image(),
+            "fine": datasets.ClassLabel(names=list(COLOURS)),
+            "tags": datasets.List(datasets.ClassLabel(names=["bright", "dark", "cold"])),
+        }
+    )
+    rows = {"img": [solid(c, i) for i in range(10) for c in COLOURS],
+            "fine": [k for _ in range(10) for k in range(3)],
+            "tags": [[0, 2] if k == 2 else [k] for _ in range(10) for k in range(3)]}  # fmt: skip
+    datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp_path / "hub"))
+
+    single = rd.load_labelled(f"hf:{tmp_path / 'hub'}?columns=image:img", label_column="fine")
+    assert sum(len(s) for s in single.values()) == 30 and len(single["validation"]) > 0
+    assert {r[0] for s in single.values() for r in s["labels"]} == set(COLOURS)
+    assert single["train"].features["image"] == datasets.Image()
+    first = single["train"][0]
+    assert first["image"].size == (64, 64) and first["image_id"].startswith("train/")
+
+    multi = rd.load_labelled(f"hf:{tmp_path / 'hub'}", label_column="tags")
+    blues = [r for s in multi.values() for r in s["labels"] if "cold" in r]
+    assert blues and all(r == ["bright", "cold"] for r in blues)
+
+    with pytest.raises(DataError, match="nope"):
+        rd.load_labelled(f"hf:{tmp_path / 'hub'}", label_column="nope")
+
+
 def test_bad_inputs_give_clear_errors(tmp_path, capsys):
     empty = tmp_path / "empty"
     (empty / "cats").mkdir(parents=True)
     (empty / "cats" / "notes.txt").write_text("not an image")
     with pytest.raises(DataError, match="no images"):
-        tr.load_class_folder(empty)
+        rd.load_class_folder(empty)
 
     with pytest.raises(ValueError, match="--label-column"):
-        tr.load_labelled(tiny_config(tmp_path, f"jsonl:{tmp_path / 'x.jsonl'}"))
-
-    import datasets
+        rd.load_labelled(f"jsonl:{tmp_path / 'x.jsonl'}")
 
     two = datasets.Dataset.from_dict({"labels": [["a"], ["a", "b"]], "image_id": ["x", "y.png"]})
     with pytest.raises(DataError, match=r"y\.png.*--multi-label"):
-        tr.label_set(two, multi_label=False)
+        rd.label_set(two, multi_label=False)
 
     assert tr.main(["--dataset", str(empty), "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
     assert "no images" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from safetensors.torch import load_file
 
 from captioner import Captioner
+from captioner.pipelines import sentiment_data as sd
 from captioner.pipelines import train_sentiment as ts
 from captioner.pipelines.runstate import read_metrics
 
@@ -137,12 +138,12 @@ def test_cli_with_a_jsonl_file_and_neutral_texts(tmp_path):
 
 
 def test_neutral_texts_sources(tmp_path):
-    scenes = ts.neutral_texts("scenes:20", seed=0)
+    scenes = sd.neutral_texts("scenes:20", seed=0)
     assert len(scenes) == 20 and all(isinstance(t, str) and t for t in scenes)
-    assert scenes == ts.neutral_texts("scenes:20", seed=0)
-    assert ts.neutral_texts("") == []
+    assert scenes == sd.neutral_texts("scenes:20", seed=0)
+    assert sd.neutral_texts("") == []
     with pytest.raises(FileNotFoundError, match="no-such-file.txt"):
-        ts.neutral_texts(str(tmp_path / "no-such-file.txt"))
+        sd.neutral_texts(str(tmp_path / "no-such-file.txt"))
 
 
 def test_neutral_loss_pulls_towards_equal_probabilities():
@@ -153,7 +154,7 @@ def test_neutral_loss_pulls_towards_equal_probabilities():
         def forward(self, ids, lengths):
             return model(ids.float()[:, :1])
 
-    batch = ts.collate([([1], 0), ([2], -1)])
+    batch = sd.collate([([1], 0), ([2], -1)])
     loss, extra = ts.sentiment_loss_fn(cfg, unk_id=3)(Fake(), batch)
     assert loss.requires_grad and "neutral_loss" in extra
     with torch.no_grad():
@@ -181,11 +182,11 @@ def test_temperature_is_recovered_and_folded_into_the_head():
 def test_word_dropout_only_touches_real_tokens():
     torch.manual_seed(0)
     ids = torch.tensor([[5, 6, 7, 0, 0]] * 200)
-    dropped = ts.drop_words(ids, 0.5, unk_id=3)
+    dropped = sd.drop_words(ids, 0.5, unk_id=3)
     assert (dropped[:, 3:] == 0).all()
     rate = (dropped[:, :3] == 3).float().mean().item()
     assert 0.4 < rate < 0.6
-    assert torch.equal(ts.drop_words(ids, 0.0, unk_id=3), ids)
+    assert torch.equal(sd.drop_words(ids, 0.0, unk_id=3), ids)
 
 
 def test_missing_validation_split_is_a_clear_error(tmp_path):
@@ -193,3 +194,10 @@ def test_missing_validation_split_is_a_clear_error(tmp_path):
     del data["validation"]
     with pytest.raises(ValueError, match="'validation' split"):
         ts.train(tiny_config(tmp_path / "m"), dataset=data)
+
+
+def test_cli_reports_a_missing_file(tmp_path, capsys):
+    missing = tmp_path / "nope.jsonl"
+    assert ts.main(["--dataset", f"sentiment-jsonl:{missing}", "--out", str(tmp_path / "m")]) == 2
+    assert str(missing) in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
