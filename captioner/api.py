@@ -192,11 +192,16 @@ class Captioner:
         )
 
     def save_pretrained(
-        self, directory: str | Path, *, include_encoder: bool | None = None
+        self,
+        directory: str | Path,
+        *,
+        include_encoder: bool | None = None,
+        dtype: torch.dtype | None = None,
     ) -> Path:
         """Write a model directory. The encoder's weights are stored only when they were
         trained (`trainable_blocks > 0`) or `include_encoder=True`; otherwise they come from
-        the encoder's own pretrained weights at load time."""
+        the encoder's own pretrained weights at load time. `dtype` (e.g. torch.float16)
+        stores floating-point weights in that type; loading casts them back."""
         enc = self.encoder
         if include_encoder is None:
             include_encoder = getattr(enc, "trainable_blocks", 0) > 0 or enc.weights is None
@@ -231,6 +236,8 @@ class Captioner:
             config["sentiment"] = dataclasses.asdict(self.sentiment_model.config)
             tensors.update(ckpt.prefixed(self.sentiment_model.state_dict(), "sentiment"))
             extra["sentiment_vocab.json"] = self.sentiment_vocab.to_json()
+        if dtype is not None:
+            tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
         return ckpt.save_model_dir(directory, config=config, tensors=tensors, extra_json=extra)
 
     # ------------------------------------------------------------------ inference

@@ -158,3 +158,13 @@ def test_corrupt_image_is_a_clear_error(model, tmp_path):
 
     with pytest.raises(ImageLoadError, match="bad.jpg"):
         model.caption([bad])
+
+
+def test_half_precision_save_is_smaller_and_loads_as_float32(model, images, tmp_path):
+    full = model.save_pretrained(tmp_path / "full")
+    half = model.save_pretrained(tmp_path / "half", dtype=torch.float16)
+    size = lambda d: (d / "model.safetensors").stat().st_size  # noqa: E731
+    assert size(half) < 0.55 * size(full)
+    again = Captioner.from_pretrained(half, device="cpu")
+    assert all(p.dtype == torch.float32 for p in again.decoder.parameters())
+    assert again.caption(images) == model.caption(images)
