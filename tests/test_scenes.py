@@ -282,6 +282,10 @@ def test_render_errors():
     scene.objects[0].color = "mauve"
     with pytest.raises(ValueError, match="unknown colour 'mauve'"):
         render_scene(scene, 64)
+    with pytest.raises(ValueError, match="cannot caption group 0"):
+        scene_captions(scene, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="without objects"):
+        scene_captions(SceneGraph(), np.random.default_rng(0))
     with pytest.raises(ValueError, match="at least one"):
         generate_scene(np.random.default_rng(0), pairs=[])
 

@@ -186,6 +186,15 @@ def scene_captions(scene: SceneGraph, rng: np.random.Generator, n: int = 5) -> l
     probable one word by word, and a decoder trained on the references can learn it."""
     if not scene.objects:
         raise ValueError("cannot caption a scene without objects")
+    for i, g in enumerate(scene.objects):
+        if (
+            g.count not in COUNT_WORDS
+            or g.size not in SIZES
+            or g.color not in COLORS
+            or g.shape not in SHAPES
+        ):
+            raise ValueError(f"cannot caption group {i} ({g.count}, {g.size}, {g.color}, {g.shape}): "
+                             f"counts are 1-3, sizes {SIZES}, colours {COLORS}, shapes {SHAPES}")  # fmt: skip
     deviation: list[float] = []
 
     def record(options, probs):
