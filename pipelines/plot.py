@@ -49,10 +49,17 @@ def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> Path:
         ax_loss.plot(
             [r["step"] for r in epochs], [r["train_loss"] for r in epochs], "o-", label="epoch mean"
         )
-    for name in scores:
+    ax_wide = None  # scores beyond 0-1 (CIDEr-D is 0-10) get their own right-hand axis
+    for i, name in enumerate(scores):
         pts = [(r["epoch"], r[name]) for r in epochs if isinstance(r.get(name), (int, float))]
-        if pts:
-            ax_val.plot(*zip(*pts), "o-", label=name)
+        if not pts:
+            continue
+        ax = ax_val
+        if max(abs(v) for _, v in pts) > 1.0:
+            ax = ax_wide = ax_wide or ax_val.twinx()
+        ax.plot(*zip(*pts), "o--" if ax is ax_wide else "o-", color=f"C{i % 10}", label=name)
+    if ax_wide is not None:
+        ax_wide.legend(fontsize=7, loc="upper left")
     ax_loss.set(title="training loss", xlabel="step")
     ax_norm.set(title="gradient norm (before clipping)", xlabel="step")
     ax_lr.set(title="learning rate", xlabel="step")
