@@ -69,15 +69,27 @@ def test_torn_last_line_is_dropped_and_the_run_resumes(tmp_path):
     journal = tmp_path / "labels.jsonl"
     with open(journal, "ab") as f:
         f.write(b'{"path": "p003.jpg", "caption": "a half-writ')  # power cut mid-line
-    with open(journal, "rb+") as f:  # and a garbage line in the middle, as after a crash
+    with open(journal, "rb+") as f:  # and garbage lines in the middle, as after a crash
         content = f.read()
         f.seek(0)
-        f.write(content.replace(b"\n", b"\n\x00\x00\x00\n", 1))
+        f.write(content.replace(b"\n", b"\n\x00\x00\x00\nedited by hand\n", 1))
     eng = engine()
     summary = run(tmp_path, eng)
     assert eng.images == 0 and summary.skipped == 5
     rows = lines(journal)  # compacted: every line valid, one per image
     assert sorted(r["path"] for r in rows) == rels
+    assert (tmp_path / "labels.jsonl.rejected").read_bytes() == b"edited by hand\n"
+
+
+def test_a_foreign_labels_file_is_never_touched(tmp_path):
+    from captioner.labeling.writers import JournalError
+
+    make_photos(tmp_path, 2)
+    foreign = b"id,label\n1,cat\n"
+    (tmp_path / "labels.jsonl").write_bytes(foreign)
+    with pytest.raises(JournalError, match="not a captioner labels file"):
+        run(tmp_path, engine(), overwrite=True)
+    assert (tmp_path / "labels.jsonl").read_bytes() == foreign
 
 
 def test_interrupted_run_keeps_finished_batches_and_exits_130(tmp_path):

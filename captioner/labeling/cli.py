@@ -239,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     from captioner.labeling.engine import EngineOptions, LabelEngine
     from captioner.labeling.pipeline import LabelOptions, label_folders
     from captioner.labeling.scan import ScanOptions
+    from captioner.labeling.writers import JournalError
     from captioner.onnx_backend import OnnxBackendError
 
     try:
@@ -280,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _sigterm_stops_cleanly():
             summary = label_folders(args.folders, engine, options)
+    except JournalError as e:
+        print(f"captioner label: error: {e}", file=sys.stderr)
+        return 2
     except OSError as e:
         hint = "" if args.out else " (write the labels elsewhere with --out FILE.jsonl)"
         print(f"captioner label: error: {e}{hint}", file=sys.stderr)

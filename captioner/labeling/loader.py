@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,7 +53,9 @@ class Batch:
 
 def load_one(path: str, spec: PixelSpec, max_pixels: int) -> Any:
     """Decode one file: uint8 (S, S, 3) array or float (3, S, S) tensor. Raises on failure."""
-    img = open_image(path, draft_size=spec.size, max_pixels=max_pixels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # e.g. PIL's "Corrupt EXIF data"
+        img = open_image(path, draft_size=spec.size, max_pixels=max_pixels)
     if spec.transform is not None:
         return spec.transform(img)
     img = TF.resize(

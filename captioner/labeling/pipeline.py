@@ -124,10 +124,11 @@ class _Journals:
     def load(self, overwrite: bool) -> dict[Key, bool]:
         done: dict[Key, bool] = {}
         for store in self.stores:
+            d, stats = store.load()  # raises JournalError for a file that is not ours
             if overwrite and store.path.exists():
                 store.path.unlink()
-            d, stats = store.load()
-            if stats.bad_lines or stats.duplicates:
+                d, stats = store.load()
+            if stats.bad_lines or stats.junk_lines or stats.duplicates:
                 self.dirty.add(id(store))
             self.models |= stats.models
             if len(stats.models) > 1:

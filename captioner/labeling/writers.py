@@ -81,9 +81,14 @@ def atomic_writer(path: Path, *, newline: str | None = None) -> Iterator[IO[str]
 class LoadStats:
     records: int = 0  # readable records
     bad_lines: int = 0  # unreadable lines skipped
+    junk_lines: int = 0  # lines of NUL bytes or blanks (power loss), dropped at compaction
     torn_bytes: int = 0  # bytes of an unfinished last line cut off
     duplicates: int = 0  # records superseded by a later one for the same image
     models: set[str] = field(default_factory=set)  # model names found in the records
+
+
+class JournalError(ValueError):
+    """The journal file exists but is not a captioner labels file."""
 
 
 class LabelStore:
@@ -119,22 +124,31 @@ class LabelStore:
         done: dict[Key, bool] = {}
         if not self.path.exists():
             return done, stats
-        good_end = 0
+        good_end, torn = 0, b""
         with open(self.path, "rb") as f:
             for line in f:
                 if not line.endswith(b"\n"):
-                    stats.torn_bytes = len(line)
+                    stats.torn_bytes, torn = len(line), line
                     break
                 good_end += len(line)
                 rec = _parse(line)
                 if rec is None:
-                    stats.bad_lines += int(bool(line.strip()))
+                    if line.strip(b" \t\r\n\0"):
+                        stats.bad_lines += 1
+                    else:
+                        stats.junk_lines += int(len(line) > 1)  # NULs / blanks: power cut
                     continue
                 k = self.key(rec)
                 stats.records += 1
                 stats.duplicates += int(k in done)
                 done[k] = rec.get("error") is None
                 stats.models.add(str(rec.get("model")))
+        foreign_tail = torn.strip(b" \t\r\n\0") and not torn.startswith(b'{"path"')
+        if not stats.records and (stats.bad_lines or foreign_tail):
+            raise JournalError(
+                f"{self.path} exists but is not a captioner labels file; move it away or "
+                "write the labels elsewhere (--out)"
+            )
         if stats.torn_bytes:
             log.warning(
                 "%s: dropped an unfinished last line (%d bytes) left by an interrupted run",
@@ -167,13 +181,26 @@ class LabelStore:
             os.close(self._fd)
             self._fd = None
 
+    def _reject_unreadable(self) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as f:
+            bad = [line for line in f if not _parse_line_ok(line)]
+        if bad:
+            rejected = self.path.with_name(self.path.name + ".rejected")
+            with open(rejected, "ab") as out:
+                out.writelines(line if line.endswith(b"\n") else line + b"\n" for line in bad)
+            log.warning("%s: %d unreadable line(s) moved to %s", self.path, len(bad), rejected.name)
+
     def compact(self) -> int:
-        """Rewrite the journal atomically with one (the last) record per image and no
-        unreadable lines. Returns the number of records kept."""
+        """Rewrite the journal atomically with one (the last) record per image. Unreadable
+        lines that are not just NUL bytes (left by a power cut) are moved to
+        `<journal>.rejected`, never silently dropped. Returns the number of records kept."""
         self.close()
         last: dict[Key, int] = {}
         for i, rec in enumerate(self.iter_records()):
             last[self.key(rec)] = i
+        self._reject_unreadable()
         kept = 0
         fd, tmp = tempfile.mkstemp(
             dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
@@ -192,6 +219,10 @@ class LabelStore:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return kept
+
+
+def _parse_line_ok(line: bytes) -> bool:
+    return _parse(line) is not None or not line.strip(b" \t\r\n\0")
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:
