@@ -42,6 +42,7 @@ from captioner.pipelines.config import opt, parse_config, to_dict
 from captioner.pipelines.engine import (
     TrainConfig,
     Trainer,
+    barrier,
     param_groups,
     publish_model_dir,
     setup,
@@ -140,16 +141,16 @@ def train(cfg: RecognizerTrainConfig, *, dataset: datasets.DatasetDict | None = 
     weights = None if str(cfg.encoder_weights).lower() == "none" else cfg.encoder_weights
     encoder = build_encoder(cfg.encoder, weights=weights)
     splits = [s for s in ("train", "validation", cfg.test_split) if s and len(dsd.get(s, []))]
-    feats = {
-        s: compute_features(
-            dsd[s],
-            encoder,
-            batch_size=cfg.feature_batch_size,
-            device=str(dist.device),
-            cache_dir=cfg.cache_dir,
-        )  # fmt: skip
-        for s in splits
+    if not dist.is_main:
+        barrier(dist)  # rank 0 computes and caches the features first, the others read them
+    kw = {
+        "batch_size": cfg.feature_batch_size,
+        "device": str(dist.device),
+        "cache_dir": cfg.cache_dir,
     }
+    feats = {s: compute_features(dsd[s], encoder, **kw) for s in splits}
+    if dist.is_main:
+        barrier(dist)
     x = {s: pooled_tensor(f) for s, f in feats.items()}  # (n, C) each
     y = {s: targets(dsd[s]["labels"], labels, multi_label=cfg.multi_label) for s in splits}
     log.info("%s labels %s; %s images", "multi" if cfg.multi_label else "single",
