@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import multiprocessing
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -158,6 +159,14 @@ def test_shared_output_for_several_folders_and_moved_folders(tmp_path):
     assert run(moved, eng).skipped == 3 and eng.images == 0
 
 
+def _label_cli(argv: list[str]) -> None:
+    from captioner.labeling.cli import main
+
+    logging.disable(logging.CRITICAL)
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the child is killed
+    sys.exit(main(argv))
+
+
 def test_sigkill_mid_run_then_resume_without_duplicates(tmp_path):
     """A real process killed with SIGKILL while labeling; the rerun finishes the job."""
     from tests_support import tiny_model_dir
@@ -166,11 +175,7 @@ def test_sigkill_mid_run_then_resume_without_duplicates(tmp_path):
     photos = tmp_path / "photos"
     rels = make_photos(photos, 40)
     journal = photos / "labels.jsonl"
-    cmd = [
-        sys.executable,
-        "-m",
-        "captioner",
-        "label",
+    argv = [
         str(photos),
         "--model",
         str(model),
@@ -183,20 +188,21 @@ def test_sigkill_mid_run_then_resume_without_duplicates(tmp_path):
         "--beam-size",
         "3",
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CAPTIONER_CACHE": str(tmp_path / "c")}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # A forked child runs the real command line (no second interpreter start-up to wait for).
+    proc = multiprocessing.get_context("fork").Process(target=_label_cli, args=(argv,))
+    proc.start()
     deadline = time.monotonic() + 120
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
+        while time.monotonic() < deadline and proc.is_alive():
             if journal.exists() and journal.read_bytes().count(b"\n") >= 4:
                 break
-            time.sleep(0.005)
-        if proc.poll() is not None:
-            pytest.fail(f"run ended before it could be killed: {proc.stderr.read()[-2000:]}")
-        proc.send_signal(signal.SIGKILL)
+            time.sleep(0.002)
+        if not proc.is_alive():
+            pytest.fail(f"run ended (exit code {proc.exitcode}) before it could be killed")
+        os.kill(proc.pid, signal.SIGKILL)
     finally:
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+        proc.join(timeout=30)
+    assert proc.exitcode == -signal.SIGKILL
     data = journal.read_bytes()
     complete = [json.loads(x) for x in data.split(b"\n")[:-1]]  # a torn tail is allowed
     assert 4 <= len(complete) < 40 and len({r["path"] for r in complete}) == len(complete)
