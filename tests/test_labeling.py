@@ -199,6 +199,14 @@ def test_cli_exit_codes_and_usage_errors(tmp_path, capsys, monkeypatch):
     assert main([str(photos), *base]) == 3
     assert "zero.jpg: empty file" in capsys.readouterr().err
     assert main([str(photos), *base]) == 3  # the earlier failure is still there
+    other = tmp_path / "other"
+    make_photos(other, 1)
+    (other / "labels.jsonl").write_text("my own notes\n")
+    assert main([str(other), *base]) == 2
+    assert "not a captioner labels file" in capsys.readouterr().err
+    assert (other / "labels.jsonl").read_text() == "my own notes\n"
+    assert main([str(photos), *base, "--out", str(tmp_path / "x.csv")]) == 2
+    assert "needs its own name" in capsys.readouterr().err
     assert main([str(tmp_path / "nope"), *base]) == 2
     assert "no such folder" in capsys.readouterr().err
     assert main([str(photos), "--format", "pdf"]) == 2

@@ -191,7 +191,7 @@ def _sigterm_stops_cleanly() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _print_summary(summary, progress_on: bool) -> None:
+def _print_summary(summary) -> None:
     rate = f" ({summary.rate:.1f} images/s)" if summary.labelled + summary.failed else ""
     lines = [
         f"labelled {summary.labelled}, skipped {summary.skipped} (already done), "
@@ -211,6 +211,32 @@ def _print_summary(summary, progress_on: bool) -> None:
         lines.append(f"  ... and {summary.failed - 5} more (see the error field)")
     lines += [f"  -> {out}" for out in summary.outputs]
     print("\n".join(lines), file=sys.stderr)
+
+
+def _engine(args: argparse.Namespace):
+    """The model and its inference engine, or None after printing why not."""
+    from captioner.api import Captioner
+    from captioner.checkpoint import CheckpointError
+    from captioner.labeling.engine import EngineOptions, LabelEngine
+    from captioner.onnx_backend import OnnxBackendError
+
+    try:
+        captioner = Captioner.from_pretrained(args.model, device=args.device)
+    except (FileNotFoundError, CheckpointError, RuntimeError, ValueError) as e:
+        print(f"captioner label: error: cannot load model {args.model!r}: {e}", file=sys.stderr)
+        return None
+    options = EngineOptions(
+        backend=args.backend,
+        beam_size=args.beam_size,
+        top_k=args.top_k,
+        max_length=args.max_length,
+        int8_decoder=args.int8_decoder,
+    )
+    try:
+        return LabelEngine(captioner, options)
+    except (OnnxBackendError, ValueError) as e:
+        print(f"captioner label: error: {e}", file=sys.stderr)
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,50 +260,36 @@ def main(argv: list[str] | None = None) -> int:
     formats = tuple(dict.fromkeys(["jsonl", *(f for group in args.format for f in group)]))
     progress = sys.stderr.isatty() if args.progress is None else args.progress
 
-    from captioner.api import Captioner
-    from captioner.checkpoint import CheckpointError
-    from captioner.labeling.engine import EngineOptions, LabelEngine
     from captioner.labeling.pipeline import LabelOptions, label_folders
     from captioner.labeling.scan import ScanOptions
-    from captioner.labeling.writers import JournalError
-    from captioner.onnx_backend import OnnxBackendError
 
+    scan = ScanOptions(
+        recursive=args.recursive,
+        include=tuple(args.include),
+        exclude=tuple(args.exclude),
+        hidden=args.hidden,
+    )
     try:
-        captioner = Captioner.from_pretrained(args.model, device=args.device)
-    except (FileNotFoundError, CheckpointError, RuntimeError, ValueError) as e:
-        print(f"captioner label: error: cannot load model {args.model!r}: {e}", file=sys.stderr)
-        return 2
-    try:
-        engine = LabelEngine(
-            captioner,
-            EngineOptions(
-                backend=args.backend,
-                beam_size=args.beam_size,
-                top_k=args.top_k,
-                max_length=args.max_length,
-                int8_decoder=args.int8_decoder,
-            ),
+        options = LabelOptions(
+            out=args.out,
+            formats=formats,
+            xmp_naming=args.xmp_name,
+            overwrite=args.overwrite,
+            retry_failed=args.retry_failed,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            scan=scan,
+            max_pixels=args.max_pixels,
+            progress=progress,
         )
-    except (OnnxBackendError, ValueError) as e:
+    except ValueError as e:
         print(f"captioner label: error: {e}", file=sys.stderr)
         return 2
-    options = LabelOptions(
-        out=args.out,
-        formats=formats,
-        xmp_naming=args.xmp_name,
-        overwrite=args.overwrite,
-        retry_failed=args.retry_failed,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        scan=ScanOptions(
-            recursive=args.recursive,
-            include=tuple(args.include),
-            exclude=tuple(args.exclude),
-            hidden=args.hidden,
-        ),
-        max_pixels=args.max_pixels,
-        progress=progress,
-    )
+    engine = _engine(args)
+    if engine is None:
+        return 2
+    from captioner.labeling.writers import JournalError
+
     try:
         with _sigterm_stops_cleanly():
             summary = label_folders(args.folders, engine, options)
@@ -288,6 +300,5 @@ def main(argv: list[str] | None = None) -> int:
         hint = "" if args.out else " (write the labels elsewhere with --out FILE.jsonl)"
         print(f"captioner label: error: {e}{hint}", file=sys.stderr)
         return 1
-    _print_summary(summary, progress)
-    logging.getLogger(__name__).debug("exit code %d", summary.exit_code)
+    _print_summary(summary)
     return summary.exit_code

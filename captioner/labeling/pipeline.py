@@ -53,6 +53,13 @@ class LabelOptions:
             raise ValueError(f"XMP naming must be one of {NAMINGS}, got {self.xmp_naming!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.out is not None:
+            name = Path(self.out).name.lower()
+            if name == "metadata.jsonl" or name.endswith((".csv", ".xmp")):
+                raise ValueError(
+                    f"--out {self.out}: the JSONL journal needs its own name (such as "
+                    "labels.jsonl); CSV and metadata.jsonl are written beside it"
+                )
 
 
 @dataclass
