@@ -5,7 +5,8 @@ own CIDEr-D.
 
 For each image, K captions are sampled from the model and one is decoded greedily; the reward
 of a sample is its CIDEr-D against the image's references and the greedy caption's CIDEr-D
-is the baseline, so the policy-gradient loss is
+is the baseline (`--scst-baseline mean`: the mean reward of the image's other samples
+instead), so the policy-gradient loss is
     - (r(sample) - r(greedy)) * sum_t log p(w_t | w_<t, image),
 averaged over the sampled tokens. Dropout is off (samples and their scored log-probabilities
 come from the same policy). The encoder stays frozen; its features are cached.
@@ -91,7 +92,14 @@ def _targets(tokens: list[list[int]], vocab: Vocabulary, max_length: int) -> Ten
     )
 
 
-def scst_loss_fn(cider: CiderD, vocab: Vocabulary, *, samples: int, max_length: int):
+def scst_loss_fn(
+    cider: CiderD, vocab: Vocabulary, *, samples: int, max_length: int, baseline: str = "greedy"
+):
+    """The SCST loss. `baseline`: "greedy" (the greedy caption's reward, Rennie et al.) or
+    "mean" (the mean reward of the image's other samples, Luo 2020; needs samples >= 2)."""
+    if baseline not in ("greedy", "mean") or (baseline == "mean" and samples < 2):
+        raise ValueError(f"baseline must be 'greedy' or 'mean' (with samples >= 2), got "
+                         f"{baseline!r} with {samples} samples")  # fmt: skip
     ids = {"bos_id": vocab.bos_id, "eos_id": vocab.eos_id, "pad_id": vocab.pad_id,
            "max_length": max_length}  # fmt: skip
 
@@ -105,11 +113,17 @@ def scst_loss_fn(cider: CiderD, vocab: Vocabulary, *, samples: int, max_length: 
         grid, index = batch["grid"].float(), batch["image_index"].tolist()  # (B, N, C)
         rep = grid.repeat_interleave(samples, dim=0)  # (B*K, N, C)
         with torch.no_grad():
-            base = greedy(core.decoder.step, core.decoder.init_state(grid, grid.mean(1)), **ids)
             drawn = sample(core.decoder.step, core.decoder.init_state(rep, rep.mean(1)), **ids)
-        rep_index = [i for i in index for _ in range(samples)]
-        r_sample, r_base = reward(rep_index, drawn.tokens), reward(index, base.tokens)
-        advantage = (r_sample - r_base.repeat_interleave(samples)).to(grid.device)  # (B*K,)
+            rep_index = [i for i in index for _ in range(samples)]
+            r_sample = reward(rep_index, drawn.tokens)  # (B*K,)
+            if baseline == "greedy":
+                state = core.decoder.init_state(grid, grid.mean(1))
+                r_base = reward(index, greedy(core.decoder.step, state, **ids).tokens)
+                r_base = r_base.repeat_interleave(samples)
+            else:  # mean of the other samples of the same image
+                per_image = r_sample.view(-1, samples)
+                r_base = ((per_image.sum(1, keepdim=True) - per_image) / (samples - 1)).view(-1)
+        advantage = (r_sample - r_base).to(grid.device)  # (B*K,)
         captions = _targets(drawn.tokens, vocab, max_length).to(grid.device)  # (B*K, T)
         logits, _ = model({"grid": rep, "captions": captions})  # (B*K, T-1, V)
         targets = captions[:, 1:]
@@ -163,7 +177,11 @@ def train_scst(cfg, *, dataset: datasets.DatasetDict | None = None) -> FitResult
         train_dataset=prep.pairs("sample"),  # one item per image (its grid and index)
         collate_fn=functools.partial(collate_captions, pad_id=prep.vocab.pad_id),
         loss_fn=scst_loss_fn(
-            cider, prep.vocab, samples=cfg.scst_samples, max_length=cfg.max_length
+            cider,
+            prep.vocab,
+            samples=cfg.scst_samples,
+            max_length=cfg.max_length,
+            baseline=cfg.scst_baseline,
         ),  # fmt: skip
         evaluate_fn=lambda m, epoch: validate(prep, m, dist.device),
         monitor=cfg.monitor,

@@ -73,6 +73,7 @@ class CaptionTrainConfig(TrainConfig):
     init: str | None = opt(None, "model directory to start from (required with --scst)")
     scst_samples: int = opt(5, "SCST: sampled captions per image")
     lr_scst: float = opt(5e-5, "SCST learning rate")
+    scst_baseline: str = opt("greedy", "SCST reward baseline", choices=("greedy", "mean"))
 
 
 class CaptionModel(nn.Module):

@@ -179,3 +179,21 @@ def test_train_dispatcher_usage_and_unknown_recipe(capsys):
     assert "caption" in capsys.readouterr().out
     assert train_cli.main(["teleport"]) == 2
     assert "unknown recipe 'teleport'" in capsys.readouterr().err
+
+
+def test_scst_mean_baseline_is_leave_one_out():
+    from captioner.pipelines.scst import scst_loss_fn
+    from captioner.text import Vocabulary
+
+    refs = [["a red circle", "a small red circle"], ["two blue stars", "two stars"]]
+    vocab = Vocabulary.build([c for r in refs for c in r])
+    cfg = parse_config(tc.CaptionTrainConfig, ["--dataset", "x", "--out", "y", *TINY])
+    model = tc.CaptionModel(tc.build_decoder(cfg, vocab, feature_dim=8))
+    batch = {"grid": torch.randn(2, 4, 8), "image_index": torch.tensor([0, 1])}
+    loss_fn = scst_loss_fn(CiderD(refs), vocab, samples=4, max_length=6, baseline="mean")
+    loss, logs = loss_fn(model, batch)
+    loss.backward()
+    assert torch.isfinite(loss) and model.decoder.embed.weight.grad is not None
+    assert logs["baseline"] == pytest.approx(logs["reward"])  # mean of leave-one-out means
+    with pytest.raises(ValueError, match="samples >= 2"):
+        scst_loss_fn(CiderD(refs), vocab, samples=1, max_length=6, baseline="mean")
