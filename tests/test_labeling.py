@@ -134,6 +134,28 @@ def test_same_captions_as_the_captioner_api(tmp_path, engine):
     assert len(set(api)) > 1  # the test model tells images apart
 
 
+class OpaqueTransform:
+    """Any PIL -> float tensor callable: decoded and transformed in the worker."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __call__(self, image):
+        return self.inner(image)
+
+
+def test_any_encoder_transform_works(tmp_path, engine):
+    make_photos(tmp_path, 6)
+    model = tiny_model()
+    model.encoder.transform = OpaqueTransform(model.encoder.transform)
+    other = LabelEngine(model, EngineOptions(backend="torch", beam_size=2, top_k=3))
+    assert not other.spec.uint8 and engine.spec.uint8
+    run(tmp_path, engine, out=tmp_path / "a.jsonl")
+    run(tmp_path, other, out=tmp_path / "b.jsonl", workers=1, batch_size=2)
+    a, b = read_jsonl(tmp_path / "a.jsonl"), read_jsonl(tmp_path / "b.jsonl")
+    assert [(r["path"], r["caption"]) for r in a] == [(r["path"], r["caption"]) for r in b]
+
+
 def test_worker_processes_keep_order_and_results(tmp_path, engine):
     make_photos(tmp_path, 23)
     run(tmp_path, engine, batch_size=4, workers=0, out=tmp_path / "a.jsonl")

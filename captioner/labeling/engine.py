@@ -43,11 +43,10 @@ class PixelSpec:
 
 
 def pixel_spec(encoder: Any) -> PixelSpec:
+    from captioner.encoders import ImageTransform
+
     t = encoder.transform
-    if (
-        all(hasattr(t, a) for a in ("size", "mean", "std", "interpolation"))
-        and type(t).__name__ == "ImageTransform"
-    ):
+    if isinstance(t, ImageTransform):
         return PixelSpec(
             size=int(t.size),
             interpolation=str(t.interpolation),
