@@ -194,6 +194,10 @@ def train_scst(cfg, *, dataset: datasets.DatasetDict | None = None) -> FitResult
         score_to_beat=start_score,
     )
     result = trainer.fit()
-    log.info("SCST best %s %.4f at epoch %s; model in %s", cfg.monitor,
-             result.best_score or 0.0, result.best_epoch, out)  # fmt: skip
+    if result.best_epoch is None:
+        log.info("SCST: no epoch beat the initial model's %s (%s); %s holds the initial model",
+                 cfg.monitor, result.best_score, out)  # fmt: skip
+    else:
+        log.info("SCST best %s %.4f at epoch %d; model in %s", cfg.monitor,
+                 result.best_score, result.best_epoch, out)  # fmt: skip
     return result
