@@ -27,6 +27,7 @@ class CheckpointError(ValueError):
 def write_json_atomic(path: str | Path, data: Any) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a model is meant to be shared
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2, ensure_ascii=False)
         f.flush()
@@ -55,6 +56,7 @@ def save_model_dir(
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp"))
+    tmp.chmod(0o755)  # mkdtemp makes 0700 directories
     try:
         (tmp / CONFIG).write_text(
             json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8"
@@ -65,6 +67,8 @@ def save_model_dir(
             (tmp / name).write_text(
                 json.dumps(data, indent=0, ensure_ascii=False), encoding="utf-8"
             )
+        for f in tmp.iterdir():
+            f.chmod(0o644)  # safetensors writes 0600 files
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old{os.getpid()}")
             os.replace(directory, old)

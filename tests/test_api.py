@@ -168,3 +168,9 @@ def test_half_precision_save_is_smaller_and_loads_as_float32(model, images, tmp_
     again = Captioner.from_pretrained(half, device="cpu")
     assert all(p.dtype == torch.float32 for p in again.decoder.parameters())
     assert again.caption(images) == model.caption(images)
+
+
+def test_saved_model_is_readable_by_others(model, tmp_path):
+    out = model.save_pretrained(tmp_path / "shared")
+    assert out.stat().st_mode & 0o777 == 0o755
+    assert all(f.stat().st_mode & 0o044 == 0o044 for f in out.iterdir())
