@@ -52,6 +52,14 @@ def meteor_unavailable_reason() -> str | None:
     return None
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _stop(process: subprocess.Popen, stderr_file) -> None:
     """End the Java process: EOF on stdin lets METEOR exit; kill it if it lingers."""
     if process.poll() is None:
@@ -136,6 +144,11 @@ class MeteorScorer:
             raise self._error("process ended unexpectedly")
         return line.decode().strip()
 
+    def _number(self, text: str) -> float:
+        if not _is_number(text):
+            raise self._error(f"answered {text!r} where a number was expected")
+        return float(text)
+
     def _send(self, lines: Sequence[str]) -> None:
         def write() -> None:
             try:
@@ -163,9 +176,12 @@ class MeteorScorer:
         with self._lock:
             self._send(score_lines)
             stats = [self._readline() for _ in score_lines]
+            for line in stats:  # a statistics line is a row of numbers
+                if not line or not all(map(_is_number, line.split())):
+                    raise self._error(f"answered {line!r} instead of statistics")
             self._send(["EVAL ||| " + " ||| ".join(stats)])
-            per_caption = [float(self._readline()) for _ in stats]
-            total = float(self._readline())
+            per_caption = [self._number(self._readline()) for _ in stats]
+            total = self._number(self._readline())
         return total, per_caption
 
     def close(self) -> None:

@@ -74,34 +74,42 @@ def _caseless(source: str) -> str:
     return "".join(out)
 
 
-def _compile() -> tuple[list[_Rule], list[list[_Rule]]]:
+@functools.cache
+def _compile() -> tuple[list[_Rule], regex.Pattern]:
+    """The rules, compiled once on first use, and the abbreviation test of the fast path."""
     rules = []
     for tok, ctx, action, pushback in RULES:
         source = _caseless(f"(?P<t>{tok})" + (f"(?:{ctx})" if ctx else ""))
         # POSIX: leftmost-longest inside each rule, as a JFlex DFA matches
         rules.append(_Rule(regex.compile(source, regex.POSIX), action, pushback))
-    by_ascii = [[r for r in rules if r.pattern.match(chr(c), partial=True)] for c in range(128)]
-    return rules, by_ascii
+    abbreviation = regex.compile(
+        _caseless(rf"{ABBREV1}|(?:{ABBREV4})\.|(?i:ca|figs?|prop|nos?|art|bldg|pp|op)\."),
+        regex.POSIX,
+    )
+    return rules, abbreviation
 
 
-_ALL, _BY_ASCII = _compile()
 # Fast path: an ASCII word alone, or before [,;:] / a sentence period, is its own token
 # unless it is split ("cannot") or may be an abbreviation ("Mr.", "B.").
 _PLAIN = re.compile(r"([A-Za-z]+)(?:[,;:]?(?=[ \t\n]|$)|(\.)(?=[ \t\n]|$))")
 _SPACES = re.compile(r"[ \t]+")
 _ASSIMILATED = frozenset({"cannot", "gonna", "gotta", "lemme", "gimme", "wanna"})
-_ABBREVIATION = regex.compile(
-    _caseless(rf"{ABBREV1}|(?:{ABBREV4})\.|(?i:ca|figs?|prop|nos?|art|bldg|pp|op)\."), regex.POSIX
-)
+
+
+@functools.cache  # at most one entry per distinct character
+def _candidates(ch: str) -> list[_Rule]:
+    """The rules that can match text starting with `ch` (JFlex's DFA does this for free)."""
+    return [r for r in _compile()[0] if r.pattern.match(ch, partial=True)]
 
 
 @functools.lru_cache(maxsize=8192)
 def _plain_token(word: str, before_period: bool) -> bool:
     if word.lower() in _ASSIMILATED:
         return False
-    return not (before_period and _ABBREVIATION.fullmatch(word + "."))
+    return not (before_period and _compile()[1].fullmatch(word + "."))
 
 
+_WINDOW = 2000  # no token plus trailing context is longer than this
 _INNER_BREAKS = re.compile("\r\n|[\r\n\u2028\u2029\x0b\x0c]")
 
 
@@ -120,12 +128,10 @@ def _lex(text: str) -> list[list[str]]:
                 lines[-1].append(plain.group(1))
                 pos = plain.end(1)
                 continue
-            candidates = _BY_ASCII[code]
-        else:
-            candidates = _ALL
         best, best_len = None, 0
-        for rule in candidates:
-            m = rule.pattern.match(text, pos)
+        window = pos + _WINDOW  # bounds the regex engine's look-ahead for required literals
+        for rule in _candidates(text[pos]):
+            m = rule.pattern.match(text, pos, window)
             if m is not None and m.end() - pos > best_len:
                 best, best_len, token_end = rule, m.end() - pos, m.end("t")
         if best is None:  # untokenizable character: deleted
@@ -167,6 +173,8 @@ def tokenize_captions(captions: Sequence[str]) -> list[str]:
     captions are lexed as one stream (one per line), because the reference's look-ahead
     crosses line ends; line breaks inside a caption count as spaces.
     """
+    if not captions:
+        return []
     text = "\n".join(_INNER_BREAKS.sub(" ", c) for c in captions)
     lines = _lex_java_chars(text)
     if len(lines) != len(captions):  # pragma: no cover - guarded by construction

@@ -13,14 +13,65 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+# Character sets, measured by running the 3.4.1 jar over every BMP character. Its
+# [:letter:] / [:digit:] tables predate Unicode 6.1: characters Python calls letters or
+# digits that the jar does not (later additions), and the extra word characters PTBLexer
+# allows inside WORD (combining marks of many scripts, soft hyphen, a few symbols).
+_NOT_IN_JAVA = (
+    "037F 0528-052F 0558 0560 0588 058B-058C 05EF 0860-086A 0870-0887 0889-088F 08A1 08AD-08C9"
+    " 0978 0980 09FC 0AF9 0C34 0C5A 0C5C-0C5D 0C80 0CDC-0CDD 0D04 0D54-0D56 0D5F 0DE6-0DEF 0E86"
+    " 0E89 0E8C 0E8E-0E93 0E98 0EA0 0EA8-0EA9 0EAC 13F5 13F8-13FD 16F1-16F8 170D 171F 1878"
+    " 191D-191E 19B0-19C0 19C8-19C9 1B4C 1C80-1C8A 1C90-1CBA 1CBD-1CBF 1CF2-1CF3 1CFA 208F"
+    " 209D-209F 2C2F 2C5F 312E-312F 31BB-31BF 4DB6-4DBF 9FCD-9FFF A698-A69D A78F A794-A79F"
+    " A7AB-A7DD A7E2 A7F1-A7F7 A8FD-A8FE A9E0-A9E4 A9E6-A9FE AA7E-AA7F AB30-AB5A AB5C-AB69"
+    " AB6C-AB6D AB70-ABBF"
+)
+_JAVA_ONLY_LETTERS = "1885-1886"  # Mongolian letters that Unicode later made marks
+_WORD_EXTRAS = (
+    "00AD 0300-036F 02C2-02C5 02D2-02DF 02E5-02EB 02ED 02EF-02FF 0375 0378-0379 0384-0385 03F6"
+    " 0483-0487 055A-055F 0591-05BD 05BF 05C1-05C2 05C4-05C5 05C7 0615-061A 064B-065E 0670"
+    " 06D6-06E4 06E7-06ED 06FD-06FE 070F 0711 0730-074C 07A6-07B0 07EB-07F3 0900-0903 093C"
+    " 093E-094E 0951-0955 0962-0963 0981-0983 09BC 09BE-09C4 09C7-09C8 09CB-09CD 09D7 09E2-09E3"
+    " 0A01-0A03 0A3C 0A3E-0A4F 0A81-0A83 0ABC 0ABE-0ACF 0B82 0BBE-0BC2 0BC6-0BC8 0BCA-0BCD"
+    " 0C01-0C03 0C3E-0C56 0D3E-0D44 0D46-0D48 0E31 0E34-0E3A 0E47-0E4E 0EB1 0EB4-0EBC 0EC8-0ECD"
+)
+
+
+def _codes(spec: str) -> set[int]:
+    out: set[int] = set()
+    for part in spec.split():
+        first, _, last = part.partition("-")
+        out.update(range(int(first, 16), int(last or first, 16) + 1))
+    return out
+
+
+def _class_body(codes: set[int]) -> str:
+    """Regex character-class body (no brackets) listing `codes` as ranges."""
+    parts, ordered = [], sorted(codes)
+    start = prev = ordered[0]
+    for code in [*ordered[1:], -2]:
+        if code != prev + 1:
+            parts.append(f"\\u{start:04x}" + (f"-\\u{prev:04x}" if prev != start else ""))
+            start = code
+        prev = code
+    return "".join(parts)
+
+
+_BMP = [chr(c) for c in range(0x10000) if not 0xD800 <= c <= 0xDFFF]
+_not_java = _codes(_NOT_IN_JAVA)
+_letters = {ord(ch) for ch in _BMP if ch.isalpha()} - _not_java | _codes(_JAVA_ONLY_LETTERS)
+_digits = {ord(ch) for ch in _BMP if ch.isdecimal()} - _not_java
+
 # --- building blocks (the JFlex macros); literal words are caseless, classes are not ---
-L = r"\p{L}\u00ad\u0300-\u036f"  # WORD letters: [:letter:] plus soft hyphen, combining accents
+JLETTER = f"[{_class_body(_letters)}]"  # [:letter:]
+D = f"[{_class_body(_digits)}]"  # [:digit:]
+L = _class_body(_letters | _codes(_WORD_EXTRAS))  # letters inside WORD
 SP = r"[ \t\u00a0\u2000-\u200a\u3000]"
 NL = r"(?:\r\n|[\r\n\u2028\u2029\x0b\x0c\x85])"
 SPNL = f"(?:{SP}|{NL})"
 LETTER = rf"(?:[{L}]|&[aeiouAEIOU](?i:acute|grave|uml);)"
-ALNUM = r"[\p{L}\d]"  # THING-style words: no soft hyphen or bare accents
-WORD = rf"{LETTER}(?:{LETTER}|\d)*(?:[.!?]{LETTER}(?:{LETTER}|\d)*)*"
+ALNUM = f"[{_class_body(_letters | _digits)}]"  # THING-style words: no soft hyphen or marks
+WORD = rf"{LETTER}(?:{LETTER}|{D})*(?:[.!?]{LETTER}(?:{LETTER}|{D})*)*"
 APOS = r"(?:['\x92\u2019]|&apos;)"
 APOSX = rf"(?:{APOS}|[`\x91\u2018\u201b])"
 REDAUX = rf"{APOS}(?:[msdMSD]|(?i:re|ve|ll))"
@@ -28,11 +79,11 @@ SWORD = r"[A-Za-z\xad]*[A-MO-Za-mo-z]\xad*"
 SREDAUX = rf"[nN]{APOSX}[tT]"
 APOWORD = (
     rf"{APOS}[nN]{APOS}?|[lLdDjJ]{APOS}|(?i:dunkin|somethin|ol){APOS}|{APOS}(?i:em)"
-    rf"|[A-HJ-XZn]{APOSX}\p{{L}}{{2,}}|{APOS}[2-9]0[sS]|{APOS}(?i:till?)"
-    rf"|\p{{L}}+[aeiouyAEIOUY]{APOSX}[aeiouA-Z]\p{{L}}*|{APOS}(?i:cause)"
+    rf"|[A-HJ-XZn]{APOSX}{JLETTER}{{2,}}|{APOS}[2-9]0[sS]|{APOS}(?i:till?)"
+    rf"|{JLETTER}+[aeiouyAEIOUY]{APOSX}[aeiouA-Z]{JLETTER}*|{APOS}(?i:cause)"
     rf"|(?i:cont'd\.?|nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l)|(?i:o){APOSX}(?i:o)"
 )
-NUM = r"\d*(?:[.:,\xad\u066b\u066c]\d+)+|\d+"
+NUM = rf"{D}*(?:[.:,\xad\u066b\u066c]{D}+)+|{D}+"
 NUMBER = rf"[-+]?(?:{NUM})"
 HYPHEN = r"[-_\u058a\u2010\u2011]"
 THING_PART = rf"(?:[dDoOlL]{APOSX}{ALNUM})?{ALNUM}+"
@@ -129,7 +180,7 @@ def _currency(tok: str) -> str:
 
 
 def _fraction(tok: str) -> str:
-    table = {"\xbc": "1/4", "\xbd": "1/2", "\xbe": "3/4", "\u2153": "1/3"}
+    table = {"\xbc": "1/4", "\xbd": "1/2", "\xbe": "3/4", "\u2153": "1/3", "\u2154": "2/3"}
     return table.get(tok, tok)
 
 
@@ -156,7 +207,7 @@ RULES: list[tuple[str, str | None, object, int]] = [
     (SWORD, SREDAUX, _no_soft_hyphen, 0),
     (WORD, None, _no_soft_hyphen, 0),
     (APOWORD, None, _keep, 0),
-    (r"[yY]" + APOS, r"\p{L}", _keep, 0),
+    (r"[yY]" + APOS, JLETTER, _keep, 0),
     (rf"(?i:https?)://[^{NOTURL}{{}}]+[^{NOTURL}.!?{{}},-]", None, _keep, 0),
     (
         rf"(?:(?i:www)\.(?:[^{NOTURL}.!?{{}},]+\.)+[a-zA-Z]{{2,4}}|(?:[^{NOTURL}`'.!?{{}}\x2c-\x5f$]+\.)+"
@@ -175,7 +226,7 @@ RULES: list[tuple[str, str | None, object, int]] = [
     (rf"@[a-zA-Z_][a-zA-Z_0-9]*|#{LETTER}+", None, _keep, 0),
     (REDAUX, r"[^A-Za-z]", _quotes(False), 0),
     (SREDAUX, None, _quotes(False), 0),
-    (r"\d{1,2}[-/]\d{1,2}[-/]\d{2,4}", None, _keep, 0),
+    (rf"{D}{{1,2}}[-/]{D}{{1,2}}[-/]{D}{{2,4}}", None, _keep, 0),
     (NUMBER, None, _no_soft_hyphen, 0),
     (
         r"[\u207a\u207b\u208a\u208b]?(?:[\u2070\xb9\xb2\xb3\u2074-\u2079]+|[\u2080-\u2089]+)",
@@ -183,7 +234,7 @@ RULES: list[tuple[str, str | None, object, int]] = [
         _keep,
         0,
     ),
-    (r"(?:\d{1,4}[- \xa0])?\d{1,4}(?:\\?/|\u2044)\d{1,4}", None, _nbsp, 0),
+    (rf"(?:{D}{{1,4}}[- \xa0])?{D}{{1,4}}(?:\\?/|\u2044){D}{{1,4}}", None, _nbsp, 0),
     (r"[\xbc\xbd\xbe\u2153-\u215e]", None, _fraction, 0),
     (
         rf"-(?i:rrb|lrb|rcb|lcb|rsb|lsb)-|(?i:c\.d\.s|pro-|anti-|s(?:&|&amp;)p-500|s(?:&|&amp;)ls)"
@@ -201,7 +252,7 @@ RULES: list[tuple[str, str | None, object, int]] = [
         0,
     ),
     (rf"(?:{ACRO})\.", rf"{SPNL}+(?:{OPENER}){SPNL}", _acronym, 1),
-    (r"(?i:ca|figs?|prop|nos?|art|bldg|pp|op)\.", rf"{SPNL}?\d", _keep, 0),
+    (r"(?i:ca|figs?|prop|nos?|art|bldg|pp|op)\.", rf"{SPNL}?{D}", _keep, 0),
     (ABBREV1, rf"{SPNL}(?:{SPNL}|[A-Z]|{SGML})", _keep, 0),
     (ABBREV1, r"(?s:..)", _keep, 0),  # JFlex "/[^][^]": outbids longer words
     (ABBREV1, None, _keep, 0),

@@ -159,6 +159,15 @@ TRICKY = [
     "   ",
     "#hashtag @user c++ C# AT&T Q&A R&D",
     "x-ray, e-mail, re-enter, self-driving, 5-year-old, mid-1990s",
+    "hi.utf8=एक घड़ी का चेहरे| ml=ഒരു ക്ലോക്ക് th=หมายความว่าบางสิ่ง",
+    "שָׁלוֹם עוֹלָם، مَرْحَبًا بِالْعَالَمِ; Ελληνικά; 日本語のテキスト。",
+    "¼ ½ ¾ ⅓ ⅔ ⅕ £5 €5 ¢5 ¥5 5°C",
+]
+# every 13th BMP character between letters, between digits and alone (newlines excepted)
+BMP_PROBES = [
+    f"x{chr(c)}x 1{chr(c)}1 {chr(c)}"
+    for c in range(0x20, 0x10000, 13)
+    if not 0xD800 <= c <= 0xDFFF and chr(c) not in "\x85\u2028\u2029"
 ]
 
 
@@ -271,6 +280,7 @@ def test_tokenizer_keeps_ptb_quirks():
 def test_tokenizer_matches_live_ptbtokenizer(caption_sets, live_reference):
     references, hypotheses = caption_sets
     assert tokenize_captions(TRICKY) == _ptb_reference(TRICKY)
+    assert tokenize_captions(BMP_PROBES) == _ptb_reference(BMP_PROBES)
     ids = list(references)
     flat = tokenize_captions([r for i in ids for r in references[i]])
     expected = [c for i in ids for c in live_reference["tokenized_refs"][i]]
@@ -380,6 +390,25 @@ def test_meteor_absent_without_java(monkeypatch, caplog):
     assert any("java" in r.message for r in caplog.records)
     with pytest.raises(RuntimeError, match="METEOR unavailable"):
         metrics_meteor.MeteorScorer()
+
+
+def test_meteor_jar_failure_is_a_warning_not_a_crash(monkeypatch, caplog):
+    _need_reference()
+    started = []
+
+    class StarvedMeteor(metrics_meteor.MeteorScorer):  # the JVM refuses a 1 KiB heap
+        def __init__(self, **options):
+            super().__init__(memory="1k", **options)
+            started.append(self)
+
+    monkeypatch.setattr(metrics, "MeteorScorer", StarvedMeteor)
+    with caplog.at_level(logging.WARNING, logger="captioner.metrics"):
+        result = score({1: ["a red bus"]}, {1: "a bus"})
+    assert "METEOR" not in result and result["ROUGE-L"] > 0
+    assert any(
+        "METEOR jar failed" in r.message and "initialization" in r.message for r in caplog.records
+    )
+    assert started and started[0]._process.poll() is not None
 
 
 def test_meteor_off_means_no_key_and_no_warning(caplog):
