@@ -62,22 +62,26 @@ def _is_number(text: str) -> bool:
 
 def _stop(process: subprocess.Popen, stderr_file) -> None:
     """End the Java process: EOF on stdin lets METEOR exit; kill it if it lingers."""
-    if process.poll() is None:
-        try:
-            process.stdin.close()
-        except OSError:
-            pass
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    for stream in (process.stdin, process.stdout):
-        try:
-            stream.close()
-        except OSError:
-            pass
-    stderr_file.close()
+    try:
+        process.stdin.close()
+    except OSError:
+        pass
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    stderr_file.close()  # stdout is closed by the reader thread at EOF
+
+
+def _pump(stdout, lines: queue.Queue) -> None:
+    """Reader thread: METEOR's output lines into a queue, then b"" at EOF."""
+    try:
+        for line in stdout:
+            lines.put(line)
+    finally:
+        lines.put(b"")
+        stdout.close()
 
 
 class MeteorScorer:
@@ -100,18 +104,7 @@ class MeteorScorer:
         self.timeout = timeout
         self._stderr = tempfile.TemporaryFile()
         logger.debug("starting METEOR: %s", jar)
-        command = [
-            "java",
-            "-jar",
-            f"-Xmx{memory}",
-            jar.name,
-            "-",
-            "-",
-            "-stdio",
-            "-l",
-            "en",
-            "-norm",
-        ]
+        command = ["java", "-jar", f"-Xmx{memory}", jar.name, *"- - -stdio -l en -norm".split()]
         self._process = subprocess.Popen(
             command,
             cwd=jar.parent,
@@ -120,14 +113,15 @@ class MeteorScorer:
             stderr=self._stderr,
         )
         self._lines: queue.Queue[bytes] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True, name="meteor-reader").start()
+        reader = threading.Thread(
+            target=_pump,
+            args=(self._process.stdout, self._lines),
+            daemon=True,
+            name="meteor-reader",
+        )
+        reader.start()
         self._lock = threading.Lock()
         self._finalizer = weakref.finalize(self, _stop, self._process, self._stderr)
-
-    def _read(self) -> None:
-        for line in self._process.stdout:
-            self._lines.put(line)
-        self._lines.put(b"")  # EOF marker
 
     def _error(self, what: str) -> RuntimeError:
         self._stderr.seek(0)
@@ -150,12 +144,14 @@ class MeteorScorer:
         return float(text)
 
     def _send(self, lines: Sequence[str]) -> None:
-        def write() -> None:
+        stdin = self._process.stdin
+
+        def write() -> None:  # a thread, so a long batch cannot deadlock on full pipes
             try:
                 for line in lines:
-                    self._process.stdin.write(line.encode() + b"\n")
-                self._process.stdin.flush()
-            except OSError:  # the reader reports the dead process
+                    stdin.write(line.encode() + b"\n")
+                stdin.flush()
+            except (OSError, ValueError):  # closed or dead: the reader reports it
                 pass
 
         threading.Thread(target=write, daemon=True, name="meteor-writer").start()

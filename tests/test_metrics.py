@@ -12,8 +12,10 @@ import gc
 import hashlib
 import json
 import logging
+import os
 import random
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -211,8 +213,11 @@ def _reference_scores(references: dict, hypotheses: dict, *, with_meteor: bool) 
 
         meteor = Meteor()
         result["METEOR"] = float(meteor.compute_score(gts, res)[0])
-        del meteor  # its __del__ stops the Java process
+        process = meteor.meteor_p
+        del meteor  # its __del__ stops the Java process but leaves the pipes open
         gc.collect()
+        process.stdout.close()
+        process.stderr.close()
     return result
 
 
@@ -409,6 +414,22 @@ def test_meteor_jar_failure_is_a_warning_not_a_crash(monkeypatch, caplog):
         "METEOR jar failed" in r.message and "initialization" in r.message for r in caplog.records
     )
     assert started and started[0]._process.poll() is not None
+
+
+def test_forgotten_meteor_process_does_not_outlive_python(tmp_path):
+    _need_reference()
+    script = (
+        "from captioner.metrics_meteor import MeteorScorer\n"
+        "scorer = MeteorScorer()\n"
+        "print(scorer._process.pid, flush=True)\n"  # exits without close()
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout.split()[0])
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the finalizer reaped Java at interpreter exit
 
 
 def test_meteor_off_means_no_key_and_no_warning(caplog):
