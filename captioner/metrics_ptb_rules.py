@@ -5,7 +5,9 @@ engine takes the longest match counting the trailing context, earlier rules winn
 as JFlex does. Inside `(?i:...)` literal letters are caseless; character classes never
 are (JFlex `%caseless` semantics). Actions map the matched text to the emitted token, or
 are SKIP (whitespace, deleted characters) / LINE (a caption ends).
-The rule set was checked token for token against the 3.4.1 jar on ~150k fuzzed lines.
+Checked token for token against the 3.4.1 jar: ~200k fuzzed lines, every BMP character
+between letters, between digits and alone, 62k multilingual Tux Paint descriptions and
+the 3k UCI review sentences all agree.
 """
 
 from __future__ import annotations
@@ -57,10 +59,20 @@ def _class_body(codes: set[int]) -> str:
     return "".join(parts)
 
 
-_BMP = [chr(c) for c in range(0x10000) if not 0xD800 <= c <= 0xDFFF]
-_not_java = _codes(_NOT_IN_JAVA)
-_letters = {ord(ch) for ch in _BMP if ch.isalpha()} - _not_java | _codes(_JAVA_ONLY_LETTERS)
-_digits = {ord(ch) for ch in _BMP if ch.isdecimal()} - _not_java
+def _java_tables() -> tuple[set[int], set[int]]:
+    """Code points of the jar's [:letter:] and [:digit:] (BMP only, as in Java's lexer)."""
+    letters, digits = set(), set()
+    for code in range(0x10000):
+        ch = chr(code)
+        if ch.isalpha():
+            letters.add(code)
+        elif ch.isdecimal():
+            digits.add(code)
+    not_java = _codes(_NOT_IN_JAVA)
+    return (letters - not_java) | _codes(_JAVA_ONLY_LETTERS), digits - not_java
+
+
+_letters, _digits = _java_tables()
 
 # --- building blocks (the JFlex macros); literal words are caseless, classes are not ---
 JLETTER = f"[{_class_body(_letters)}]"  # [:letter:]
