@@ -60,7 +60,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _stop(process: subprocess.Popen, stderr_file) -> None:
+def _end(process: subprocess.Popen) -> None:
     """End the Java process: EOF on stdin lets METEOR exit; kill it if it lingers."""
     try:
         process.stdin.close()
@@ -71,6 +71,10 @@ def _stop(process: subprocess.Popen, stderr_file) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def _stop(process: subprocess.Popen, stderr_file) -> None:
+    _end(process)
     stderr_file.close()  # stdout is closed by the reader thread at EOF
 
 
@@ -124,10 +128,22 @@ class MeteorScorer:
         self._finalizer = weakref.finalize(self, _stop, self._process, self._stderr)
 
     def _error(self, what: str) -> RuntimeError:
+        """Stop Java and build an error carrying what it still had to say."""
+        if not self._finalizer.alive:
+            return RuntimeError(f"METEOR {what}: this scorer was closed")
+        _end(self._process)
+        unread = []
+        try:  # the process is gone, so the reader reaches EOF promptly
+            while line := self._lines.get(timeout=2):
+                unread.append(line)
+            self._lines.put(line)
+        except queue.Empty:
+            pass
         self._stderr.seek(0)
-        tail = self._stderr.read()[-2000:].decode(errors="replace").strip()
+        said = b"".join(unread)[-1000:] + self._stderr.read()[-2000:]
+        said = " ".join(said.decode(errors="replace").split())
         self.close()
-        return RuntimeError(f"METEOR {what}" + (f"; Java said: {tail}" if tail else ""))
+        return RuntimeError(f"METEOR {what}" + (f"; Java said: {said}" if said else ""))
 
     def _readline(self) -> str:
         try:
@@ -135,6 +151,7 @@ class MeteorScorer:
         except queue.Empty:
             raise self._error(f"gave no answer within {self.timeout:.0f} s") from None
         if not line:
+            self._lines.put(line)  # keep the EOF marker for later readers
             raise self._error("process ended unexpectedly")
         return line.decode().strip()
 
