@@ -304,6 +304,8 @@ def test_scores_match_pycocoevalcap_live(caption_sets, live_reference, our_meteo
     assert scorer._process.poll() is not None, (
         "METEOR's Java process must be gone after the with-block"
     )
+    with pytest.raises(RuntimeError, match="closed"):
+        scorer.score([["a dog"]], ["a dog"])
     for name in metrics.METRIC_NAMES:
         assert abs(ours[name] - live_reference[name]) < TOLERANCE, (
             name,
@@ -416,7 +418,7 @@ def test_meteor_jar_failure_is_a_warning_not_a_crash(monkeypatch, caplog):
     assert started and started[0]._process.poll() is not None
 
 
-def test_forgotten_meteor_process_does_not_outlive_python(tmp_path):
+def test_forgotten_meteor_process_does_not_outlive_python():
     _need_reference()
     script = (
         "from captioner.metrics_meteor import MeteorScorer\n"
