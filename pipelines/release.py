@@ -36,7 +36,7 @@ SEED = 0
 CAPTION_DATASET = "scenes+tuxpaint"
 CAPTION_ARGS = [
     "--epochs",
-    "12",
+    "7",
     "--batch-size",
     "64",
     "--lr",
