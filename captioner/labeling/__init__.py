@@ -7,12 +7,22 @@ Python use::
 
     engine = LabelEngine(Captioner.from_pretrained("default"))
     summary = label_folders(["photos/"], engine, LabelOptions(formats=("jsonl", "csv")))
+
+Names load on first use, so `captioner label --help` does not import torch.
 """
 
-from captioner.labeling.engine import EngineOptions, LabelEngine
-from captioner.labeling.pipeline import LabelOptions, LabelSummary, label_folders
-from captioner.labeling.scan import ScanOptions, iter_files
+from importlib import import_module
+from typing import TYPE_CHECKING
 
+_WHERE = {
+    "EngineOptions": "engine",
+    "LabelEngine": "engine",
+    "LabelOptions": "pipeline",
+    "LabelSummary": "pipeline",
+    "label_folders": "pipeline",
+    "ScanOptions": "scan",
+    "iter_files": "scan",
+}
 __all__ = [
     "EngineOptions",
     "LabelEngine",
@@ -22,3 +32,14 @@ __all__ = [
     "iter_files",
     "label_folders",
 ]
+
+if TYPE_CHECKING:
+    from captioner.labeling.engine import EngineOptions, LabelEngine
+    from captioner.labeling.pipeline import LabelOptions, LabelSummary, label_folders
+    from captioner.labeling.scan import ScanOptions, iter_files
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(import_module(f"captioner.labeling.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'captioner.labeling' has no attribute {name!r}")

