@@ -34,7 +34,7 @@ from captioner import Captioner
 from captioner.decoding import beam_search
 from captioner.imageio import open_image
 from captioner.labeling import LabelEngine, LabelOptions, label_folders
-from captioner.labeling.engine import EngineOptions
+from captioner.labeling.engine import EngineOptions, torch_threads
 from captioner.labeling.fastdecode import quantize_decoder, search
 from captioner.labeling.pipeline import usable_cpus
 
@@ -131,13 +131,17 @@ def decoder_rates(cap: Captioner, pixels: torch.Tensor, beam: int, max_length: i
     v, dec, n = cap.vocab, cap.decoder, pixels.size(0)
     ids = {"bos_id": v.bos_id, "eos_id": v.eos_id, "pad_id": v.pad_id, "max_length": max_length}
     q = quantize_decoder(dec)
-    with torch.inference_mode():
+    with torch.inference_mode(), torch_threads(1):  # as LabelEngine runs them on CPU
         runs = {
-            "decoder only, decoder.step beam search": lambda: beam_search(
+            "decoder only (1 thread), decoder.step beam search": lambda: beam_search(
                 dec.step, dec.init_state(grid, pooled), beam_size=beam, **ids
             ),
-            "decoder only, FastStep": lambda: search(dec, grid, pooled, beam_size=beam, **ids),
-            "decoder only, FastStep int8": lambda: search(q, grid, pooled, beam_size=beam, **ids),
+            "decoder only (1 thread), FastStep": lambda: search(
+                dec, grid, pooled, beam_size=beam, **ids
+            ),
+            "decoder only (1 thread), FastStep int8": lambda: search(
+                q, grid, pooled, beam_size=beam, **ids
+            ),
         }
         out = {name: rate(fn, n) for name, fn in runs.items()}
         a = search(dec, grid, pooled, beam_size=beam, **ids).tokens
@@ -290,24 +294,28 @@ def main() -> None:
             max_length=args.max_length,
             cache=cache,
         )
-        rows["model only (engine on pre-decoded images, float decoder)"] = model_rate(
-            cap,
-            paths,
-            int8=False,
-            batch=args.batch_size,
-            beam=args.beam_size,
-            max_length=args.max_length,
-            cache=cache,
-        )
-        if cap.decoder is not None:
-            rows["model only (engine on pre-decoded images, int8 decoder)"] = model_rate(
+        rows["model only, sequential (engine.describe on pre-decoded images, float decoder)"] = (
+            model_rate(
                 cap,
                 paths,
-                int8=True,
+                int8=False,
                 batch=args.batch_size,
                 beam=args.beam_size,
                 max_length=args.max_length,
                 cache=cache,
+            )
+        )
+        if cap.decoder is not None:
+            rows["model only, sequential (engine.describe on pre-decoded images, int8 decoder)"] = (
+                model_rate(
+                    cap,
+                    paths,
+                    int8=True,
+                    batch=args.batch_size,
+                    beam=args.beam_size,
+                    max_length=args.max_length,
+                    cache=cache,
+                )
             )
         rows["label pipeline (auto backend, float decoder)"] = pipeline_rate(
             cap, folder, backend="auto", int8=False, **common

@@ -28,12 +28,12 @@ class CountingEngine(LabelEngine):
         super().__init__(*a, **kw)
         self.images, self.batches, self.stop_after, self.stop = 0, 0, stop_after, stop
 
-    def describe(self, pixels):
+    def heads(self, grid, pooled):
         if self.stop_after is not None and self.batches == self.stop_after:
             self.stop()
         self.batches += 1
-        self.images += pixels.size(0)
-        return super().describe(pixels)
+        self.images += grid.size(0)
+        return super().heads(grid, pooled)
 
 
 def engine(**kw) -> CountingEngine:

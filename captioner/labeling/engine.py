@@ -9,6 +9,8 @@ as `Captioner.caption` with the same beam size (tested).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,20 @@ from captioner.labeling.fastdecode import quantize_decoder, search
 from captioner.onnx_backend import OnnxBackendError, load_onnx_encoder, resolve_backend
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with `n` PyTorch intra-op threads (None: unchanged)."""
+    before = torch.get_num_threads()
+    if not n or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,10 @@ class EngineOptions:
     int8_decoder: bool = False  # CPU only: dynamic int8 decoder (faster, captions may differ)
     onnx_cache: str | None = None  # None: ~/.cache/captioner/onnx
     threads: int | None = None  # ONNX Runtime intra-op threads (None: torch's)
+    # PyTorch threads for beam search and heads; None: 1 on CPU. Their many small ops lose
+    # to thread synchronisation: on this 2-core machine, 1 thread decoded 60 images/s and 2
+    # threads 5.5 while the image decoders (or anything else) used a core.
+    decoder_threads: int | None = None
 
 
 class LabelEngine:
@@ -101,6 +121,7 @@ class LabelEngine:
                     raise
                 log.warning("ONNX backend unavailable (%s); using PyTorch", e)
                 self.backend = "torch"
+        self.decoder_threads = o.decoder_threads or (1 if self.device.type == "cpu" else None)
         self.channels_last = self.backend == "torch" and self.device.type == "cpu"
         if self.channels_last:
             self.encoder = self.encoder.to(memory_format=torch.channels_last)
@@ -118,7 +139,7 @@ class LabelEngine:
         )
 
     @property
-    def heads(self) -> dict[str, bool]:
+    def available_heads(self) -> dict[str, bool]:
         c = self.cap
         return {
             "caption": c.decoder is not None,
@@ -133,13 +154,32 @@ class LabelEngine:
         x = x.to(self.device, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    @property
+    def overlap(self) -> bool:
+        """Whether `encode` may run in a second thread while `heads` runs: the ONNX Runtime
+        encoder has its own thread pool, so the two never contend for PyTorch's."""
+        return self.backend == "onnx"
+
     @torch.inference_mode()
+    def encode(self, pixels: Tensor) -> tuple[Tensor, Tensor]:
+        """Worker output (uint8 (B, S, S, 3) or float (B, 3, S, S)) -> grid (B, N, C),
+        pooled (B, C) on the model's device."""
+        grid, pooled = self.encoder(self.to_input(pixels))
+        return grid.to(self.device), pooled.to(self.device)
+
     def describe(self, pixels: Tensor) -> list[dict[str, Any]]:
-        """Worker output (uint8 (B, S, S, 3) or float (B, 3, S, S)) -> one dict per image
-        with `caption`, `tags`, `sentiment` (None for heads the model lacks)."""
-        n = pixels.size(0)
-        grid, pooled = self.encoder(self.to_input(pixels))  # (B, N, C), (B, C)
-        grid, pooled = grid.to(self.device), pooled.to(self.device)
+        """One dict per image with `caption`, `tags`, `sentiment` (None for heads the model
+        lacks)."""
+        return self.heads(*self.encode(pixels))
+
+    @torch.inference_mode()
+    def heads(self, grid: Tensor, pooled: Tensor) -> list[dict[str, Any]]:
+        """Caption (beam search), tags and caption sentiment from encoder features."""
+        with torch_threads(self.decoder_threads):
+            return self._heads(grid, pooled)
+
+    def _heads(self, grid: Tensor, pooled: Tensor) -> list[dict[str, Any]]:
+        n = grid.size(0)
         captions: list[str | None] = [None] * n
         cap = self.cap
         if self.decoder is not None:
@@ -162,7 +202,7 @@ class LabelEngine:
                 else [[] for _ in range(n)]
             )
         moods: list[Any] = [None] * n
-        if self.heads["sentiment"]:
+        if self.available_heads["sentiment"]:
             moods = cap.sentiment([c or "" for c in captions])
         return [
             {

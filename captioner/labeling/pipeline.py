@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,8 +208,8 @@ def label_folders(
                 max_pixels=o.max_pixels,
             )
             loader = make_loader(dataset, workers=workers, pin_memory=engine.device.type == "cuda")
-            for batch in loader:
-                _label_batch(batch, engine, roots, journals, done, summary)
+            for batch, results in _inferred(loader, engine):
+                _label_batch(batch, results, engine, roots, journals, done, summary)
                 bar.update(len(batch.items))
                 if summary.failed:
                     bar.set_postfix(failed=summary.failed, refresh=False)
@@ -225,15 +227,41 @@ def label_folders(
     return summary
 
 
+def _inferred(loader: Any, engine: LabelEngine) -> Iterator[tuple[Any, list[dict]]]:
+    """(batch, one result per readable image), in order. With the ONNX encoder, batch i+1 is
+    encoded in a second thread while the caption search of batch i runs (two cores busy
+    instead of one: the encoder and the beam search cost about the same)."""
+
+    def encode(batch: Any) -> Any:
+        return engine.encode(batch.pixels) if batch.pixels is not None else None
+
+    def finish(batch: Any, feats: Any) -> tuple[Any, list[dict]]:
+        return batch, (engine.heads(*feats) if feats is not None else [])
+
+    if not engine.overlap:
+        for batch in loader:
+            yield finish(batch, encode(batch))
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder") as pool:
+        pending = None
+        for batch in loader:
+            future = pool.submit(encode, batch)
+            if pending is not None:
+                yield finish(pending[0], pending[1].result())
+            pending = (batch, future)
+        if pending is not None:
+            yield finish(pending[0], pending[1].result())
+
+
 def _label_batch(
     batch: Any,
+    results: list[dict],
     engine: LabelEngine,
     roots: list[str],
     journals: _Journals,
     done: dict[Key, bool],
     summary: LabelSummary,
 ) -> None:
-    results = engine.describe(batch.pixels) if batch.pixels is not None else []
     by_pos = dict(zip(batch.ok, results))
     per_store: dict[int, list[dict]] = {}
     for pos, (fi, rel) in enumerate(batch.items):
