@@ -271,6 +271,7 @@ class Captioner:
             "eos_id": self.vocab.eos_id,
             "pad_id": self.vocab.pad_id,
             "max_length": max_length,
+            "banned": (self.vocab.unk_id,),
         }
         if method == "greedy" or (method == "beam" and beam_size == 1):
             return greedy(self.decoder.step, state, **ids)

@@ -4,7 +4,8 @@
 a dict of batch-first tensors. Nothing here knows what the decoder is.
 
 Every search returns a caption even when `<end>` never comes: it stops at `max_length`.
-`<pad>` and `<start>` are never generated.
+`<pad>` and `<start>` are never generated, nor the ids in `banned` (the Captioner bans
+`<unk>`: a caption of unknown words helps no one).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def greedy(
     bos_id: int,
     eos_id: int,
     pad_id: int = 0,
+    banned: tuple[int, ...] = (),
     max_length: int = 20,
 ) -> Decoded:
     """Most probable word at every step."""
@@ -66,7 +68,7 @@ def greedy(
     out, alphas = [], []
     for _ in range(max_length):
         logits, state, alpha = step(tokens, state)
-        logp = _log_probs(logits, (pad_id, bos_id))
+        logp = _log_probs(logits, (pad_id, bos_id, *banned))
         best, tokens = logp.max(dim=-1)
         score = score + torch.where(done, torch.zeros_like(best), best)
         tokens = torch.where(done, torch.full_like(tokens, eos_id), tokens)
@@ -88,6 +90,7 @@ def sample(
     bos_id: int,
     eos_id: int,
     pad_id: int = 0,
+    banned: tuple[int, ...] = (),
     max_length: int = 20,
     temperature: float = 1.0,
     top_k: int = 0,
@@ -107,7 +110,7 @@ def sample(
     out, alphas = [], []
     for _ in range(max_length):
         logits, state, alpha = step(tokens, state)
-        logp = _log_probs(logits, (pad_id, bos_id), temperature)
+        logp = _log_probs(logits, (pad_id, bos_id, *banned), temperature)
         if top_k > 0:
             kth = logp.topk(min(top_k, logp.size(-1)), dim=-1).values[:, -1:]
             logp = logp.masked_fill(logp < kth, NEG_INF)
@@ -151,6 +154,7 @@ def beam_search(
     bos_id: int,
     eos_id: int,
     pad_id: int = 0,
+    banned: tuple[int, ...] = (),
     beam_size: int = 3,
     max_length: int = 20,
     length_penalty: float = 1.0,
@@ -176,7 +180,7 @@ def beam_search(
     lengths = torch.zeros((batch, k), device=device)
     for _ in range(max_length):
         logits, state, alpha = step(tokens, state)
-        logp = _log_probs(logits, (pad_id, bos_id)).view(batch, k, -1)  # (B, K, V)
+        logp = _log_probs(logits, (pad_id, bos_id, *banned)).view(batch, k, -1)  # (B, K, V)
         vocab = logp.size(-1)
         # A finished beam continues only with <pad> at no cost, so it keeps its score.
         logp = torch.where(finished[:, :, None], torch.full_like(logp, NEG_INF), logp)

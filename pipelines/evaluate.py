@@ -45,7 +45,12 @@ def decode_grids(
     was_training = decoder.training
     decoder.eval()
     out: list[str] = []
-    ids = {"bos_id": vocab.bos_id, "eos_id": vocab.eos_id, "pad_id": vocab.pad_id}
+    ids = {
+        "bos_id": vocab.bos_id,
+        "eos_id": vocab.eos_id,
+        "pad_id": vocab.pad_id,
+        "banned": (vocab.unk_id,),
+    }
     for i in range(0, grids.size(0), batch_size):
         grid = grids[i : i + batch_size].to(device, non_blocking=True).float()  # (B, N, C)
         state = decoder.init_state(grid, grid.mean(dim=1))

@@ -223,3 +223,18 @@ def test_sampling_is_seeded_and_filters():
     assert run(3, temperature=1e-3).tokens == want
     with pytest.raises(ValueError, match="temperature"):
         run(0, temperature=0)
+
+
+def test_banned_tokens_are_never_generated():
+    dec = tiny_decoder(vocab=7)
+    with torch.no_grad():
+        dec.out.bias[3] = 50.0  # token 3 (<unk>) would win every step
+    grid, pooled = features(batch=3)
+    for out in (
+        greedy(dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS, banned=(3,)),
+        beam_search(dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS, banned=(3,)),
+        sample(dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS, banned=(3,)),
+    ):
+        assert all(3 not in t for t in out.tokens)
+    plain = greedy(dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS, max_length=3)
+    assert all(t == [3, 3, 3] for t in plain.tokens)

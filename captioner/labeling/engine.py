@@ -190,6 +190,7 @@ class LabelEngine:
                 bos_id=cap.vocab.bos_id,
                 eos_id=cap.vocab.eos_id,
                 pad_id=cap.vocab.pad_id,
+                banned=(cap.vocab.unk_id,),
                 beam_size=self.options.beam_size,
                 max_length=self.max_length,
             )

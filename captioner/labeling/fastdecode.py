@@ -131,10 +131,17 @@ def search(
     pad_id: int = 0,
     beam_size: int = 3,
     max_length: int = 20,
+    banned: tuple[int, ...] = (),
 ) -> Decoded:
     """Beam search (greedy when beam_size == 1) over `FastStep`, as `Captioner.caption`."""
     step = FastStep(decoder, grid, pooled)
-    ids = {"bos_id": bos_id, "eos_id": eos_id, "pad_id": pad_id, "max_length": max_length}
+    ids = {
+        "bos_id": bos_id,
+        "eos_id": eos_id,
+        "pad_id": pad_id,
+        "max_length": max_length,
+        "banned": banned,
+    }
     if beam_size == 1:
         return greedy(step, step.initial_state, **ids)
     return beam_search(step, step.initial_state, beam_size=beam_size, **ids)
