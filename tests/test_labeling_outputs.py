@@ -14,7 +14,7 @@ from test_labeling_support import WEIRD_NAMES, make_photos, tiny_model
 
 from captioner.labeling import LabelEngine, LabelOptions, label_folders
 from captioner.labeling.engine import EngineOptions
-from captioner.labeling.writers import CSV_COLUMNS, write_csv
+from captioner.labeling.exports import CSV_COLUMNS, write_csv
 from captioner.labeling.xmp import render, sidecar_path
 
 NS = {

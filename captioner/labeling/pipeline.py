@@ -18,9 +18,10 @@ from typing import Any
 
 from captioner.imageio import MAX_PIXELS
 from captioner.labeling.engine import LabelEngine
+from captioner.labeling.exports import write_csv, write_metadata
 from captioner.labeling.loader import FolderBatches, Key, iter_todo, make_loader
 from captioner.labeling.scan import ScanOptions
-from captioner.labeling.writers import LabelStore, write_csv, write_metadata
+from captioner.labeling.writers import LabelStore
 from captioner.labeling.xmp import NAMINGS, write_sidecars
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Crash-safe label files: the JSONL journal, and CSV / metadata.jsonl exports made from it.
+"""Crash-safe label files: the JSONL journal (exports made from it: `exports.py`).
 
 The JSONL file is the single source of truth: one record per image, appended a batch at a
 time with flush + fsync, so an interruption of any kind (Ctrl-C, SIGTERM, SIGKILL, power
@@ -10,12 +10,11 @@ file and renamed into place.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,19 +23,6 @@ from typing import IO, Any
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (folder, path relative to it)
-CSV_COLUMNS = (
-    "folder",
-    "path",
-    "caption",
-    "tags",
-    "tag_scores",
-    "sentiment",
-    "sentiment_score",
-    "error",
-    "model",
-)
-META_KEYS = ("file_name", "caption", "tags", "tag_scores", "sentiment", "sentiment_score")
-METADATA_NAME = "metadata.jsonl"
 
 
 def dumps_record(record: dict[str, Any]) -> bytes:
@@ -233,112 +219,3 @@ def _parse(line: bytes) -> dict[str, Any] | None:
     if not isinstance(rec, dict) or not isinstance(rec.get("path"), str):
         return None
     return rec
-
-
-def _join(values: Iterable[Any]) -> str:
-    return "; ".join(str(v) for v in values)
-
-
-def csv_row(rec: dict[str, Any]) -> list[Any]:
-    tags = rec.get("tags")
-    sent = rec.get("sentiment") or {}
-    return [
-        rec.get("folder", ""),
-        rec["path"],
-        rec.get("caption") or "",
-        _join(t["label"] for t in tags) if tags else "",
-        _join(f"{t['score']:.4f}" for t in tags) if tags else "",
-        sent.get("label", ""),
-        f"{sent['score']:.4f}" if "score" in sent else "",
-        rec.get("error") or "",
-        rec.get("model") or "",
-    ]
-
-
-def write_csv(records: Iterable[dict[str, Any]], path: str | os.PathLike) -> int:
-    """CSV (RFC 4180 quoting by the csv module: commas, quotes, newlines are safe)."""
-    n = 0
-    with atomic_writer(Path(path), newline="") as f:
-        writer = csv.writer(f, quoting=csv.QUOTE_MINIMAL)
-        writer.writerow(CSV_COLUMNS)
-        for rec in records:
-            writer.writerow(csv_row(rec))
-            n += 1
-    return n
-
-
-def metadata_row(rec: dict[str, Any]) -> dict[str, Any]:
-    tags, sent = rec.get("tags"), rec.get("sentiment")
-    return {
-        "file_name": rec["path"],
-        "caption": rec.get("caption"),
-        "tags": [t["label"] for t in tags] if tags is not None else None,
-        "tag_scores": [t["score"] for t in tags] if tags is not None else None,
-        "sentiment": sent["label"] if sent else None,
-        "sentiment_score": sent["score"] if sent else None,
-    }
-
-
-def _is_ours(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            first = f.readline()
-    except OSError:
-        return False
-    if not first.strip():
-        return True
-    rec = _parse_any(first)
-    return isinstance(rec, dict) and tuple(rec) == META_KEYS
-
-
-def _parse_any(line: bytes) -> Any:
-    try:
-        return json.loads(line)
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
-def _keep_foreign(path: Path) -> None:
-    """Move a metadata file that this tool did not write out of the way (never delete it)."""
-    n, target = 0, path.with_name(path.name + ".orig")
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{path.name}.orig{n}")
-    os.replace(path, target)
-    log.warning("%s was not written by captioner: kept as %s", path, target.name)
-
-
-def write_metadata(
-    records: Iterable[dict[str, Any]],
-    folders: Iterable[str],
-    *,
-    exists: Callable[[str, str], bool] | None = None,
-) -> dict[str, int]:
-    """`metadata.jsonl` in each folder, in the format `datasets`' imagefolder reads
-    (`file_name` relative to the folder). Only images labelled without error, and still
-    present, are listed. Returns rows written per folder."""
-    exists = exists or (lambda folder, rel: os.path.isfile(os.path.join(folder, rel)))
-    folders = list(dict.fromkeys(folders))
-    counts = dict.fromkeys(folders, 0)
-    writers, stack = {}, []
-    try:
-        for folder in folders:
-            target = Path(folder) / METADATA_NAME
-            if target.exists() and not _is_ours(target):
-                _keep_foreign(target)
-            cm = atomic_writer(target)
-            writers[folder] = cm.__enter__()
-            stack.append(cm)
-        for rec in records:
-            folder = rec.get("folder")
-            if folder in writers and rec.get("error") is None and exists(folder, rec["path"]):
-                line = json.dumps(metadata_row(rec), ensure_ascii=False)
-                writers[folder].write(line + "\n")
-                counts[folder] += 1
-    except BaseException as e:
-        for cm in reversed(stack):
-            cm.__exit__(type(e), e, e.__traceback__)
-        raise
-    for cm in reversed(stack):
-        cm.__exit__(None, None, None)
-    return counts
