@@ -21,7 +21,8 @@ from typing import Any
 from PIL import Image
 
 from captioner.imageio import IMAGE_EXTENSIONS, ImageLoadError, open_image
-from captioner.labeling.writers import CSV_COLUMNS, csv_row, dumps_record, write_csv
+from captioner.labeling.exports import CSV_COLUMNS, csv_row, write_csv
+from captioner.labeling.writers import dumps_record
 
 COLUMNS = CSV_COLUMNS  # folder, path, caption, tags, tag_scores, sentiment, sentiment_score, ...
 MAX_MEMBER_BYTES = 64 * 1024 * 1024  # one image inside a zip, uncompressed
