@@ -26,10 +26,10 @@ log = logging.getLogger(__name__)
 @contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
     """Run the block with `n` PyTorch intra-op threads (None: unchanged)."""
-    before = torch.get_num_threads()
-    if not n or n == before:
+    if not n:
         yield
         return
+    before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
         yield
