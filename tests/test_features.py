@@ -120,3 +120,23 @@ def test_needs_an_image_column(tmp_path):
     feats = compute_features(make_dataset()["train"], TinyEncoder(), cache_dir=tmp_path)
     with pytest.raises(ValueError, match="'image' column"):
         compute_features(feats, TinyEncoder(cache_key="x"), cache_dir=tmp_path)
+
+
+@pytest.mark.slow
+def test_onnx_backend_features_agree_with_pytorch(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from captioner.encoders import build_encoder
+
+    monkeypatch.setenv("CAPTIONER_CACHE", str(tmp_path / "cache"))  # the ONNX export goes here
+    enc = build_encoder("resnet18", weights=None)
+    ds = make_dataset(4)["train"]
+    ref = compute_features(ds, enc, cache_dir=tmp_path / "torch", backend="torch")
+    got = compute_features(ds, enc, cache_dir=tmp_path / "onnx", backend="auto")
+    assert list((tmp_path / "cache" / "onnx").glob("*.onnx")), "auto on CPU did not use ONNX"
+    a = np.asarray(ref.with_format("numpy")["grid"], dtype=np.float32)
+    b = np.asarray(got.with_format("numpy")["grid"], dtype=np.float32)
+    assert a.shape == b.shape == (4, 49, 512) and np.abs(a).mean() > 1e-2
+    np.testing.assert_allclose(b, a, rtol=5e-3, atol=2e-3)
+    pa = np.asarray(ref.with_format("numpy")["pooled"])
+    pb = np.asarray(got.with_format("numpy")["pooled"])
+    np.testing.assert_allclose(pb, pa, rtol=1e-3, atol=1e-3)

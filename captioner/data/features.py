@@ -11,6 +11,11 @@ image paths covers the paths, not the pixels: change images in place and pass a 
 
 The cache is only right for an encoder whose weights do not change: with trainable blocks,
 compute features on the fly instead (a warning says so).
+
+On CPU, a frozen encoder runs in ONNX Runtime when it is installed (`backend="auto"`, as the
+labeling pipeline does): EfficientNet-Lite0 encodes several times faster than in PyTorch eager
+mode, and the export is checked against PyTorch (max abs difference <= 1e-3, far below the
+float16 rounding of the cache) before it is used.
 """
 
 from __future__ import annotations
@@ -72,11 +77,41 @@ def _encode_batch(encoder, device, batch: dict, indices: list[int]) -> dict:
     }
 
 
+def _runner(encoder, device: str, backend: str):
+    """What computes the features: the ONNX Runtime copy of a frozen encoder on CPU when the
+    backend resolves to onnx, else the encoder itself."""
+    from torch import nn
+
+    from captioner.encoders import Encoder
+    from captioner.onnx_backend import OnnxBackendError, load_onnx_encoder, resolve_backend
+
+    if (
+        resolve_backend(backend, device) != "onnx"
+        or not isinstance(encoder, Encoder)
+        or any(p.requires_grad for p in nn.Module.parameters(encoder))
+    ):
+        return encoder
+    try:
+        return load_onnx_encoder(encoder)
+    except OnnxBackendError as e:
+        if backend == "onnx":
+            raise
+        logger.warning("ONNX backend unavailable (%s); encoding with PyTorch", e)
+        return encoder
+
+
 def compute_features(
-    ds, encoder, *, batch_size: int = 32, device: str = "cpu", cache_dir: str | Path | None = None
+    ds,
+    encoder,
+    *,
+    batch_size: int = 32,
+    device: str = "cpu",
+    cache_dir: str | Path | None = None,
+    backend: str = "auto",
 ):
     """`ds` (a Dataset, or a DatasetDict split by split) with `image` replaced by the
-    encoder's `grid` (N, C) float16 and `pooled` (C,) float32, cached on disk."""
+    encoder's `grid` (N, C) float16 and `pooled` (C,) float32, cached on disk.
+    `backend`: auto (ONNX Runtime for a frozen encoder on CPU when installed) | torch | onnx."""
     import torch
     from datasets import Array2D, Dataset, DatasetDict, Image, List, Value
 
@@ -84,7 +119,12 @@ def compute_features(
         out = DatasetDict(
             {
                 k: compute_features(
-                    v, encoder, batch_size=batch_size, device=device, cache_dir=cache_dir
+                    v,
+                    encoder,
+                    batch_size=batch_size,
+                    device=device,
+                    cache_dir=cache_dir,
+                    backend=backend,
                 )
                 for k, v in ds.items()
             }
@@ -122,8 +162,9 @@ def compute_features(
             empty = {name: [] for name in features}
             return Dataset.from_dict(empty, features=features)
         path.parent.mkdir(parents=True, exist_ok=True)
+        run = _runner(encoder, device, backend)
         ds.cast_column("image", Image(decode=False)).map(
-            lambda batch, idx: _encode_batch(encoder, device, batch, idx),
+            lambda batch, idx: _encode_batch(run, device, batch, idx),
             batched=True,
             batch_size=batch_size,
             with_indices=True,
@@ -131,6 +172,8 @@ def compute_features(
             features=features,
             cache_file_name=str(tmp),
             load_from_cache_file=False,
+            # named by the cache file: spares datasets hashing the encoder's weights
+            new_fingerprint=hashlib.sha1(path.name.encode()).hexdigest(),
             desc=f"encoding images ({getattr(encoder, 'name', 'encoder')})",
         )
         tmp.replace(path)
