@@ -73,11 +73,16 @@ def pixel_spec(encoder: Any) -> PixelSpec:
 
 
 def normalise(batch: Tensor, spec: PixelSpec) -> Tensor:
-    """uint8 (B, S, S, 3) -> float (B, 3, S, S), like to_tensor + normalize per image."""
-    x = batch.permute(0, 3, 1, 2).float().div(255)
-    mean = torch.tensor(spec.mean, dtype=x.dtype)[None, :, None, None]
-    std = torch.tensor(spec.std, dtype=x.dtype)[None, :, None, None]
-    return x.sub_(mean).div_(std)
+    """uint8 (B, S, S, 3) -> contiguous float (B, 3, S, S), like to_tensor + normalize per
+    image (within 1e-6): one converting copy and one fused scale-and-shift, 2x cheaper than
+    the four passes of the textbook formula."""
+    n, h, w, _ = batch.shape
+    x = torch.empty((n, 3, h, w), dtype=torch.float32)
+    x.copy_(batch.permute(0, 3, 1, 2))
+    std = torch.tensor(spec.std, dtype=torch.float32)
+    scale = (1.0 / (255.0 * std))[None, :, None, None]
+    shift = (-torch.tensor(spec.mean, dtype=torch.float32) / std)[None, :, None, None]
+    return x.mul_(scale).add_(shift)
 
 
 @dataclass
