@@ -48,6 +48,41 @@ def _stack_alphas(alphas: list[Tensor], lengths: list[int]) -> list[Tensor | Non
     return [a[i, : max(n, 1)] for i, n in enumerate(lengths)]
 
 
+def _word_by_word(
+    step: StepFn,
+    state: dict[str, Tensor],
+    pick,
+    *,
+    bos_id: int,
+    eos_id: int,
+    pad_id: int,
+    banned: tuple[int, ...],
+    max_length: int,
+    temperature: float = 1.0,
+) -> Decoded:
+    """One word per step for every sequence, chosen by `pick(log_probs) -> (tokens, their
+    log-probabilities)`, until each sequence has emitted <end> or `max_length` words."""
+    batch = next(iter(state.values())).size(0)
+    device = next(iter(state.values())).device
+    tokens = torch.full((batch,), bos_id, dtype=torch.long, device=device)
+    done = torch.zeros(batch, dtype=torch.bool, device=device)
+    score = torch.zeros(batch, device=device)
+    out, alphas = [], []
+    for _ in range(max_length):
+        logits, state, alpha = step(tokens, state)
+        tokens, picked = pick(_log_probs(logits, (pad_id, bos_id, *banned), temperature))
+        score = score + torch.where(done, torch.zeros_like(picked), picked)
+        tokens = torch.where(done, torch.full_like(tokens, eos_id), tokens)
+        out.append(tokens)
+        if alpha is not None:
+            alphas.append(alpha)
+        done = done | (tokens == eos_id)
+        if bool(done.all()):
+            break
+    seqs = _finish(torch.stack(out, 1).tolist(), eos_id)
+    return Decoded(seqs, score.tolist(), _stack_alphas(alphas, [len(s) for s in seqs]))
+
+
 @torch.no_grad()
 def greedy(
     step: StepFn,
@@ -60,26 +95,13 @@ def greedy(
     max_length: int = 20,
 ) -> Decoded:
     """Most probable word at every step."""
-    batch = next(iter(state.values())).size(0)
-    device = next(iter(state.values())).device
-    tokens = torch.full((batch,), bos_id, dtype=torch.long, device=device)
-    done = torch.zeros(batch, dtype=torch.bool, device=device)
-    score = torch.zeros(batch, device=device)
-    out, alphas = [], []
-    for _ in range(max_length):
-        logits, state, alpha = step(tokens, state)
-        logp = _log_probs(logits, (pad_id, bos_id, *banned))
+
+    def pick(logp: Tensor) -> tuple[Tensor, Tensor]:
         best, tokens = logp.max(dim=-1)
-        score = score + torch.where(done, torch.zeros_like(best), best)
-        tokens = torch.where(done, torch.full_like(tokens, eos_id), tokens)
-        out.append(tokens)
-        if alpha is not None:
-            alphas.append(alpha)
-        done = done | (tokens == eos_id)
-        if bool(done.all()):
-            break
-    seqs = _finish(torch.stack(out, 1).tolist(), eos_id)
-    return Decoded(seqs, score.tolist(), _stack_alphas(alphas, [len(s) for s in seqs]))
+        return tokens, best
+
+    ids = {"bos_id": bos_id, "eos_id": eos_id, "pad_id": pad_id, "banned": banned}
+    return _word_by_word(step, state, pick, max_length=max_length, **ids)
 
 
 @torch.no_grad()
@@ -102,15 +124,8 @@ def sample(
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-    batch = next(iter(state.values())).size(0)
-    device = next(iter(state.values())).device
-    tokens = torch.full((batch,), bos_id, dtype=torch.long, device=device)
-    done = torch.zeros(batch, dtype=torch.bool, device=device)
-    score = torch.zeros(batch, device=device)
-    out, alphas = [], []
-    for _ in range(max_length):
-        logits, state, alpha = step(tokens, state)
-        logp = _log_probs(logits, (pad_id, bos_id, *banned), temperature)
+
+    def pick(logp: Tensor) -> tuple[Tensor, Tensor]:
         if top_k > 0:
             kth = logp.topk(min(top_k, logp.size(-1)), dim=-1).values[:, -1:]
             logp = logp.masked_fill(logp < kth, NEG_INF)
@@ -119,19 +134,11 @@ def sample(
             cum = sorted_lp.exp().cumsum(-1)
             drop = cum - sorted_lp.exp() >= top_p  # keep the smallest set reaching top_p
             logp = logp.scatter(-1, order, sorted_lp.masked_fill(drop, NEG_INF))
-        probs = torch.softmax(logp, dim=-1)
-        tokens = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        picked = torch.log_softmax(logp, -1).gather(1, tokens[:, None]).squeeze(1)
-        score = score + torch.where(done, torch.zeros_like(picked), picked)
-        tokens = torch.where(done, torch.full_like(tokens, eos_id), tokens)
-        out.append(tokens)
-        if alpha is not None:
-            alphas.append(alpha)
-        done = done | (tokens == eos_id)
-        if bool(done.all()):
-            break
-    seqs = _finish(torch.stack(out, 1).tolist(), eos_id)
-    return Decoded(seqs, score.tolist(), _stack_alphas(alphas, [len(s) for s in seqs]))
+        tokens = torch.multinomial(torch.softmax(logp, dim=-1), 1, generator=generator)
+        return tokens.squeeze(1), torch.log_softmax(logp, -1).gather(1, tokens).squeeze(1)
+
+    ids = {"bos_id": bos_id, "eos_id": eos_id, "pad_id": pad_id, "banned": banned}
+    return _word_by_word(step, state, pick, max_length=max_length, temperature=temperature, **ids)
 
 
 def _blocked(history: list[int], n: int) -> set[int]:
