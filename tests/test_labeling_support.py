@@ -12,13 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from tests_support import tiny_decoder, tiny_sentiment
 from torch import nn
 
 from captioner import Captioner
-from captioner.decoders import CaptionDecoder, DecoderConfig
 from captioner.encoders import ImageTransform
 from captioner.recognition import RecognitionConfig, RecognitionHead
-from captioner.sentiment import SentimentConfig, SentimentModel
 from captioner.text import Vocabulary
 
 CAPTIONS = [
@@ -74,29 +73,13 @@ def tiny_model(
     kw: dict = {}
     if caption:
         vocab = Vocabulary.build(CAPTIONS)
-        dec = CaptionDecoder(
-            DecoderConfig(
-                vocab_size=len(vocab),
-                feature_dim=enc.out_channels,
-                embed_dim=16,
-                hidden_dim=32,
-                attention_dim=16,
-                attention=attention,
-                dropout=0.0,
-            )
-        )
+        dec = tiny_decoder(vocab, enc.out_channels, attention)
         with torch.no_grad():
             dec.out.weight.mul_(6.0)
             dec.init_h.weight.mul_(4.0)
         kw.update(decoder=dec, vocab=vocab)
         if sentiment:
-            svocab = Vocabulary.build(CAPTIONS)
-            kw.update(
-                sentiment=SentimentModel(
-                    SentimentConfig(vocab_size=len(svocab), embed_dim=8, hidden_dim=8, dropout=0.0)
-                ),
-                sentiment_vocab=svocab,
-            )
+            kw.update(tiny_sentiment(CAPTIONS))
     if tags:
         kw["recognizer"] = RecognitionHead(RecognitionConfig(in_dim=enc.out_channels, labels=TAGS))
     return Captioner(encoder=enc, device="cpu", name="tiny-test", max_length=8, **kw)

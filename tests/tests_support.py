@@ -15,16 +15,11 @@ from captioner.text import Vocabulary
 CAPTIONS = ["a red circle", "a blue square left of a green star", "two small yellow triangles"]
 
 
-def tiny_captioner(
-    *, attention: str = "soft", sentiment: bool = True, encoder: str = "resnet18"
-) -> Captioner:
-    torch.manual_seed(0)
-    enc = build_encoder(encoder, weights=None)
-    vocab = Vocabulary.build(CAPTIONS)
-    dec = CaptionDecoder(
+def tiny_decoder(vocab: Vocabulary, feature_dim: int, attention: str = "soft") -> CaptionDecoder:
+    return CaptionDecoder(
         DecoderConfig(
             vocab_size=len(vocab),
-            feature_dim=enc.out_channels,
+            feature_dim=feature_dim,
             embed_dim=16,
             hidden_dim=32,
             attention_dim=16,
@@ -32,15 +27,25 @@ def tiny_captioner(
             dropout=0.0,
         )
     )
-    kw = {}
-    if sentiment:
-        svocab = Vocabulary.build(["good bad lovely awful day circle square"])
-        kw = dict(
-            sentiment=SentimentModel(
-                SentimentConfig(vocab_size=len(svocab), embed_dim=8, hidden_dim=8, dropout=0.0)
-            ),
-            sentiment_vocab=svocab,
-        )
+
+
+def tiny_sentiment(texts: list[str]) -> dict:
+    """`sentiment` and `sentiment_vocab` keyword arguments of `Captioner`."""
+    vocab = Vocabulary.build(texts)
+    model = SentimentModel(
+        SentimentConfig(vocab_size=len(vocab), embed_dim=8, hidden_dim=8, dropout=0.0)
+    )
+    return {"sentiment": model, "sentiment_vocab": vocab}
+
+
+def tiny_captioner(
+    *, attention: str = "soft", sentiment: bool = True, encoder: str = "resnet18"
+) -> Captioner:
+    torch.manual_seed(0)
+    enc = build_encoder(encoder, weights=None)
+    vocab = Vocabulary.build(CAPTIONS)
+    dec = tiny_decoder(vocab, enc.out_channels, attention)
+    kw = tiny_sentiment(["good bad lovely awful day circle square"]) if sentiment else {}
     return Captioner(encoder=enc, decoder=dec, vocab=vocab, device="cpu", name="tiny", **kw)
 
 
