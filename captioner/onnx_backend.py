@@ -136,7 +136,8 @@ def export_encoder(encoder: nn.Module, path: str | os.PathLike, *, batch: int = 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     size = encoder.image_size
-    example = torch.randn(batch, 3, size, size)
+    # own generator: exporting must not move the caller's random stream (training seeds)
+    example = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     was_training = encoder.training

@@ -96,3 +96,12 @@ def test_backends_give_the_same_labels(tmp_path, cache):
     for a, b in zip(rows["torch"], rows["onnx"]):
         assert [t["label"] for t in a["tags"]] == [t["label"] for t in b["tags"]]
         assert all(abs(x["score"] - y["score"]) < 1e-3 for x, y in zip(a["tags"], b["tags"]))
+
+
+def test_export_leaves_the_global_random_stream_alone(tmp_path):
+    enc = TinyEncoder().eval()
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    ob.load_onnx_encoder(enc, cache_dir=tmp_path)  # a fresh export, checked on random input
+    assert torch.equal(torch.rand(3), expected)  # training seeded before it is unaffected
