@@ -24,6 +24,7 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -227,3 +228,40 @@ def parse_config(
 def to_dict(config: Any) -> dict[str, Any]:
     """A JSON-ready dict of a dataclass config."""
     return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+
+
+def run_recipe(
+    cls: type[T],
+    train: Callable[[T], Any],
+    argv: list[str] | None,
+    *,
+    prog: str,
+    description: str | None = None,
+    check: Callable[[T], str | None] | None = None,
+) -> int:
+    """The `main` of a training recipe: flags -> `cls` -> `train(cfg)`.
+
+    Bad settings or data (`ValueError`, which `DataError` is, and `FileNotFoundError`) end
+    with one line on stderr and exit status 2 instead of a traceback; `check(cfg)` may
+    return such a message before training starts. The process group of a `torchrun` launch
+    is shut down however training ends."""
+    import logging
+    import sys
+
+    from captioner.pipelines.runstate import shutdown_distributed
+
+    cfg = parse_config(cls, argv, prog=prog, description=description)
+    problem = check(cfg) if check else None
+    if problem:
+        print(f"{prog}: {problem}", file=sys.stderr)
+        return 2
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        train(cfg)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 2
+    finally:
+        shutdown_distributed()
+    return 0

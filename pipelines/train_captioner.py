@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from captioner.data.loader import CaptionDataset, collate_captions
 from captioner.decoders import CaptionDecoder, DecoderConfig, caption_loss
 from captioner.pipelines import caption_data as cdata
-from captioner.pipelines.config import opt, parse_config, to_dict
+from captioner.pipelines.config import opt, run_recipe, to_dict
 from captioner.pipelines.engine import (
     FitResult,
     TrainConfig,
@@ -249,18 +249,14 @@ def train(cfg: CaptionTrainConfig, *, dataset: datasets.DatasetDict | None = Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_config(CaptionTrainConfig, argv, prog="captioner train caption",
-                       description=__doc__.split("\n\n")[0])  # fmt: skip
-    if cfg.scst and not cfg.init:
-        print("captioner train caption: --scst needs --init MODEL_DIR", file=sys.stderr)
-        return 2
-    try:
-        train(cfg)
-    finally:
-        from captioner.pipelines.runstate import shutdown_distributed
-
-        shutdown_distributed()
-    return 0
+    return run_recipe(
+        CaptionTrainConfig,
+        train,
+        argv,
+        prog="captioner train caption",
+        description=__doc__.split("\n\n")[0],
+        check=lambda cfg: "--scst needs --init MODEL_DIR" if cfg.scst and not cfg.init else None,
+    )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from torch.utils.data import TensorDataset
 
 from captioner.checkpoint import write_json_atomic
 from captioner.data.common import DataError
-from captioner.pipelines.config import opt, parse_config, to_dict
+from captioner.pipelines.config import opt, run_recipe, to_dict
 from captioner.pipelines.engine import (
     TrainConfig,
     Trainer,
@@ -203,20 +203,13 @@ def train(cfg: RecognizerTrainConfig, *, dataset: datasets.DatasetDict | None = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_config(RecognizerTrainConfig, argv, prog="captioner train recognizer",
-                       description=__doc__.split("\n\n")[0])  # fmt: skip
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        train(cfg)
-    except (DataError, ValueError, FileNotFoundError) as e:
-        print(f"captioner train recognizer: {e}", file=sys.stderr)
-        return 2
-    finally:
-        from captioner.pipelines.runstate import shutdown_distributed
-
-        shutdown_distributed()
-    return 0
+    return run_recipe(
+        RecognizerTrainConfig,
+        train,
+        argv,
+        prog="captioner train recognizer",
+        description=__doc__.split("\n\n")[0],
+    )
 
 
 if __name__ == "__main__":

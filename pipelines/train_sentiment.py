@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from captioner.checkpoint import write_json_atomic
-from captioner.pipelines.config import opt, parse_config, to_dict
+from captioner.pipelines.config import opt, run_recipe, to_dict
 from captioner.pipelines.engine import (
     TrainConfig,
     Trainer,
@@ -304,20 +304,13 @@ def finish(
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_config(SentimentTrainConfig, argv, prog="captioner train sentiment",
-                       description=__doc__.split("\n\n")[0])  # fmt: skip
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        train(cfg)
-    except (ValueError, FileNotFoundError) as e:  # bad data or settings (DataError too)
-        print(f"captioner train sentiment: {e}", file=sys.stderr)
-        return 2
-    finally:
-        from captioner.pipelines.runstate import shutdown_distributed
-
-        shutdown_distributed()
-    return 0
+    return run_recipe(
+        SentimentTrainConfig,
+        train,
+        argv,
+        prog="captioner train sentiment",
+        description=__doc__.split("\n\n")[0],
+    )
 
 
 if __name__ == "__main__":

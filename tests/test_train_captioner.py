@@ -197,3 +197,18 @@ def test_scst_mean_baseline_is_leave_one_out():
     assert logs["baseline"] == pytest.approx(logs["reward"])  # mean of leave-one-out means
     with pytest.raises(ValueError, match="samples >= 2"):
         scst_loss_fn(CiderD(refs), vocab, samples=1, max_length=6, baseline="mean")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--dataset", "flickr8k:{tmp}/missing"], "no Flickr8k.token.txt"),
+        (["--dataset", "scenes", "--scst"], "--scst needs --init"),
+    ],
+)
+def test_bad_settings_exit_2_with_one_line(tmp_path, capsys, argv, message):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert tc.main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("captioner train caption: ") and message in err[-1]
+    assert not (tmp_path / "out" / "model.safetensors").exists()
