@@ -6,6 +6,7 @@ caller that labels thousands of files can record it and go on.
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 from pathlib import Path
@@ -56,6 +57,10 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _megapixels(n: int) -> str:
+    return f"{n / 1e6:.0f}" if n >= 10_000_000 else f"{n / 1e6:.2g}"
+
+
 def open_image(
     path: str | os.PathLike, *, draft_size: int | None = None, max_pixels: int = MAX_PIXELS
 ) -> Image.Image:
@@ -65,8 +70,14 @@ def open_image(
     sides >= draft_size (much faster for large photos when the model needs 224 px).
     """
     path = Path(path)
-    if path.is_symlink() and not path.exists():
-        raise ImageLoadError(f"{path}: broken symbolic link")
+    if path.is_symlink():
+        try:
+            os.stat(path)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise ImageLoadError(f"{path}: symbolic link loop") from None
+            if e.errno == errno.ENOENT:
+                raise ImageLoadError(f"{path}: broken symbolic link (target missing)") from None
     try:
         size = path.stat().st_size
     except OSError as e:  # missing, loop, permission
@@ -82,8 +93,8 @@ def open_image(
                 w, h = img.size
                 if w * h > max_pixels:
                     raise ImageLoadError(
-                        f"{path}: image is {w}x{h} = {w * h / 1e6:.0f} MP, above the "
-                        f"{max_pixels / 1e6:.0f} MP limit (possible decompression bomb)"
+                        f"{path}: image is {w}x{h} = {_megapixels(w * h)} MP, above the "
+                        f"{_megapixels(max_pixels)} MP limit (possible decompression bomb)"
                     )
                 if getattr(img, "n_frames", 1) > 1:
                     img.seek(0)  # animated: first frame

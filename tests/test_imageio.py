@@ -87,8 +87,11 @@ def test_truncated_jpeg(tmp_path):
 
 def test_decompression_bomb_is_refused_without_decoding(tmp_path):
     path = save(Image.new("L", (3000, 3000)), tmp_path / "bomb.png")
-    with pytest.raises(ImageLoadError, match="decompression bomb"):
+    with pytest.raises(ImageLoadError, match="decompression bomb") as e:
         open_image(path, max_pixels=1_000_000)
+    assert "3000x3000 = 9 MP, above the 1 MP limit" in str(e.value)
+    with pytest.raises(ImageLoadError, match="= 9 MP, above the 0.25 MP limit"):
+        open_image(path, max_pixels=250_000)  # small limits are not printed as "0 MP"
 
 
 def test_missing_broken_link_loop_and_directory(tmp_path):
@@ -99,7 +102,7 @@ def test_missing_broken_link_loop_and_directory(tmp_path):
         open_image(tmp_path / "broken.png")
     os.symlink(tmp_path / "b.png", tmp_path / "a.png")
     os.symlink(tmp_path / "a.png", tmp_path / "b.png")
-    with pytest.raises(ImageLoadError):
+    with pytest.raises(ImageLoadError, match="a.png: symbolic link loop"):
         open_image(tmp_path / "a.png")
     with pytest.raises(ImageLoadError, match="directory"):
         open_image(tmp_path)
