@@ -54,7 +54,7 @@ CAPTION_ARGS = [
     "--eval-limit",
     "300",
     "--min-count",
-    "2",
+    "1",
     "--patience",
     "4",
 ]
@@ -82,6 +82,15 @@ def _done(directory: Path) -> bool:
     return (directory / "config.json").is_file() and (directory / "model.safetensors").is_file()
 
 
+def _resume_flag(directory: Path) -> list[str] | None:
+    """Flags for a training step: ["--resume"] when its run was started (a finished run
+    returns at once; the model directory beside an interrupted run is only its best epoch so
+    far), [] for a fresh start, None when a finished model is there without a run."""
+    if (directory / "run" / "checkpoints" / "last.json").is_file():
+        return ["--resume"]
+    return None if _done(directory) else []
+
+
 def _run(step: str, main, argv: list[str]) -> float:
     log.info("release: %s: %s", step, " ".join(argv))
     start = time.perf_counter()
@@ -102,7 +111,8 @@ def train_sentiment(work: Path, device: str, extra: list[str]) -> Path:
     from captioner.pipelines.train_sentiment import main
 
     out = work / "sentiment"
-    if not _done(out):
+    resume = _resume_flag(out)
+    if resume is not None:
         _run(
             "sentiment",
             main,
@@ -116,6 +126,7 @@ def train_sentiment(work: Path, device: str, extra: list[str]) -> Path:
                 "--device",
                 device,
                 *SENTIMENT_ARGS,
+                *resume,
             ],
         )
     return out
@@ -126,8 +137,8 @@ def train_captioner(
 ) -> Path:
     from captioner.pipelines.train_captioner import main
 
-    if not _done(out):
-        resume = ["--resume"] if (out / "run").exists() else []
+    resume = _resume_flag(out)
+    if resume is not None:
         _run(
             f"captioner {cell}/{attention}",
             main,
