@@ -69,19 +69,21 @@ def loss_fn(model, batch):
     return caption_loss(logits, batch["captions"], alphas)
 
 
-def fit(run, **kw):
-    cfg = TrainConfig(
-        **{"epochs": 3, "batch_size": 64, "lr": 1e-3, "device": DEV, "plot_every": 0, **kw}
-    )
+def trainer(run, **kw) -> Trainer:
+    cfg = {"epochs": 3, "batch_size": 64, "lr": 1e-3, "device": DEV, "plot_every": 0, **kw}
     torch.manual_seed(0)
-    t = Trainer(
+    return Trainer(
         model=Model(),
-        config=cfg,
+        config=TrainConfig(**cfg),
         train_dataset=Synthetic(N_IMG),
         loss_fn=loss_fn,
         collate_fn=collate_captions,
         run_dir=run,
     )
+
+
+def fit(run, **kw):
+    t = trainer(run, **kw)
     start = time.time()
     r = t.fit()
     return r, time.time() - start, t
@@ -114,18 +116,7 @@ out["fp16"] = {
 # throughput: decoder steps/s
 for amp in ("off", "bf16"):
     for bs in (64, 256):
-        cfg = TrainConfig(
-            epochs=1, batch_size=bs, device=DEV, amp=amp, plot_every=0, log_every=1000
-        )
-        torch.manual_seed(0)
-        tr = Trainer(
-            model=Model(),
-            config=cfg,
-            train_dataset=Synthetic(N_IMG),
-            loss_fn=loss_fn,
-            collate_fn=collate_captions,
-            run_dir=tmp / f"tp-{amp}-{bs}",
-        )
+        tr = trainer(tmp / f"tp-{amp}-{bs}", epochs=1, batch_size=bs, amp=amp, log_every=1000)
         tr.fit()  # warm-up epoch
         if DEV == "cuda":
             torch.cuda.synchronize()
