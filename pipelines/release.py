@@ -55,6 +55,8 @@ CAPTION_ARGS = [
     "300",
     "--min-count",
     "1",
+    "--max-length",
+    "25",  # the scene world's longest captions have 23 words
     "--patience",
     "4",
 ]
