@@ -105,6 +105,26 @@ class Captioner:
             if m is not None
         ]
 
+    def use_backend(self, backend: str = "auto", *, cache_dir: str | Path | None = None) -> str:
+        """Choose where the encoder runs and return the choice: "onnx" (ONNX Runtime, CPU
+        only, several times faster than PyTorch eager; exported once, cached and checked
+        against PyTorch within 1e-3), "torch", or "auto" (onnx on CPU when onnxruntime is
+        installed, else torch). Decoding and the heads stay in PyTorch either way."""
+        from captioner.onnx_backend import OnnxBackendError, load_onnx_encoder, resolve_backend
+
+        torch_encoder = getattr(self.encoder, "torch_encoder", self.encoder)
+        chosen = resolve_backend(backend, self.device)
+        if chosen == "onnx":
+            try:
+                self.encoder = load_onnx_encoder(torch_encoder, cache_dir=cache_dir)
+                return chosen
+            except OnnxBackendError as e:
+                if backend == "onnx":
+                    raise
+                log.warning("ONNX backend unavailable (%s); the encoder runs in PyTorch", e)
+        self.encoder = torch_encoder
+        return "torch"
+
     # ------------------------------------------------------------------ loading / saving
     @classmethod
     def from_pretrained(
@@ -202,7 +222,7 @@ class Captioner:
         trained (`trainable_blocks > 0`) or `include_encoder=True`; otherwise they come from
         the encoder's own pretrained weights at load time. `dtype` (e.g. torch.float16)
         stores floating-point weights in that type; loading casts them back."""
-        enc = self.encoder
+        enc = getattr(self.encoder, "torch_encoder", self.encoder)  # also after use_backend
         if include_encoder is None:
             include_encoder = getattr(enc, "trainable_blocks", 0) > 0 or enc.weights is None
         config: dict[str, Any] = {

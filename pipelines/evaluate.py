@@ -180,6 +180,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="score only the first N items")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "torch", "onnx"),
+        help="encoder runtime: auto = ONNX Runtime on CPU when installed (default: auto)",
+    )
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (needs Java)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -193,7 +199,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.beam_size < 1:
         _parser().error(f"--beam-size must be >= 1, got {args.beam_size}")
     device = resolve_device(args.device)
+    from captioner.onnx_backend import OnnxBackendError
+
     model = Captioner.from_pretrained(args.model, device=device)
+    try:
+        model.use_backend(args.backend)
+    except OnnxBackendError as e:
+        print(f"captioner eval: {e}", file=sys.stderr)
+        return 2
     sentiment = is_sentiment_spec(args.dataset)
     if sentiment:
         from captioner.data import load_sentiment_dataset as load

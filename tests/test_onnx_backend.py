@@ -105,3 +105,30 @@ def test_export_leaves_the_global_random_stream_alone(tmp_path):
     torch.manual_seed(7)
     ob.load_onnx_encoder(enc, cache_dir=tmp_path)  # a fresh export, checked on random input
     assert torch.equal(torch.rand(3), expected)  # training seeded before it is unaffected
+
+
+def test_captioner_use_backend_same_captions_and_saves_the_torch_encoder(tmp_path):
+    photos = tmp_path / "photos"
+    rels = make_photos(photos, 6, sub_every=0)
+    paths = [photos / r for r in rels]
+    model = tiny_model(tags=False)
+    ref = model.caption(paths, beam_size=2)
+    ref_tags = tiny_model().tag(paths)
+    assert model.use_backend("onnx", cache_dir=tmp_path / "cache") == "onnx"
+    assert isinstance(model.encoder, ob.OnnxEncoder)
+    assert model.caption(paths, beam_size=2) == ref
+    tagger = tiny_model()
+    tagger.use_backend("auto", cache_dir=tmp_path / "cache")  # auto on CPU -> onnx
+    got_tags = tagger.tag(paths)
+    assert [[t for t, _ in row] for row in got_tags] == [[t for t, _ in row] for row in ref_tags]
+    from safetensors.torch import load_file
+
+    saved = model.save_pretrained(tmp_path / "a", include_encoder=True)  # the PyTorch weights
+    plain = tiny_model(tags=False).save_pretrained(tmp_path / "b", include_encoder=True)
+    a, b = load_file(saved / "model.safetensors"), load_file(plain / "model.safetensors")
+    assert any(k.startswith("encoder.") for k in a) and a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (saved / "config.json").read_text() == (plain / "config.json").read_text()
+    assert model.use_backend("torch") == "torch" and not isinstance(model.encoder, ob.OnnxEncoder)
+    with pytest.raises(ob.OnnxBackendError, match="CPU only"):
+        ob.resolve_backend("onnx", "cuda")

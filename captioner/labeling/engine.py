@@ -115,11 +115,12 @@ class LabelEngine:
         self.spec = pixel_spec(captioner.encoder)
         self.max_length = o.max_length or captioner.max_length
         self.backend = resolve_backend(o.backend, self.device)
-        self.encoder = captioner.encoder
+        # the PyTorch encoder, also when the captioner already runs an ONNX copy
+        self.encoder = getattr(captioner.encoder, "torch_encoder", captioner.encoder)
         if self.backend == "onnx":
             try:
                 self.encoder = load_onnx_encoder(
-                    captioner.encoder, cache_dir=o.onnx_cache, threads=o.threads
+                    self.encoder, cache_dir=o.onnx_cache, threads=o.threads
                 )
             except OnnxBackendError as e:
                 if o.backend == "onnx":
