@@ -9,13 +9,19 @@ import sys
 
 # command -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "label": ("captioner.labeling.cli", "label every image under folders (JSONL, CSV, metadata.jsonl, XMP)"),
+    "label": (
+        "captioner.labeling.cli",
+        "label every image under folders (JSONL, CSV, metadata.jsonl, XMP)",
+    ),
     "caption": ("captioner.infer_cli", "print captions for a few images"),
     "tag": ("captioner.infer_cli", "print top-k tags for a few images"),
     "describe": ("captioner.infer_cli", "print caption, tags and sentiment for a few images"),
     "sentiment": ("captioner.infer_cli", "print the sentiment of texts"),
     "train": ("captioner.pipelines.cli", "train a captioner, recognizer or sentiment model"),
-    "eval": ("captioner.pipelines.evaluate", "score a model on a dataset (COCO metrics / accuracy)"),
+    "eval": (
+        "captioner.pipelines.evaluate",
+        "score a model on a dataset (COCO metrics / accuracy)",
+    ),
     "data": ("captioner.data.cli", "build the scene world, fetch corpora, inspect datasets"),
     "demo": ("captioner.demo.app", "start the Gradio web demo (127.0.0.1 by default)"),
 }
@@ -23,8 +29,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = ["usage: captioner COMMAND [options]   (captioner COMMAND --help for its options)", "",
-             "commands:"]
+    lines = [
+        "usage: captioner COMMAND [options]   (captioner COMMAND --help for its options)",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
     return "\n".join(lines)
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+
 from captioner.demo.ui import build_app
 
 log = logging.getLogger(__name__)

@@ -18,11 +18,11 @@ from typing import Any
 
 import gradio as gr
 import pandas as pd
+from PIL import Image
+
 from captioner.demo import batch as batching
 from captioner.demo import render
 from captioner.demo.scene import make_scene, scene_world_error, score_rows
-from PIL import Image
-
 from captioner.imageio import ImageLoadError, load_image
 
 METHODS = ("beam", "greedy", "sample")

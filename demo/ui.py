@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from PIL import UnidentifiedImageError
+
 from captioner.demo import render
 from captioner.demo.batch import COLUMNS
 from captioner.demo.handlers import METHODS, Handlers
-from PIL import UnidentifiedImageError
 
 TITLE = "captioner: image captioning with CNN + RNN"
 INTRO = (

@@ -16,13 +16,13 @@ import httpx
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from tests_support import tiny_captioner
+
 from captioner.demo import app as demo_app
 from captioner.demo import batch as batching
 from captioner.demo.handlers import Handlers
 from captioner.demo.render import attention_overlay, upsample_map
-from PIL import Image
-from tests_support import tiny_captioner
-
 from captioner.recognition import RecognitionConfig, RecognitionHead
 
 gradio_client = pytest.importorskip("gradio_client")

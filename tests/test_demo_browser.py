@@ -9,10 +9,10 @@ import struct
 import numpy as np
 import pytest
 import torch
-from captioner.demo.screenshot import caption_in_browser, error_in_browser, find_chromium
 from PIL import Image
 from tests_support import tiny_captioner
 
+from captioner.demo.screenshot import caption_in_browser, error_in_browser, find_chromium
 from captioner.recognition import RecognitionConfig, RecognitionHead
 
 pytestmark = pytest.mark.browser
