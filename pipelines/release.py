@@ -96,7 +96,11 @@ def _resume_flag(directory: Path) -> list[str] | None:
 def _run(step: str, main, argv: list[str]) -> float:
     log.info("release: %s: %s", step, " ".join(argv))
     start = time.perf_counter()
-    code = main(argv)
+    threads = torch.get_num_threads()
+    try:
+        code = main(argv)
+    finally:  # a recipe's --threads (sentiment: 1) must not carry over to the next step
+        torch.set_num_threads(threads)
     if code:
         raise SystemExit(f"release: step {step!r} failed with exit code {code}")
     return time.perf_counter() - start

@@ -32,3 +32,20 @@ def test_markdown_tables_hold_every_result_and_variant():
     assert "| scenes/test | 500 | beam 3 | 0.780 | - | - | 5.500 | 0.900 | - |" in text
     assert "| uci-sentiment/test | 300 | - | - | - | - | - | - | 0.810 |" in text
     assert "| gru/soft | 0.690 | 4.760 | 0.850 | 0.740 |" in text
+
+
+def test_a_steps_thread_setting_does_not_leak_into_the_next(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+
+    def recipe(argv):
+        torch.set_num_threads(1)  # as train_sentiment's default --threads 1 does
+        return 0
+
+    try:
+        torch.set_num_threads(2)
+        release._run("step", recipe, [])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
