@@ -35,6 +35,7 @@ each part the options its loader accepts.
 from __future__ import annotations
 
 import inspect
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,7 +142,18 @@ def _scenes(arg: str | None = None, **options):
         return load_from_disk(arg)
     from captioner.data.scenes import build_scene_dataset
 
-    return build_scene_dataset(**({"num_train": int(arg)} if arg else {}), **options)
+    if arg:
+        options["num_train"] = int(arg)
+    # rows are pure functions of (seed, split, index): worker processes give the same bytes
+    options.setdefault("num_proc", _cpus())
+    return build_scene_dataset(**options)
+
+
+def _cpus() -> int:
+    try:
+        return max(1, min(8, len(os.sched_getaffinity(0))))
+    except AttributeError:  # macOS, Windows
+        return max(1, min(8, os.cpu_count() or 1))
 
 
 def _caption_loader(kind: str):
