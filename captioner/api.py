@@ -110,20 +110,12 @@ class Captioner:
         only, several times faster than PyTorch eager; exported once, cached and checked
         against PyTorch within 1e-3), "torch", or "auto" (onnx on CPU when onnxruntime is
         installed, else torch). Decoding and the heads stay in PyTorch either way."""
-        from captioner.onnx_backend import OnnxBackendError, load_onnx_encoder, resolve_backend
+        from captioner.onnx_backend import encoder_for_backend
 
-        torch_encoder = getattr(self.encoder, "torch_encoder", self.encoder)
-        chosen = resolve_backend(backend, self.device)
-        if chosen == "onnx":
-            try:
-                self.encoder = load_onnx_encoder(torch_encoder, cache_dir=cache_dir)
-                return chosen
-            except OnnxBackendError as e:
-                if backend == "onnx":
-                    raise
-                log.warning("ONNX backend unavailable (%s); the encoder runs in PyTorch", e)
-        self.encoder = torch_encoder
-        return "torch"
+        self.encoder, chosen = encoder_for_backend(
+            self.encoder, backend, self.device, cache_dir=cache_dir
+        )
+        return chosen
 
     # ------------------------------------------------------------------ loading / saving
     @classmethod

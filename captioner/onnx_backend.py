@@ -290,3 +290,26 @@ def load_onnx_encoder(
     finally:
         fresh.unlink(missing_ok=True)
     return candidate
+
+
+def encoder_for_backend(
+    encoder: Any,
+    backend: str,
+    device: str | torch.device | None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    threads: int | None = None,
+) -> tuple[Any, str]:
+    """(the encoder to run, "onnx" | "torch") for `backend` on `device`: the ONNX Runtime copy
+    when the backend resolves to onnx, else the PyTorch encoder (an `OnnxEncoder` passed in is
+    unwrapped first). An export that fails raises with backend="onnx"; with "auto" it falls
+    back to PyTorch with a warning."""
+    encoder = getattr(encoder, "torch_encoder", encoder)
+    if resolve_backend(backend, device) == "onnx":
+        try:
+            return load_onnx_encoder(encoder, cache_dir=cache_dir, threads=threads), "onnx"
+        except OnnxBackendError as e:
+            if backend == "onnx":
+                raise
+            log.warning("ONNX backend unavailable (%s); the encoder runs in PyTorch", e)
+    return encoder, "torch"

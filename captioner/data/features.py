@@ -77,29 +77,6 @@ def _encode_batch(encoder, device, batch: dict, indices: list[int]) -> dict:
     }
 
 
-def _runner(encoder, device: str, backend: str):
-    """What computes the features: the ONNX Runtime copy of a frozen encoder on CPU when the
-    backend resolves to onnx, else the encoder itself."""
-    from torch import nn
-
-    from captioner.encoders import Encoder
-    from captioner.onnx_backend import OnnxBackendError, load_onnx_encoder, resolve_backend
-
-    if (
-        resolve_backend(backend, device) != "onnx"
-        or not isinstance(encoder, Encoder)
-        or any(p.requires_grad for p in nn.Module.parameters(encoder))
-    ):
-        return encoder
-    try:
-        return load_onnx_encoder(encoder)
-    except OnnxBackendError as e:
-        if backend == "onnx":
-            raise
-        logger.warning("ONNX backend unavailable (%s); encoding with PyTorch", e)
-        return encoder
-
-
 def compute_features(
     ds,
     encoder,
@@ -114,6 +91,9 @@ def compute_features(
     `backend`: auto (ONNX Runtime for a frozen encoder on CPU when installed) | torch | onnx."""
     import torch
     from datasets import Array2D, Dataset, DatasetDict, Image, List, Value
+
+    from captioner.encoders import Encoder
+    from captioner.onnx_backend import encoder_for_backend
 
     if isinstance(ds, DatasetDict):
         out = DatasetDict(
@@ -140,7 +120,8 @@ def compute_features(
         raise ValueError(
             f"compute_features needs an 'image' column; the dataset has {ds.column_names}"
         )
-    if any(p.requires_grad for p in getattr(encoder, "parameters", lambda: [])()):
+    trainable = any(p.requires_grad for p in getattr(encoder, "parameters", lambda: [])())
+    if trainable:
         logger.warning(
             "the encoder has trainable parameters: cached features keep today's weights "
             "and are keyed by cache_key only"
@@ -162,7 +143,9 @@ def compute_features(
             empty = {name: [] for name in features}
             return Dataset.from_dict(empty, features=features)
         path.parent.mkdir(parents=True, exist_ok=True)
-        run = _runner(encoder, device, backend)
+        run = encoder
+        if not trainable and isinstance(encoder, Encoder):  # a frozen encoder of ours
+            run, _ = encoder_for_backend(encoder, backend, device)
         ds.cast_column("image", Image(decode=False)).map(
             lambda batch, idx: _encode_batch(run, device, batch, idx),
             batched=True,

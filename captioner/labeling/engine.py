@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from captioner.labeling.fastdecode import quantize_decoder, search
-from captioner.onnx_backend import OnnxBackendError, load_onnx_encoder, resolve_backend
+from captioner.onnx_backend import encoder_for_backend
 
 log = logging.getLogger(__name__)
 
@@ -114,19 +114,9 @@ class LabelEngine:
         self.name = captioner.name
         self.spec = pixel_spec(captioner.encoder)
         self.max_length = o.max_length or captioner.max_length
-        self.backend = resolve_backend(o.backend, self.device)
-        # the PyTorch encoder, also when the captioner already runs an ONNX copy
-        self.encoder = getattr(captioner.encoder, "torch_encoder", captioner.encoder)
-        if self.backend == "onnx":
-            try:
-                self.encoder = load_onnx_encoder(
-                    self.encoder, cache_dir=o.onnx_cache, threads=o.threads
-                )
-            except OnnxBackendError as e:
-                if o.backend == "onnx":
-                    raise
-                log.warning("ONNX backend unavailable (%s); using PyTorch", e)
-                self.backend = "torch"
+        self.encoder, self.backend = encoder_for_backend(
+            captioner.encoder, o.backend, self.device, cache_dir=o.onnx_cache, threads=o.threads
+        )
         self.decoder_threads = o.decoder_threads or (1 if self.device.type == "cpu" else None)
         self.channels_last = self.backend == "torch" and self.device.type == "cpu"
         if self.channels_last:
