@@ -113,29 +113,24 @@ def fetch() -> None:
         _run(f"fetch {corpus}", data_main, ["fetch", corpus])
 
 
-def train_sentiment(work: Path, device: str, extra: list[str]) -> Path:
-    from captioner.pipelines.train_sentiment import main
-
-    out = work / "sentiment"
+def _train_step(step: str, main, out: Path, device: str, argv: list[str]) -> Path:
+    """Run one training recipe into `out` (fixed seed), resuming a started run; skipped when
+    a finished model is there without a run."""
     resume = _resume_flag(out)
     if resume is not None:
         _run(
-            "sentiment",
+            step,
             main,
-            [
-                "--dataset",
-                "uci-sentiment",
-                "--out",
-                str(out),
-                "--seed",
-                str(SEED),
-                "--device",
-                device,
-                *SENTIMENT_ARGS,
-                *resume,
-            ],
+            [*argv, "--out", str(out), "--seed", str(SEED), "--device", device, *resume],
         )
     return out
+
+
+def train_sentiment(work: Path, device: str, extra: list[str]) -> Path:
+    from captioner.pipelines.train_sentiment import main
+
+    argv = ["--dataset", "uci-sentiment", *SENTIMENT_ARGS]
+    return _train_step("sentiment", main, work / "sentiment", device, argv)
 
 
 def train_captioner(
@@ -143,31 +138,8 @@ def train_captioner(
 ) -> Path:
     from captioner.pipelines.train_captioner import main
 
-    resume = _resume_flag(out)
-    if resume is not None:
-        _run(
-            f"captioner {cell}/{attention}",
-            main,
-            [
-                "--dataset",
-                dataset,
-                "--out",
-                str(out),
-                "--seed",
-                str(SEED),
-                "--device",
-                device,
-                "--cell",
-                cell,
-                "--attention",
-                attention,
-                "--name",
-                out.name,
-                *args,
-                *resume,
-            ],
-        )
-    return out
+    argv = ["--dataset", dataset, "--cell", cell, "--attention", attention, "--name", out.name]
+    return _train_step(f"captioner {cell}/{attention}", main, out, device, [*argv, *args])
 
 
 def assemble(captioner_dir: Path, sentiment_dir: Path, out: Path) -> Path:

@@ -49,3 +49,22 @@ def test_a_steps_thread_setting_does_not_leak_into_the_next(monkeypatch):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_training_steps_get_fixed_seed_out_device_and_resume(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(release, "_run", lambda step, main, argv: calls.append((step, argv)))
+    out = tmp_path / "compare-gru-none"
+    (out / "run" / "checkpoints").mkdir(parents=True)
+    (out / "run" / "checkpoints" / "last.json").write_text("{}")
+    assert release.train_captioner(out, "scenes:10", ["--epochs", "1"], "cpu", cell="gru",
+                                   attention="none") == out  # fmt: skip
+    assert release.train_sentiment(tmp_path, "cpu", []) == tmp_path / "sentiment"
+    (step, argv), (sstep, sargv) = calls
+    assert step == "captioner gru/none" and sstep == "sentiment"
+    flags = dict(zip(argv[::2], argv[1::2]))
+    assert flags == {"--dataset": "scenes:10", "--cell": "gru", "--attention": "none",
+                     "--name": "compare-gru-none", "--epochs": "1", "--out": str(out),
+                     "--seed": str(release.SEED), "--device": "cpu"}  # fmt: skip
+    assert argv[-1] == "--resume" and "--resume" not in sargv
+    assert sargv[:2] == ["--dataset", "uci-sentiment"] and "--seed" in sargv
