@@ -298,41 +298,16 @@ def main() -> None:
         rows.update(decoder_rates(cap, pixels[: args.batch_size], args.beam_size, args.max_length))
         extra = {k: rows.pop(k) for k in list(rows) if k.startswith("_")}
         common = dict(
-            batch=args.batch_size,
-            workers=args.workers,
-            beam=args.beam_size,
-            max_length=args.max_length,
-            cache=cache,
+            batch=args.batch_size, beam=args.beam_size, max_length=args.max_length, cache=cache
         )
-        rows["model only, sequential (engine.describe on pre-decoded images, float decoder)"] = (
-            model_rate(
-                cap,
-                paths,
-                int8=False,
-                batch=args.batch_size,
-                beam=args.beam_size,
-                max_length=args.max_length,
-                cache=cache,
-            )
-        )
-        if cap.decoder is not None:
-            rows["model only, sequential (engine.describe on pre-decoded images, int8 decoder)"] = (
-                model_rate(
-                    cap,
-                    paths,
-                    int8=True,
-                    batch=args.batch_size,
-                    beam=args.beam_size,
-                    max_length=args.max_length,
-                    cache=cache,
-                )
-            )
-        rows["label pipeline (auto backend, float decoder)"] = pipeline_rate(
-            cap, folder, backend="auto", int8=False, **common
-        )
-        if cap.decoder is not None:
-            rows["label pipeline (auto backend, int8 decoder)"] = pipeline_rate(
-                cap, folder, backend="auto", int8=True, **common
+        decoders = {"float": False, "int8": True} if cap.decoder is not None else {"float": False}
+        for kind, int8 in decoders.items():
+            rows[
+                f"model only, sequential (engine.describe on pre-decoded images, {kind} decoder)"
+            ] = model_rate(cap, paths, int8=int8, **common)
+        for kind, int8 in decoders.items():
+            rows[f"label pipeline (auto backend, {kind} decoder)"] = pipeline_rate(
+                cap, folder, backend="auto", int8=int8, workers=args.workers, **common
             )
         for threads in sorted({1, usable_cpus()}, reverse=True):
             rows[f"naive loop (describe one image at a time, eager, {threads} threads)"] = (
