@@ -129,7 +129,7 @@ def _train_step(step: str, main, out: Path, device: str, argv: list[str]) -> Pat
 def train_sentiment(work: Path, device: str, extra: list[str]) -> Path:
     from captioner.pipelines.train_sentiment import main
 
-    argv = ["--dataset", "uci-sentiment", *SENTIMENT_ARGS]
+    argv = ["--dataset", "uci-sentiment", *SENTIMENT_ARGS, *extra]
     return _train_step("sentiment", main, work / "sentiment", device, argv)
 
 

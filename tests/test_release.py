@@ -59,7 +59,8 @@ def test_training_steps_get_fixed_seed_out_device_and_resume(tmp_path, monkeypat
     (out / "run" / "checkpoints" / "last.json").write_text("{}")
     assert release.train_captioner(out, "scenes:10", ["--epochs", "1"], "cpu", cell="gru",
                                    attention="none") == out  # fmt: skip
-    assert release.train_sentiment(tmp_path, "cpu", []) == tmp_path / "sentiment"
+    quick = release.QUICK_SENTIMENT  # --quick's tiny settings reach the sentiment step
+    assert release.train_sentiment(tmp_path, "cpu", quick) == tmp_path / "sentiment"
     (step, argv), (sstep, sargv) = calls
     assert step == "captioner gru/none" and sstep == "sentiment"
     flags = dict(zip(argv[::2], argv[1::2]))
@@ -68,3 +69,4 @@ def test_training_steps_get_fixed_seed_out_device_and_resume(tmp_path, monkeypat
                      "--seed": str(release.SEED), "--device": "cpu"}  # fmt: skip
     assert argv[-1] == "--resume" and "--resume" not in sargv
     assert sargv[:2] == ["--dataset", "uci-sentiment"] and "--seed" in sargv
+    assert sargv[2 : 2 + len(quick)] == quick
