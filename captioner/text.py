@@ -35,6 +35,28 @@ _TYPOGRAPHIC = str.maketrans(
 )
 
 
+# Clitics the Treebank tokenizer splits off ("toy's" -> "toy 's", "can't" -> "ca n't");
+# `detokenize` glues them back for display.
+_CLITICS = frozenset({"'s", "'re", "'ll", "'m", "'d", "'ve", "n't"})
+_STEM_FIXES = {("ca", "n't"): "can't", ("wo", "n't"): "won't", ("gon", "na"): "gonna",
+               ("wan", "na"): "wanna", ("got", "ta"): "gotta"}  # fmt: skip
+
+
+def detokenize(tokens: Sequence[str]) -> str:
+    """Word tokens -> a sentence for people: clitics rejoin their word ("a toy 's" -> "a
+    toy's", "ca n't" -> "can't"). `tokenize` splits the result into the same tokens again, so
+    scores computed on it are unchanged."""
+    words: list[str] = []
+    for tok in tokens:
+        if words and (words[-1], tok) in _STEM_FIXES:
+            words[-1] = _STEM_FIXES[(words[-1], tok)]
+        elif words and tok in _CLITICS:
+            words[-1] += tok
+        else:
+            words.append(tok)
+    return " ".join(words)
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-case `text` and split it into word tokens, dropping punctuation."""
     text = text.translate(_TYPOGRAPHIC).lower()
@@ -81,7 +103,7 @@ class Vocabulary:
         return [self.bos_id, *ids, self.eos_id] if add_special else ids
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Ids -> text; stops at `<end>`, skips `<pad>` and `<start>`."""
+        """Ids -> detokenised text; stops at `<end>`, skips `<pad>` and `<start>`."""
         words = []
         for i in ids:
             i = int(i)
@@ -90,7 +112,7 @@ class Vocabulary:
             if i in (self.pad_id, self.bos_id):
                 continue
             words.append(self.itos[i] if 0 <= i < len(self.itos) else UNK)
-        return " ".join(words)
+        return detokenize(words)
 
     def to_json(self) -> dict:
         return {"tokens": self.itos}

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from captioner.text import SPECIALS, Vocabulary, tokenize
+from captioner.text import SPECIALS, Vocabulary, detokenize, tokenize
 
 
 def test_tokenize_lowercases_and_drops_punctuation():
@@ -76,3 +76,29 @@ def test_load_malformed_names_the_problem(tmp_path, content, match):
 def test_load_missing_file_names_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="vocab.json"):
         Vocabulary.load(tmp_path / "vocab.json")
+
+
+@pytest.mark.parametrize(
+    ("tokens", "text"),
+    [
+        (["a", "toy", "'s", "ball"], "a toy's ball"),
+        (["he", "ca", "n't", "swim"], "he can't swim"),
+        (["they", "'re", "gon", "na", "jump"], "they're gonna jump"),
+        (["it", "wo", "n't", "stop"], "it won't stop"),
+        (["'s", "start"], "'s start"),  # a clitic with no word before it stays as it is
+    ],
+)
+def test_detokenize_rejoins_clitics(tokens, text):
+    assert detokenize(tokens) == text
+
+
+def test_detokenize_round_trips_through_tokenize():
+    for sentence in ["a dog's ball is in the boy's hand", "she can't see what they're doing"]:
+        tokens = tokenize(sentence)
+        assert tokenize(detokenize(tokens)) == tokens
+
+
+def test_vocabulary_decode_is_detokenised():
+    vocab = Vocabulary.build(["a toy's ball", "the dog can't jump"])
+    ids = vocab.encode("the toy's ball")
+    assert vocab.decode(ids) == "the toy's ball"
