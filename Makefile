@@ -1,17 +1,20 @@
 # Set-up and the two jobs. Everything lands in .venv; nothing outside the repo except the
-# system packages `make system-deps` installs (Chromium for the browser test).
+# system packages `make system-deps` installs as root (Chromium for the browser test, Java for
+# METEOR); without root it names them and the tests that need them skip.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DIR    ?= demo/examples
 OUT    ?= labels/examples.jsonl
 PYTEST_ARGS ?=
+SYSTEM_PACKAGES := chromium default-jre-headless
 
 .PHONY: setup label test system-deps lint clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	@# setuptools' editable finder always adds an information-only banner; nothing to act on
+	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -22,8 +25,13 @@ label: $(VENV)/.installed
 
 # Chromium (browser test of the demo) and Java (METEOR and the COCO reference metrics).
 system-deps:
-	@if ! command -v chromium >/dev/null || ! command -v java >/dev/null; then \
-		apt-get update -qq && apt-get install -y -qq chromium default-jre-headless >/dev/null; fi
+	@if command -v chromium >/dev/null && command -v java >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	else \
+		echo "make: not root (or no apt-get): the browser and Java tests will skip."; \
+		echo "      To run them, install: sudo apt-get install $(SYSTEM_PACKAGES)"; \
+	fi
 
 test: $(VENV)/.installed system-deps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
