@@ -42,6 +42,17 @@ _STEM_FIXES = {("ca", "n't"): "can't", ("wo", "n't"): "won't", ("gon", "na"): "g
                ("wan", "na"): "wanna", ("got", "ta"): "gotta"}  # fmt: skip
 
 
+# Words a finished English caption does not end with (determiners, prepositions,
+# conjunctions, possessives): "a dog runs on the" is cut short. Decoding refuses `<end>`
+# after them; `captioner eval` counts captions that still end with one.
+DANGLING_WORDS = frozenset(
+    "a an the this that these those his her its their my your our some any another each "
+    "of in on at with to from by for into onto over under near behind beside between "
+    "through across along around above below against toward towards up down off out "
+    "and or but while as than".split()
+)
+
+
 def detokenize(tokens: Sequence[str]) -> str:
     """Word tokens -> a sentence for people: clitics rejoin their word ("a toy 's" -> "a
     toy's", "ca n't" -> "can't"). `tokenize` splits the result into the same tokens again, so

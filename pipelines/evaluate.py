@@ -108,6 +108,26 @@ def _pycoco_score(refs: dict, hyps: dict, *, meteor: bool = True) -> dict[str, f
     return out
 
 
+def caption_stats(
+    references: Sequence[Sequence[str]], hypotheses: Sequence[str]
+) -> dict[str, float]:
+    """How finished and varied captions read: the share ending in a dangling word (a, the,
+    of, with...: target 0), mean length in words beside the references' mean, and the share
+    of distinct captions."""
+    from captioner.text import DANGLING_WORDS, tokenize
+
+    hyp_tokens = [tokenize(h) for h in hypotheses]
+    ref_lengths = [len(tokenize(r)) for refs in references for r in refs]
+    n = max(1, len(hyp_tokens))
+    return {
+        "dangling_end": sum(bool(t) and t[-1] in DANGLING_WORDS for t in hyp_tokens) / n,
+        "empty": sum(not t for t in hyp_tokens) / n,
+        "mean_length": sum(map(len, hyp_tokens)) / n,
+        "reference_mean_length": sum(ref_lengths) / max(1, len(ref_lengths)),
+        "distinct": len(set(hypotheses)) / n,
+    }
+
+
 def is_sentiment_spec(spec: str) -> bool:
     return spec.lower().startswith(SENTIMENT_PREFIXES)
 
@@ -138,6 +158,7 @@ def evaluate_captions(
             "max_length": max_length or model.max_length,
         },  # fmt: skip
         "scores": scores,
+        "stats": caption_stats(split["captions"], hyps),
         "seconds": round(seconds, 2),
         "examples": [
             {
@@ -249,8 +270,9 @@ def _table(result: dict[str, Any]) -> str:
         lines.append(
             f"decoding {d['method']}  beam_size {d['beam_size']}  max_length {d['max_length']}"
         )
-    width = max(map(len, result["scores"]))
+    width = max(map(len, [*result["scores"], *result.get("stats", {})]))
     lines += [f"  {k:<{width}}  {v:.4f}" for k, v in result["scores"].items()]
+    lines += [f"  {k:<{width}}  {v:.4f}" for k, v in result.get("stats", {}).items()]
     for name, c in result.get("per_class", {}).items():
         lines.append(f"  {name:<{width}}  P {c['precision']:.3f}  R {c['recall']:.3f}"
                      f"  F1 {c['f1']:.3f}  n {c['support']}")  # fmt: skip

@@ -118,3 +118,16 @@ def test_eval_sentiment_accuracy_and_per_class(model_dir, tmp_path, capsys):
     assert sum(c["support"] for c in result["per_class"].values()) == len(split)
     code, out, _ = _run(capsys, "--model", str(model_dir), "--dataset", spec, "--split", "test")
     assert code == 0 and "accuracy" in out
+
+
+def test_caption_stats_counts_dangling_endings_lengths_and_distinct_captions():
+    from captioner.pipelines.evaluate import caption_stats
+
+    refs = [["a dog runs on the grass", "a brown dog runs"], ["two men ride bikes", "men ride"]]
+    hyps = ["a dog runs on the", "a dog runs on the", "two men ride bikes", ""]
+    stats = caption_stats(refs + refs, hyps)
+    assert stats["dangling_end"] == pytest.approx(2 / 4)  # "the" twice; "" is not dangling
+    assert stats["empty"] == pytest.approx(1 / 4)
+    assert stats["mean_length"] == pytest.approx((5 + 5 + 4 + 0) / 4)
+    assert stats["reference_mean_length"] == pytest.approx((6 + 4 + 4 + 2) / 4)
+    assert stats["distinct"] == pytest.approx(3 / 4)
