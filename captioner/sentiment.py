@@ -1,8 +1,17 @@
-"""The many-to-one sentiment model: a (bi)LSTM or GRU reads a sentence, one label comes out."""
+"""The many-to-one sentiment model: a (bi)LSTM or GRU reads a sentence, one label comes out.
+
+Labels are `negative | positive` (older models) or `negative | neutral | positive`. The
+states over time are pooled into one vector: `last_max` (last state + max over time, the
+pooling of the first models, kept so they still load), `max_mean` (max + mean over time) or
+`attention` (a learned weighted mean + max over time).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -22,12 +31,30 @@ class SentimentConfig:
     num_layers: int = 1
     dropout: float = 0.3
     max_length: int = 64
+    pooling: str = "last_max"  # "last_max" | "max_mean" | "attention"
 
     def __post_init__(self) -> None:
         if self.cell not in ("lstm", "gru"):
             raise ValueError(f"cell must be 'lstm' or 'gru', got {self.cell!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if len(self.labels) < 2:
             raise ValueError("a sentiment model needs at least two labels")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SentimentConfig:
+        """Strict: unknown keys are an error naming them (missing `pooling` = an older model)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown sentiment config key(s) {unknown}")
+        return cls(**data)
+
+
+POOLINGS = ("last_max", "max_mean", "attention")
 
 
 class SentimentModel(nn.Module):
@@ -46,9 +73,11 @@ class SentimentModel(nn.Module):
             bidirectional=c.bidirectional,
             dropout=c.dropout if c.num_layers > 1 else 0.0,
         )
-        directions = 2 if c.bidirectional else 1
+        width = (2 if c.bidirectional else 1) * c.hidden_dim
         self.drop = nn.Dropout(c.dropout)
-        self.head = nn.Linear(2 * directions * c.hidden_dim, len(c.labels))
+        if c.pooling == "attention":
+            self.score = nn.Linear(width, 1)
+        self.head = nn.Linear(2 * width, len(c.labels))
 
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
         """ids (B, T) padded with 0, lengths (B,) -> logits (B, K)."""
@@ -57,12 +86,21 @@ class SentimentModel(nn.Module):
             x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
         )
         out, hidden = self.rnn(packed)
-        h = hidden[0] if isinstance(hidden, tuple) else hidden  # (layers*dirs, B, H)
-        dirs = 2 if self.config.bidirectional else 1
-        last = torch.cat(list(h[-dirs:]), dim=-1)  # (B, dirs*H)
-        out, _ = pad_packed_sequence(out, batch_first=True, padding_value=float("-inf"))
-        pooled = out.max(dim=1).values  # (B, dirs*H)
-        return self.head(self.drop(torch.cat([last, pooled], dim=-1)))
+        out, _ = pad_packed_sequence(out, batch_first=True)  # (B, T', D), zeros past the end
+        mask = (
+            torch.arange(out.size(1), device=out.device)[None, :] < lengths.to(out.device)[:, None]
+        )
+        mx = out.masked_fill(~mask[..., None], float("-inf")).max(dim=1).values  # (B, D)
+        if self.config.pooling == "last_max":
+            h = hidden[0] if isinstance(hidden, tuple) else hidden  # (layers*dirs, B, H)
+            dirs = 2 if self.config.bidirectional else 1
+            other = torch.cat(list(h[-dirs:]), dim=-1)  # (B, D)
+        elif self.config.pooling == "max_mean":
+            other = out.sum(dim=1) / lengths.clamp(min=1).to(out)[:, None]  # (B, D)
+        else:
+            s = self.score(out).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, T')
+            other = (torch.softmax(s, dim=-1)[..., None] * out).sum(dim=1)  # (B, D)
+        return self.head(self.drop(torch.cat([other, mx], dim=-1)))
 
 
 def encode_texts(texts: list[str], vocab: Vocabulary, max_length: int) -> tuple[Tensor, Tensor]:
@@ -73,3 +111,52 @@ def encode_texts(texts: list[str], vocab: Vocabulary, max_length: int) -> tuple[
     for i, s in enumerate(seqs):
         ids[i, : len(s)] = torch.tensor(s)
     return ids, lengths
+
+
+@torch.no_grad()
+def sentiment_probs(
+    model: SentimentModel,
+    vocab: Vocabulary,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Label probabilities (n, K) of `texts` on the CPU (eval mode, batches of `batch_size`)."""
+    device = device or next(model.parameters()).device
+    was = model.training
+    model.eval()
+    out = [torch.zeros(0, len(model.config.labels))]
+    for i in range(0, len(texts), batch_size):
+        ids, lengths = encode_texts(list(texts[i : i + batch_size]), vocab, model.config.max_length)
+        out.append(torch.softmax(model(ids.to(device), lengths).float(), dim=-1).cpu())
+    model.train(was)
+    return torch.cat(out)
+
+
+def binary_decision(probs: Tensor, labels: Sequence[str]) -> Tensor:
+    """Positive-vs-negative decision (n,) as 0 = negative / 1 = positive, ignoring any other
+    label (the neutral class), as binary benchmarks are scored."""
+    names = list(labels)
+    return (probs[:, names.index("positive")] > probs[:, names.index("negative")]).long()
+
+
+def load_sentiment(directory: str | Path) -> tuple[SentimentModel, Vocabulary]:
+    """The sentiment part of a model directory, without building the image encoder."""
+    from captioner import checkpoint as ckpt
+
+    directory = Path(directory)
+    config, tensors = ckpt.load_model_dir(directory)
+    if not config.get("sentiment"):
+        raise ckpt.CheckpointError(f"{directory / ckpt.CONFIG}: the model has no sentiment part")
+    try:
+        model = SentimentModel(SentimentConfig.from_dict(config["sentiment"]))
+        model.load_state_dict({k: v.float() for k, v in ckpt.subset(tensors, "sentiment").items()})
+        vocab = Vocabulary.load(directory / "sentiment_vocab.json")
+    except FileNotFoundError as e:
+        raise ckpt.CheckpointError(str(e)) from None
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ckpt.CheckpointError(
+            f"{directory}: sentiment config and weights do not match ({type(e).__name__}: {e})"
+        ) from None
+    return model.eval(), vocab

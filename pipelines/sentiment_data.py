@@ -3,8 +3,6 @@ neutral texts (plain descriptions) the model learns to be unsure about."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -44,25 +42,10 @@ def drop_words(ids: Tensor, p: float, unk_id: int) -> Tensor:
     return ids.masked_fill(hit, unk_id)
 
 
-def neutral_texts(spec: str, *, seed: int = 0) -> list[str]:
-    """`scenes[:N]`: N captions of random synthetic scenes (default 1000); else a UTF-8 text
-    file with one sentence per line."""
-    if not spec:
-        return []
-    kind, _, count = spec.partition(":")
-    if kind == "scenes" and (not count or count.isdigit()):
-        import numpy as np
+def neutral_texts(spec: str, *, split: str = "train", seed: int = 0) -> list[str]:
+    """Descriptive captions for one split: `flickr8k:DIR`, `scenes[:N]` (N synthetic scene
+    captions, default 1000) or a UTF-8 text FILE (one a line, train only), joined with '+'
+    (see `captioner.data.sentiment_sources`)."""
+    from captioner.data.sentiment_sources import caption_texts
 
-        from captioner.data.scene_grammar import canonical_caption
-        from captioner.data.scenes import generate_scene
-
-        rng = np.random.default_rng(seed)
-        return [canonical_caption(generate_scene(rng)) for _ in range(int(count or 1000))]
-    path = Path(spec)
-    if not path.is_file():
-        raise FileNotFoundError(f"--neutral {spec}: no such file (or use scenes[:N])")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        raise ValueError(f"--neutral {path}: not UTF-8 text ({e})") from None
-    return [line.strip() for line in lines if line.strip()]
+    return caption_texts(spec, split, seed=seed) if spec else []

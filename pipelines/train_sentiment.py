@@ -2,23 +2,28 @@
 
     captioner train sentiment --dataset uci-sentiment --out models/sentiment
     captioner train sentiment --dataset sentiment-csv:reviews.csv --out DIR --cell gru
-    captioner train sentiment --dataset hf:stanfordnlp/sst2 --out DIR --epochs 5
+    captioner train sentiment --dataset sst2:DIR --neutral flickr8k:FLICKR_DIR --out DIR
 
-The vocabulary comes from the training split (words seen at least `--min-count` times), plus
-the `--neutral` texts: plain descriptions trained toward equal label probabilities, since the
-product runs the model on generated captions. Every epoch the validation split is scored; the
-most accurate model is kept (ties go to the lower validation loss; early stopping with
-`--patience`). At the end its logits are temperature-calibrated on the validation split (the
-scale is folded into the output layer, so the model class is unchanged), the test split is
-scored (per `source` too, when the corpus has one) and the model is written to `--out` as a
-model directory holding only the sentiment part: `Captioner.from_pretrained(OUT).sentiment(
-texts)`. Run files (metrics.jsonl, curves, checkpoints, test_metrics.json) go to `OUT/run/`.
+The `--neutral` texts are plain descriptions (captions), since the product runs the model on
+generated captions: with `--neutral-class` (default) they are a third label, `neutral`
+(`negative | neutral | positive`), their validation / test captions joining those splits;
+with `--no-neutral-class` they are trained toward equal label probabilities. The vocabulary
+comes from the training texts (words seen at least `--min-count` times). Every epoch the
+validation split is scored; the most accurate model is kept (ties go to the lower validation
+loss; early stopping with `--patience`). At the end its logits are temperature-calibrated on
+the validation split (the scale is folded into the output layer, so the model class is
+unchanged; the report gives the expected calibration error before / after, cross-fitted on
+two halves), the test split is scored when it has rows (per `source` too) and the model is
+written to `--out` as a model directory holding only the sentiment part:
+`Captioner.from_pretrained(OUT).sentiment(texts)`. Binary scores (`binary_accuracy`) take the
+positive-vs-negative decision. Run files (metrics.jsonl, curves, checkpoints,
+test_metrics.json) go to `OUT/run/`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
+import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from captioner.checkpoint import write_json_atomic
+from captioner.pipelines.calibration import apply_temperature, crossfit_ece, fit_temperature
 from captioner.pipelines.config import opt, run_recipe, to_dict
 from captioner.pipelines.engine import (
     TrainConfig,
@@ -37,7 +43,13 @@ from captioner.pipelines.engine import (
     setup,
 )
 from captioner.pipelines.sentiment_data import EncodedTexts, collate, drop_words, neutral_texts
-from captioner.sentiment import SentimentConfig, SentimentModel, encode_texts
+from captioner.sentiment import (
+    POOLINGS,
+    SentimentConfig,
+    SentimentModel,
+    binary_decision,
+    encode_texts,
+)
 from captioner.text import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -55,7 +67,8 @@ NEUTRAL_PROBES = (
 @dataclass
 class SentimentTrainConfig(TrainConfig):
     dataset: str = opt(
-        "uci-sentiment", "sentiment spec: uci-sentiment | sentiment-csv:FILE | hf:NAME ..."
+        "uci-sentiment",
+        "sentiment spec: uci-sentiment | sst2:DIR | sentiment-csv:FILE | hf:NAME ...",
     )
     out: str = opt("", "output model directory (run files go to OUT/run/)", required=True)
     cell: str = opt("lstm", "recurrent cell", choices=("lstm", "gru"))
@@ -63,6 +76,7 @@ class SentimentTrainConfig(TrainConfig):
     hidden_dim: int = opt(64, "recurrent state size (per direction)")
     num_layers: int = opt(1, "stacked recurrent layers")
     bidirectional: bool = opt(True, "read the sentence both ways")
+    pooling: str = opt("max_mean", "states over time -> one vector", choices=POOLINGS)
     dropout: float = opt(0.5, "dropout on embeddings and before the output layer")
     word_dropout: float = opt(0.25, "training: replace each word by <unk> with this probability")
     label_smoothing: float = opt(0.1, "label smoothing of the training loss")
@@ -75,10 +89,12 @@ class SentimentTrainConfig(TrainConfig):
     calibrate: bool = opt(True, "fit a softmax temperature on the validation split")
     neutral: str = opt(
         "scenes",
-        "texts trained toward equal label probabilities: scenes[:N] (synthetic scene "
-        "captions) | FILE (one per line) | '' (none)",
+        "descriptive captions for the neutral side: flickr8k:DIR | scenes[:N] | FILE (one a "
+        "line), joined with '+'; '' = none",
     )
-    neutral_weight: float = opt(0.5, "weight of the neutral-text loss")
+    neutral_class: bool = opt(True, "neutral texts are a third label (else: equal probabilities)")
+    neutral_limit: int | None = opt(None, "use a random (seeded) N of the training neutral texts")
+    neutral_weight: float = opt(0.5, "weight of the equal-probability loss (--no-neutral-class)")
     name: str = opt("", "model name stored in config.json (default: OUT's folder name)")
     # engine settings with defaults suited to this small model
     epochs: int = opt(25, "number of training epochs")
@@ -131,46 +147,32 @@ def predict_logits(
     return torch.cat(out) if out else torch.zeros(0, len(model.config.labels))
 
 
-def scores_of(logits: Tensor, labels: list[int]) -> dict[str, float]:
+def scores_of(logits: Tensor, labels: list[int], names: list[str] | None = None) -> dict:
+    """Accuracy and loss; with label `names`, also `binary_accuracy` (the positive-vs-negative
+    decision on the negative / positive rows) and `neutral_share` (neutral rows called
+    neutral) where those rows exist."""
     y = torch.tensor(labels)
-    return {
+    out = {
         "accuracy": float((logits.argmax(-1) == y).float().mean()),
         "loss": float(F.cross_entropy(logits, y)),
     }
+    if names and {"negative", "positive"} <= set(names):
+        polar = (y == names.index("negative")) | (y == names.index("positive"))
+        if polar.any():
+            decision = binary_decision(torch.softmax(logits[polar], -1), names)
+            out["binary_accuracy"] = float(
+                (decision == (y[polar] == names.index("positive"))).float().mean()
+            )
+        if "neutral" in names and (y == names.index("neutral")).any():
+            k = names.index("neutral")
+            out["neutral_share"] = float((logits[y == k].argmax(-1) == k).float().mean())
+    return out
 
 
 def selection_score(score: float, loss: float) -> float:
     """`score` (accuracy, F1) with ties broken by the lower loss: the loss term (at most 1e-6)
     is below one example's worth of accuracy on validation sets up to 100,000 examples."""
     return score - 1e-7 * min(loss, 10.0)
-
-
-def fit_temperature(logits: Tensor, labels: list[int]) -> float:
-    """The softmax temperature T > 0 minimising the NLL of logits / T (golden-section search
-    over log T in [1/10, 10])."""
-    y = torch.tensor(labels)
-
-    def nll(log_t: float) -> float:
-        return float(F.cross_entropy(logits / math.exp(log_t), y))
-
-    lo, hi = math.log(0.1), math.log(10.0)
-    g = (math.sqrt(5) - 1) / 2
-    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-    for _ in range(40):
-        if nll(a) < nll(b):
-            hi, b = b, a
-            a = hi - g * (hi - lo)
-        else:
-            lo, a = a, b
-            b = lo + g * (hi - lo)
-    return math.exp((lo + hi) / 2)
-
-
-def apply_temperature(model: SentimentModel, temperature: float) -> None:
-    """Fold logits / T into the output layer (head weight and bias divided by T)."""
-    with torch.no_grad():
-        model.head.weight.div_(temperature)
-        model.head.bias.div_(temperature)
 
 
 def export(model: SentimentModel, vocab: Vocabulary, directory: Path, *, name: str) -> Path:
@@ -203,6 +205,24 @@ def _split(dsd, name: str, what: str):
     return dsd[name]
 
 
+def _labelled(split, names: list[str], extra: list[str], extra_label: int):
+    """(texts, label ids in `names`) of a split plus `extra` texts labelled `extra_label`."""
+    theirs = split.features["label"].names
+    ids = [names.index(theirs[y]) for y in split["label"]]
+    return [*split["text"], *extra], [*ids, *[extra_label] * len(extra)]
+
+
+def _neutral(cfg: SentimentTrainConfig, split: str, cap: int | None) -> list[str]:
+    """The split's neutral texts (training ones only without --neutral-class), at most `cap`
+    (a seeded random subset)."""
+    if not cfg.neutral or (split != "train" and not cfg.neutral_class):
+        return []
+    texts = neutral_texts(cfg.neutral, split=split, seed=cfg.seed)
+    if cap is not None and len(texts) > cap:
+        texts = random.Random(f"{cfg.seed}:{split}").sample(texts, cap)
+    return texts
+
+
 def train(cfg: SentimentTrainConfig, *, dataset=None) -> dict:
     """Train, calibrate, test and export; returns the final report (also in run/)."""
     from captioner.data import load_sentiment_dataset
@@ -216,26 +236,32 @@ def train(cfg: SentimentTrainConfig, *, dataset=None) -> dict:
         )
     val_split = _split(dsd, cfg.val_split, "--val-split")
     labels = list(train_split.features["label"].names)
-    neutral = neutral_texts(cfg.neutral, seed=cfg.seed)
-    texts = [*train_split["text"], *neutral]
+    neutral = _neutral(cfg, "train", cfg.neutral_limit)
+    if cfg.neutral_class and neutral and "neutral" not in labels:
+        labels = ["negative", "neutral", "positive"]
+    unsure = labels.index("neutral") if cfg.neutral_class and "neutral" in labels else -1
+    texts, ys = _labelled(train_split, labels, neutral, unsure)
     vocab = Vocabulary.build(texts, min_count=cfg.min_count, max_size=cfg.max_vocab)
-    train_data = EncodedTexts(
-        texts, [*train_split["label"], *[-1] * len(neutral)], vocab, cfg.max_length
+    train_data = EncodedTexts(texts, ys, vocab, cfg.max_length)
+    val_data = EncodedTexts(
+        *_labelled(val_split, labels, _neutral(cfg, "validation", len(val_split)), unsure),
+        vocab,
+        cfg.max_length,
     )
-    val_data = EncodedTexts(val_split["text"], val_split["label"], vocab, cfg.max_length)
-    log.info("%d train (+%d neutral) / %d validation sentences, %d words, labels %s",
+    log.info("%d train (+%d neutral) / %d validation texts, %d words, labels %s",
              len(train_split), len(neutral), len(val_data), len(vocab), labels)  # fmt: skip
     model = SentimentModel(SentimentConfig(
         vocab_size=len(vocab), labels=labels, embed_dim=cfg.embed_dim, hidden_dim=cfg.hidden_dim,
         cell=cfg.cell, bidirectional=cfg.bidirectional, num_layers=cfg.num_layers,
-        dropout=cfg.dropout, max_length=cfg.max_length,
+        dropout=cfg.dropout, max_length=cfg.max_length, pooling=cfg.pooling,
     ))  # fmt: skip
     out = Path(cfg.out)
     name = cfg.name or out.resolve().name
     staged = out / "run" / "best"  # the uncalibrated best model
 
     def validate(m: nn.Module, epoch: int) -> dict[str, float]:
-        scores = scores_of(predict_logits(m, val_data, device=dist.device), val_data.labels)
+        logits = predict_logits(m, val_data, device=dist.device)
+        scores = scores_of(logits, val_data.labels, labels)
         return {**scores, "selection": selection_score(scores["accuracy"], scores["loss"])}
 
     def on_best(m: nn.Module, scores: dict[str, float], epoch: int) -> None:
@@ -262,37 +288,66 @@ def train(cfg: SentimentTrainConfig, *, dataset=None) -> dict:
     return finish(cfg, dsd, staged, out, name=name, best_epoch=result.best_epoch)
 
 
+def _score_split(cfg, model, vocab, split, *, source_column: bool) -> dict:
+    """Scores of a split plus its neutral captions (as many at most), per source too."""
+    names = model.config.labels
+    unsure = names.index("neutral") if "neutral" in names else -1
+    extra = _neutral(cfg, "test", len(split)) if unsure >= 0 else []
+    data = EncodedTexts(*_labelled(split, names, extra, unsure), vocab, cfg.max_length)
+    logits = predict_logits(model, data, device=torch.device("cpu"))
+    report = scores_of(logits, data.labels, names)
+    if source_column and "source" in split.column_names:
+        sources = [*split["source"], *["neutral"] * len(extra)]
+        for source in sorted(set(sources)):
+            rows = [i for i, s in enumerate(sources) if s == source]
+            part = scores_of(logits[rows], [data.labels[i] for i in rows], names)
+            for key in ("accuracy", "binary_accuracy", "neutral_share"):
+                if key in part:
+                    report[f"{key}_{source}"] = part[key]
+    return report
+
+
 def finish(
     cfg: SentimentTrainConfig, dsd, staged: Path, out: Path, *, name: str, best_epoch
 ) -> dict:
     """Reload the best model, calibrate it, score the test split, write the final model."""
     model, vocab = load_best(staged)
+    names = model.config.labels
+    unsure = names.index("neutral") if "neutral" in names else -1
     val = dsd[cfg.val_split]
-    val_data = EncodedTexts(val["text"], val["label"], vocab, cfg.max_length)
-    cpu = torch.device("cpu")
-    val_logits = predict_logits(model, val_data, device=cpu)
-    report: dict = {"best_epoch": best_epoch, "validation": scores_of(val_logits, val_data.labels)}
+    val_data = EncodedTexts(
+        *_labelled(
+            val, names, _neutral(cfg, "validation", len(val)) if unsure >= 0 else [], unsure
+        ),
+        vocab,
+        cfg.max_length,
+    )
+    val_logits = predict_logits(model, val_data, device=torch.device("cpu"))
+    report: dict = {
+        "best_epoch": best_epoch,
+        "labels": names,
+        "validation": scores_of(val_logits, val_data.labels, names),
+    }
     temperature = fit_temperature(val_logits, val_data.labels) if cfg.calibrate else 1.0
     apply_temperature(model, temperature)
     report["temperature"] = temperature
     report["validation_calibrated_loss"] = scores_of(val_logits / temperature, val_data.labels)[
         "loss"
     ]
-    if cfg.test_split:
-        test = _split(dsd, cfg.test_split, "--test-split")
-        data = EncodedTexts(test["text"], test["label"], vocab, cfg.max_length)
-        logits = predict_logits(model, data, device=cpu)
-        report["test"] = scores_of(logits, data.labels)
-        if "source" in test.column_names:
-            for source in sorted(set(test["source"])):
-                rows = [i for i, s in enumerate(test["source"]) if s == source]
-                report["test"][f"accuracy_{source}"] = scores_of(
-                    logits[rows], [data.labels[i] for i in rows]
-                )["accuracy"]
+    if cfg.calibrate:  # ECE on data the temperature was not fitted on (two halves)
+        report["calibration"] = crossfit_ece(val_logits, val_data.labels, seed=cfg.seed)
+    test = dsd.get(cfg.test_split) if cfg.test_split else None
+    if cfg.test_split and test is None:
+        raise ValueError(f"the sentiment dataset has no {cfg.test_split!r} split (--test-split)")
+    if test is not None and len(test):
+        report["test"] = _score_split(cfg, model, vocab, test, source_column=True)
+    elif test is not None:
+        log.info(
+            "the %r split is empty: no test scores (report the validation ones)", cfg.test_split
+        )
     ids, lengths = encode_texts(list(NEUTRAL_PROBES), vocab, cfg.max_length)
     with torch.no_grad():
         probs = torch.softmax(model.eval()(ids, lengths), dim=-1)
-    names = model.config.labels
     report["neutral_probes"] = {
         text: {names[k]: round(float(p), 4) for k, p in enumerate(row)}
         for text, row in zip(NEUTRAL_PROBES, probs)

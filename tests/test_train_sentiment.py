@@ -123,6 +123,7 @@ def test_cli_with_a_jsonl_file_and_neutral_texts(tmp_path):
     out = tmp_path / "cli-model"
     argv = ["--dataset", f"sentiment-jsonl:{table}", "--out", str(out), "--epochs", "3",
             "--embed-dim", "8", "--hidden-dim", "8", "--neutral", str(neutral), "--lr", "0.01",
+            "--no-neutral-class", 
             "--device", "cpu", "--limit", "80", "--plot-every", "0"]  # fmt: skip
     assert ts.main(argv) == 0
     config = json.loads((out / "run" / "config.json").read_text())

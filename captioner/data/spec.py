@@ -21,7 +21,9 @@ Caption kinds (`load_caption_dataset`):
     hf:OWNER/NAME or hf:PATH  a Hugging Face hub dataset or a local copy
 
 Sentiment kinds (`load_sentiment_dataset`): `uci-sentiment[:DIR]`, `sentiment-csv:FILE`,
-`sentiment-jsonl:FILE`, `hf:OWNER/NAME` (e.g. hf:stanfordnlp/sst2).
+`sentiment-jsonl:FILE`, `hf:OWNER/NAME` (e.g. hf:stanfordnlp/sst2), `sst2:DIR` (GLUE SST-2
+TSV files), `neutral:CAPTIONS` (captions labelled neutral: `flickr8k:DIR`, `scenes[:N]`, FILE,
+joined with `+`; see `captioner.data.sentiment_sources`).
 
 Options are keyword arguments of the loader (in a single spec, keyword arguments given to
 the function win over those in the string; in a combined spec, a part's own `?options` win
@@ -52,7 +54,7 @@ CAPTION_KINDS = (
     "imagefolder",
     "hf",
 )
-SENTIMENT_KINDS = ("uci-sentiment", "sentiment-csv", "sentiment-jsonl", "hf")
+SENTIMENT_KINDS = ("uci-sentiment", "sentiment-csv", "sentiment-jsonl", "hf", "sst2", "neutral")
 _TWO_ARGS = {"coco", "karpathy"}
 _NEEDS_ARG = {
     "flickr8k",
@@ -63,6 +65,8 @@ _NEEDS_ARG = {
     "hf",
     "sentiment-csv",
     "sentiment-jsonl",
+    "sst2",
+    "neutral",
 }
 FORMS = """spec forms:
   captions:  scenes | scenes:NUM_TRAIN | scenes:DIR | tuxpaint | tuxpaint:DIR | flickr8k:DIR |
@@ -70,7 +74,7 @@ FORMS = """spec forms:
              csv:FILE | jsonl:FILE | imagefolder:DIR | hf:OWNER/NAME  (join parts with '+',
              e.g. scenes+tuxpaint)
   sentiment: uci-sentiment | uci-sentiment:DIR | sentiment-csv:FILE | sentiment-jsonl:FILE |
-             hf:OWNER/NAME
+             hf:OWNER/NAME | sst2:DIR | neutral:flickr8k:DIR | neutral:scenes:N
   options:   append ?key=value&key=value (e.g. hf:OWNER/NAME?columns=image:img,captions:sentences)"""
 
 
@@ -241,7 +245,7 @@ def load_caption_dataset(spec: str, **options):
 def load_sentiment_dataset(spec: str, **options):
     """A sentiment corpus named by `spec` -> DatasetDict(train/validation/test) with `text`,
     `label` (ClassLabel negative/positive[/neutral])."""
-    from captioner.data import sentiment, sentiment_tables
+    from captioner.data import sentiment, sentiment_sources, sentiment_tables
 
     (p,) = parse_spec(spec, kinds=SENTIMENT_KINDS)
     loader, fixed = {
@@ -249,5 +253,7 @@ def load_sentiment_dataset(spec: str, **options):
         "sentiment-csv": (sentiment_tables.load_sentiment_table, {"fmt": "csv"}),
         "sentiment-jsonl": (sentiment_tables.load_sentiment_table, {"fmt": "jsonl"}),
         "hf": (sentiment_tables.load_hf_sentiment, {}),
+        "sst2": (sentiment_sources.load_sst2, {}),
+        "neutral": (sentiment_sources.load_neutral_captions, {}),
     }[p.kind]
     return _call(p.kind, (loader, fixed, loader), p.args, {**p.options, **options}, strict=True)
