@@ -21,6 +21,8 @@ from torch import Tensor
 from captioner import checkpoint as ckpt
 from captioner.decoders import CaptionDecoder, DecoderConfig
 from captioner.decoding import Decoded, beam_search, greedy, sample
+from captioner.devices import resolve_device
+from captioner.errors import MissingHeadError, ModelNotFoundError
 from captioner.imageio import load_image
 from captioner.sentiment import SentimentConfig, SentimentModel, encode_texts
 from captioner.text import Vocabulary
@@ -87,7 +89,7 @@ class Captioner:
             )
         if (sentiment is None) != (sentiment_vocab is None):
             raise ValueError("a sentiment model needs its vocabulary (and a vocabulary its model)")
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
         self.encoder, self.decoder, self.vocab = encoder, decoder, vocab
         self.recognizer, self.sentiment_model, self.sentiment_vocab = (
             recognizer,
@@ -120,9 +122,29 @@ class Captioner:
     # ------------------------------------------------------------------ loading / saving
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | Path = "default", *, device: str | torch.device | None = None
+        cls,
+        name_or_path: str | Path = "default",
+        *,
+        device: str | torch.device | None = None,
+        backend: str = "auto",
     ) -> Captioner:
-        """A local model directory, a bundled model name ("default") or a Hugging Face hub id."""
+        """Load a model.
+
+        Args:
+            name_or_path: a local model directory, a bundled model name ("default") or a
+                Hugging Face hub id.
+            device: "auto" or None (cuda when available, else cpu), "cpu", "cuda", "cuda:N".
+            backend: where the image encoder runs (see `use_backend`): "auto" (ONNX Runtime
+                on CPU when installed: exported once, cached, several times faster),
+                "onnx", or "torch" (PyTorch eager: what training and fine-tuning need).
+        """
+        model = cls._load(name_or_path, device=device)
+        if backend != "torch":
+            model.use_backend(backend)
+        return model
+
+    @classmethod
+    def _load(cls, name_or_path: str | Path, *, device) -> Captioner:
         from captioner.encoders import build_encoder
 
         path = Path(name_or_path)
@@ -148,7 +170,7 @@ class Captioner:
             )
         if str(name_or_path).count("/") == 1 and not path.exists():
             return cls._load_dir(_download_from_hub(str(name_or_path)), device=device)
-        raise FileNotFoundError(
+        raise ModelNotFoundError(
             f"{name_or_path}: no such model directory, bundled model ({_bundled_names()}) or hub id"
         )
 
@@ -311,7 +333,7 @@ class Captioner:
             "sentiment": self.sentiment_model is None,
         }[part]
         if missing:
-            raise RuntimeError(
+            raise MissingHeadError(
                 f"model {self.name!r} has no {part} head; load one that does "
                 f"(e.g. Captioner.from_pretrained('default') once bundled)"
             )

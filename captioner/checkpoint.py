@@ -17,10 +17,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from captioner.errors import CaptionerError
+
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(CaptionerError, ValueError):
     """A model directory is missing a file or holds a malformed one; the message names it."""
 
 

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from captioner.errors import CaptionerError
+
 # Refuse images above this many pixels instead of exhausting memory (PIL's own bomb guard
 # only warns below 2x its limit). 128 MP holds any camera photo.
 MAX_PIXELS = 128_000_000
@@ -24,7 +26,7 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 
-class ImageLoadError(ValueError):
+class ImageLoadError(CaptionerError, ValueError):
     """An image could not be read; the message says which file and why."""
 
 

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from captioner.errors import CaptionerError
+
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "onnx")
@@ -34,7 +36,7 @@ OPSET = 17
 TOLERANCE = 1e-3  # max abs difference of grid / pooled between PyTorch and ONNX Runtime
 
 
-class OnnxBackendError(RuntimeError):
+class OnnxBackendError(CaptionerError, RuntimeError):
     """The ONNX backend is unavailable or the exported model disagrees with PyTorch."""
 
 

@@ -1,7 +1,7 @@
-"""`python -m captioner.demo`: start the web demo (same options as `captioner demo`)."""
+"""`python -m captioner.demo`: the same as `captioner demo` (see captioner.cli.demo)."""
 
 import sys
 
-from captioner.demo.app import main
+from captioner.cli import run_command
 
-sys.exit(main())
+sys.exit(run_command("demo", sys.argv[1:]))

@@ -15,7 +15,6 @@ from __future__ import annotations
 from captioner.demo.env import TEMP_DIR  # first: sets Gradio's environment
 
 # isort: split
-import argparse
 import logging
 import sys
 from collections.abc import Mapping, Sequence
@@ -24,13 +23,14 @@ from typing import Any
 
 import gradio as gr
 
+from captioner.cli.demo import DEFAULT_HOST
 from captioner.demo.ui import build_app
+from captioner.errors import CaptionerError
 
 log = logging.getLogger(__name__)
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
-DEFAULT_HOST = "127.0.0.1"
-__all__ = ["DEFAULT_HOST", "TEMP_DIR", "build_app", "launch_app", "load_models", "main", "theme"]
+__all__ = ["DEFAULT_HOST", "TEMP_DIR", "build_app", "launch_app", "load_models", "serve", "theme"]
 
 
 def theme() -> gr.themes.Base:
@@ -95,7 +95,10 @@ def load_models(
 ) -> dict[str, Any]:
     """The bundled default (unless `default=False`) and every model directory, by name.
 
-    A model that fails to load is logged and left out; none at all is an error."""
+    Raises:
+        CaptionerError: naming every model that could not be loaded (the demo never serves
+            a page for a model that does not work), or when no model is asked for.
+    """
     from captioner.api import Captioner
 
     models: dict[str, Any] = {}
@@ -103,73 +106,22 @@ def load_models(
     for spec in (["default"] if default else []) + list(dirs):
         try:
             model = Captioner.from_pretrained(spec, device=device)
-        except Exception as e:  # any failure: report it and go on with the other models
+        except Exception as e:  # any failure: collect it, so one message names them all
             errors.append(str(e) if spec in str(e) else f"{spec}: {type(e).__name__}: {e}")
-            log.error("could not load model %s", errors[-1])
             continue
         name = "default" if spec == "default" else Path(spec).name or str(spec)
         models[_unique_name(name, models)] = model
+    if errors:
+        raise CaptionerError("could not load model(s):\n  " + "\n  ".join(errors))
     if not models:
-        raise RuntimeError("no model could be loaded:\n  " + "\n  ".join(errors))
+        raise CaptionerError("no model to serve: drop --no-default or add --model DIR")
     return models
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="captioner demo",
-        description="Start the Gradio web demo (served on 127.0.0.1 unless --host says otherwise).",
-    )
-    p.add_argument(
-        "--model",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a model directory (or hub id) to offer besides the default; repeatable",
-    )
-    p.add_argument(
-        "--no-default", action="store_true", help="do not load the bundled default model"
-    )
-    p.add_argument(
-        "--host",
-        default=DEFAULT_HOST,
-        help="address to listen on (default %(default)s; 0.0.0.0 exposes the demo to your network)",
-    )
-    p.add_argument("--port", type=int, default=None, help="port (default: first free from 7860)")
-    p.add_argument(
-        "--share",
-        action="store_true",
-        help="also open a public *.gradio.live link (needs internet; anyone with the link can use it)",
-    )
-    p.add_argument(
-        "--max-file-size", default="20mb", help="upload size limit (default %(default)s)"
-    )
-    p.add_argument(
-        "--concurrency",
-        type=int,
-        default=1,
-        help="model calls run at once; other users wait in the queue (default %(default)s)",
-    )
-    p.add_argument(
-        "--max-queue", type=int, default=32, help="most requests waiting (default %(default)s)"
-    )
-    p.add_argument(
-        "--max-batch", type=int, default=200, help="most images in one batch (default %(default)s)"
-    )
-    p.add_argument(
-        "--device", default=None, help="torch device (default: cuda if available, else cpu)"
-    )
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's pings of its own URL
-    try:
-        models = load_models(args.model, default=not args.no_default, device=args.device)
-    except RuntimeError as e:
-        print(f"captioner demo: {e}", file=sys.stderr)
-        return 1
+def serve(args: Any) -> None:
+    """Load and check every model of `captioner demo`'s parsed flags, then serve the app
+    until interrupted."""
+    models = load_models(args.model, default=not args.no_default, device=args.device)
     examples = sorted(p for p in EXAMPLES_DIR.glob("*") if p.suffix.lower() in (".png", ".jpg"))
     app = build_app(models, examples=examples, max_batch_images=args.max_batch, work_dir=TEMP_DIR)
     if args.share:
@@ -184,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         concurrency=args.concurrency,
         max_queue=args.max_queue,
     )
-    return 0
 
 
 if __name__ == "__main__":
+    from captioner.cli.demo import main
+
     sys.exit(main())

@@ -28,6 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from captioner.errors import CaptionerError
+
 try:  # Python >= 3.11
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
@@ -37,7 +39,7 @@ T = TypeVar("T")
 _MISSING = dataclasses.MISSING
 
 
-class ConfigError(ValueError):
+class ConfigError(CaptionerError, ValueError):
     """A config file or flag value is invalid; the message names the file/flag and key."""
 
 
@@ -100,7 +102,10 @@ def add_arguments(
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not _MISSING else f.default_factory()  # type: ignore[misc]
         text = f.metadata.get("help", "")
-        text = f"{text} (default: {default!r})" if not f.metadata.get("required") else text
+        if f.metadata.get("required"):
+            text = f"{text} (required)"
+        elif "(default:" not in text:
+            text = f"{text} (default: {default!r})"
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": text}
         if tp is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
@@ -197,6 +202,32 @@ def build_config(cls: type[T], *layers: tuple[str, dict[str, Any]]) -> T:
         raise ConfigError(f"invalid configuration: {e}") from None
 
 
+_NOT_SETTINGS = ("config", "quiet", "verbose")
+
+
+def build_parser(
+    cls: type,
+    *,
+    prog: str | None = None,
+    description: str | None = None,
+    parser: argparse.ArgumentParser | None = None,
+) -> argparse.ArgumentParser:
+    """`--config FILE`, `--quiet` / `--verbose` and one flag per field of `cls`."""
+    from captioner.cli import options
+
+    if parser is None:
+        parser = options.parser(prog or "captioner train", description or "")
+    else:
+        options.add_verbosity(parser)
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="JSON or TOML file of settings; flags override it (default: none)",
+    )
+    add_arguments(parser, cls)
+    return parser
+
+
 def parse_config(
     cls: type[T],
     argv: list[str] | None,
@@ -207,13 +238,13 @@ def parse_config(
 ) -> T:
     """Parse `argv` into a `cls` instance: defaults < `--config FILE` < explicit flags.
     Errors go through `parser.error` (exit status 2 with a message naming the problem)."""
-    parser = parser or argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument(
-        "--config", metavar="FILE", help="JSON or TOML file of settings (flags override it)"
-    )
-    add_arguments(parser, cls)
-    ns = parser.parse_args(argv)
-    flags = {k: v for k, v in vars(ns).items() if k != "config"}
+    parser = build_parser(cls, prog=prog, description=description, parser=parser)
+    return config_from_args(cls, parser, parser.parse_args(argv))
+
+
+def config_from_args(cls: type[T], parser: argparse.ArgumentParser, ns: argparse.Namespace) -> T:
+    """The `cls` instance of parsed flags (see `parse_config`)."""
+    flags = {k: v for k, v in vars(ns).items() if k not in _NOT_SETTINGS}
     layers: list[tuple[str, dict[str, Any]]] = []
     try:
         if ns.config:
@@ -245,21 +276,22 @@ def run_recipe(
     with one line on stderr and exit status 2 instead of a traceback; `check(cfg)` may
     return such a message before training starts. The process group of a `torchrun` launch
     is shut down however training ends."""
-    import logging
     import sys
 
+    from captioner.cli.options import configure_logging
     from captioner.pipelines.runstate import shutdown_distributed
 
-    cfg = parse_config(cls, argv, prog=prog, description=description)
+    parser = build_parser(cls, prog=prog, description=description)
+    ns = parser.parse_args(argv)
+    cfg = config_from_args(cls, parser, ns)
+    configure_logging(ns, chatty=("captioner.pipelines",))
     problem = check(cfg) if check else None
     if problem:
         print(f"{prog}: {problem}", file=sys.stderr)
         return 2
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         train(cfg)
-    except (ValueError, FileNotFoundError) as e:
+    except (CaptionerError, ValueError, FileNotFoundError) as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 2
     finally:

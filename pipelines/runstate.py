@@ -31,30 +31,12 @@ import torch.distributed as tdist
 from safetensors.torch import load_file, save_file
 
 from captioner.checkpoint import CheckpointError, read_json, write_json_atomic
+from captioner.devices import resolve_device
 
 log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------- devices / processes
-def resolve_device(spec: str = "auto", *, local_rank: int = 0) -> torch.device:
-    """ "auto" -> cuda:LOCAL_RANK when CUDA is available, else cpu; "cuda" -> cuda:LOCAL_RANK."""
-    spec = (spec or "auto").lower()
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {spec}: CUDA is not available on this machine")
-        if spec == "cuda":
-            spec = f"cuda:{local_rank}"
-        index = torch.device(spec).index or 0
-        if index >= torch.cuda.device_count():
-            raise ValueError(f"--device {spec}: only {torch.cuda.device_count()} CUDA devices")
-    try:
-        return torch.device(spec)
-    except RuntimeError as e:
-        raise ValueError(f"--device {spec}: not a device ({e})") from None
-
-
 @dataclass
 class DistInfo:
     rank: int = 0

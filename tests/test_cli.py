@@ -8,7 +8,7 @@ from PIL import Image
 from tests_support import tiny_model_dir
 
 from captioner.cli import COMMANDS, main
-from captioner.infer_cli import EXIT_FAILED
+from captioner.cli.infer import EXIT_FAILED
 
 
 def test_help_lists_every_command(capsys):
@@ -81,8 +81,9 @@ def test_missing_head_and_bad_arguments(model_dir, tmp_path, capsys):
     Image.fromarray(np.zeros((30, 30, 3), dtype=np.uint8)).save(img)
     assert main(["tag", str(img), "--model", str(model_dir), "--device", "cpu"]) == 2
     assert "no tag head" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as e:
-        main(["caption", str(img), "--beam-size", "0"])
-    assert e.value.code == 2
+    assert main(["caption", str(img), "--beam-size", "0"]) == 2
+    assert "--beam-size: must be >= 1" in capsys.readouterr().err
     assert main(["caption", str(img), "--model", str(tmp_path / "nowhere")]) == 2
-    assert "cannot load model" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("captioner caption: error: ") and "no such model directory" in err
+    assert len(err.strip().splitlines()) == 1

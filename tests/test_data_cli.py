@@ -7,8 +7,12 @@ import pytest
 from test_sentiment_data import make_tarball
 from test_tuxpaint_data import make_deb, make_stamps
 
+from captioner.cli import run_command
 from captioner.data import load_caption_dataset
-from captioner.data.cli import main
+
+
+def main(argv: list[str]) -> int:
+    return run_command("data", argv)
 
 
 @pytest.fixture(autouse=True)
@@ -36,16 +40,16 @@ def test_fetch_tuxpaint_from_deb(tmp_path, capsys):
 
 def test_info_csv_with_options_and_errors(tmp_path, capsys):
     (tmp_path / "caps.csv").write_text("image,caption\nmissing.png,A cat.\n")
-    assert main(["info", f"csv:{tmp_path / 'caps.csv'}"]) == 1
+    assert main(["info", f"csv:{tmp_path / 'caps.csv'}"]) == 2
     err = capsys.readouterr().err
     assert "caps.csv:2: missing image" in err and "on_error='skip'" in err
     assert main(["info", f"csv:{tmp_path / 'caps.csv'}", "-o", "on_error=skip"]) == 0
     assert "skipped 1 bad record(s); missing image: 1" in capsys.readouterr().out
-    assert main(["info", "nonsense:x"]) == 1
+    assert main(["info", "nonsense:x"]) == 2
     assert "flickr8k:DIR" in capsys.readouterr().err
-    assert main(["info", "csv:x", "-o", "novalue"]) == 1
-    with pytest.raises(SystemExit):
-        main(["fetch", "something-else"])
+    assert main(["info", "csv:x", "-o", "novalue"]) == 2
+    assert "captioner data: error: bad option 'novalue'" in capsys.readouterr().err
+    assert main(["fetch", "something-else"]) == 2
 
 
 def test_build_scenes_then_combined_spec(tmp_path, capsys):

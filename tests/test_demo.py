@@ -19,10 +19,13 @@ import torch
 from PIL import Image
 from tests_support import tiny_captioner
 
+from captioner.cli import run_command
+from captioner.cli.demo import build_parser
 from captioner.demo import app as demo_app
 from captioner.demo import batch as batching
 from captioner.demo.handlers import Handlers
 from captioner.demo.render import attention_overlay, upsample_map
+from captioner.errors import CaptionerError
 from captioner.recognition import RecognitionConfig, RecognitionHead
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -190,11 +193,15 @@ def test_tagger_only_model_says_so_instead_of_crashing(images):
 
 def test_load_models_names_the_directory_that_fails(tmp_path, capsys):
     with pytest.raises(
-        RuntimeError, match="(?s)no model could be loaded.*missing-model: no such model directory"
+        CaptionerError, match="(?s)could not load model.*missing-model: no such model directory"
     ):
         demo_app.load_models([str(tmp_path / "missing-model")], default=False)
-    assert demo_app.main(["--no-default", "--model", str(tmp_path / "nope")]) == 1
-    assert "nope" in capsys.readouterr().err
+    # a bad --model is an error before any server starts, even beside a good default
+    assert run_command("demo", ["--model", str(tmp_path / "nope"), "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("captioner demo: error: could not load model") and "nope" in err
+    assert run_command("demo", ["--no-default"]) == 2
+    assert "no model to serve" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- served
@@ -203,7 +210,7 @@ def test_load_models_names_the_directory_that_fails(tmp_path, capsys):
 def test_listens_on_localhost_only_by_default(served):
     app, url, share, _ = served
     assert demo_app.DEFAULT_HOST == "127.0.0.1" == app.server_name
-    assert demo_app._parser().parse_args([]).host == "127.0.0.1"
+    assert build_parser().parse_args([]).host == "127.0.0.1"
     assert url.startswith("http://127.0.0.1:") and share is None
     page = httpx.get(url, timeout=30).text
     assert "fonts.googleapis.com" not in page and "gradio" in page.lower()

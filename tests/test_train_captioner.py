@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from captioner import Captioner
 from captioner.decoders import CaptionDecoder
-from captioner.pipelines import cli as train_cli
+from captioner.cli import train as train_cli
 from captioner.pipelines import runstate
 from captioner.pipelines import train_captioner as tc
 from captioner.pipelines.config import parse_config

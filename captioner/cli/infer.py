@@ -1,115 +1,122 @@
-"""`captioner caption|tag|describe IMG...` and `captioner sentiment TEXT...`: results for a few
-inputs, as text or JSON. Folders are the job of `captioner label`."""
+"""`captioner caption|tag|describe IMG...`: results for a few images, as text or JSON lines.
+
+The images go through the same batched engine as `captioner label` (`LabelEngine`: one
+decode path, the ONNX Runtime encoder on CPU, batched beam search); folders are the job of
+`captioner label`. Exit status 3 when some images could not be read (their rows carry an
+`error`), 2 for bad usage or a model without the head the command needs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 
-from captioner.imageio import ImageLoadError
+from captioner.cli import options
+from captioner.errors import MissingHeadError
 
 EXIT_FAILED = 3  # some inputs could not be read
+COMMANDS = ("caption", "tag", "describe")
+HELP = {
+    "caption": "Print a caption for each image.",
+    "tag": "Print the top-k tags (ImageNet or the model's own labels) for each image.",
+    "describe": "Print caption, tags and the caption's sentiment for each image.",
+}
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"captioner {command}")
-    if command == "sentiment":
-        p.add_argument("texts", nargs="+", metavar="TEXT", help="sentences to classify")
-    else:
-        p.add_argument("images", nargs="+", metavar="IMG", help="image files")
-        p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--model", default="default", help="model directory, bundled name or hub id")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
-    p.add_argument("--json", action="store_true", help="print one JSON object per line")
+    p = options.parser(f"captioner {command}", HELP[command])
+    p.add_argument("images", nargs="+", metavar="IMG", help="image files")
+    options.add_model(p)
+    options.add_device(p)
+    options.add_backend(p)
+    options.add_batch_size(p, default=16)
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object per line (default: off)"
+    )
     if command in ("caption", "describe"):
-        p.add_argument("--beam-size", type=int, default=3)
-        p.add_argument("--max-length", type=int, default=None)
-        p.add_argument("--method", choices=["beam", "greedy", "sample"], default="beam")
-        p.add_argument("--temperature", type=float, default=1.0)
-        p.add_argument("--seed", type=int, default=None)
+        options.add_decoding(p)
     if command in ("tag", "describe"):
-        p.add_argument("--top-k", type=int, default=5)
+        p.add_argument(
+            "--top-k", type=options.positive, default=5, help="tags per image (default: 5)"
+        )
     return p
-
-
-def _check_positive(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    for name in ("batch_size", "beam_size", "max_length", "top_k"):
-        value = getattr(args, name, None)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("caption", "tag", "describe", "sentiment"):
-        print(
-            "usage: captioner caption|tag|describe IMG... | captioner sentiment TEXT...",
-            file=sys.stderr,
-        )
+    if not argv or argv[0] not in COMMANDS:
+        print("usage: captioner caption|tag|describe IMG...", file=sys.stderr)
         return 2
     command = argv[0]
-    parser = build_parser(command)
-    args = parser.parse_args(argv[1:])
-    _check_positive(parser, args)
+    args = build_parser(command).parse_args(argv[1:])
+    options.configure_logging(args)
 
     from captioner.api import Captioner
 
-    try:
-        model = Captioner.from_pretrained(args.model, device=args.device)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"captioner {command}: cannot load model {args.model!r}: {e}", file=sys.stderr)
-        return 2
-    if command == "sentiment":
-        try:
-            results = model.sentiment(args.texts)
-        except RuntimeError as e:
-            print(f"captioner sentiment: {e}", file=sys.stderr)
-            return 2
-        for text, (label, score) in zip(args.texts, results):
-            print(
-                json.dumps({"text": text, "label": label, "score": round(score, 4)})
-                if args.json
-                else f"{label}\t{score:.3f}\t{text}"
-            )
-        return 0
-
+    model = Captioner.from_pretrained(args.model, device=args.device, backend="torch")
     failed = 0
-    for path in args.images:  # one at a time so one bad file does not hide the others' results
-        try:
-            row = _run(model, command, path, args)
-        except ImageLoadError as e:
-            failed += 1
-            row = {"path": path, "error": str(e)}
-        except RuntimeError as e:  # the model lacks the head this command needs
-            print(f"captioner {command}: {e}", file=sys.stderr)
-            return 2
-        _print(row, command, args.json)
+    for row in describe_paths(model, command, args):
+        failed += row["error"] is not None
+        _print(row, args.json)
     return EXIT_FAILED if failed else 0
 
 
-def _run(model, command: str, path: str, args: argparse.Namespace) -> dict:
-    if command == "tag":
-        tags = model.tag([path], top_k=args.top_k)[0]
-        return {
-            "path": path,
-            "tags": [{"label": t, "score": round(s, 4)} for t, s in tags],
-            "error": None,
-        }
-    kwargs = dict(
-        beam_size=args.beam_size,
-        max_length=args.max_length,
-        method=args.method,
-        temperature=args.temperature,
-        seed=args.seed,
+def _engine(model, command: str, args: argparse.Namespace):
+    from captioner.labeling.engine import EngineOptions, LabelEngine
+
+    head = {"caption": model.decoder, "tag": model.recognizer}.get(command, True)
+    if head is None:
+        raise MissingHeadError(f"model {model.name!r} has no {command} head")
+    greedy = getattr(args, "method", "beam") == "greedy"
+    return LabelEngine(
+        model,
+        EngineOptions(
+            backend=args.backend,
+            beam_size=1 if greedy else getattr(args, "beam_size", 1),
+            top_k=getattr(args, "top_k", 0),
+            max_length=getattr(args, "max_length", None),
+        ),
     )
-    if command == "caption":
-        return {"path": path, "caption": model.caption([path], **kwargs)[0], "error": None}
-    d = model.describe([path], tags=args.top_k, **kwargs)[0]
-    return {"path": path, **d.to_dict(), "error": None}
 
 
-def _print(row: dict, command: str, as_json: bool) -> None:
+def describe_paths(model, command: str, args: argparse.Namespace) -> Iterator[dict]:
+    """One row per path, in order: path, the command's fields, and `error` (None or why
+    the file could not be read)."""
+    from captioner.imageio import MAX_PIXELS
+    from captioner.labeling.loader import load_batch
+
+    engine = _engine(model, command, args)
+    sampling = getattr(args, "method", "beam") == "sample"
+    paths = args.images
+    for start in range(0, len(paths), args.batch_size):
+        chunk = paths[start : start + args.batch_size]
+        batch = load_batch([""], [(0, p) for p in chunk], engine.spec, MAX_PIXELS)
+        results = engine.describe(batch.pixels) if batch.pixels is not None else []
+        if sampling and results:
+            captions = model.caption(
+                [chunk[i] for i in batch.ok], batch_size=args.batch_size,
+                **options.decoding_kwargs(args),
+            )  # fmt: skip
+            for result, caption in zip(results, captions):
+                result["caption"] = caption
+        by_pos = dict(zip(batch.ok, results))
+        for pos, path in enumerate(chunk):
+            yield _row(command, path, by_pos.get(pos), batch.errors.get(pos))
+
+
+def _row(command: str, path: str, result: dict | None, error: str | None) -> dict:
+    fields = {"caption": ("caption",), "tag": ("tags",)}.get(
+        command, ("caption", "tags", "sentiment")
+    )
+    row: dict = {"path": path}
+    row.update({f: (result or {}).get(f) for f in fields})
+    row["error"] = error
+    return row
+
+
+def _print(row: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(row, ensure_ascii=False))
         return

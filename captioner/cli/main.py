@@ -1,30 +1,35 @@
-"""`captioner` command line: a thin dispatcher. Each command lives in its own module that
-exposes `main(argv: list[str] | None = None) -> int`, so `captioner --help` stays fast."""
+"""`captioner` command line: a thin dispatcher over one module per command group.
+
+Each module exposes `main(argv: list[str] | None = None) -> int` (and `build_parser`), and is
+imported only when its command runs, so `captioner --help` stays fast. Every error the
+library raises for bad input (`captioner.errors.CaptionerError`) ends as one line on stderr
+and exit status 2, whatever the command.
+"""
 
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 
-# command -> (module with main(argv), one-line help)
+from captioner.errors import CaptionerError
+
+# command -> (module with main(argv), one-line help). Commands that share a module get their
+# own name as argv[0] (see SHARED).
 COMMANDS: dict[str, tuple[str, str]] = {
     "label": (
         "captioner.labeling.cli",
         "label every image under folders (JSONL, CSV, metadata.jsonl, XMP)",
     ),
-    "caption": ("captioner.infer_cli", "print captions for a few images"),
-    "tag": ("captioner.infer_cli", "print top-k tags for a few images"),
-    "describe": ("captioner.infer_cli", "print caption, tags and sentiment for a few images"),
-    "sentiment": ("captioner.infer_cli", "print the sentiment of texts"),
-    "train": ("captioner.pipelines.cli", "train a captioner, recognizer or sentiment model"),
-    "eval": (
-        "captioner.pipelines.evaluate",
-        "score a model on a dataset (COCO metrics / accuracy)",
-    ),
-    "data": ("captioner.data.cli", "build the scene world, fetch corpora, inspect datasets"),
-    "demo": ("captioner.demo.app", "start the Gradio web demo (127.0.0.1 by default)"),
+    "caption": ("captioner.cli.infer", "print captions for a few images"),
+    "tag": ("captioner.cli.infer", "print top-k tags for a few images"),
+    "describe": ("captioner.cli.infer", "print caption, tags and sentiment for a few images"),
+    "sentiment": ("captioner.cli.sentiment", "print the sentiment of texts"),
+    "train": ("captioner.cli.train", "train a captioner, recognizer or sentiment model"),
+    "eval": ("captioner.cli.evaluate", "score a model on a dataset (COCO metrics / accuracy)"),
+    "data": ("captioner.cli.data", "build the scene world, fetch corpora, inspect datasets"),
+    "demo": ("captioner.cli.demo", "start the Gradio web demo (127.0.0.1 by default)"),
 }
+SHARED = ("captioner.cli.infer",)
 
 
 def usage() -> str:
@@ -35,7 +40,24 @@ def usage() -> str:
         "commands:",
     ]
     lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
+    lines += ["", "exit status: 0 done, 2 bad usage, input, data or model, 3 some inputs failed"]
     return "\n".join(lines)
+
+
+def run_command(name: str, argv: list[str]) -> int:
+    """Run command `name` with its arguments; `CaptionerError` -> one line, status 2."""
+    target = COMMANDS[name][0]
+    try:
+        module = importlib.import_module(target)
+        return int(module.main([name, *argv] if target in SHARED else argv) or 0)
+    except CaptionerError as e:
+        print(f"captioner {name}: error: {e}", file=sys.stderr)
+        return 2
+    except SystemExit as e:  # argparse: --help (0) or a usage error (2, already printed)
+        return e.code if isinstance(e.code, int) else 2
+    except KeyboardInterrupt:
+        print(f"captioner {name}: interrupted", file=sys.stderr)
+        return 130
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,19 +70,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"captioner {version('captioner')}")
         return 0
-    name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
-        print(f"captioner: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+    if argv[0] not in COMMANDS:
+        print(f"captioner: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    module = importlib.import_module(COMMANDS[name][0])
-    if COMMANDS[name][0] == "captioner.infer_cli":
-        rest = [name, *rest]
-    try:
-        return int(module.main(rest) or 0)
-    except KeyboardInterrupt:
-        print("captioner: interrupted", file=sys.stderr)
-        return 130
+    return run_command(argv[0], argv[1:])
 
 
 if __name__ == "__main__":

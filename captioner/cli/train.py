@@ -1,30 +1,57 @@
-"""`captioner train KIND ...`: dispatch to a training recipe.
+"""`captioner train RECIPE ...`: dispatch to a training recipe.
 
     captioner train caption    --dataset scenes --out models/scenes [--scst --init DIR]
     captioner train recognizer --dataset ... --out ...
     captioner train sentiment  --dataset uci-sentiment --out ...
 
-Each recipe is a module with `main(argv) -> int`; `captioner train KIND --help` lists its flags.
+Each recipe is a module with `main(argv) -> int` and one config dataclass whose fields are
+its flags (`captioner.pipelines.config`); `captioner train RECIPE --help` lists them.
 Multi-GPU: `torchrun --nproc-per-node N -m captioner.pipelines.train_captioner ...`.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 
-RECIPES: dict[str, tuple[str, str]] = {
-    "caption": ("captioner.pipelines.train_captioner", "CNN encoder + RNN decoder captioner"),
-    "recognizer": ("captioner.pipelines.train_recognizer", "image recognition (tagging) head"),
-    "sentiment": ("captioner.pipelines.train_sentiment", "LSTM/GRU sentiment classifier"),
+# recipe -> (module with main(argv), its config dataclass, one-line help)
+RECIPES: dict[str, tuple[str, str, str]] = {
+    "caption": (
+        "captioner.pipelines.train_captioner",
+        "CaptionTrainConfig",
+        "CNN encoder + RNN decoder captioner",
+    ),
+    "recognizer": (
+        "captioner.pipelines.train_recognizer",
+        "RecognizerTrainConfig",
+        "image recognition (tagging) head",
+    ),
+    "sentiment": (
+        "captioner.pipelines.train_sentiment",
+        "SentimentTrainConfig",
+        "LSTM/GRU sentiment classifier",
+    ),
 }
 
 
 def usage() -> str:
-    lines = ["usage: captioner train {caption,recognizer,sentiment} [options]", "", "recipes:"]
-    lines += [f"  {name:<11} {text}" for name, (_, text) in RECIPES.items()]
+    lines = [f"usage: captioner train {{{','.join(RECIPES)}}} [options]", "", "recipes:"]
+    lines += [f"  {name:<11} {text}" for name, (_, _, text) in RECIPES.items()]
     lines.append("\n`captioner train RECIPE --help` lists the recipe's flags.")
     return "\n".join(lines)
+
+
+def build_parser(recipe: str) -> argparse.ArgumentParser:
+    """The flags of one recipe (what `captioner train RECIPE --help` shows)."""
+    from captioner.pipelines.config import build_parser as config_parser
+
+    module_name, config_name, text = RECIPES[recipe]
+    module = importlib.import_module(module_name)
+    doc = (module.__doc__ or text).split("\n\n")[0]
+    return config_parser(
+        getattr(module, config_name), prog=f"captioner train {recipe}", description=doc
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

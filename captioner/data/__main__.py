@@ -1,7 +1,7 @@
-"""`python -m captioner.data`: see captioner.data.cli."""
+"""`python -m captioner.data`: the same as `captioner data` (see captioner.cli.data)."""
 
 import sys
 
-from captioner.data.cli import main
+from captioner.cli import run_command
 
-sys.exit(main())
+sys.exit(run_command("data", sys.argv[1:]))

@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 from PIL import Image as PILImage
 
+from captioner.errors import CaptionerError
+
 logger = logging.getLogger("captioner.data")
 
 SPLITS = ("train", "validation", "test")
@@ -41,7 +43,7 @@ SPLIT_ALIASES = {
 }
 
 
-class DataError(ValueError):
+class DataError(CaptionerError, ValueError):
     """A bad record in a data source; the message names the file, line and problem."""
 
 

@@ -13,10 +13,12 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from captioner.errors import CaptionerError
+
 logger = logging.getLogger("captioner.data")
 
 
-class FetchError(RuntimeError):
+class FetchError(CaptionerError, RuntimeError):
     """A registry fetch or unpack failed; the message says which command or file and why."""
 
 

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from captioner.cli import options as flags
 from captioner.imageio import MAX_PIXELS
 
 log = logging.getLogger(__name__)
@@ -45,107 +46,79 @@ def _formats(text: str) -> list[str]:
     return items
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="captioner label",
-        description="Label every image under folders: caption, "
-        "top-k tags and the caption's sentiment, resumably.",
+def build_parser(command: str = "label") -> argparse.ArgumentParser:
+    p = flags.parser(
+        "captioner label",
+        "Label every image under folders: caption, top-k tags and the caption's sentiment, "
+        "resumably.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("folders", nargs="+", metavar="DIR", help="folders to label")
     m = p.add_argument_group("model")
-    m.add_argument(
-        "--model",
-        default="default",
-        help="model directory, bundled name ('default') or hub id [default]",
-    )
-    m.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... [cuda if available]")
-    m.add_argument(
-        "--backend",
-        choices=("auto", "torch", "onnx"),
-        default="auto",
-        help="encoder runtime: auto = ONNX Runtime on CPU when installed [auto]",
-    )
+    flags.add_model(m)
+    flags.add_device(m)
+    flags.add_backend(m)
     m.add_argument(
         "--int8-decoder",
         action="store_true",
-        help="int8 caption decoder on CPU: faster, captions may differ slightly",
+        help="int8 caption decoder on CPU: faster, captions may differ slightly (default: off)",
     )
-    m.add_argument("--beam-size", type=_positive, default=3, help="beam width (1 = greedy) [3]")
-    m.add_argument("--top-k", type=_non_negative, default=5, help="tags per image [5]")
+    flags.add_decoding(m, sampling=False)
     m.add_argument(
-        "--max-length", type=_positive, default=None, help="longest caption in words [the model's]"
+        "--top-k", type=flags.non_negative, default=5, help="tags per image (default: 5)"
     )
     r = p.add_argument_group("run")
-    r.add_argument("--batch-size", type=_positive, default=32, help="images per batch [32]")
+    flags.add_batch_size(r, default=32)
     r.add_argument(
         "--workers",
-        type=_non_negative,
+        type=flags.non_negative,
         default=None,
-        help="image decoding processes (0 = in the main process) [auto]",
+        help="image decoding processes; 0 = in the main process (default: by folder size "
+        "and cores)",
     )
     r.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="progress bar [on when stderr is a terminal]",
+        help="progress bar (default: on when stderr is a terminal)",
     )
     r.add_argument(
         "--max-pixels",
-        type=_positive,
+        type=flags.positive,
         default=MAX_PIXELS,
-        help=f"refuse larger images (decompression bombs) [{MAX_PIXELS}]",
+        help=f"refuse larger images, against decompression bombs (default: {MAX_PIXELS})",
     )
     s = p.add_argument_group("selection")
     s.add_argument(
         "--recursive",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="walk sub-folders [yes]",
+        help="walk sub-folders (default: yes)",
     )
     s.add_argument(
         "--include",
         action="append",
         default=[],
         metavar="GLOB",
-        help="label only files matching GLOB (path or name; any extension; "
-        "repeatable). Default: files with image extensions",
+        help="label only files matching GLOB (path or name; any extension; repeatable) "
+        "(default: files with image extensions)",
     )
     s.add_argument(
         "--exclude",
         action="append",
         default=[],
         metavar="GLOB",
-        help="skip files and folders matching GLOB (repeatable)",
+        help="skip files and folders matching GLOB; repeatable (default: none)",
     )
-    s.add_argument("--hidden", action="store_true", help="include hidden files and folders")
+    s.add_argument(
+        "--hidden", action="store_true", help="include hidden files and folders (default: off)"
+    )
     o = p.add_argument_group("output")
     o.add_argument(
         "--out",
         default=None,
         metavar="PATH",
-        help="one JSONL file for all folders [DIR/labels.jsonl per folder]",
+        help="one JSONL file for all folders (default: DIR/labels.jsonl per folder)",
     )
     o.add_argument(
         "--format",
@@ -153,22 +126,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="LIST",
-        help="comma-separated outputs: jsonl (always), csv, metadata, xmp",
+        help="comma-separated outputs: jsonl (always), csv, metadata, xmp (default: jsonl)",
     )
     o.add_argument(
         "--xmp-name",
         choices=("ext", "stem"),
         default="ext",
         help="sidecar name: ext = photo.jpg.xmp (darktable, digiKam), stem = "
-        "photo.xmp (Lightroom) [ext]",
+        "photo.xmp (Lightroom) (default: ext)",
     )
     o.add_argument(
         "--overwrite",
         action="store_true",
-        help="start over: relabel everything instead of resuming",
+        help="start over: relabel everything instead of resuming (default: off)",
     )
     o.add_argument(
-        "--retry-failed", action="store_true", help="try files that failed in an earlier run again"
+        "--retry-failed",
+        action="store_true",
+        help="try files that failed in an earlier run again (default: off)",
     )
     return p
 
@@ -245,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, or a usage error (already printed)
         return int(e.code or 0)
+    flags.configure_logging(args)
     for folder in args.folders:
         if not os.path.isdir(folder):
             what = "is not a folder" if os.path.exists(folder) else "no such folder"

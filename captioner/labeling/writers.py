@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from captioner.errors import CaptionerError
+
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (folder, path relative to it)
@@ -73,7 +75,7 @@ class LoadStats:
     models: set[str] = field(default_factory=set)  # model names found in the records
 
 
-class JournalError(ValueError):
+class JournalError(CaptionerError, ValueError):
     """The journal file exists but is not a captioner labels file."""
 
 

@@ -1,0 +1,84 @@
+"""`captioner demo [--model DIR ...]`: load and check the models, then start the web demo.
+
+Every model named is loaded before the server starts: one that cannot be loaded is an error
+(exit status 2), not a page that fails later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from captioner.cli import options
+
+DEFAULT_HOST = "127.0.0.1"
+
+
+def build_parser(command: str = "demo") -> argparse.ArgumentParser:
+    p = options.parser(
+        "captioner demo",
+        "Start the Gradio web demo (served on 127.0.0.1 unless --host says otherwise).",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="a model directory or hub id to offer besides the default; repeatable (default: none)",
+    )
+    p.add_argument(
+        "--no-default",
+        action="store_true",
+        help="do not load the bundled default model (default: off)",
+    )
+    p.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to listen on; 0.0.0.0 exposes the demo to your network "
+        f"(default: {DEFAULT_HOST})",
+    )
+    p.add_argument(
+        "--port",
+        type=options.positive,
+        default=None,
+        help="port (default: the first free one from 7860)",
+    )
+    p.add_argument(
+        "--share",
+        action="store_true",
+        help="also open a public *.gradio.live link; needs internet, and anyone with the "
+        "link can use it (default: off)",
+    )
+    p.add_argument("--max-file-size", default="20mb", help="upload size limit (default: 20mb)")
+    p.add_argument(
+        "--concurrency",
+        type=options.positive,
+        default=1,
+        help="model calls run at once; other users wait in the queue (default: 1)",
+    )
+    p.add_argument(
+        "--max-queue", type=options.positive, default=32, help="most requests waiting (default: 32)"
+    )
+    p.add_argument(
+        "--max-batch",
+        type=options.positive,
+        default=200,
+        help="most images in one batch (default: 200)",
+    )
+    options.add_device(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    options.configure_logging(args, chatty=("captioner.demo",))
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's pings of its own URL
+    from captioner.demo.app import serve
+
+    serve(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Flag builders every command shares, so `--model`, `--device`, `--backend`, the decoding
+flags, `--batch-size` and `--quiet/--verbose` read and behave the same everywhere.
+
+Every flag's help ends with its default: "(default: X)". `tests/test_cli_help.py` walks all
+parsers and checks it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from captioner.devices import DEVICE_HELP
+
+BACKENDS = ("auto", "torch", "onnx")
+METHODS = ("beam", "greedy", "sample")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's and epilog's line breaks; wider option column."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32)
+
+
+def parser(prog: str, description: str = "", epilog: str | None = None) -> argparse.ArgumentParser:
+    """A parser with the shared formatter and `--quiet` / `--verbose`."""
+    p = argparse.ArgumentParser(
+        prog=prog, description=description, epilog=epilog, formatter_class=HelpFormatter
+    )
+    add_verbosity(p)
+    return p
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+positive = _int_at_least(1)
+non_negative = _int_at_least(0)
+
+
+def device_name(text: str) -> str:
+    """argparse type: auto | cpu | cuda | cuda:N (checked against the machine later)."""
+    low = text.strip().lower()
+    head, _, index = low.partition(":")
+    if low in ("auto", "cpu", "cuda") or (head == "cuda" and index.isdigit()):
+        return low
+    raise argparse.ArgumentTypeError(f"{text!r} is not a device; use {DEVICE_HELP}")
+
+
+def add_verbosity(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "-q", "--quiet", action="store_true", help="print warnings and errors only (default: off)"
+    )
+    g.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also log progress details such as the encoder built (default: off)",
+    )
+
+
+def configure_logging(args: argparse.Namespace, *, chatty: tuple[str, ...] = ()) -> None:
+    """Root level WARNING (ERROR with --quiet, INFO with --verbose); loggers named in
+    `chatty` (a training recipe's own progress) log INFO unless --quiet."""
+    quiet, verbose = getattr(args, "quiet", False), getattr(args, "verbose", False)
+    level = logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    root.setLevel(level)
+    for name in chatty:
+        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+def add_model(p: argparse.ArgumentParser | Any, *, default: str = "default") -> None:
+    p.add_argument(
+        "--model",
+        default=default,
+        metavar="MODEL",
+        help=f"model directory, bundled name or Hugging Face hub id (default: {default})",
+    )
+
+
+def add_device(p: argparse.ArgumentParser | Any, *, default: str = "auto") -> None:
+    p.add_argument(
+        "--device", type=device_name, default=default, help=f"{DEVICE_HELP} (default: {default})"
+    )
+
+
+def add_backend(p: argparse.ArgumentParser | Any) -> None:
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="image encoder runtime: auto = ONNX Runtime on CPU when installed, else "
+        "PyTorch (default: auto)",
+    )
+
+
+def add_batch_size(p: argparse.ArgumentParser | Any, *, default: int) -> None:
+    p.add_argument(
+        "--batch-size",
+        type=positive,
+        default=default,
+        help=f"images per batch (default: {default})",
+    )
+
+
+def add_decoding(p: argparse.ArgumentParser | Any, *, sampling: bool = True) -> None:
+    """--beam-size and --max-length; with `sampling`, also --method, --temperature, --seed."""
+    p.add_argument(
+        "--beam-size", type=positive, default=3, help="beam width; 1 = greedy (default: 3)"
+    )
+    p.add_argument(
+        "--max-length",
+        type=positive,
+        default=None,
+        help="longest caption in words (default: the model's own)",
+    )
+    if not sampling:
+        return
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default="beam",
+        help="beam search, greedy, or random sampling (default: beam)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="sampling temperature; lower is safer (default: 1.0)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=None, help="random seed for sampling (default: none)"
+    )
+
+
+def decoding_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The decoding flags of `add_decoding` as keyword arguments of `Captioner.caption`."""
+    out = {"beam_size": args.beam_size, "max_length": args.max_length}
+    for name in ("method", "temperature", "seed"):
+        if hasattr(args, name):
+            out[name] = getattr(args, name)
+    return out

@@ -1,0 +1,109 @@
+"""`captioner sentiment [TEXT...] [--file FILE]`: the sentiment of each text, as a table or
+JSON lines. Texts come from the arguments, from a file (one text a line; `-` = stdin) or,
+when neither is given, from stdin. Only the model's sentiment part is loaded: the image
+encoder is never built."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from captioner.cli import options
+
+
+def build_parser(command: str = "sentiment") -> argparse.ArgumentParser:
+    p = options.parser(
+        "captioner sentiment",
+        "Print the sentiment label, its probability and every label's probability of texts.",
+        epilog="examples:\n  captioner sentiment 'what a lovely day' 'a dog on a beach'\n"
+        "  captioner sentiment --file captions.txt --json\n"
+        "  cut -f2 captions.tsv | captioner sentiment",
+    )
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify (default: none)")
+    p.add_argument(
+        "--file",
+        metavar="FILE",
+        default=None,
+        help="read texts from FILE, one a line; '-' = stdin (default: none)",
+    )
+    options.add_model(p)
+    options.add_device(p)
+    p.add_argument(
+        "--batch-size", type=options.positive, default=256, help="texts per batch (default: 256)"
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object per line (default: off)"
+    )
+    return p
+
+
+def read_texts(args: argparse.Namespace, stdin=None) -> list[str]:
+    """The texts to classify: arguments, then --file lines (blank lines skipped); stdin when
+    neither is given. No text at all is a usage error."""
+    stdin = stdin if stdin is not None else sys.stdin
+    texts = list(args.texts)
+    if args.file == "-" or (args.file is None and not texts):
+        if args.file is None and stdin.isatty():
+            raise SystemExit("captioner sentiment: give TEXT arguments, --file FILE or pipe texts")
+        texts += [line.strip() for line in stdin if line.strip()]
+    elif args.file is not None:
+        from captioner.checkpoint import CheckpointError
+
+        try:
+            with open(args.file, encoding="utf-8") as f:
+                texts += [line.strip() for line in f if line.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"--file {args.file}: cannot read texts ({e})") from None
+    return texts
+
+
+def table(rows: list[dict]) -> str:
+    """label, probability, each label's probability, text: aligned columns."""
+    if not rows:
+        return ""
+    names = list(rows[0]["probs"])
+    width = max(len("label"), *(len(r["label"]) for r in rows))
+    lines = [f"{'label':<{width}}  score  " + "  ".join(f"{n[:5]:>5}" for n in names) + "  text"]
+    for r in rows:
+        probs = "  ".join(f"{r['probs'][n]:5.3f}" for n in names)
+        lines.append(f"{r['label']:<{width}}  {r['score']:5.3f}  {probs}  {r['text']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    options.configure_logging(args)
+    texts = read_texts(args)
+    if not texts:
+        raise SystemExit("captioner sentiment: no texts to classify")
+
+    import torch
+
+    from captioner.devices import resolve_device
+    from captioner.sentiment import load_sentiment, resolve_model_dir, sentiment_probs
+
+    model, vocab = load_sentiment(resolve_model_dir(args.model))
+    device = resolve_device(args.device)
+    probs = sentiment_probs(
+        model.to(device), vocab, texts, batch_size=args.batch_size, device=device
+    )
+    names = model.config.labels
+    rows = []
+    for text, p in zip(texts, probs):
+        k = int(torch.argmax(p))
+        rows.append({
+            "text": text,
+            "label": names[k],
+            "score": round(float(p[k]), 4),
+            "probs": {n: round(float(q), 4) for n, q in zip(names, p)},
+        })  # fmt: skip
+    if args.json:
+        print("\n".join(json.dumps(r, ensure_ascii=False) for r in rows))
+    else:
+        print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
