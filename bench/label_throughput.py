@@ -6,8 +6,8 @@
 
 Measured on the same synthetic photo-like JPEGs and the same model:
 - encoder only, on pre-decoded tensors (the floor): PyTorch eager, channels-last, ONNX Runtime
-- caption decoder only (beam search on one batch of features): decoder.step as in
-  `Captioner`, FastStep, FastStep with an int8 decoder
+- caption decoder only (beam search on one batch of features, `captioner.decoding.generate`
+  as every caller runs it): the float decoder and its int8 copy
 - the full `label` pipeline (decode in workers + encoder + beam search + tags + sentiment +
   fsync'ed JSONL), with the float and the int8 decoder
 - a naive loop: `Captioner.describe([path])` one image at a time, PyTorch eager
@@ -31,11 +31,11 @@ import torch
 from PIL import Image
 
 from captioner import Captioner
-from captioner.decoding import beam_search
+from captioner.decoders import quantize_decoder
+from captioner.decoding import generate
 from captioner.imageio import open_image
 from captioner.labeling import LabelEngine, LabelOptions, label_folders
 from captioner.labeling.engine import EngineOptions, torch_threads
-from captioner.labeling.fastdecode import quantize_decoder, search
 from captioner.labeling.pipeline import usable_cpus
 
 
@@ -128,30 +128,20 @@ def decoder_rates(cap: Captioner, pixels: torch.Tensor, beam: int, max_length: i
         return {}
     with torch.inference_mode():
         grid, pooled = cap.encoder(pixels)
-    v, dec, n = cap.vocab, cap.decoder, pixels.size(0)
-    ids = {
-        "bos_id": v.bos_id,
-        "eos_id": v.eos_id,
-        "pad_id": v.pad_id,
-        "max_length": max_length,
-        "banned": (v.unk_id,),
-    }  # as Captioner and LabelEngine
+    dec, n = cap.decoder, pixels.size(0)
+    config = cap.generation_config(beam_size=beam, max_length=max_length)
+
+    def search(decoder):
+        return generate(*decoder.start(grid, pooled), cap.special_ids, config)
+
     q = quantize_decoder(dec)
     with torch.inference_mode(), torch_threads(1):  # as LabelEngine runs them on CPU
         runs = {
-            "decoder only (1 thread), decoder.step beam search": lambda: beam_search(
-                dec.step, dec.init_state(grid, pooled), beam_size=beam, **ids
-            ),
-            "decoder only (1 thread), FastStep": lambda: search(
-                dec, grid, pooled, beam_size=beam, **ids
-            ),
-            "decoder only (1 thread), FastStep int8": lambda: search(
-                q, grid, pooled, beam_size=beam, **ids
-            ),
+            "decoder only (1 thread), float": lambda: search(dec),
+            "decoder only (1 thread), int8": lambda: search(q),
         }
         out = {name: rate(fn, n) for name, fn in runs.items()}
-        a = search(dec, grid, pooled, beam_size=beam, **ids).tokens
-        b = search(q, grid, pooled, beam_size=beam, **ids).tokens
+        a, b = search(dec).tokens, search(q).tokens
     out["_int8_same_caption_fraction"] = sum(x == y for x, y in zip(a, b)) / n
     out["_mean_caption_words"] = sum(map(len, a)) / n
     return out

@@ -20,9 +20,7 @@ from torch import Tensor
 
 from captioner import checkpoint as ckpt
 from captioner.decoders import CaptionDecoder, DecoderConfig
-from captioner.decoding import Decoded, beam_search, greedy, sample
-from captioner.devices import resolve_device
-from captioner.errors import MissingHeadError, ModelNotFoundError
+from captioner.decoding import GenerationConfig, SpecialIds, generate
 from captioner.imageio import load_image
 from captioner.sentiment import SentimentConfig, SentimentModel, encode_texts
 from captioner.text import Vocabulary
@@ -48,23 +46,53 @@ def _as_list(images: Any) -> list:
     return [images]
 
 
+SCORE_DIGITS = 4  # scores in records (JSON, CSV, XMP, the demo's table) keep 4 decimals
+
+
 @dataclass
 class Description:
+    """What `Captioner.describe` says about one image. A head the model lacks (or that was
+    not asked for) gives None; `tags` is [] when asked for 0 tags."""
+
     caption: str | None
-    tags: list[tuple[str, float]] = field(default_factory=list)
+    tags: list[tuple[str, float]] | None = field(default_factory=list)
     sentiment: tuple[str, float] | None = None
     # One (word, attention map (h, w) over the image grid) per generated word, when asked for
     # and the model has soft attention.
     attention: list[tuple[str, np.ndarray]] | None = None
 
-    def to_dict(self) -> dict:
+    def to_record(self) -> dict[str, Any]:
+        """The `caption`, `tags` and `sentiment` fields of a record, as `captioner label`,
+        `captioner describe --json` and the demo's batch tab write them: scores rounded to
+        `SCORE_DIGITS`, {"label", "score"} objects, None for a missing head."""
+
+        def scored(label: str, score: float) -> dict[str, Any]:
+            return {"label": label, "score": round(float(score), SCORE_DIGITS)}
+
         return {
             "caption": self.caption,
-            "tags": [{"label": t, "score": round(s, 6)} for t, s in self.tags],
-            "sentiment": None
-            if self.sentiment is None
-            else {"label": self.sentiment[0], "score": round(self.sentiment[1], 6)},
+            "tags": None if self.tags is None else [scored(t, s) for t, s in self.tags],
+            "sentiment": None if self.sentiment is None else scored(*self.sentiment),
         }
+
+
+@dataclass(frozen=True)
+class Heads:
+    """Which heads run: the one rule for the API and labeling. Sentiment reads the caption,
+    so it runs only with a caption decoder."""
+
+    caption: bool
+    tags: bool
+    sentiment: bool
+
+    @classmethod
+    def select(cls, model: Captioner, *, tags: bool = True, sentiment: bool = True) -> Heads:
+        caption = model.decoder is not None
+        return cls(
+            caption=caption,
+            tags=tags and model.recognizer is not None,
+            sentiment=sentiment and caption and model.sentiment_model is not None,
+        )
 
 
 class Captioner:
@@ -89,7 +117,7 @@ class Captioner:
             )
         if (sentiment is None) != (sentiment_vocab is None):
             raise ValueError("a sentiment model needs its vocabulary (and a vocabulary its model)")
-        self.device = resolve_device(device)
+        self.device = torch.device(device) if device is not None else default_device()
         self.encoder, self.decoder, self.vocab = encoder, decoder, vocab
         self.recognizer, self.sentiment_model, self.sentiment_vocab = (
             recognizer,
@@ -97,6 +125,7 @@ class Captioner:
             sentiment_vocab,
         )
         self.name, self.max_length = name, max_length
+        self.special_ids = SpecialIds.from_vocab(vocab) if vocab is not None else None
         for module in self._modules():
             module.to(self.device).eval()
 
@@ -122,29 +151,9 @@ class Captioner:
     # ------------------------------------------------------------------ loading / saving
     @classmethod
     def from_pretrained(
-        cls,
-        name_or_path: str | Path = "default",
-        *,
-        device: str | torch.device | None = None,
-        backend: str = "auto",
+        cls, name_or_path: str | Path = "default", *, device: str | torch.device | None = None
     ) -> Captioner:
-        """Load a model.
-
-        Args:
-            name_or_path: a local model directory, a bundled model name ("default") or a
-                Hugging Face hub id.
-            device: "auto" or None (cuda when available, else cpu), "cpu", "cuda", "cuda:N".
-            backend: where the image encoder runs (see `use_backend`): "auto" (ONNX Runtime
-                on CPU when installed: exported once, cached, several times faster),
-                "onnx", or "torch" (PyTorch eager: what training and fine-tuning need).
-        """
-        model = cls._load(name_or_path, device=device)
-        if backend != "torch":
-            model.use_backend(backend)
-        return model
-
-    @classmethod
-    def _load(cls, name_or_path: str | Path, *, device) -> Captioner:
+        """A local model directory, a bundled model name ("default") or a Hugging Face hub id."""
         from captioner.encoders import build_encoder
 
         path = Path(name_or_path)
@@ -170,7 +179,7 @@ class Captioner:
             )
         if str(name_or_path).count("/") == 1 and not path.exists():
             return cls._load_dir(_download_from_hub(str(name_or_path)), device=device)
-        raise ModelNotFoundError(
+        raise FileNotFoundError(
             f"{name_or_path}: no such model directory, bundled model ({_bundled_names()}) or hub id"
         )
 
@@ -286,45 +295,15 @@ class Captioner:
         for i in range(0, len(items), batch_size):
             yield items[i : i + batch_size]
 
-    def _decode(
-        self,
-        grid: Tensor,
-        pooled: Tensor,
-        *,
-        method: str,
-        beam_size: int,
-        max_length: int,
-        temperature: float,
-        top_k: int,
-        top_p: float,
-        seed: int | None,
-    ) -> Decoded:
-        state = self.decoder.init_state(grid, pooled)
-        ids = {
-            "bos_id": self.vocab.bos_id,
-            "eos_id": self.vocab.eos_id,
-            "pad_id": self.vocab.pad_id,
-            "max_length": max_length,
-            "banned": (self.vocab.unk_id,),
-        }
-        if method == "greedy" or (method == "beam" and beam_size == 1):
-            return greedy(self.decoder.step, state, **ids)
-        if method == "beam":
-            return beam_search(self.decoder.step, state, beam_size=beam_size, **ids)
-        if method == "sample":
-            gen = (
-                torch.Generator(device=grid.device).manual_seed(seed) if seed is not None else None
-            )
-            return sample(
-                self.decoder.step,
-                state,
-                temperature=temperature,
-                top_k=top_k,
-                top_p=top_p,
-                generator=gen,
-                **ids,
-            )
-        raise ValueError(f"method must be 'beam', 'greedy' or 'sample', got {method!r}")
+    def generation_config(
+        self, generation: GenerationConfig | None = None, **overrides: Any
+    ) -> GenerationConfig:
+        """`generation` (default: beam 3) with `overrides` (GenerationConfig fields) applied
+        and max_length None replaced by the model's own."""
+        config = dataclasses.replace(generation or GenerationConfig(), **overrides)
+        if config.max_length is None:
+            config = dataclasses.replace(config, max_length=self.max_length)
+        return config
 
     def _require(self, part: str) -> None:
         missing = {
@@ -333,7 +312,7 @@ class Captioner:
             "sentiment": self.sentiment_model is None,
         }[part]
         if missing:
-            raise MissingHeadError(
+            raise RuntimeError(
                 f"model {self.name!r} has no {part} head; load one that does "
                 f"(e.g. Captioner.from_pretrained('default') once bundled)"
             )
@@ -343,32 +322,25 @@ class Captioner:
         self,
         images: Any,
         *,
-        beam_size: int = 3,
-        max_length: int | None = None,
-        method: str = "beam",
-        temperature: float = 1.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
-        seed: int | None = None,
+        generation: GenerationConfig | None = None,
         batch_size: int = 32,
+        **decoding: Any,
     ) -> list[str]:
-        """Images (paths, PIL, numpy, tensors; one or many) -> one caption each."""
-        return [
-            d.caption
-            for d in self.describe(
-                images,
-                beam_size=beam_size,
-                max_length=max_length,
-                method=method,
-                temperature=temperature,
-                top_k=top_k,
-                top_p=top_p,
-                seed=seed,
-                batch_size=batch_size,
-                tags=0,
-                sentiment=False,
-            )
-        ]
+        """Images (paths, PIL, numpy, tensors; one or many) -> one caption each.
+
+        Args:
+            images: one image or a list of them.
+            generation: how to search (default: beam search of width 3).
+            batch_size: images per forward pass.
+            **decoding: `GenerationConfig` fields overriding `generation` (beam_size,
+                method, max_length, temperature, top_k, top_p, seed, ...).
+        """
+        self._require("caption")
+        found = self.describe(
+            images, generation=generation, batch_size=batch_size, tags=0, sentiment=False,
+            **decoding,
+        )  # fmt: skip
+        return [d.caption for d in found]
 
     @torch.inference_mode()
     def tag(
@@ -406,56 +378,73 @@ class Captioner:
         self,
         images: Any,
         *,
-        beam_size: int = 3,
-        max_length: int | None = None,
-        method: str = "beam",
-        temperature: float = 1.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
-        seed: int | None = None,
+        generation: GenerationConfig | None = None,
         tags: int = 5,
         sentiment: bool = True,
         attention: bool = False,
         batch_size: int = 32,
+        **decoding: Any,
     ) -> list[Description]:
-        """Caption, tags and caption sentiment for each image. Heads the model lacks give None / []."""
+        """Caption, tags and caption sentiment for each image. Heads the model lacks give None.
+
+        Args:
+            images: one image or a list of them (paths, PIL, numpy, tensors).
+            generation: how to search captions (default: beam search of width 3).
+            tags: top tags per image (0: none).
+            sentiment: judge each caption's sentiment.
+            attention: also return one attention map per caption word.
+            batch_size: images per forward pass.
+            **decoding: `GenerationConfig` fields overriding `generation`.
+        """
         if self.decoder is None and tags == 0:
             self._require("caption")
-        max_length = max_length or self.max_length
+        config = self.generation_config(generation, **decoding)
         results: list[Description] = []
         for batch in self._batches(images, batch_size):
             grid, pooled = self.encoder(self.preprocess(batch))
-            captions: list[str | None] = [None] * len(batch)
-            maps: list[Any] = [None] * len(batch)
-            if self.decoder is not None:
-                dec = self._decode(
+            results.extend(
+                self.describe_features(
                     grid,
                     pooled,
-                    method=method,
-                    beam_size=beam_size,
-                    max_length=max_length,
-                    temperature=temperature,
-                    top_k=top_k,
-                    top_p=top_p,
-                    seed=seed,
-                )
-                captions = [self.vocab.decode(t) for t in dec.tokens]
-                if attention:
-                    maps = [
-                        _attention_maps(t, a, self.vocab) for t, a in zip(dec.tokens, dec.alphas)
-                    ]
-            tag_lists = (
-                self.recognizer.predict(pooled, top_k=tags)
-                if self.recognizer is not None and tags > 0
-                else [[] for _ in batch]
-            )
-            moods: list[Any] = [None] * len(batch)
-            if sentiment and self.sentiment_model is not None and self.decoder is not None:
-                moods = self.sentiment(captions)
-            results.extend(
-                Description(c, t, s, m) for c, t, s, m in zip(captions, tag_lists, moods, maps)
+                    generation=config,
+                    tags=tags,
+                    sentiment=sentiment,
+                    attention=attention,
+                )  # fmt: skip
             )
         return results
+
+    @torch.inference_mode()
+    def describe_features(
+        self,
+        grid: Tensor,
+        pooled: Tensor,
+        *,
+        generation: GenerationConfig | None = None,
+        tags: int = 5,
+        sentiment: bool = True,
+        attention: bool = False,
+        decoder: CaptionDecoder | None = None,
+    ) -> list[Description]:
+        """`describe` from encoder features grid (B, N, C) and pooled (B, C); `decoder`
+        replaces the model's own (e.g. an int8 copy from `quantize_decoder`)."""
+        heads = Heads.select(self, tags=tags > 0, sentiment=sentiment)
+        n = grid.size(0)
+        captions: list[str | None] = [None] * n
+        maps: list[Any] = [None] * n
+        if heads.caption:
+            step, state = (decoder or self.decoder).start(grid, pooled)
+            dec = generate(step, state, self.special_ids, self.generation_config(generation))
+            captions = [self.vocab.decode(t) for t in dec.tokens]
+            if attention:
+                maps = [_attention_maps(t, a, self.vocab) for t, a in zip(dec.tokens, dec.alphas)]
+        tag_lists: list[Any] = [None] * n
+        if heads.tags:
+            tag_lists = self.recognizer.predict(pooled, top_k=tags)
+        elif self.recognizer is not None:
+            tag_lists = [[] for _ in range(n)]  # asked for no tags
+        moods: list[Any] = self.sentiment(captions) if heads.sentiment else [None] * n
+        return [Description(*row) for row in zip(captions, tag_lists, moods, maps)]
 
 
 def _attention_maps(tokens: list[int], alphas: Tensor | None, vocab: Vocabulary):

@@ -9,12 +9,25 @@ Two families, chosen by `DecoderConfig.attention`:
 The recurrent cell is "lstm", "gru" or "rnn" (plain tanh RNN). The decoder only knows how to
 take one step (`step`); how a caption is searched lives in `captioner.decoding`.
 
-State is a dict of tensors whose first dimension is the batch, so a search can reorder or
-expand it with `index_select` without knowing what is inside.
+Two kinds of tensors feed a step:
+- the per-image *context* (`context(grid, pooled)`: the grid and its attention keys, or the
+  injected image vector), computed once per image and never copied per beam;
+- the per-row *state* (`init_state`: h, and c for an LSTM), a dict of tensors whose first
+  dimension is the row, so a search can reorder or expand it with `index_select` without
+  knowing what is inside. Rows are grouped by image: with K rows per image (beams, samples),
+  row b*K + j belongs to image b.
+`start(grid, pooled)` binds the two: it returns `step(tokens, state)` and the first state.
+
+`quantize_decoder` makes an int8 dynamically quantised copy for CPU inference.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
+import logging
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +37,9 @@ from torch import Tensor, nn
 CELLS = ("lstm", "gru", "rnn")
 ATTENTIONS = ("none", "soft")
 State = dict[str, Tensor]
+Context = dict[str, Tensor]
+StepFn = Callable[[Tensor, State], tuple[Tensor, State, "Tensor | None"]]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,20 +67,32 @@ class DecoderConfig:
 
 
 class SoftAttention(nn.Module):
-    """Additive (Bahdanau) attention: score_i = v . tanh(W_f f_i + W_h h)."""
+    """Additive (Bahdanau) attention: score_i = v . tanh(W_f f_i + W_h h) + b.
+
+    Computed as 2 v . sigmoid(2 W_f f_i + 2 W_h h): tanh(z) = 2 sigmoid(2z) - 1, and the
+    constants (and b) cancel in the softmax. PyTorch's CPU sigmoid is much faster than its
+    tanh; `keys2` = 2 W_f f is computed once per image (`keys2(grid)`)."""
 
     def __init__(self, feature_dim: int, hidden_dim: int, attention_dim: int):
         super().__init__()
         self.key = nn.Linear(feature_dim, attention_dim)
         self.query = nn.Linear(hidden_dim, attention_dim)
-        self.score = nn.Linear(attention_dim, 1)
+        self.score = nn.Linear(attention_dim, 1)  # stays float in an int8 decoder
 
-    def forward(self, grid: Tensor, keys: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        # grid (B, N, C), keys (B, N, A) = self.key(grid) precomputed, h (B, H)
-        e = self.score(torch.tanh(keys + self.query(h)[:, None, :])).squeeze(-1)  # (B, N)
-        alpha = torch.softmax(e, dim=-1)  # (B, N)
-        context = torch.bmm(alpha[:, None, :], grid).squeeze(1)  # (B, C)
-        return context, alpha
+    def keys2(self, grid: Tensor) -> Tensor:
+        return 2.0 * self.key(grid)  # (B, N, A)
+
+    def forward(self, grid: Tensor, keys2: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        """grid (B, N, C), keys2 (B, N, A), h (B*K, H) with K rows per image -> context
+        (B*K, C), alpha (B*K, N). All K rows of an image attend with one batched product."""
+        b = grid.size(0)
+        k = h.size(0) // b
+        z = keys2[:, None] + 2.0 * self.query(h).view(b, k, 1, -1)  # (B, K, N, A)
+        z = torch.sigmoid(z) if torch.is_grad_enabled() else torch.sigmoid_(z)
+        v2 = 2.0 * self.score.weight.reshape(-1).to(z.dtype)  # (A,)
+        alpha = torch.softmax(torch.matmul(z, v2), dim=-1)  # (B, K, N)
+        context = torch.bmm(alpha, grid)  # (B, K, C)
+        return context.view(b * k, -1), alpha.view(b * k, -1)
 
 
 class CaptionDecoder(nn.Module):
@@ -96,34 +124,48 @@ class CaptionDecoder(nn.Module):
             self.out = nn.Linear(c.hidden_dim, c.vocab_size)
 
     def init_state(self, grid: Tensor, pooled: Tensor) -> State:
-        """grid (B, N, C), pooled (B, C) -> the state before the first word."""
+        """grid (B, N, C), pooled (B, C) -> the per-row state before the first word."""
         mean = grid.mean(dim=1) if self.config.attention == "soft" else pooled  # (B, C)
         state: State = {"h": torch.tanh(self.init_h(mean))}
         if self.init_c is not None:
             state["c"] = torch.tanh(self.init_c(mean))
-        if self.config.attention == "soft":
-            state["grid"] = grid
-            state["keys"] = self.attend.key(grid)  # (B, N, A), computed once per image
-        else:
-            state["image"] = self.inject(pooled)  # (B, E)
         return state
 
-    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State, Tensor | None]:
-        """tokens (B,) -> logits (B, V), new state, attention weights (B, N) or None."""
-        x = self.embed(tokens)  # (B, E)
+    def context(self, grid: Tensor, pooled: Tensor) -> Context:
+        """The per-image tensors every step reads: grid (B, N, C) and its attention keys, or
+        the injected image vector (B, E). Computed once per image, shared by its rows."""
+        if self.config.attention == "soft":
+            return {"grid": grid, "keys2": self.attend.keys2(grid)}
+        return {"image": self.inject(pooled)}
+
+    def start(self, grid: Tensor, pooled: Tensor) -> tuple[StepFn, State]:
+        """`step(tokens, state)` bound to these images' context, and the first state: what
+        the searches in `captioner.decoding` take."""
+        return functools.partial(self.step, context=self.context(grid, pooled)), self.init_state(
+            grid, pooled
+        )
+
+    def step(
+        self, tokens: Tensor, state: State, context: Context
+    ) -> tuple[Tensor, State, Tensor | None]:
+        """tokens (R,) -> logits (R, V), new state, attention weights (R, N) or None, for R
+        rows grouped by image (R = B*K for B images in `context`)."""
+        x = self.embed(tokens)  # (R, E)
         h = state["h"]
         alpha = None
         if self.config.attention == "soft":
-            context, alpha = self.attend(state["grid"], state["keys"], h)
-            context = torch.sigmoid(self.gate(h)) * context  # (B, C)
-            x = torch.cat([x, context], dim=-1)
+            ctx, alpha = self.attend(context["grid"], context["keys2"], h)
+            x = torch.cat([x, torch.sigmoid(self.gate(h)) * ctx], dim=-1)  # (R, E + C)
         else:
-            x = torch.cat([x, state["image"]], dim=-1)
-        new = dict(state)
+            image = context["image"]  # (B, E)
+            k = tokens.size(0) // image.size(0)
+            x = torch.cat([x.view(image.size(0), k, -1), image[:, None].expand(-1, k, -1)], -1)
+            x = x.view(tokens.size(0), -1)  # (R, 2E)
         if self.config.cell == "lstm":
-            new["h"], new["c"] = self.rnn(x, (h, state["c"]))
+            h, c = self.rnn(x, (h, state["c"]))
+            new = {"h": h, "c": c}
         else:
-            new["h"] = self.rnn(x, h)
+            new = {"h": self.rnn(x, h)}
         out = self.drop(new["h"])
         if self.pre_out is not None:
             out = self.pre_out(out)
@@ -135,10 +177,10 @@ class CaptionDecoder(nn.Module):
         """Teacher forcing. captions (B, T) start with <start>; returns logits (B, T-1, V)
         predicting captions[:, 1:], and attention weights (B, T-1, N) or None.
         Padding positions are masked by the loss (see `caption_loss`)."""
-        state = self.init_state(grid, pooled)
+        step, state = self.start(grid, pooled)
         logits, alphas = [], []
         for t in range(captions.size(1) - 1):
-            step_logits, state, alpha = self.step(captions[:, t], state)
+            step_logits, state, alpha = step(captions[:, t], state)
             logits.append(step_logits)
             if alpha is not None:
                 alphas.append(alpha)
@@ -168,3 +210,28 @@ def caption_loss(
         coverage = (alphas * mask).sum(dim=1)  # (B, N)
         loss = loss + alpha_c * ((1.0 - coverage) ** 2).mean()
     return loss
+
+
+def quantize_decoder(decoder: CaptionDecoder) -> CaptionDecoder:
+    """An int8 dynamically quantised copy of `decoder` (Linear layers and recurrent cells) for
+    CPU inference: ~3x faster decoding, at the price of small logit changes.
+
+    The attention score vector stays in float (`SoftAttention` reads it as a tensor). Returns
+    the float decoder unchanged when this PyTorch build has no dynamic quantisation.
+    """
+    try:
+        from torch.ao.quantization import quantize_dynamic
+    except ImportError:  # pragma: no cover - removed in some future PyTorch
+        log.warning("this PyTorch has no torch.ao.quantization: decoder stays float32")
+        return decoder
+    model = copy.deepcopy(decoder).cpu().eval()
+    score = model.attend.score if model.attend is not None else None
+    if score is not None:
+        model.attend.score = nn.Identity()  # keep out of quantisation; restored below
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecation notice pointing at torchao
+        types = {nn.Linear, nn.LSTMCell, nn.GRUCell, nn.RNNCell}
+        model = quantize_dynamic(model, types, dtype=torch.qint8)
+    if score is not None:
+        model.attend.score = score
+    return model

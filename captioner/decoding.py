@@ -1,131 +1,235 @@
-"""Caption search as pure functions over a one-step function.
+"""Caption search as pure functions over a one-step function, configured by one
+`GenerationConfig`: `generate(step, state, special_ids, config)` is the one entry that the
+API, labeling, evaluation, SCST, the demo and the benchmarks call.
 
-`step(tokens (B,), state) -> (logits (B, V), state, alpha (B, N) or None)`, where `state` is
-a dict of batch-first tensors. Nothing here knows what the decoder is.
+`step(tokens (R,), state) -> (logits (R, V), state, alpha (R, N) or None)`, where `state` is a
+dict of row-first tensors (R rows, grouped by image: K rows per image at row b*K + j) and
+any per-image context is bound into `step` (see `CaptionDecoder.start`). Nothing here knows
+what the decoder is.
 
 Every search returns a caption even when `<end>` never comes: it stops at `max_length`.
-`<pad>` and `<start>` are never generated, nor the ids in `banned` (the Captioner bans
-`<unk>`: a caption of unknown words helps no one).
+`<pad>` and `<start>` are never generated, nor the ids in `SpecialIds.banned` (`<unk>` for a
+vocabulary: a caption of unknown words helps no one). Logits processors then shape each
+step's log-probabilities from the words generated so far: no-repeat-n-gram blocking, and no
+`<end>` right after a dangling word ("... on the"); a caption cut by `max_length` loses its
+trailing dangling words.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from captioner.text import DANGLING_WORDS
+
 StepFn = Callable[[Tensor, dict[str, Tensor]], tuple[Tensor, dict[str, Tensor], Tensor | None]]
+Processor = Callable[[Tensor, Tensor], Tensor]  # (log_probs (R, V), history (R, T)) -> (R, V)
 NEG_INF = float("-inf")
+METHODS = ("beam", "greedy", "sample")
+DEFAULT_MAX_LENGTH = 20
+
+
+@dataclass
+class GenerationConfig:
+    """How to search for a caption.
+
+    Args:
+        method: "beam", "greedy" or "sample" (beam search with beam_size 1 is greedy).
+        beam_size: hypotheses kept per image by beam search.
+        max_length: most words per caption; None: the model's own (20 without a model).
+        length_penalty: beam hypotheses rank by sum(log p) / length ** length_penalty (0: raw).
+        temperature, top_k, top_p: sampling's temperature, top-k (0: off) and nucleus (1: off).
+        seed: seeds sampling (None: torch's global generator).
+        no_repeat_ngram_size: never repeat an n-gram of this size within a caption (0: off).
+        avoid_dangling: refuse `<end>` right after a dangling word ("a", "the", "of", ...,
+            `captioner.text.DANGLING_WORDS`) and trim them off a caption cut at
+            max_length. Needs the ids in `SpecialIds.dangling`.
+    """
+
+    method: str = "beam"
+    beam_size: int = 3
+    max_length: int | None = None
+    length_penalty: float = 1.0
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int | None = None
+    no_repeat_ngram_size: int = 0
+    avoid_dangling: bool = True
+
+    def __post_init__(self) -> None:
+        checks = {
+            "method": (self.method in METHODS, f"one of {', '.join(METHODS)}"),
+            "beam_size": (self.beam_size >= 1, ">= 1"),
+            "max_length": (self.max_length is None or self.max_length >= 1, ">= 1 or None"),
+            "temperature": (self.temperature > 0, "> 0"),
+            "top_k": (self.top_k >= 0, ">= 0"),
+            "top_p": (0 < self.top_p <= 1, "in (0, 1]"),
+            "no_repeat_ngram_size": (self.no_repeat_ngram_size >= 0, ">= 0"),
+        }
+        for name, (ok, want) in checks.items():
+            if not ok:
+                raise ValueError(f"{name} must be {want}, got {getattr(self, name)!r}")
+
+    @property
+    def search(self) -> str:
+        """The search that runs: "greedy" for method "greedy" or beam search of width 1."""
+        if self.method == "beam" and self.beam_size == 1:
+            return "greedy"
+        return self.method
+
+    def describe(self) -> dict[str, Any]:
+        """The settings that matter for the search that runs (for reports)."""
+        out: dict[str, Any] = {"method": self.search, "max_length": self.max_length}
+        if self.search == "beam":
+            out.update(beam_size=self.beam_size, length_penalty=self.length_penalty)
+        if self.search == "sample":
+            out.update(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
+        return out
+
+
+@dataclass(frozen=True)
+class SpecialIds:
+    """The token ids a search treats specially."""
+
+    bos_id: int
+    eos_id: int
+    pad_id: int = 0
+    banned: tuple[int, ...] = ()  # never generated
+    dangling: tuple[int, ...] = ()  # never right before <end>; trimmed off a cut caption
+
+    @classmethod
+    def from_vocab(cls, vocab: Any, *, dangling_words: Sequence[str] = DANGLING_WORDS):
+        """For a `captioner.text.Vocabulary`: `<unk>` banned, `dangling_words` (English by
+        default; pass () for a language without a list) as dangling ids."""
+        stoi = vocab.stoi
+        dangling = tuple(sorted(stoi[w] for w in dangling_words if w in stoi))
+        return cls(vocab.bos_id, vocab.eos_id, vocab.pad_id, (vocab.unk_id,), dangling)
 
 
 @dataclass
 class Decoded:
-    tokens: list[list[int]]  # per image, without <start> / <end>
-    scores: list[float]  # per image: summed log-probability (beam: length-normalised)
-    alphas: list[Tensor | None]  # per image: (L, N) attention per generated word, or None
+    tokens: list[list[int]]  # per row, without <start> / <end>
+    scores: list[float]  # per row: summed log-probability (beam: length-normalised)
+    alphas: list[Tensor | None]  # per row: (L, N) attention per generated word, or None
+    ended: list[bool] = field(default_factory=list)  # per row: produced <end> (not cut)
 
 
+def generate(
+    step: StepFn,
+    state: dict[str, Tensor],
+    special_ids: SpecialIds,
+    config: GenerationConfig | None = None,
+) -> Decoded:
+    """Search captions for every row of `state` as `config` says (default: beam 3)."""
+    config = config or GenerationConfig()
+    with torch.no_grad():
+        if config.search == "beam":
+            return _beam_search(step, state, special_ids, config)
+        return _word_by_word(step, state, special_ids, config)
+
+
+def repeat_rows(state: dict[str, Tensor], k: int) -> dict[str, Tensor]:
+    """Each row of `state` k times in a row (image b's copies at rows b*k .. b*k+k-1)."""
+    return {name: v.repeat_interleave(k, 0) for name, v in state.items()}
+
+
+# ------------------------------------------------------------------ logits processors
+def no_repeat_ngram(n: int) -> Processor:
+    """Bans every word that would complete an n-gram already in the row's history."""
+
+    def process(logp: Tensor, history: Tensor) -> Tensor:
+        length = history.size(1)
+        if length < n:  # no complete n-gram yet
+            return logp
+        windows = history.unfold(1, n, 1)  # (R, W, n): every n-gram so far
+        prefix = history[:, length - n + 1 :]  # (R, n-1): the words the next one follows
+        match = (windows[:, :, :-1] == prefix[:, None, :]).all(-1)  # (R, W)
+        hits = torch.zeros_like(logp).scatter_add_(1, windows[:, :, -1], match.to(logp.dtype))
+        return logp.masked_fill(hits > 0, NEG_INF)
+
+    return process
+
+
+def no_end_after(eos_id: int, words: Sequence[int]) -> Processor:
+    """Bans `<end>` right after any of `words`."""
+    ids = torch.tensor(sorted(words), dtype=torch.long)
+
+    def process(logp: Tensor, history: Tensor) -> Tensor:
+        if history.size(1) == 0:
+            return logp
+        last = torch.isin(history[:, -1], ids.to(history.device))  # (R,)
+        logp = logp.clone()
+        logp[:, eos_id] = logp[:, eos_id].masked_fill(last, NEG_INF)
+        return logp
+
+    return process
+
+
+def processors(special_ids: SpecialIds, config: GenerationConfig) -> list[Processor]:
+    out: list[Processor] = []
+    if config.no_repeat_ngram_size > 0:
+        out.append(no_repeat_ngram(config.no_repeat_ngram_size))
+    if config.avoid_dangling and special_ids.dangling:
+        out.append(no_end_after(special_ids.eos_id, special_ids.dangling))
+    return out
+
+
+# ------------------------------------------------------------------ helpers
 def _reorder(state: dict[str, Tensor], index: Tensor) -> dict[str, Tensor]:
     return {k: v.index_select(0, index) for k, v in state.items()}
 
 
-def _log_probs(logits: Tensor, banned: tuple[int, ...], temperature: float = 1.0) -> Tensor:
+def _log_probs(logits: Tensor, ids: SpecialIds, history: Tensor, procs, temperature=1.0):
     logits = logits.float() / temperature
-    logits[:, list(banned)] = NEG_INF
-    return torch.log_softmax(logits, dim=-1)
+    logits[:, [ids.pad_id, ids.bos_id, *ids.banned]] = NEG_INF
+    logp = torch.log_softmax(logits, dim=-1)
+    for process in procs:
+        logp = process(logp, history)
+    return logp
 
 
-def _finish(tokens: list[list[int]], eos_id: int) -> list[list[int]]:
-    return [t[: t.index(eos_id)] if eos_id in t else t for t in tokens]
+def _finish(rows: list[list[int]], ids: SpecialIds, trim: bool) -> tuple[list[list[int]], list]:
+    """Cut rows at <end>; trim trailing dangling words off rows that never ended."""
+    seqs, ended = [], []
+    dangling = set(ids.dangling) if trim else set()
+    for t in rows:
+        if ids.eos_id in t:
+            seqs.append(t[: t.index(ids.eos_id)])
+            ended.append(True)
+            continue
+        while t and t[-1] in dangling:
+            t = t[:-1]
+        seqs.append(t)
+        ended.append(False)
+    return seqs, ended
 
 
 def _stack_alphas(alphas: list[Tensor], lengths: list[int]) -> list[Tensor | None]:
     if not alphas:
         return [None] * len(lengths)
-    a = torch.stack(alphas, 1).cpu()  # (B, L, N)
+    a = torch.stack(alphas, 1).cpu()  # (R, L, N)
     return [a[i, : max(n, 1)] for i, n in enumerate(lengths)]
 
 
-def _word_by_word(
-    step: StepFn,
-    state: dict[str, Tensor],
-    pick,
-    *,
-    bos_id: int,
-    eos_id: int,
-    pad_id: int,
-    banned: tuple[int, ...],
-    max_length: int,
-    temperature: float = 1.0,
-) -> Decoded:
-    """One word per step for every sequence, chosen by `pick(log_probs) -> (tokens, their
-    log-probabilities)`, until each sequence has emitted <end> or `max_length` words."""
-    batch = next(iter(state.values())).size(0)
-    device = next(iter(state.values())).device
-    tokens = torch.full((batch,), bos_id, dtype=torch.long, device=device)
-    done = torch.zeros(batch, dtype=torch.bool, device=device)
-    score = torch.zeros(batch, device=device)
-    out, alphas = [], []
-    for _ in range(max_length):
-        logits, state, alpha = step(tokens, state)
-        tokens, picked = pick(_log_probs(logits, (pad_id, bos_id, *banned), temperature))
-        score = score + torch.where(done, torch.zeros_like(picked), picked)
-        tokens = torch.where(done, torch.full_like(tokens, eos_id), tokens)
-        out.append(tokens)
-        if alpha is not None:
-            alphas.append(alpha)
-        done = done | (tokens == eos_id)
-        if bool(done.all()):
-            break
-    seqs = _finish(torch.stack(out, 1).tolist(), eos_id)
-    return Decoded(seqs, score.tolist(), _stack_alphas(alphas, [len(s) for s in seqs]))
+# ------------------------------------------------------------------ searches
+def _picker(config: GenerationConfig, device: torch.device):
+    """pick(log_probs (R, V)) -> (tokens (R,), their log-probabilities (R,))."""
+    if config.search == "greedy":
 
+        def pick_best(logp: Tensor) -> tuple[Tensor, Tensor]:
+            best, tokens = logp.max(dim=-1)
+            return tokens, best
 
-@torch.no_grad()
-def greedy(
-    step: StepFn,
-    state: dict[str, Tensor],
-    *,
-    bos_id: int,
-    eos_id: int,
-    pad_id: int = 0,
-    banned: tuple[int, ...] = (),
-    max_length: int = 20,
-) -> Decoded:
-    """Most probable word at every step."""
+        return pick_best
+    gen = None if config.seed is None else torch.Generator(device=device).manual_seed(config.seed)
+    top_k, top_p = config.top_k, config.top_p
 
-    def pick(logp: Tensor) -> tuple[Tensor, Tensor]:
-        best, tokens = logp.max(dim=-1)
-        return tokens, best
-
-    ids = {"bos_id": bos_id, "eos_id": eos_id, "pad_id": pad_id, "banned": banned}
-    return _word_by_word(step, state, pick, max_length=max_length, **ids)
-
-
-@torch.no_grad()
-def sample(
-    step: StepFn,
-    state: dict[str, Tensor],
-    *,
-    bos_id: int,
-    eos_id: int,
-    pad_id: int = 0,
-    banned: tuple[int, ...] = (),
-    max_length: int = 20,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    generator: torch.Generator | None = None,
-) -> Decoded:
-    """Ancestral sampling with temperature, top-k and nucleus (top-p) filtering."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-
-    def pick(logp: Tensor) -> tuple[Tensor, Tensor]:
+    def pick_sample(logp: Tensor) -> tuple[Tensor, Tensor]:
         if top_k > 0:
             kth = logp.topk(min(top_k, logp.size(-1)), dim=-1).values[:, -1:]
             logp = logp.masked_fill(logp < kth, NEG_INF)
@@ -134,38 +238,43 @@ def sample(
             cum = sorted_lp.exp().cumsum(-1)
             drop = cum - sorted_lp.exp() >= top_p  # keep the smallest set reaching top_p
             logp = logp.scatter(-1, order, sorted_lp.masked_fill(drop, NEG_INF))
-        tokens = torch.multinomial(torch.softmax(logp, dim=-1), 1, generator=generator)
+        tokens = torch.multinomial(torch.softmax(logp, dim=-1), 1, generator=gen)
         return tokens.squeeze(1), torch.log_softmax(logp, -1).gather(1, tokens).squeeze(1)
 
-    ids = {"bos_id": bos_id, "eos_id": eos_id, "pad_id": pad_id, "banned": banned}
-    return _word_by_word(step, state, pick, max_length=max_length, temperature=temperature, **ids)
+    return pick_sample
 
 
-def _blocked(history: list[int], n: int) -> set[int]:
-    """Tokens that would repeat an n-gram already in `history`."""
-    if n <= 0 or len(history) < n - 1:
-        return set()
-    prefix = tuple(history[len(history) - n + 1 :]) if n > 1 else ()
-    return {
-        history[i + n - 1]
-        for i in range(len(history) - n + 1)
-        if tuple(history[i : i + n - 1]) == prefix
-    }
+def _word_by_word(
+    step: StepFn, state: dict[str, Tensor], ids: SpecialIds, config: GenerationConfig
+) -> Decoded:
+    """Greedy or sampling: one word per step for every row, until each row has emitted
+    <end> or `max_length` words."""
+    first = next(iter(state.values()))
+    rows, device = first.size(0), first.device
+    pick, procs = _picker(config, device), processors(ids, config)
+    temperature = config.temperature if config.search == "sample" else 1.0
+    tokens = torch.full((rows,), ids.bos_id, dtype=torch.long, device=device)
+    done = torch.zeros(rows, dtype=torch.bool, device=device)
+    score = torch.zeros(rows, device=device)
+    history = torch.empty((rows, 0), dtype=torch.long, device=device)
+    alphas = []
+    for _ in range(config.max_length or DEFAULT_MAX_LENGTH):
+        logits, state, alpha = step(tokens, state)
+        tokens, picked = pick(_log_probs(logits, ids, history, procs, temperature))
+        score = score + torch.where(done, torch.zeros_like(picked), picked)
+        tokens = torch.where(done, torch.full_like(tokens, ids.eos_id), tokens)
+        history = torch.cat([history, tokens[:, None]], 1)
+        if alpha is not None:
+            alphas.append(alpha)
+        done = done | (tokens == ids.eos_id)
+        if bool(done.all()):
+            break
+    seqs, ended = _finish(history.tolist(), ids, config.avoid_dangling)
+    return Decoded(seqs, score.tolist(), _stack_alphas(alphas, [len(s) for s in seqs]), ended)
 
 
-@torch.no_grad()
-def beam_search(
-    step: StepFn,
-    state: dict[str, Tensor],
-    *,
-    bos_id: int,
-    eos_id: int,
-    pad_id: int = 0,
-    banned: tuple[int, ...] = (),
-    beam_size: int = 3,
-    max_length: int = 20,
-    length_penalty: float = 1.0,
-    no_repeat_ngram_size: int = 0,
+def _beam_search(
+    step: StepFn, state: dict[str, Tensor], ids: SpecialIds, config: GenerationConfig
 ) -> Decoded:
     """Beam search batched over images x beams.
 
@@ -173,67 +282,54 @@ def beam_search(
     where length counts the words and the `<end>` token when one was produced. Beams that
     never produce `<end>` are kept and returned at `max_length`.
     """
-    if beam_size < 1:
-        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
     first = next(iter(state.values()))
-    batch, device, k = first.size(0), first.device, beam_size
-    state = _reorder(state, torch.arange(batch, device=device).repeat_interleave(k))  # (B*K, ...)
+    batch, device, k = first.size(0), first.device, config.beam_size
+    procs = processors(ids, config)
+    state = repeat_rows(state, k)  # (B*K, ...)
     scores = torch.full((batch, k), NEG_INF, device=device)
     scores[:, 0] = 0.0  # all beams start identical: keep one alive
-    tokens = torch.full((batch * k,), bos_id, dtype=torch.long, device=device)
+    tokens = torch.full((batch * k,), ids.bos_id, dtype=torch.long, device=device)
     history = torch.empty((batch, k, 0), dtype=torch.long, device=device)
     alpha_hist: Tensor | None = None
     finished = torch.zeros((batch, k), dtype=torch.bool, device=device)
     lengths = torch.zeros((batch, k), device=device)
-    for _ in range(max_length):
+    offsets = torch.arange(batch, device=device)[:, None] * k
+    for _ in range(config.max_length or DEFAULT_MAX_LENGTH):
         logits, state, alpha = step(tokens, state)
-        logp = _log_probs(logits, (pad_id, bos_id, *banned)).view(batch, k, -1)  # (B, K, V)
+        logp = _log_probs(logits, ids, history.view(batch * k, history.size(2)), procs).view(
+            batch, k, -1
+        )
         vocab = logp.size(-1)
         # A finished beam continues only with <pad> at no cost, so it keeps its score.
-        logp = torch.where(finished[:, :, None], torch.full_like(logp, NEG_INF), logp)
-        logp[:, :, pad_id] = torch.where(finished, 0.0, NEG_INF)
-        if no_repeat_ngram_size > 0:
-            hist = history.tolist()
-            for b in range(batch):
-                for j in range(k):
-                    if not finished[b, j]:
-                        for tok in _blocked(hist[b][j], no_repeat_ngram_size):
-                            logp[b, j, tok] = NEG_INF
-        cand = (scores[:, :, None] + logp).view(batch, -1)  # (B, K*V)
-        scores, flat = cand.topk(k, dim=-1)  # (B, K)
+        logp = logp.masked_fill(finished[:, :, None], NEG_INF)
+        logp[:, :, ids.pad_id] = torch.where(finished, 0.0, NEG_INF)
+        scores, flat = (scores[:, :, None] + logp).view(batch, -1).topk(k, dim=-1)  # (B, K)
         origin, word = flat // vocab, flat % vocab  # which beam, which word
-        index = (origin + torch.arange(batch, device=device)[:, None] * k).view(-1)
-        state = _reorder(state, index)
-        history = torch.cat(
-            [
-                history.gather(1, origin[:, :, None].expand(-1, -1, history.size(2))),
-                word[:, :, None],
-            ],
-            dim=2,
-        )
+        state = _reorder(state, (origin + offsets).view(-1))
+        history = torch.cat([_gather_beams(history, origin), word[:, :, None]], dim=2)
         if alpha is not None:
-            a = alpha.view(batch, k, 1, -1).gather(
-                1, origin[:, :, None, None].expand(-1, -1, 1, alpha.size(-1))
-            )
-            alpha_hist = (
-                a
-                if alpha_hist is None
-                else torch.cat(
-                    [alpha_hist.gather(1, origin[:, :, None, None].expand_as(alpha_hist)), a], 2
-                )
-            )
+            a = _gather_beams(alpha.view(batch, k, 1, -1), origin)  # (B, K, 1, N)
+            old = None if alpha_hist is None else _gather_beams(alpha_hist, origin)
+            alpha_hist = a if old is None else torch.cat([old, a], 2)
         was_finished = finished.gather(1, origin)
         lengths = lengths.gather(1, origin) + (~was_finished).float()
-        finished = was_finished | (word == eos_id)
-        tokens = torch.where(finished, torch.full_like(word, pad_id), word).view(-1)
+        finished = was_finished | (word == ids.eos_id)
+        tokens = torch.where(finished, torch.full_like(word, ids.pad_id), word).view(-1)
         if bool(finished.all()):
             break
-    norm = scores / lengths.clamp(min=1) ** length_penalty if length_penalty else scores
+    penalty = config.length_penalty
+    norm = scores / lengths.clamp(min=1) ** penalty if penalty else scores
     norm = norm.masked_fill(torch.isinf(scores), NEG_INF)
     best = norm.argmax(dim=1)  # (B,)
-    seqs = [[t for t in history[b, best[b]].tolist() if t != pad_id] for b in range(batch)]
-    seqs = _finish(seqs, eos_id)
+    rows = [[t for t in history[b, best[b]].tolist() if t != ids.pad_id] for b in range(batch)]
+    seqs, ended = _finish(rows, ids, config.avoid_dangling)
     out_alphas: list[Tensor | None] = [None] * batch
     if alpha_hist is not None:
         out_alphas = [alpha_hist[b, best[b], : max(len(seqs[b]), 1)].cpu() for b in range(batch)]
-    return Decoded(seqs, norm.gather(1, best[:, None]).squeeze(1).tolist(), out_alphas)
+    return Decoded(seqs, norm.gather(1, best[:, None]).squeeze(1).tolist(), out_alphas, ended)
+
+
+def _gather_beams(x: Tensor, origin: Tensor) -> Tensor:
+    """x (B, K, ...) -> the rows of the beams each new beam came from, (B, K, ...)."""
+    index = origin.view(*origin.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:])
+    return x.gather(1, index)

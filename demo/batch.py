@@ -128,7 +128,7 @@ def describe_items(
     def flush() -> None:
         descriptions = captioner.describe([it.image for _, it in pending], **options)
         for (i, _), d in zip(pending, descriptions, strict=True):
-            records[i].update(d.to_dict())
+            records[i].update(d.to_record())
         pending.clear()
         if progress is not None:
             progress(len(records))

@@ -116,7 +116,7 @@ class Handlers:
         cap, img = self.model(model), read_image(image)
         opts = decoding_options(method, beam_size, temperature)
         d = self._run(cap, cap.describe, [img], tags=int(num_tags), **opts)[0]
-        return {**d.to_dict(), "model": cap.name}
+        return {**d.to_record(), "model": cap.name}
 
     # ------------------------------------------------------------------ batch
     def label(self, files, model, method, beam_size, temperature, num_tags, progress=None):

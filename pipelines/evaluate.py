@@ -12,6 +12,7 @@ teacher-forced outputs. The helpers here are shared with training-time validatio
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captioner.decoding import beam_search, greedy
+from captioner.decoding import GenerationConfig, SpecialIds, generate
 from captioner.text import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -36,31 +37,22 @@ def decode_grids(
     vocab: Vocabulary,
     grids: Tensor,
     *,
-    beam_size: int = 3,
-    max_length: int = 20,
+    generation: GenerationConfig | None = None,
     batch_size: int = 64,
     device: torch.device | str = "cpu",
+    **decoding: Any,
 ) -> list[str]:
-    """Captions for encoder grids (n, N, C) (e.g. cached features); greedy when beam_size=1."""
+    """Captions for encoder grids (n, N, C) (e.g. cached features), searched as `generation`
+    (default: beam 3, max_length 20) with `decoding` (GenerationConfig fields) applied."""
+    config = dataclasses.replace(generation or GenerationConfig(), **decoding)
+    ids = SpecialIds.from_vocab(vocab)
     was_training = decoder.training
     decoder.eval()
     out: list[str] = []
-    ids = {
-        "bos_id": vocab.bos_id,
-        "eos_id": vocab.eos_id,
-        "pad_id": vocab.pad_id,
-        "banned": (vocab.unk_id,),
-    }
     for i in range(0, grids.size(0), batch_size):
         grid = grids[i : i + batch_size].to(device, non_blocking=True).float()  # (B, N, C)
-        state = decoder.init_state(grid, grid.mean(dim=1))
-        if beam_size <= 1:
-            dec = greedy(decoder.step, state, max_length=max_length, **ids)
-        else:
-            dec = beam_search(
-                decoder.step, state, beam_size=beam_size, max_length=max_length, **ids
-            )
-        out.extend(vocab.decode(t) for t in dec.tokens)
+        step, state = decoder.start(grid, grid.mean(dim=1))
+        out.extend(vocab.decode(t) for t in generate(step, state, ids, config).tokens)
     decoder.train(was_training)
     return out
 
@@ -140,22 +132,21 @@ def evaluate_captions(
     from captioner.pipelines.runstate import progress
 
     start = time.perf_counter()
-    method = "beam" if beam_size > 1 else "greedy"
+    generation = model.generation_config(beam_size=beam_size, max_length=max_length)
     hyps: list[str] = []
     images = split.select_columns(["image"])
     for i in progress(range(0, len(split), batch_size), enabled=True, desc="captioning"):
         chunk = images[i : i + batch_size]["image"]  # decode one batch of images at a time
-        hyps += model.caption(chunk, beam_size=beam_size, method=method,
-                              max_length=max_length, batch_size=batch_size)  # fmt: skip
+        hyps += model.caption(chunk, generation=generation, batch_size=batch_size)
     seconds = time.perf_counter() - start
     scenes = split["scene"] if "scene" in split.column_names else None
     scores = caption_scores(split["captions"], hyps, meteor=meteor, scenes=scenes)
     return {
         "n": len(split),
         "decoding": {
-            "method": method,
+            "method": generation.search,
             "beam_size": beam_size,
-            "max_length": max_length or model.max_length,
+            "max_length": generation.max_length,
         },  # fmt: skip
         "scores": scores,
         "stats": caption_stats(split["captions"], hyps),

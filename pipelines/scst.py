@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from captioner.data.loader import collate_captions
-from captioner.decoding import greedy, sample
+from captioner.decoding import GenerationConfig, SpecialIds, generate, repeat_rows
 from captioner.pipelines.config import to_dict
 from captioner.pipelines.engine import FitResult, Trainer, barrier, param_groups, setup
 from captioner.pipelines.runstate import broadcast
@@ -84,9 +84,9 @@ class CiderD:
         return 10.0 * total / max(1, len(self.refs[index]))
 
 
-def _targets(tokens: list[list[int]], vocab: Vocabulary, max_length: int) -> Tensor:
+def _targets(tokens: list[list[int]], ended: list[bool], vocab: Vocabulary) -> Tensor:
     """Sampled words -> (B, T) `<start> w... <end>` (no `<end>` when cut at max_length)."""
-    rows = [[vocab.bos_id, *t, *([vocab.eos_id] if len(t) < max_length else [])] for t in tokens]
+    rows = [[vocab.bos_id, *t, *([vocab.eos_id] if e else [])] for t, e in zip(tokens, ended)]
     return nn.utils.rnn.pad_sequence(
         [torch.tensor(r) for r in rows], batch_first=True, padding_value=vocab.pad_id
     )
@@ -100,8 +100,10 @@ def scst_loss_fn(
     if baseline not in ("greedy", "mean") or (baseline == "mean" and samples < 2):
         raise ValueError(f"baseline must be 'greedy' or 'mean' (with samples >= 2), got "
                          f"{baseline!r} with {samples} samples")  # fmt: skip
-    ids = {"bos_id": vocab.bos_id, "eos_id": vocab.eos_id, "pad_id": vocab.pad_id,
-           "max_length": max_length}  # fmt: skip
+    # The policy searches as inference does (<unk> banned, no <end> after a dangling word).
+    ids = SpecialIds.from_vocab(vocab)
+    sampling = GenerationConfig(method="sample", max_length=max_length)
+    greedy = GenerationConfig(method="greedy", max_length=max_length)
 
     def reward(indices: list[int], tokens: list[list[int]]) -> Tensor:
         return torch.tensor(
@@ -113,18 +115,18 @@ def scst_loss_fn(
         grid, index = batch["grid"].float(), batch["image_index"].tolist()  # (B, N, C)
         rep = grid.repeat_interleave(samples, dim=0)  # (B*K, N, C)
         with torch.no_grad():
-            drawn = sample(core.decoder.step, core.decoder.init_state(rep, rep.mean(1)), **ids)
+            step, state = core.decoder.start(grid, grid.mean(1))  # K sample rows per image
+            drawn = generate(step, repeat_rows(state, samples), ids, sampling)
             rep_index = [i for i in index for _ in range(samples)]
             r_sample = reward(rep_index, drawn.tokens)  # (B*K,)
             if baseline == "greedy":
-                state = core.decoder.init_state(grid, grid.mean(1))
-                r_base = reward(index, greedy(core.decoder.step, state, **ids).tokens)
+                r_base = reward(index, generate(step, state, ids, greedy).tokens)
                 r_base = r_base.repeat_interleave(samples)
             else:  # mean of the other samples of the same image
                 per_image = r_sample.view(-1, samples)
                 r_base = ((per_image.sum(1, keepdim=True) - per_image) / (samples - 1)).view(-1)
         advantage = (r_sample - r_base).to(grid.device)  # (B*K,)
-        captions = _targets(drawn.tokens, vocab, max_length).to(grid.device)  # (B*K, T)
+        captions = _targets(drawn.tokens, drawn.ended, vocab).to(grid.device)  # (B*K, T)
         logits, _ = model({"grid": rep, "captions": captions})  # (B*K, T-1, V)
         targets = captions[:, 1:]
         logp = torch.log_softmax(logits.float(), -1).gather(2, targets[:, :, None]).squeeze(2)

@@ -53,14 +53,14 @@ def test_describe_gives_caption_sentiment_and_attention(model, images):
         assert isinstance(item.caption, str)
         label, p = item.sentiment
         assert label in ("negative", "positive") and 0.5 <= p <= 1.0
-        assert item.tags == []  # this model has no recognition head
+        assert item.tags is None  # this model has no recognition head
         words = item.caption.split()
         if words:
             assert [w for w, _ in item.attention] == words
         for _, amap in item.attention:
             assert amap.shape == (7, 7)  # 224 px through resnet18 -> 7x7 grid
             assert abs(float(amap.sum()) - 1.0) < 1e-4
-        assert json.dumps(item.to_dict())
+        assert json.dumps(item.to_record())
 
 
 def test_decoding_methods(model, images):
@@ -148,7 +148,7 @@ def test_missing_heads_give_clear_errors(images):
     with pytest.raises(RuntimeError, match="no sentiment head"):
         m.sentiment("hello")
     d = m.describe(images[:1])[0]
-    assert d.sentiment is None and d.tags == [] and d.caption is not None
+    assert d.sentiment is None and d.tags is None and d.caption is not None
 
 
 def test_corrupt_image_is_a_clear_error(model, tmp_path):

@@ -5,9 +5,29 @@ import pytest
 import torch
 
 from captioner.decoders import CaptionDecoder, DecoderConfig
-from captioner.decoding import beam_search, greedy, sample
+from captioner.decoding import GenerationConfig, SpecialIds, generate, no_repeat_ngram
+from captioner.text import Vocabulary
 
 BOS, EOS, PAD = 1, 2, 0
+
+
+def run(dec, grid, pooled, *, banned=(), dangling=(), **config):
+    """Search captions for these images with `generate` (no dangling ids unless given)."""
+    step, state = dec.start(grid, pooled)
+    ids = SpecialIds(BOS, EOS, PAD, banned=tuple(banned), dangling=tuple(dangling))
+    return generate(step, state, ids, GenerationConfig(**config))
+
+
+def greedy(dec, grid, pooled, **kw):
+    return run(dec, grid, pooled, method="greedy", **kw)
+
+
+def beam_search(dec, grid, pooled, **kw):
+    return run(dec, grid, pooled, **{"method": "beam", **kw})
+
+
+def sample(dec, grid, pooled, **kw):
+    return run(dec, grid, pooled, method="sample", **kw)
 
 
 def tiny_decoder(vocab=6, attention="soft", cell="lstm", seed=0):
@@ -44,10 +64,10 @@ def exhaustive_best(dec, grid, pooled, max_length):
         for seq in itertools.product(allowed, repeat=length):
             if EOS in seq[:-1] or (length < max_length and seq[-1] != EOS):
                 continue
-            state = dec.init_state(grid, pooled)
+            step, state = dec.start(grid, pooled)
             tok, total = torch.tensor([BOS]), 0.0
             for t in seq:
-                logits, state, _ = dec.step(tok, state)
+                logits, state, _ = step(tok, state)
                 logits[:, [PAD, BOS]] = -math.inf
                 total += torch.log_softmax(logits, -1)[0, t].item()
                 tok = torch.tensor([t])
@@ -60,12 +80,11 @@ def exhaustive_best(dec, grid, pooled, max_length):
 def test_beam_size_one_equals_greedy(cell, attention):
     dec = tiny_decoder(vocab=9, cell=cell, attention=attention)
     grid, pooled = features(batch=4)
-    g = greedy(dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS, max_length=7)
+    g = greedy(dec, grid, pooled, max_length=7)
     b = beam_search(
-        dec.step,
-        dec.init_state(grid, pooled),
-        bos_id=BOS,
-        eos_id=EOS,
+        dec,
+        grid,
+        pooled,
         beam_size=1,
         max_length=7,
         length_penalty=0.0,
@@ -81,10 +100,9 @@ def test_beam_search_equals_exhaustive_search(seed):
     max_length = 3
     want_score, want_tokens = exhaustive_best(dec, grid, pooled, max_length)
     got = beam_search(
-        dec.step,
-        dec.init_state(grid, pooled),
-        bos_id=BOS,
-        eos_id=EOS,
+        dec,
+        grid,
+        pooled,
         beam_size=27,
         max_length=max_length,
         length_penalty=0.0,
@@ -96,15 +114,12 @@ def test_beam_search_equals_exhaustive_search(seed):
 def test_batched_beam_search_equals_one_by_one():
     dec = tiny_decoder(vocab=12)
     grid, pooled = features(batch=5)
-    batched = beam_search(
-        dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS, beam_size=4, max_length=9
-    )
+    batched = beam_search(dec, grid, pooled, beam_size=4, max_length=9)
     for i in range(5):
         one = beam_search(
-            dec.step,
-            dec.init_state(grid[i : i + 1], pooled[i : i + 1]),
-            bos_id=BOS,
-            eos_id=EOS,
+            dec,
+            grid[i : i + 1],
+            pooled[i : i + 1],
             beam_size=4,
             max_length=9,
         )
@@ -119,12 +134,11 @@ def test_search_returns_caption_when_end_never_comes():
         dec.out.bias[EOS] = -1e4  # <end> is never the likely choice
     grid, pooled = features(batch=2)
     for out in (
-        greedy(dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS, max_length=6),
+        greedy(dec, grid, pooled, max_length=6),
         beam_search(
-            dec.step,
-            dec.init_state(grid, pooled),
-            bos_id=BOS,
-            eos_id=EOS,
+            dec,
+            grid,
+            pooled,
             beam_size=3,
             max_length=6,
         ),
@@ -137,7 +151,7 @@ def test_search_returns_caption_when_end_never_comes():
 def test_attention_weights_are_distributions_per_word():
     dec = tiny_decoder(vocab=10)
     grid, pooled = features(batch=3)
-    out = beam_search(dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS, beam_size=3)
+    out = beam_search(dec, grid, pooled, beam_size=3)
     for toks, a in zip(out.tokens, out.alphas):
         assert a.shape == (max(len(toks), 1), 5)
         assert torch.allclose(a.sum(-1), torch.ones(a.size(0)), atol=1e-5)
@@ -146,7 +160,11 @@ def test_attention_weights_are_distributions_per_word():
 def test_no_attention_model_has_no_alphas():
     dec = tiny_decoder(attention="none")
     grid, pooled = features()
-    out = greedy(dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS)
+    out = greedy(
+        dec,
+        grid,
+        pooled,
+    )
     assert out.alphas == [None, None, None]
 
 
@@ -155,15 +173,12 @@ def test_no_repeat_ngram_blocking():
     with torch.no_grad():
         dec.out.bias[EOS] = -1e4
     grid, pooled = features(batch=2)
-    plain = beam_search(
-        dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS, beam_size=2, max_length=8
-    )
+    plain = beam_search(dec, grid, pooled, beam_size=2, max_length=8)
     assert any(len(set(t)) < len(t) for t in plain.tokens)  # repetition happens without blocking
     blocked = beam_search(
-        dec.step,
-        dec.init_state(grid, pooled),
-        bos_id=BOS,
-        eos_id=EOS,
+        dec,
+        grid,
+        pooled,
         beam_size=2,
         max_length=8,
         no_repeat_ngram_size=2,
@@ -177,19 +192,17 @@ def test_length_penalty_prefers_longer_captions():
     dec = tiny_decoder(vocab=12, seed=3)
     grid, pooled = features(batch=6, seed=3)
     raw = beam_search(
-        dec.step,
-        dec.init_state(grid, pooled),
-        bos_id=BOS,
-        eos_id=EOS,
+        dec,
+        grid,
+        pooled,
         beam_size=5,
         max_length=10,
         length_penalty=0.0,
     )
     norm = beam_search(
-        dec.step,
-        dec.init_state(grid, pooled),
-        bos_id=BOS,
-        eos_id=EOS,
+        dec,
+        grid,
+        pooled,
         beam_size=5,
         max_length=10,
         length_penalty=1.0,
@@ -202,22 +215,11 @@ def test_sampling_is_seeded_and_filters():
     grid, pooled = features(batch=4)
 
     def run(seed, **kw):
-        g = torch.Generator().manual_seed(seed)
-        return sample(
-            dec.step,
-            dec.init_state(grid, pooled),
-            bos_id=BOS,
-            eos_id=EOS,
-            max_length=8,
-            generator=g,
-            **kw,
-        )
+        return sample(dec, grid, pooled, max_length=8, seed=seed, **kw)
 
     assert run(0).tokens == run(0).tokens
     # top_k=1 and a tiny top_p both reduce sampling to greedy decoding.
-    want = greedy(
-        dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS, max_length=8
-    ).tokens
+    want = greedy(dec, grid, pooled, max_length=8).tokens
     assert run(1, top_k=1).tokens == want
     assert run(2, top_p=1e-6).tokens == want
     assert run(3, temperature=1e-3).tokens == want
@@ -231,10 +233,105 @@ def test_banned_tokens_are_never_generated():
         dec.out.bias[3] = 50.0  # token 3 (<unk>) would win every step
     grid, pooled = features(batch=3)
     for out in (
-        greedy(dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS, banned=(3,)),
-        beam_search(dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS, banned=(3,)),
-        sample(dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS, banned=(3,)),
+        greedy(dec, grid, pooled, banned=(3,)),
+        beam_search(dec, grid, pooled, banned=(3,)),
+        sample(dec, grid, pooled, banned=(3,)),
     ):
         assert all(3 not in t for t in out.tokens)
-    plain = greedy(dec.step, dec.init_state(grid, pooled), bos_id=BOS, eos_id=EOS, max_length=3)
+    plain = greedy(dec, grid, pooled, max_length=3)
     assert all(t == [3, 3, 3] for t in plain.tokens)
+
+
+def test_generation_config_rules_and_errors():
+    assert GenerationConfig(method="beam", beam_size=1).search == "greedy"
+    assert GenerationConfig(method="beam", beam_size=2).search == "beam"
+    assert GenerationConfig(method="sample", beam_size=1).search == "sample"
+    for bad, match in [
+        ({"method": "nucleus"}, "method"),
+        ({"beam_size": 0}, "beam_size"),
+        ({"top_p": 0.0}, "top_p"),
+        ({"max_length": 0}, "max_length"),
+        ({"no_repeat_ngram_size": -1}, "no_repeat_ngram_size"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            GenerationConfig(**bad)
+
+
+def blocked_reference(history, n):
+    """Tokens that would repeat an n-gram already in `history` (a plain Python reading)."""
+    if len(history) < n:
+        return set()
+    prefix = tuple(history[len(history) - n + 1 :]) if n > 1 else ()
+    return {
+        history[i + n - 1]
+        for i in range(len(history) - n + 1)
+        if tuple(history[i : i + n - 1]) == prefix
+    }
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_vectorised_no_repeat_ngram_matches_the_reference(n):
+    g = torch.Generator().manual_seed(n)
+    process = no_repeat_ngram(n)
+    for length in range(0, 12):
+        history = torch.randint(0, 4, (16, length), generator=g)  # small vocabulary: repeats
+        logp = torch.randn(16, 6, generator=g)
+        got = process(logp, history)
+        for r in range(16):
+            want = blocked_reference(history[r].tolist(), n)
+            assert {t for t in range(6) if got[r, t] == float("-inf")} == want
+            keep = [t for t in range(6) if t not in want]
+            assert torch.equal(got[r, keep], logp[r, keep])
+
+
+def dangling_decoder():
+    """A decoder whose unconstrained searches end captions in "the" (token 4): after any
+    word but "the", "the" is the likeliest; after "the", <end> is."""
+    dec = tiny_decoder(vocab=8)
+    with torch.no_grad():
+        dec.out.weight.zero_()
+        dec.out.bias.copy_(torch.tensor([0.0, 0.0, -4.0, -9.0, 4.0, 0.5, 0.2, -1.0]))
+    step = dec.step
+
+    def biased(tokens, state, context):
+        logits, state, alpha = step(tokens, state, context)
+        after_the = (tokens == 4)[:, None]
+        bonus = torch.tensor([0.0, 0.0, 10.0, 0.0, -10.0, 0.0, 0.0, 0.0])
+        return logits + after_the * bonus, state, alpha
+
+    dec.step = biased
+    return dec
+
+
+def test_captions_never_end_in_a_dangling_word():
+    dec = dangling_decoder()
+    grid, pooled = features(batch=3)
+    for method in ("greedy", "beam", "sample"):
+        free = run(dec, grid, pooled, method=method, max_length=6, seed=0, avoid_dangling=False,
+                   dangling=(4,))  # fmt: skip
+        assert all(t and t[-1] == 4 for t in free.tokens), method  # "... the" unconstrained
+        kept = run(dec, grid, pooled, method=method, max_length=6, seed=0, dangling=(4,))
+        assert all(t and t[-1] != 4 for t in kept.tokens), method
+
+
+def test_a_caption_cut_at_max_length_loses_its_dangling_tail():
+    dec = tiny_decoder(vocab=7)
+    with torch.no_grad():
+        dec.out.bias[EOS] = -1e4  # never ends: every caption is cut at max_length
+    grid, pooled = features(batch=3)
+    plain = greedy(dec, grid, pooled, max_length=5)
+    last = {t[-1] for t in plain.tokens}
+    cut = greedy(dec, grid, pooled, max_length=5, dangling=tuple(last))
+    for before, after in zip(plain.tokens, cut.tokens):
+        assert after == before[: len(after)] and (not after or after[-1] not in last)
+        assert len(after) < len(before)
+    assert cut.ended == [False] * 3
+    assert all(a.shape[0] == max(len(t), 1) for t, a in zip(cut.tokens, cut.alphas))
+
+
+def test_special_ids_from_a_vocabulary():
+    vocab = Vocabulary(["<pad>", "<start>", "<end>", "<unk>", "a", "dog", "on", "the", "grass"])
+    ids = SpecialIds.from_vocab(vocab)
+    assert (ids.bos_id, ids.eos_id, ids.pad_id, ids.banned) == (1, 2, 0, (3,))
+    assert ids.dangling == (4, 6, 7)
+    assert SpecialIds.from_vocab(vocab, dangling_words=()).dangling == ()

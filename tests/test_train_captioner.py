@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from captioner import Captioner
 from captioner.decoders import CaptionDecoder
-from captioner.cli import train as train_cli
+from captioner.pipelines import cli as train_cli
 from captioner.pipelines import runstate
 from captioner.pipelines import train_captioner as tc
 from captioner.pipelines.config import parse_config
@@ -197,6 +197,34 @@ def test_scst_mean_baseline_is_leave_one_out():
     assert logs["baseline"] == pytest.approx(logs["reward"])  # mean of leave-one-out means
     with pytest.raises(ValueError, match="samples >= 2"):
         scst_loss_fn(CiderD(refs), vocab, samples=1, max_length=6, baseline="mean")
+
+
+def test_scst_policy_never_samples_unk_or_ends_on_a_dangling_word(monkeypatch):
+    """The SCST policy searches as inference does: <unk> banned, no <end> after "a"."""
+    from captioner.pipelines import scst
+    from captioner.text import Vocabulary
+
+    refs = [["a red circle", "a small red circle"], ["two blue stars", "two stars"]]
+    vocab = Vocabulary.build([c for r in refs for c in r])
+    cfg = parse_config(tc.CaptionTrainConfig, ["--dataset", "x", "--out", "y", *TINY])
+    model = tc.CaptionModel(tc.build_decoder(cfg, vocab, feature_dim=8))
+    with torch.no_grad():  # a policy that loves <unk>, then "a" followed by <end>
+        model.decoder.out.bias[vocab.unk_id] = 30.0
+        model.decoder.out.bias[vocab.stoi["a"]] = 20.0
+        model.decoder.out.bias[vocab.eos_id] = 19.0
+    seen, original = [], scst.generate
+
+    def recording(*args):
+        seen.append(original(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(scst, "generate", recording)
+    batch = {"grid": torch.randn(2, 4, 8), "image_index": torch.tensor([0, 1])}
+    loss, _ = scst.scst_loss_fn(CiderD(refs), vocab, samples=5, max_length=6)(model, batch)
+    assert torch.isfinite(loss) and len(seen) == 2  # the samples and the greedy baseline
+    for out in seen:
+        assert all(vocab.unk_id not in t for t in out.tokens)
+        assert all(not t or t[-1] != vocab.stoi["a"] for t in out.tokens)
 
 
 @pytest.mark.parametrize(

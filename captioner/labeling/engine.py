@@ -1,13 +1,15 @@
 """Batched inference for labeling: normalised pixels in, caption + tags + sentiment out.
 
 `LabelEngine` wraps a `Captioner` and picks the fast paths: the ONNX Runtime encoder on CPU
-(`backend="auto"|"onnx"`), channels-last PyTorch otherwise, and `FastStep` beam search over
-all images x beams of a batch (optionally with an int8 decoder). It gives the same captions
-as `Captioner.caption` with the same beam size (tested).
+(`backend="auto"|"onnx"`), channels-last PyTorch otherwise, and the one generation path
+(`Captioner.describe_features`: batched search over all images x beams, optionally with an
+int8 decoder). It gives the same records as `Captioner.describe(...)[i].to_record()` with the
+same generation settings (tested).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captioner.labeling.fastdecode import quantize_decoder, search
+from captioner.decoders import quantize_decoder
+from captioner.decoding import GenerationConfig
 from captioner.onnx_backend import encoder_for_backend
 
 log = logging.getLogger(__name__)
@@ -91,6 +94,8 @@ class EngineOptions:
     beam_size: int = 3
     top_k: int = 5
     max_length: int | None = None  # None: the model's own
+    # Search settings; None: beam search with `beam_size` and `max_length` above.
+    generation: GenerationConfig | None = None
     int8_decoder: bool = False  # CPU only: dynamic int8 decoder (faster, captions may differ)
     onnx_cache: str | None = None  # None: ~/.cache/captioner/onnx
     threads: int | None = None  # ONNX Runtime intra-op threads (None: torch's)
@@ -105,15 +110,16 @@ class LabelEngine:
 
     def __init__(self, captioner: Any, options: EngineOptions | None = None):
         self.options = o = options or EngineOptions()
-        if o.beam_size < 1:
-            raise ValueError(f"beam size must be >= 1, got {o.beam_size}")
         if o.top_k < 0:
             raise ValueError(f"top-k must be >= 0, got {o.top_k}")
         self.cap = captioner
         self.device = torch.device(captioner.device)
         self.name = captioner.name
         self.spec = pixel_spec(captioner.encoder)
-        self.max_length = o.max_length or captioner.max_length
+        self.generation = captioner.generation_config(
+            o.generation or GenerationConfig(beam_size=o.beam_size, max_length=o.max_length)
+        )
+        self.max_length = self.generation.max_length
         self.encoder, self.backend = encoder_for_backend(
             captioner.encoder, o.backend, self.device, cache_dir=o.onnx_cache, threads=o.threads
         )
@@ -136,12 +142,9 @@ class LabelEngine:
 
     @property
     def available_heads(self) -> dict[str, bool]:
-        c = self.cap
-        return {
-            "caption": c.decoder is not None,
-            "tags": c.recognizer is not None,
-            "sentiment": c.sentiment_model is not None and c.decoder is not None,
-        }
+        from captioner.api import Heads
+
+        return dataclasses.asdict(Heads.select(self.cap))
 
     def to_input(self, pixels: Tensor) -> Tensor:
         x = normalise(pixels, self.spec) if self.spec.uint8 else pixels.float()
@@ -175,39 +178,8 @@ class LabelEngine:
             return self._heads(grid, pooled)
 
     def _heads(self, grid: Tensor, pooled: Tensor) -> list[dict[str, Any]]:
-        n = grid.size(0)
-        captions: list[str | None] = [None] * n
-        cap = self.cap
-        if self.decoder is not None:
-            dec = search(
-                self.decoder,
-                grid.contiguous(),
-                pooled,
-                bos_id=cap.vocab.bos_id,
-                eos_id=cap.vocab.eos_id,
-                pad_id=cap.vocab.pad_id,
-                banned=(cap.vocab.unk_id,),
-                beam_size=self.options.beam_size,
-                max_length=self.max_length,
-            )
-            captions = [cap.vocab.decode(t) for t in dec.tokens]
-        tags: list[Any] = [None] * n
-        if cap.recognizer is not None:
-            tags = (
-                cap.recognizer.predict(pooled, top_k=self.options.top_k)
-                if (self.options.top_k > 0)
-                else [[] for _ in range(n)]
-            )
-        moods: list[Any] = [None] * n
-        if self.available_heads["sentiment"]:
-            moods = cap.sentiment([c or "" for c in captions])
-        return [
-            {
-                "caption": c,
-                "tags": None
-                if t is None
-                else [{"label": label, "score": round(float(s), 4)} for label, s in t],
-                "sentiment": None if m is None else {"label": m[0], "score": round(float(m[1]), 4)},
-            }
-            for c, t, m in zip(captions, tags, moods)
-        ]
+        found = self.cap.describe_features(
+            grid.contiguous(), pooled, generation=self.generation, tags=self.options.top_k,
+            decoder=self.decoder,
+        )  # fmt: skip
+        return [d.to_record() for d in found]
