@@ -55,6 +55,7 @@ class SentimentConfig:
 
 
 POOLINGS = ("last_max", "max_mean", "attention")
+BUNDLED_DIR = Path(__file__).parent / "models"  # = captioner.api.BUNDLED_DIR (no api import)
 
 
 class SentimentModel(nn.Module):
@@ -160,3 +161,19 @@ def load_sentiment(directory: str | Path) -> tuple[SentimentModel, Vocabulary]:
             f"{directory}: sentiment config and weights do not match ({type(e).__name__}: {e})"
         ) from None
     return model.eval(), vocab
+
+
+def resolve_model_dir(name_or_path: str | Path) -> Path:
+    """A local model directory, a bundled model name ("default") or a hub id -> its folder."""
+    from captioner import checkpoint as ckpt
+
+    path, bundled = Path(name_or_path), BUNDLED_DIR / str(name_or_path)
+    if path.is_dir():
+        return path
+    if (bundled / ckpt.CONFIG).is_file():
+        return bundled
+    if str(name_or_path).count("/") == 1 and not path.exists():
+        from captioner.hub import download
+
+        return Path(download(str(name_or_path)))
+    raise ckpt.CheckpointError(f"{name_or_path}: no such model directory, bundled model or hub id")

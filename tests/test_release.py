@@ -29,8 +29,8 @@ def test_markdown_tables_hold_every_result_and_variant():
         }
     }
     text = release.markdown(results, comparison)
-    assert "| scenes/test | 500 | beam 3 | 0.780 | - | - | 5.500 | 0.900 | - |" in text
-    assert "| uci-sentiment/test | 300 | - | - | - | - | - | - | 0.810 |" in text
+    assert "| scenes/test | 500 | beam 3 | 0.780 | - | - | 5.500 | 0.900 | - | - |" in text
+    assert "| uci-sentiment/test | 300 | - | - | - | - | - | - | 0.810 | - |" in text
     assert "| gru/soft | 0.690 | 4.760 | 0.850 | 0.740 |" in text
 
 
@@ -60,7 +60,11 @@ def test_training_steps_get_fixed_seed_out_device_and_resume(tmp_path, monkeypat
     assert release.train_captioner(out, "scenes:10", ["--epochs", "1"], "cpu", cell="gru",
                                    attention="none") == out  # fmt: skip
     quick = release.QUICK_SENTIMENT  # --quick's tiny settings reach the sentiment step
-    assert release.train_sentiment(tmp_path, "cpu", quick) == tmp_path / "sentiment"
+    data = tmp_path / "data"  # the sentiment step reads SST-2 and Flickr8k captions there
+    for need in ("sst2/train.tsv", "flickr8k/Flickr8k.token.txt"):
+        (data / need).parent.mkdir(parents=True, exist_ok=True)
+        (data / need).write_text("")
+    assert release.train_sentiment(tmp_path, "cpu", quick, data=data) == tmp_path / "sentiment"
     (step, argv), (sstep, sargv) = calls
     assert step == "captioner gru/none" and sstep == "sentiment"
     flags = dict(zip(argv[::2], argv[1::2]))
@@ -68,5 +72,15 @@ def test_training_steps_get_fixed_seed_out_device_and_resume(tmp_path, monkeypat
                      "--name": "compare-gru-none", "--epochs": "1", "--out": str(out),
                      "--seed": str(release.SEED), "--device": "cpu"}  # fmt: skip
     assert argv[-1] == "--resume" and "--resume" not in sargv
-    assert sargv[:2] == ["--dataset", "uci-sentiment"] and "--seed" in sargv
-    assert sargv[2 : 2 + len(quick)] == quick
+    assert sargv[:4] == ["--dataset", f"sst2:{data / 'sst2'}",
+                         "--neutral", f"flickr8k:{data / 'flickr8k'}+scenes:2000"]  # fmt: skip
+    assert "--seed" in sargv and "--threads" in sargv
+    start = 4 + len(release.SENTIMENT_ARGS)
+    assert sargv[start : start + len(quick)] == quick  # after the defaults: quick wins
+
+
+def test_sentiment_step_without_its_data_names_what_is_missing(tmp_path):
+    import pytest
+
+    with pytest.raises(SystemExit, match="sst2/train.tsv"):
+        release.train_sentiment(tmp_path, "cpu", [], data=tmp_path / "nowhere")

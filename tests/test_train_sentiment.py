@@ -202,3 +202,31 @@ def test_cli_reports_a_missing_file(tmp_path, capsys):
     assert ts.main(["--dataset", f"sentiment-jsonl:{missing}", "--out", str(tmp_path / "m")]) == 2
     assert str(missing) in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+def test_three_class_model_with_neutral_captions_trains_calibrates_and_loads(tmp_path):
+    from captioner.sentiment import load_sentiment, sentiment_probs
+
+    out = tmp_path / "three"
+    cfg = tiny_config(out, neutral="scenes:80", epochs=8)
+    report = ts.train(cfg, dataset=toy_dataset())
+    assert report["labels"] == ["negative", "neutral", "positive"]
+    # validation / test hold the scene captions of their own split as neutral rows
+    assert report["validation"]["neutral_share"] > 0.9
+    assert report["test"]["binary_accuracy"] > 0.9 and report["test"]["accuracy"] > 0.9
+    assert set(report["calibration"]) == {"ece_before", "ece_after"}
+    probes = report["neutral_probes"]["a red circle left of a blue square"]
+    assert max(probes, key=probes.get) == "neutral"
+
+    model, vocab = load_sentiment(out)  # the sentiment part alone, no image encoder
+    assert model.config.labels == ["negative", "neutral", "positive"]
+    assert model.config.pooling == "max_mean"
+    texts = ["the food was great", "the phone was awful", "two small yellow triangles"]
+    probs = sentiment_probs(model, vocab, texts)
+    assert [model.config.labels[k] for k in probs.argmax(-1)] == [
+        "positive",
+        "negative",
+        "neutral",
+    ]
+    cap = Captioner.from_pretrained(out, device="cpu", backend="torch")
+    assert [label for label, _ in cap.sentiment(texts)] == ["positive", "negative", "neutral"]
