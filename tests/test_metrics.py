@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from captioner import metrics, metrics_meteor
+from captioner import metrics
 from captioner.metrics import bleu, cider_d, format_scores, rouge_l, score
-from captioner.metrics_ptb import ptb_tokenize, tokenize_captions
+from captioner.metrics import meteor as metrics_meteor
+from captioner.metrics.ptb import ptb_tokenize, tokenize_captions
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TOKEN_CASES = FIXTURES / "metrics_ptb_cases.json"
@@ -408,7 +409,7 @@ def test_meteor_jar_failure_is_a_warning_not_a_crash(monkeypatch, caplog):
             super().__init__(memory="1k", **options)
             started.append(self)
 
-    monkeypatch.setattr(metrics, "MeteorScorer", StarvedMeteor)
+    monkeypatch.setattr(metrics.coco, "MeteorScorer", StarvedMeteor)
     with caplog.at_level(logging.WARNING, logger="captioner.metrics"):
         result = score({1: ["a red bus"]}, {1: "a bus"})
     assert "METEOR" not in result and result["ROUGE-L"] > 0
@@ -421,7 +422,7 @@ def test_meteor_jar_failure_is_a_warning_not_a_crash(monkeypatch, caplog):
 def test_forgotten_meteor_process_does_not_outlive_python():
     _need_reference()
     script = (
-        "from captioner.metrics_meteor import MeteorScorer\n"
+        "from captioner.metrics.meteor import MeteorScorer\n"
         "scorer = MeteorScorer()\n"
         "print(scorer._process.pid, flush=True)\n"  # exits without close()
     )

@@ -2,7 +2,7 @@
 
 Every number is computed the way the COCO caption evaluation (pycocoevalcap) computes it,
 including its quirks, so results compare with published tables:
-- captions are tokenised by `captioner.metrics_ptb` (a pure-Python twin of the Stanford
+- captions are tokenised by `captioner.metrics.ptb` (a pure-Python twin of the Stanford
   PTBTokenizer run; lower case, punctuation dropped), references and hypotheses each as one
   stream in the order of `references`;
 - BLEU is corpus level with the "closest" reference length and pycocoevalcap's smoothing
@@ -12,7 +12,7 @@ including its quirks, so results compare with published tables:
 - CIDEr-D uses 1..4-grams, document frequencies from the references being scored, clipped
   tf-idf, a Gaussian length penalty (sigma 6) and x10, i.e. pycocoevalcap's `Cider` (which is
   CIDEr-D): about 0-10, not 0-1;
-- METEOR 1.5 runs the Java jar from pycocoevalcap (`captioner.metrics_meteor`); when that is
+- METEOR 1.5 runs the Java jar from pycocoevalcap (`captioner.metrics.meteor`); when that is
   impossible the key is absent and a warning says why.
 """
 
@@ -23,8 +23,8 @@ import math
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 
-from captioner.metrics_meteor import MeteorScorer, meteor_unavailable_reason
-from captioner.metrics_ptb import tokenize_captions
+from captioner.metrics.meteor import MeteorScorer, meteor_unavailable_reason
+from captioner.metrics.ptb import tokenize_captions
 
 logger = logging.getLogger(__name__)
 

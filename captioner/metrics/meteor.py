@@ -93,7 +93,7 @@ class MeteorScorer:
 
     Start-up loads the paraphrase table (seconds), so reuse one scorer across calls, e.g.
     `with MeteorScorer() as m: score(refs, hyps, meteor=m)`. Inputs should already be
-    tokenised the COCO way (`captioner.metrics_ptb.tokenize_captions`).
+    tokenised the COCO way (`captioner.metrics.ptb.tokenize_captions`).
     """
 
     def __init__(

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import regex
 
-from captioner.metrics_ptb_rules import ABBREV1, ABBREV4, LINE, RULES, SKIP
+from captioner.metrics.ptb_rules import ABBREV1, ABBREV4, LINE, RULES, SKIP
 
 PUNCTUATIONS = frozenset(
     ["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-"]

@@ -1,4 +1,4 @@
-"""Lexer rules for `captioner.metrics_ptb`, transcribing Stanford PTBLexer (CoreNLP 3.4.1).
+"""Lexer rules for `captioner.metrics.ptb`, transcribing Stanford PTBLexer (CoreNLP 3.4.1).
 
 Each rule is (token regex, trailing-context regex or None, action, chars pushed back). The
 engine takes the longest match counting the trailing context, earlier rules winning ties,
