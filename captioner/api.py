@@ -22,6 +22,7 @@ from captioner import checkpoint as ckpt
 from captioner.decoders import CaptionDecoder, DecoderConfig
 from captioner.decoding import GenerationConfig, SpecialIds, generate
 from captioner.imageio import load_image
+from captioner.model_card import read_training_data, write_card
 from captioner.sentiment import SentimentConfig, SentimentModel, encode_texts
 from captioner.text import Vocabulary
 
@@ -125,6 +126,10 @@ class Captioner:
             sentiment_vocab,
         )
         self.name, self.max_length = name, max_length
+        # What a model directory remembers beyond weights: the dtype its weights were stored
+        # in (save_pretrained keeps it) and the data it was trained on (for the model card).
+        self.storage_dtype: torch.dtype | None = None
+        self.training_data: list[str] = []
         self.special_ids = SpecialIds.from_vocab(vocab) if vocab is not None else None
         for module in self._modules():
             module.to(self.device).eval()
@@ -151,12 +156,19 @@ class Captioner:
     # ------------------------------------------------------------------ loading / saving
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | Path = "default", *, device: str | torch.device | None = None
+        cls,
+        name_or_path: str | Path = "default",
+        *,
+        device: str | torch.device | None = None,
+        revision: str | None = None,
     ) -> Captioner:
-        """A local model directory, a bundled model name ("default") or a Hugging Face hub id."""
+        """A local model directory, a bundled model name ("default") or a Hugging Face hub id
+        (`revision`: the branch, tag or commit to load, which pins the model)."""
         from captioner.encoders import build_encoder
 
         path = Path(name_or_path)
+        if revision is not None and (path.exists() or (BUNDLED_DIR / str(name_or_path)).is_dir()):
+            raise ValueError(f"{name_or_path}: revision= applies to hub ids, not local models")
         bundled = BUNDLED_DIR / str(name_or_path)
         if path.is_dir():
             return cls._load_dir(path, device=device)
@@ -178,7 +190,9 @@ class Captioner:
                 name="efficientnet_lite0-imagenet",
             )
         if str(name_or_path).count("/") == 1 and not path.exists():
-            return cls._load_dir(_download_from_hub(str(name_or_path)), device=device)
+            from captioner.hub import download
+
+            return cls._load_dir(download(str(name_or_path), revision=revision), device=device)
         raise FileNotFoundError(
             f"{name_or_path}: no such model directory, bundled model ({_bundled_names()}) or hub id"
         )
@@ -222,7 +236,7 @@ class Captioner:
             ) from None
         except (FileNotFoundError, ValueError) as e:
             raise ckpt.CheckpointError(str(e)) from None
-        return cls(
+        model = cls(
             encoder=encoder,
             decoder=decoder,
             vocab=vocab,
@@ -233,6 +247,10 @@ class Captioner:
             name=config.get("name", directory.name),
             max_length=config.get("max_length", 20),
         )
+        stored = {t.dtype for t in tensors.values() if t.is_floating_point()}
+        model.storage_dtype = stored.pop() if len(stored) == 1 else None
+        model.training_data = read_training_data(directory)
+        return model
 
     def save_pretrained(
         self,
@@ -244,7 +262,9 @@ class Captioner:
         """Write a model directory. The encoder's weights are stored only when they were
         trained (`trainable_blocks > 0`) or `include_encoder=True`; otherwise they come from
         the encoder's own pretrained weights at load time. `dtype` (e.g. torch.float16)
-        stores floating-point weights in that type; loading casts them back."""
+        stores floating-point weights in that type (default: the type they were loaded from,
+        so a float16 model stays float16); loading casts them back. Also writes the model
+        card README.md (see `captioner.model_card`)."""
         enc = getattr(self.encoder, "torch_encoder", self.encoder)  # also after use_backend
         if include_encoder is None:
             include_encoder = getattr(enc, "trainable_blocks", 0) > 0 or enc.weights is None
@@ -279,9 +299,39 @@ class Captioner:
             config["sentiment"] = dataclasses.asdict(self.sentiment_model.config)
             tensors.update(ckpt.prefixed(self.sentiment_model.state_dict(), "sentiment"))
             extra["sentiment_vocab.json"] = self.sentiment_vocab.to_json()
+        dtype = dtype or self.storage_dtype
         if dtype is not None:
             tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
-        return ckpt.save_model_dir(directory, config=config, tensors=tensors, extra_json=extra)
+        out = ckpt.save_model_dir(directory, config=config, tensors=tensors, extra_json=extra)
+        write_card(out, config, training_data=self.training_data)
+        return out
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        token: str | None = None,
+        private: bool | None = None,
+        revision: str | None = None,
+        commit_message: str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> str:
+        """Save the model (with its card) and upload it to the Hugging Face hub as
+        `repo_id`, created if missing; `revision` names a branch. Returns the commit URL."""
+        import tempfile
+
+        from captioner.hub import push_model_dir
+
+        with tempfile.TemporaryDirectory(prefix="captioner-push-") as tmp:
+            staged = self.save_pretrained(Path(tmp) / "model", dtype=dtype)
+            return push_model_dir(
+                staged,
+                repo_id,
+                token=token,
+                private=private,
+                revision=revision,
+                commit_message=commit_message,
+            )
 
     # ------------------------------------------------------------------ inference
     def preprocess(self, images: Sequence[Any]) -> Tensor:
@@ -462,17 +512,3 @@ def _attention_maps(tokens: list[int], alphas: Tensor | None, vocab: Vocabulary)
 def _bundled_names() -> str:
     names = sorted(p.name for p in BUNDLED_DIR.glob("*") if (p / ckpt.CONFIG).is_file())
     return ", ".join(names) or "default"
-
-
-def _download_from_hub(repo_id: str) -> Path:
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError as e:  # pragma: no cover
-        raise RuntimeError("loading from the Hugging Face hub needs `huggingface_hub`") from e
-    try:
-        return Path(snapshot_download(repo_id=repo_id, allow_patterns=["*.json", "*.safetensors"]))
-    except Exception as e:
-        raise RuntimeError(
-            f"could not fetch model {repo_id!r} from the Hugging Face hub "
-            f"(no network, or no such repository): {e}"
-        ) from None
