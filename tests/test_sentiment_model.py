@@ -5,12 +5,18 @@ from captioner.sentiment import SentimentConfig, SentimentModel, encode_texts
 from captioner.text import Vocabulary
 
 
-@pytest.mark.parametrize("cell,bi", [("lstm", True), ("gru", False)])
-def test_padding_does_not_change_the_prediction(cell, bi):
+@pytest.mark.parametrize(
+    "cell,bi,pooling",
+    [("lstm", True, "last_max"), ("gru", False, "last_max"), ("lstm", True, "max_mean"),
+     ("gru", True, "attention")],
+)  # fmt: skip
+def test_padding_does_not_change_the_prediction(cell, bi, pooling):
     torch.manual_seed(0)
     vocab = Vocabulary.build(["good great fine bad awful poor movie"])
     model = SentimentModel(
-        SentimentConfig(vocab_size=len(vocab), cell=cell, bidirectional=bi, dropout=0.0)
+        SentimentConfig(
+            vocab_size=len(vocab), cell=cell, bidirectional=bi, dropout=0.0, pooling=pooling
+        )
     ).eval()
     short, _ = encode_texts(["good movie"], vocab, 64)
     batch, lengths = encode_texts(["good movie", "awful awful poor bad movie"], vocab, 64)
