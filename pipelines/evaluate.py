@@ -1,4 +1,4 @@
-"""`captioner eval`: score a model on a dataset split with real decoding.
+"""Scoring for `captioner eval` (captioner.cli.evaluate): a dataset split, real decoding.
 
     captioner eval --model DIR --dataset scenes --split test [--beam-size 3] [--limit N] [--json]
 
@@ -11,9 +11,7 @@ teacher-forced outputs. The helpers here are shared with training-time validatio
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import logging
 import sys
 import time
@@ -29,7 +27,12 @@ from captioner.text import Vocabulary
 
 log = logging.getLogger(__name__)
 
-SENTIMENT_PREFIXES = ("uci-sentiment", "sentiment-csv", "sentiment-", "sst2", "imdb", "neutral:")
+
+def is_sentiment_spec(spec: str) -> bool:
+    """Whether `spec` names a sentiment corpus (`captioner.data.spec.dataset_kind`)."""
+    from captioner.data.spec import dataset_kind
+
+    return dataset_kind(spec) == "sentiment"
 
 
 @torch.no_grad()
@@ -121,10 +124,6 @@ def caption_stats(
     }
 
 
-def is_sentiment_spec(spec: str) -> bool:
-    return spec.lower().startswith(SENTIMENT_PREFIXES)
-
-
 def evaluate_captions(
     model, split, *, beam_size: int = 3, max_length: int | None = None,
     batch_size: int = 32, meteor: bool = True,
@@ -163,96 +162,7 @@ def evaluate_captions(
     }
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="captioner eval", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="default", help="model directory, bundled name or hub id")
-    p.add_argument("--dataset", required=True, help="dataset spec (scenes, tuxpaint, ...)")
-    p.add_argument("--split", default="test", help="split to score (default: test)")
-    p.add_argument("--beam-size", type=int, default=3, help="1 = greedy (default: 3)")
-    p.add_argument("--max-length", type=int, default=None, help="longest caption in words")
-    p.add_argument("--limit", type=int, default=None, help="score only the first N items")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument(
-        "--backend",
-        default="auto",
-        choices=("auto", "torch", "onnx"),
-        help="encoder runtime: auto = ONNX Runtime on CPU when installed (default: auto)",
-    )
-    p.add_argument("--no-meteor", action="store_true", help="skip METEOR (needs Java)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    from captioner.api import Captioner
-    from captioner.pipelines.runstate import resolve_device
-
-    if args.beam_size < 1:
-        _parser().error(f"--beam-size must be >= 1, got {args.beam_size}")
-    device = resolve_device(args.device)
-    from captioner.onnx_backend import OnnxBackendError
-
-    model = Captioner.from_pretrained(args.model, device=device)
-    try:
-        model.use_backend(args.backend)
-    except OnnxBackendError as e:
-        print(f"captioner eval: {e}", file=sys.stderr)
-        return 2
-    sentiment = is_sentiment_spec(args.dataset)
-    if sentiment:
-        from captioner.data import load_sentiment_dataset as load
-    else:
-        from captioner.data import load_caption_dataset as load
-    dsd = load(args.dataset)
-    if args.split not in dsd:
-        print(f"captioner eval: {args.dataset} has no split {args.split!r} "
-              f"(splits: {', '.join(dsd)})", file=sys.stderr)  # fmt: skip
-        return 2
-    split = dsd[args.split]
-    if args.limit:
-        split = split.select(range(min(args.limit, len(split))))
-    if sentiment:
-        if model.sentiment_model is None:
-            print(f"captioner eval: model {args.model} has no sentiment head", file=sys.stderr)
-            return 2
-        result = evaluate_sentiment(model, split)
-    else:
-        if model.decoder is None:
-            print(f"captioner eval: model {args.model} has no caption decoder", file=sys.stderr)
-            return 2
-        result = evaluate_captions(
-            model, split, beam_size=args.beam_size, max_length=args.max_length,
-            batch_size=args.batch_size, meteor=not args.no_meteor,
-        )  # fmt: skip
-    result = {"model": str(args.model), "dataset": args.dataset, "split": args.split, **result}
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(_table(result))
-    return 0
-
-
-def _table(result: dict[str, Any]) -> str:
-    lines = [f"model {result['model']}  dataset {result['dataset']}  split {result['split']}"
-             f"  items {result['n']}"]  # fmt: skip
-    if "decoding" in result:
-        d = result["decoding"]
-        lines.append(
-            f"decoding {d['method']}  beam_size {d['beam_size']}  max_length {d['max_length']}"
-        )
-    width = max(map(len, [*result["scores"], *result.get("stats", {})]))
-    lines += [f"  {k:<{width}}  {v:.4f}" for k, v in result["scores"].items()]
-    lines += [f"  {k:<{width}}  {v:.4f}" for k, v in result.get("stats", {}).items()]
-    for name, c in result.get("per_class", {}).items():
-        lines.append(f"  {name:<{width}}  P {c['precision']:.3f}  R {c['recall']:.3f}"
-                     f"  F1 {c['f1']:.3f}  n {c['support']}")  # fmt: skip
-    for ex in result.get("examples", []):
-        lines.append(f"  {ex['image_id']}: {ex['caption']!r}  (ref: {ex['references'][0]!r})")
-    return "\n".join(lines)
-
-
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from captioner.cli.evaluate import main
+
     sys.exit(main())

@@ -94,3 +94,36 @@ def test_module_entry_point():
         timeout=120,
     )
     assert result.returncode == 0 and "fetch" in result.stdout and "info" in result.stdout
+
+
+def test_one_rule_names_the_kind_of_a_spec(tmp_path):
+    from datasets import Dataset
+
+    from captioner.data.spec import dataset_kind
+
+    sentiment = ["uci-sentiment", "sentiment-csv:x.csv", "sst2:DIR", "neutral:scenes:5"]
+    sentiment += ["hf:stanfordnlp/sst2", "hf:imdb?split=test", "hf:any/thing?kind=sentiment"]
+    caption = ["scenes", "scenes+tuxpaint", "flickr8k:DIR", "hf:nlphuji/flickr30k", "csv:c.csv"]
+    assert [dataset_kind(s) for s in sentiment] == ["sentiment"] * len(sentiment)
+    assert [dataset_kind(s) for s in caption] == ["caption"] * len(caption)
+    Dataset.from_dict({"text": ["fine"], "label": [1]}).save_to_disk(tmp_path / "local")
+    assert dataset_kind(f"hf:{tmp_path / 'local'}") == "sentiment"
+    with pytest.raises(ValueError, match="kind=caption"):
+        dataset_kind("hf:x/y?kind=poem")
+
+
+def test_eval_routes_hub_sst2_to_the_sentiment_loader(monkeypatch, capsys):
+    """`hf:stanfordnlp/sst2` went to the caption loader; it must reach the sentiment one."""
+    import captioner.data as data
+
+    seen = []
+
+    def fake_sentiment(spec, **kw):
+        seen.append(spec)
+        raise data.DataError(f"{spec}: offline test stand-in")
+
+    monkeypatch.setattr(data, "load_sentiment_dataset", fake_sentiment)
+    monkeypatch.setattr(data, "load_caption_dataset", lambda *a, **k: pytest.fail("caption"))
+    code = run_command("eval", ["--dataset", "hf:stanfordnlp/sst2", "--model", "default"])
+    assert code == 2 and seen == ["hf:stanfordnlp/sst2"]
+    assert "offline test stand-in" in capsys.readouterr().err

@@ -15,8 +15,6 @@ import time
 from captioner.cli import options
 from captioner.errors import CaptionerError
 
-SENTIMENT_PREFIXES = ("uci-sentiment", "sentiment-csv", "sentiment-jsonl")
-
 
 def build_parser(command: str = "data") -> argparse.ArgumentParser:
     p = options.parser("captioner data", "Build, fetch and inspect captioner corpora.")
@@ -162,10 +160,10 @@ def _fetch(args) -> int:
 
 
 def _info(args) -> int:
-    from captioner.data.spec import load_caption_dataset, load_sentiment_dataset
+    from captioner.data.spec import dataset_kind, load_caption_dataset, load_sentiment_dataset
 
     options = _options(args.option)
-    if args.sentiment or args.spec.startswith(SENTIMENT_PREFIXES):
+    if args.sentiment or dataset_kind(args.spec) == "sentiment":
         dsd = load_sentiment_dataset(args.spec, **options)
     else:
         dsd = load_caption_dataset(args.spec, **{"show_progress": True, **options})

@@ -45,13 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     options.configure_logging(args)
     from captioner.api import Captioner
-    from captioner.pipelines.evaluate import (
-        evaluate_captions,
-        evaluate_sentiment,
-        is_sentiment_spec,
-    )
+    from captioner.data.spec import dataset_kind
+    from captioner.pipelines.evaluate import evaluate_captions, evaluate_sentiment
 
-    sentiment = is_sentiment_spec(args.dataset)
+    sentiment = dataset_kind(args.dataset) == "sentiment"
     backend = "torch" if sentiment else args.backend
     model = Captioner.from_pretrained(args.model, device=args.device, backend=backend)
     if sentiment:

@@ -25,6 +25,12 @@ Sentiment kinds (`load_sentiment_dataset`): `uci-sentiment[:DIR]`, `sentiment-cs
 TSV files), `neutral:CAPTIONS` (captions labelled neutral: `flickr8k:DIR`, `scenes[:N]`, FILE,
 joined with `+`; see `captioner.data.sentiment_sources`).
 
+Which kind a spec names (`dataset_kind`, the one rule `captioner eval`, `captioner data info`
+and the recipes use): the sentiment kinds above are sentiment; `hf:` is sentiment for the
+hub's sentiment corpora (`SENTIMENT_HUB_DATASETS`, e.g. hf:stanfordnlp/sst2) and for a local
+copy whose features have `text` and `label` but no `image`, caption otherwise; the option
+`?kind=caption|sentiment` overrides the guess for any spec.
+
 Options are keyword arguments of the loader (in a single spec, keyword arguments given to
 the function win over those in the string; in a combined spec, a part's own `?options` win
 and must be ones that part takes), e.g. `hf:nlphuji/flickr30k?columns=captions:caption&seed=1`,
@@ -55,6 +61,17 @@ CAPTION_KINDS = (
     "hf",
 )
 SENTIMENT_KINDS = ("uci-sentiment", "sentiment-csv", "sentiment-jsonl", "hf", "sst2", "neutral")
+KINDS = ("caption", "sentiment")
+# Sentiment corpora on the Hugging Face hub (`hf:NAME` is a caption corpus otherwise).
+SENTIMENT_HUB_DATASETS = frozenset(
+    name.lower()
+    for name in (
+        "stanfordnlp/sst2", "sst2", "SetFit/sst2", "gpt3mix/sst2", "stanfordnlp/imdb", "imdb",
+        "cornell-movie-review-data/rotten_tomatoes", "rotten_tomatoes",
+        "fancyzhx/yelp_polarity", "yelp_polarity", "fancyzhx/amazon_polarity",
+        "amazon_polarity", "mteb/amazon_polarity", "stanfordnlp/sentiment140", "sentiment140",
+    )
+)  # fmt: skip
 _TWO_ARGS = {"coco", "karpathy"}
 _NEEDS_ARG = {
     "flickr8k",
@@ -129,10 +146,46 @@ def parse_spec(spec: str, *, kinds: tuple[str, ...] = CAPTION_KINDS) -> list[Spe
             if not eq or not key:
                 raise ValueError(f"bad option {item!r} in spec {spec!r}: use ?key=value&key=value")
             options[key.strip()] = _value(value.strip())
+        if options.pop("kind", "caption") not in KINDS:  # read by dataset_kind, not loaders
+            raise ValueError(f"bad option kind in spec {spec!r}: use ?kind=caption|sentiment")
         parts.append(Spec(kind, args, options))
     if len(parts) > 1 and any(p.kind not in CAPTION_KINDS for p in parts):
         raise ValueError(f"only caption specs can be combined with '+' (got {spec!r})")
     return parts
+
+
+def dataset_kind(spec: str) -> str:
+    """ "caption" or "sentiment": the kind of corpus `spec` names (see the module docstring).
+
+    Args:
+        spec: a dataset spec string.
+    """
+    body, _, query = spec.strip().partition("?")
+    explicit = re.search(r"(?:^|&)kind=(\w+)", query)
+    if explicit:
+        if explicit.group(1) not in KINDS:
+            raise ValueError(f"bad option kind in spec {spec!r}: use ?kind=caption|sentiment")
+        return explicit.group(1)
+    kind, _, rest = body.partition(":")
+    kind = kind.strip().lower()
+    if kind in SENTIMENT_KINDS and kind not in CAPTION_KINDS:
+        return "sentiment"
+    if kind == "hf" and (rest.strip().lower() in SENTIMENT_HUB_DATASETS or _text_only(rest)):
+        return "sentiment"
+    return "caption"
+
+
+def _text_only(path: str) -> bool:
+    """Whether a local dataset folder (save_to_disk) has `text` and `label`, no `image`."""
+    import json
+
+    for info in (*Path(path).glob("dataset_info.json"), *Path(path).glob("*/dataset_info.json")):
+        try:
+            features = set(json.loads(info.read_text(encoding="utf-8")).get("features") or {})
+        except (OSError, ValueError):
+            continue
+        return {"text", "label"} <= features and "image" not in features
+    return False
 
 
 def _scenes(arg: str | None = None, **options):
