@@ -19,6 +19,7 @@ from tests_support import tiny_captioner
 
 from captioner import Captioner
 from captioner.cli import push as push_cli
+from captioner.cli import run_command
 from captioner.hub import HubError
 from captioner.model_card import MARKER
 
@@ -178,8 +179,8 @@ def test_push_command_writes_the_card_and_uploads(hub, tmp_path, capsys):
     out = small_model().save_pretrained(tmp_path / "m")
     (out / "README.md").unlink()
     (out / "notes.txt").write_text("not part of the model")
-    code = push_cli.main(
-        [str(out), "me/cli", "--training-data", "scenes", "--message", "first", "-q"]
+    code = run_command(  # through the `captioner` dispatcher
+        "push", [str(out), "me/cli", "--training-data", "scenes", "--message", "first", "-q"]
     )
     assert code == 0 and capsys.readouterr().out.startswith("hub://me/cli/commit/")
     assert metadata_load(out / "README.md")["training_data"] == ["scenes"]

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("captioner.cli.evaluate", "score a model on a dataset (COCO metrics / accuracy)"),
     "data": ("captioner.cli.data", "build the scene world, fetch corpora, inspect datasets"),
     "demo": ("captioner.cli.demo", "start the Gradio web demo (127.0.0.1 by default)"),
+    "push": ("captioner.cli.push", "upload a model directory with its model card to the HF hub"),
 }
 SHARED = ("captioner.cli.infer",)
 
