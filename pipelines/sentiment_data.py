@@ -34,6 +34,14 @@ def collate(items: list[tuple[list[int], int]]) -> dict[str, Tensor]:
     return {"ids": ids, "lengths": lengths, "labels": torch.tensor([y for _, y in items])}
 
 
+def labelled_texts(split, names: list[str], extra: list[str], extra_label: int):
+    """(texts, label ids in `names`, matched by label name) of a split, plus the `extra`
+    texts labelled `extra_label` (-1: no label, trained toward equal probabilities)."""
+    theirs = split.features["label"].names
+    ids = [names.index(theirs[y]) for y in split["label"]]
+    return [*split["text"], *extra], [*ids, *[extra_label] * len(extra)]
+
+
 def drop_words(ids: Tensor, p: float, unk_id: int) -> Tensor:
     """Replace each real token of ids (B, T) by `unk_id` with probability p."""
     if p <= 0:

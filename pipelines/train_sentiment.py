@@ -42,12 +42,18 @@ from captioner.pipelines.engine import (
     publish_model_dir,
     setup,
 )
-from captioner.pipelines.sentiment_data import EncodedTexts, collate, drop_words, neutral_texts
+from captioner.pipelines.sentiment_data import (
+    EncodedTexts,
+    collate,
+    drop_words,
+    labelled_texts,
+    neutral_texts,
+)
+from captioner.pipelines.sentiment_eval import predict_logits, scores_of
 from captioner.sentiment import (
     POOLINGS,
     SentimentConfig,
     SentimentModel,
-    binary_decision,
     encode_texts,
 )
 from captioner.text import Vocabulary
@@ -132,43 +138,6 @@ def sentiment_loss_fn(cfg: SentimentTrainConfig, unk_id: int):
     return loss_fn
 
 
-@torch.no_grad()
-def predict_logits(
-    model: SentimentModel, data: EncodedTexts, *, device: torch.device, batch_size: int = 256
-) -> Tensor:
-    """Logits (n, K) of every sentence in `data`, on the CPU."""
-    was = model.training
-    model.eval()
-    out = []
-    for i in range(0, len(data), batch_size):
-        b = collate([data[j] for j in range(i, min(i + batch_size, len(data)))])
-        out.append(model(b["ids"].to(device), b["lengths"]).float().cpu())
-    model.train(was)
-    return torch.cat(out) if out else torch.zeros(0, len(model.config.labels))
-
-
-def scores_of(logits: Tensor, labels: list[int], names: list[str] | None = None) -> dict:
-    """Accuracy and loss; with label `names`, also `binary_accuracy` (the positive-vs-negative
-    decision on the negative / positive rows) and `neutral_share` (neutral rows called
-    neutral) where those rows exist."""
-    y = torch.tensor(labels)
-    out = {
-        "accuracy": float((logits.argmax(-1) == y).float().mean()),
-        "loss": float(F.cross_entropy(logits, y)),
-    }
-    if names and {"negative", "positive"} <= set(names):
-        polar = (y == names.index("negative")) | (y == names.index("positive"))
-        if polar.any():
-            decision = binary_decision(torch.softmax(logits[polar], -1), names)
-            out["binary_accuracy"] = float(
-                (decision == (y[polar] == names.index("positive"))).float().mean()
-            )
-        if "neutral" in names and (y == names.index("neutral")).any():
-            k = names.index("neutral")
-            out["neutral_share"] = float((logits[y == k].argmax(-1) == k).float().mean())
-    return out
-
-
 def selection_score(score: float, loss: float) -> float:
     """`score` (accuracy, F1) with ties broken by the lower loss: the loss term (at most 1e-6)
     is below one example's worth of accuracy on validation sets up to 100,000 examples."""
@@ -205,13 +174,6 @@ def _split(dsd, name: str, what: str):
     return dsd[name]
 
 
-def _labelled(split, names: list[str], extra: list[str], extra_label: int):
-    """(texts, label ids in `names`) of a split plus `extra` texts labelled `extra_label`."""
-    theirs = split.features["label"].names
-    ids = [names.index(theirs[y]) for y in split["label"]]
-    return [*split["text"], *extra], [*ids, *[extra_label] * len(extra)]
-
-
 def _neutral(cfg: SentimentTrainConfig, split: str, cap: int | None) -> list[str]:
     """The split's neutral texts (training ones only without --neutral-class), at most `cap`
     (a seeded random subset)."""
@@ -221,6 +183,14 @@ def _neutral(cfg: SentimentTrainConfig, split: str, cap: int | None) -> list[str
     if cap is not None and len(texts) > cap:
         texts = random.Random(f"{cfg.seed}:{split}").sample(texts, cap)
     return texts
+
+
+def _encoded(cfg: SentimentTrainConfig, split, names: list[str], vocab, which: str):
+    """A validation / test split plus as many of its neutral captions at most (with
+    --neutral-class), encoded."""
+    unsure = names.index("neutral") if "neutral" in names else -1
+    extra = _neutral(cfg, which, len(split)) if unsure >= 0 else []
+    return EncodedTexts(*labelled_texts(split, names, extra, unsure), vocab, cfg.max_length)
 
 
 def train(cfg: SentimentTrainConfig, *, dataset=None) -> dict:
@@ -240,14 +210,10 @@ def train(cfg: SentimentTrainConfig, *, dataset=None) -> dict:
     if cfg.neutral_class and neutral and "neutral" not in labels:
         labels = ["negative", "neutral", "positive"]
     unsure = labels.index("neutral") if cfg.neutral_class and "neutral" in labels else -1
-    texts, ys = _labelled(train_split, labels, neutral, unsure)
+    texts, ys = labelled_texts(train_split, labels, neutral, unsure)
     vocab = Vocabulary.build(texts, min_count=cfg.min_count, max_size=cfg.max_vocab)
     train_data = EncodedTexts(texts, ys, vocab, cfg.max_length)
-    val_data = EncodedTexts(
-        *_labelled(val_split, labels, _neutral(cfg, "validation", len(val_split)), unsure),
-        vocab,
-        cfg.max_length,
-    )
+    val_data = _encoded(cfg, val_split, labels, vocab, "validation")
     log.info("%d train (+%d neutral) / %d validation texts, %d words, labels %s",
              len(train_split), len(neutral), len(val_data), len(vocab), labels)  # fmt: skip
     model = SentimentModel(SentimentConfig(
@@ -291,13 +257,11 @@ def train(cfg: SentimentTrainConfig, *, dataset=None) -> dict:
 def _score_split(cfg, model, vocab, split, *, source_column: bool) -> dict:
     """Scores of a split plus its neutral captions (as many at most), per source too."""
     names = model.config.labels
-    unsure = names.index("neutral") if "neutral" in names else -1
-    extra = _neutral(cfg, "test", len(split)) if unsure >= 0 else []
-    data = EncodedTexts(*_labelled(split, names, extra, unsure), vocab, cfg.max_length)
+    data = _encoded(cfg, split, names, vocab, "test")
     logits = predict_logits(model, data, device=torch.device("cpu"))
     report = scores_of(logits, data.labels, names)
     if source_column and "source" in split.column_names:
-        sources = [*split["source"], *["neutral"] * len(extra)]
+        sources = [*split["source"], *["neutral"] * (len(data) - len(split))]
         for source in sorted(set(sources)):
             rows = [i for i, s in enumerate(sources) if s == source]
             part = scores_of(logits[rows], [data.labels[i] for i in rows], names)
@@ -313,15 +277,7 @@ def finish(
     """Reload the best model, calibrate it, score the test split, write the final model."""
     model, vocab = load_best(staged)
     names = model.config.labels
-    unsure = names.index("neutral") if "neutral" in names else -1
-    val = dsd[cfg.val_split]
-    val_data = EncodedTexts(
-        *_labelled(
-            val, names, _neutral(cfg, "validation", len(val)) if unsure >= 0 else [], unsure
-        ),
-        vocab,
-        cfg.max_length,
-    )
+    val_data = _encoded(cfg, dsd[cfg.val_split], names, vocab, "validation")
     val_logits = predict_logits(model, val_data, device=torch.device("cpu"))
     report: dict = {
         "best_epoch": best_epoch,
