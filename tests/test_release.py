@@ -1,5 +1,7 @@
 """The release recipe's bookkeeping: which training steps run, resume or are skipped."""
 
+import pytest
+
 from captioner.pipelines import release
 
 
@@ -29,8 +31,9 @@ def test_markdown_tables_hold_every_result_and_variant():
         }
     }
     text = release.markdown(results, comparison)
-    assert "| scenes/test | 500 | beam 3 | 0.780 | - | - | 5.500 | 0.900 | - | - |" in text
-    assert "| uci-sentiment/test | 300 | - | - | - | - | - | - | 0.810 | - |" in text
+    row = "| scenes/test | 500 | beam 3 | - | 0.780 | - | - | 5.500 | 0.900 | - | - | - | - |"
+    assert row in text
+    assert "| uci-sentiment/test | 300 | - | - | - | - | - | - | - | - | - | 0.810 | - |" in text
     assert "| gru/soft | 0.690 | 4.760 | 0.850 | 0.740 |" in text
 
 
@@ -84,3 +87,28 @@ def test_sentiment_step_without_its_data_names_what_is_missing(tmp_path):
 
     with pytest.raises(SystemExit, match="sst2/train.tsv"):
         release.train_sentiment(tmp_path, "cpu", [], data=tmp_path / "nowhere")
+
+
+def test_photo_release_without_flickr8k_says_what_is_missing_before_training(tmp_path, monkeypatch):
+    from captioner.pipelines import photos
+
+    with pytest.raises(SystemExit, match=r"Flickr8k not found .*--flickr8k DIR"):
+        photos.find_flickr8k(tmp_path / "nowhere")
+    # the release stops before it fetches or trains anything
+    monkeypatch.setattr(release, "fetch", lambda: pytest.fail("fetched before the data check"))
+    argv = ["--work", str(tmp_path / "work"), "--models", str(tmp_path / "models"),
+            "--data", str(tmp_path)]  # fmt: skip
+    with pytest.raises(SystemExit, match="Flickr8k not found"):
+        release.main(argv)
+
+
+def test_flickr8k_is_found_in_the_given_folder(tmp_path):
+    from captioner.pipelines import photos
+
+    (tmp_path / photos.TOKEN_FILE).write_text("x.jpg#0\ta dog\n")
+    assert photos.find_flickr8k(tmp_path) == tmp_path.resolve()
+
+
+def test_quick_release_refuses_to_overwrite_the_bundled_models(tmp_path):
+    with pytest.raises(SystemExit):
+        release.main(["--quick", "--work", str(tmp_path / "work"), "--only", "scenes"])
