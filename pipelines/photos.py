@@ -25,7 +25,7 @@ FLICKR8K_CANDIDATES = (
 TOKEN_FILE = "Flickr8k.token.txt"
 
 XE_ARGS = [
-    "--epochs", "9",
+    "--epochs", "6",
     "--batch-size", "64",
     "--lr", "6e-4",
     "--embed-dim", "512",
