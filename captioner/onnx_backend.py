@@ -49,11 +49,9 @@ def onnx_available() -> bool:
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("CAPTIONER_CACHE")
-    if root:
-        return Path(root) / "onnx"
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(xdg) / "captioner" / "onnx"
+    from captioner.cache import cache_dir
+
+    return cache_dir("onnx")
 
 
 def resolve_backend(backend: str, device: str | torch.device | None) -> str:

@@ -254,12 +254,11 @@ def truncate_metrics(path: Path, step: int) -> None:
 
 
 def progress(iterable: Iterable, *, enabled: bool, desc: str) -> Iterable:
-    """A tqdm bar with ETA on a terminal; silent when stderr is not a TTY or not rank 0."""
-    from tqdm.auto import tqdm
+    """A bar with ETA on a terminal; silent when stderr is not a TTY or `enabled` is false
+    (not rank 0)."""
+    from captioner.progress import progress_bar
 
-    return tqdm(
-        iterable, desc=desc, disable=not enabled or not sys.stderr.isatty(), dynamic_ncols=True
-    )
+    return progress_bar(iterable, desc=desc, enabled=enabled and sys.stderr.isatty())
 
 
 def plot_curves(run_dir: Path) -> Path | None:

@@ -22,7 +22,9 @@ from typing import Any, Literal
 
 from PIL import Image as PILImage
 
+from captioner.cache import cache_root  # noqa: F401  (re-exported for the loaders)
 from captioner.errors import CaptionerError
+from captioner.progress import progress_bar
 
 logger = logging.getLogger("captioner.data")
 
@@ -213,16 +215,8 @@ def group_captions(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     return grouped
 
 
-def cache_root() -> Path:
-    """Where fetched corpora live: $CAPTIONER_CACHE, else ~/.cache/captioner."""
-    env = os.environ.get("CAPTIONER_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "captioner"
-
-
 def progress(iterable: Iterable, *, enabled: bool, desc: str, total: int | None = None):
-    """Wrap with a tqdm bar when `enabled` (the CLI), else return the iterable."""
+    """A progress bar over `iterable` when `enabled` (the CLI), else the iterable itself."""
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=desc, total=total, unit="item")
+    return progress_bar(iterable, desc=desc, total=total, unit="item", enabled=True)

@@ -141,6 +141,12 @@ def build_parser(command: str = "label") -> argparse.ArgumentParser:
         help="start over: relabel everything instead of resuming (default: off)",
     )
     o.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another run is labelling the same folder, wait for it to finish instead "
+        "of stopping (default: off)",
+    )
+    o.add_argument(
         "--retry-failed",
         action="store_true",
         help="try files that failed in an earlier run again (default: off)",

@@ -23,6 +23,7 @@ from captioner.labeling.loader import FolderBatches, Key, iter_todo, make_loader
 from captioner.labeling.scan import ScanOptions
 from captioner.labeling.writers import LabelStore
 from captioner.labeling.xmp import NAMINGS, write_sidecars
+from captioner.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -100,19 +101,6 @@ def default_workers(todo: int, batch_size: int) -> int:
     if todo <= batch_size:
         return 0  # one batch: starting a process costs more than it saves
     return max(1, min(4, usable_cpus() - 1))
-
-
-def _progress(total: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total,
-        unit="img",
-        disable=not enabled,
-        dynamic_ncols=True,
-        smoothing=0.1,
-        desc="labeling",
-    )
 
 
 class _Journals:
@@ -197,7 +185,7 @@ def label_folders(
             "" if o.retry_failed else " (--retry-failed tries them again)",
         )
     workers = o.workers if o.workers is not None else default_workers(todo, o.batch_size)
-    bar = _progress(todo, o.progress)
+    bar = progress_bar(total=todo, desc="labeling", unit="img", enabled=o.progress)
     try:
         if todo:
             dataset = FolderBatches(
