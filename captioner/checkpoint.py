@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
+import struct
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from captioner.atomic import atomic_write, is_inside
 from captioner.errors import CaptionerError
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
@@ -27,24 +30,105 @@ class CheckpointError(CaptionerError, ValueError):
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a model is meant to be shared
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    """JSON through the package's one atomic writer (`captioner.atomic.atomic_write`)."""
+    with atomic_write(path) as f:
         json.dump(data, f, indent=2, ensure_ascii=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+
+
+MAX_JSON_BYTES = 64 * 1024 * 1024  # config / vocabulary / labels files
+MAX_WEIGHTS_BYTES = 64 * 1024**3
+MAX_HEADER_BYTES = 64 * 1024 * 1024  # a safetensors header (JSON) of a sane model
+_SPECIAL = {
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a directory",
+}
+
+
+def model_file(directory: str | Path, name: str) -> Path:
+    """`directory/name` when it is a regular file inside the model directory; a symbolic link
+    is accepted only when it stays inside. Anything else is a `CheckpointError` naming it."""
+    directory = Path(directory)
+    path = directory / name
+    if not is_inside(path, directory):
+        raise CheckpointError(
+            f"{path}: leads out of the model directory (to {os.path.realpath(path)}); refused"
+        )
+    if not os.path.lexists(path):
+        raise CheckpointError(f"{path}: missing file (expected in model directory {directory})")
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror or e})") from None
+    if not stat.S_ISREG(mode):
+        kind = _SPECIAL.get(stat.S_IFMT(mode), "a special file")
+        raise CheckpointError(f"{path}: is {kind}, not a regular file; refused")
+    return path
+
+
+def read_model_bytes(directory: str | Path, name: str, *, limit: int = MAX_JSON_BYTES) -> bytes:
+    """The bytes of a model-directory file (see `model_file`), at most `limit` of them."""
+    path = model_file(directory, name)
+    try:  # O_NONBLOCK: a file swapped for a named pipe since the check cannot hang us
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror or e})") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CheckpointError(f"{path}: not a regular file; refused")
+        if st.st_size > limit:
+            raise CheckpointError(f"{path}: {st.st_size:,} bytes, above the {limit:,}-byte limit")
+        return f.read(limit + 1)[:limit]
 
 
 def read_json(directory: str | Path, name: str) -> Any:
+    """A JSON file of a model directory; every problem is a `CheckpointError` naming it."""
     path = Path(directory) / name
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing file (expected in model directory {directory})")
+    data = read_model_bytes(directory, name)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise CheckpointError(f"{path}: malformed JSON (nested too deeply)") from None
+    except (ValueError, UnicodeDecodeError) as e:  # also Python's integer digit limit
         raise CheckpointError(f"{path}: malformed JSON ({e})") from None
+
+
+def read_safetensors_header(directory: str | Path, name: str = "model.safetensors") -> dict:
+    """Tensor name -> {"dtype", "shape", "data_offsets"} from a safetensors file's header,
+    read without loading any tensor and checked against the file's size."""
+    path = model_file(directory, name)
+    size = path.stat().st_size
+    if size > MAX_WEIGHTS_BYTES:
+        raise CheckpointError(f"{path}: {size:,} bytes, above the {MAX_WEIGHTS_BYTES:,}-byte limit")
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+        if not 0 < n <= min(MAX_HEADER_BYTES, size - 8):
+            raise CheckpointError(f"{path}: malformed safetensors file (bad header length)")
+        raw = f.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (RecursionError, ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: malformed safetensors header ({e})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: malformed safetensors header (not an object)")
+    header.pop("__metadata__", None)
+    for key, info in header.items():
+        ok = (
+            isinstance(info, dict)
+            and isinstance(info.get("shape"), list)
+            and all(isinstance(d, int) and d >= 0 for d in info["shape"])
+            and isinstance(info.get("data_offsets"), list)
+            and len(info["data_offsets"]) == 2
+            and all(isinstance(o, int) for o in info["data_offsets"])
+            and 0 <= info["data_offsets"][0] <= info["data_offsets"][1] <= size - 8 - n
+        )
+        if not ok:
+            raise CheckpointError(f"{path}: malformed safetensors header entry {key!r}")
+    return header
 
 
 def save_model_dir(
@@ -84,16 +168,22 @@ def save_model_dir(
 
 
 def load_model_dir(directory: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Read `config.json` and `model.safetensors`; clear errors name the bad file."""
+    """Read `config.json` and `model.safetensors`; clear errors name the bad file. Only
+    regular files inside the directory are read; a captioner model's config is checked
+    (types, ranges, every size against the safetensors header, vocabulary and label
+    counts, the encoder weights file) before any tensor is loaded or module built."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: not a model directory")
     config = read_json(directory, CONFIG)
     if not isinstance(config, dict):
         raise CheckpointError(f"{directory / CONFIG}: expected a JSON object")
+    header = read_safetensors_header(directory, WEIGHTS)
+    if config.get("format") == "captioner":
+        from captioner.modelcheck import check_model_dir
+
+        config = check_model_dir(directory, config, header)  # before anything is built
     weights = directory / WEIGHTS
-    if not weights.is_file():
-        raise CheckpointError(f"{weights}: missing file (expected in model directory {directory})")
     try:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:

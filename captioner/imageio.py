@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -63,6 +67,59 @@ def _megapixels(n: int) -> str:
     return f"{n / 1e6:.0f}" if n >= 10_000_000 else f"{n / 1e6:.2g}"
 
 
+_SPECIAL = {
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+@contextmanager
+def _pil_limit(max_pixels: int) -> Iterator[None]:
+    """Pillow's own bomb limit (89.5 MP, an error above twice that) raised to `max_pixels`
+    while a header is parsed, so `max_pixels` is the one limit (checked by the caller)."""
+    with _PIL_LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        if saved is not None and max_pixels > saved:
+            Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _open_regular(path: Path) -> IO[bytes]:
+    """The file opened for reading when it is a non-empty regular file (links followed);
+    never blocks on a named pipe and never reads a device."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ImageLoadError(f"{path}: symbolic link loop") from None
+        if e.errno == errno.ENOENT and path.is_symlink():
+            raise ImageLoadError(f"{path}: broken symbolic link (target missing)") from None
+        raise ImageLoadError(f"{path}: cannot access file ({e.strerror or e})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageLoadError(f"{path}: is a directory, not an image")
+    kind = _SPECIAL.get(stat.S_IFMT(st.st_mode))
+    if kind is not None or not stat.S_ISREG(st.st_mode):
+        raise ImageLoadError(f"{path}: is {kind or 'a special file'}, not an image file")
+    if st.st_size == 0:
+        raise ImageLoadError(f"{path}: empty file (0 bytes)")
+    try:  # O_NONBLOCK: a file swapped for a pipe since the stat cannot hang the open
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except PermissionError:
+        raise ImageLoadError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise ImageLoadError(f"{path}: cannot open file ({e.strerror or e})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ImageLoadError(f"{path}: is not a regular file, not an image file")
+    return os.fdopen(fd, "rb")
+
+
 def open_image(
     path: str | os.PathLike, *, draft_size: int | None = None, max_pixels: int = MAX_PIXELS
 ) -> Image.Image:
@@ -72,51 +129,36 @@ def open_image(
     sides >= draft_size (much faster for large photos when the model needs 224 px).
     """
     path = Path(path)
-    if path.is_symlink():
+    with _open_regular(path) as f:
         try:
-            os.stat(path)
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise ImageLoadError(f"{path}: symbolic link loop") from None
-            if e.errno == errno.ENOENT:
-                raise ImageLoadError(f"{path}: broken symbolic link (target missing)") from None
-    try:
-        size = path.stat().st_size
-    except OSError as e:  # missing, loop, permission
-        raise ImageLoadError(f"{path}: cannot access file ({e.strerror or e})") from None
-    if path.is_dir():
-        raise ImageLoadError(f"{path}: is a directory, not an image")
-    if size == 0:
-        raise ImageLoadError(f"{path}: empty file (0 bytes)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size
-                if w * h > max_pixels:
-                    raise ImageLoadError(
-                        f"{path}: image is {w}x{h} = {_megapixels(w * h)} MP, above the "
-                        f"{_megapixels(max_pixels)} MP limit (possible decompression bomb)"
-                    )
-                if getattr(img, "n_frames", 1) > 1:
-                    img.seek(0)  # animated: first frame
-                if draft_size and img.format == "JPEG":
-                    img.draft("RGB", (draft_size, draft_size))
-                img.load()
-                img = ImageOps.exif_transpose(img)
-                return to_rgb(img)
-    except ImageLoadError:
-        raise
-    except UnidentifiedImageError:
-        raise ImageLoadError(f"{path}: not a recognised image format") from None
-    except PermissionError:
-        raise ImageLoadError(f"{path}: permission denied") from None
-    except Image.DecompressionBombError as e:
-        raise ImageLoadError(f"{path}: refused as a possible decompression bomb ({e})") from None
-    except Image.DecompressionBombWarning as e:
-        raise ImageLoadError(f"{path}: refused as a possible decompression bomb ({e})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageLoadError(f"{path}: corrupt or truncated image ({e})") from None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with _pil_limit(max_pixels), Image.open(f) as img:
+                    w, h = img.size
+                    if w * h > max_pixels:
+                        raise ImageLoadError(
+                            f"{path}: image is {w}x{h} = {_megapixels(w * h)} MP, above the "
+                            f"{_megapixels(max_pixels)} MP limit (possible decompression bomb)"
+                        )
+                    if getattr(img, "n_frames", 1) > 1:
+                        img.seek(0)  # animated: first frame
+                    if draft_size and img.format == "JPEG":
+                        img.draft("RGB", (draft_size, draft_size))  # scaled DCT: before decoding
+                    img.load()
+                    img = ImageOps.exif_transpose(img)
+                    return to_rgb(img)
+        except ImageLoadError:
+            raise
+        except UnidentifiedImageError:
+            raise ImageLoadError(f"{path}: not a recognised image format") from None
+        except PermissionError:
+            raise ImageLoadError(f"{path}: permission denied") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise ImageLoadError(
+                f"{path}: refused as a possible decompression bomb ({e})"
+            ) from None
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise ImageLoadError(f"{path}: corrupt or truncated image ({e})") from None
 
 
 def load_image(src: Any, *, draft_size: int | None = None) -> Image.Image:

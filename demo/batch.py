@@ -27,6 +27,7 @@ from captioner.labeling.writers import dumps_record
 COLUMNS = CSV_COLUMNS  # folder, path, caption, tags, tag_scores, sentiment, sentiment_score, ...
 MAX_MEMBER_BYTES = 64 * 1024 * 1024  # one image inside a zip, uncompressed
 MAX_ZIP_BYTES = 1024 * 1024 * 1024  # all images of one zip, uncompressed
+MAX_BATCH_PIXELS = 2_000_000_000  # all images of one batch, decoded one at a time
 
 
 @dataclass
@@ -41,9 +42,41 @@ class BatchItem:
         self.path = self.path or self.name
 
 
-def _load(file: Path, name: str, draft_size: int | None, **where: str) -> BatchItem:
+class PixelBudget:
+    """The pixels one batch may still decode (a zip of huge images costs minutes of CPU)."""
+
+    def __init__(self, total: int = MAX_BATCH_PIXELS):
+        self.left = total
+
+    def take(self, file: Path) -> str | None:
+        """None when `file`'s pixels fit (and are taken), else the reason they do not."""
+        try:
+            with Image.open(file) as img:
+                w, h = img.size
+        except Exception:  # unreadable: open_image says why
+            return None
+        if w * h > self.left:
+            return f"over the batch's limit of {MAX_BATCH_PIXELS / 1e9:g} gigapixels in all"
+        self.left -= w * h
+        return None
+
+
+def _shrink(img: Image.Image, size: int | None) -> Image.Image:
+    """Down to (a bit above) the encoder's input size right away, so a batch holds small
+    images only (the encoder resizes to `size` itself)."""
+    factor = min(img.size) // size if size else 1
+    return img.reduce(factor) if factor >= 2 else img
+
+
+def _load(
+    file: Path, name: str, draft_size: int | None, budget: PixelBudget, **where: str
+) -> BatchItem:
+    refused = budget.take(file)
+    if refused is not None:
+        return BatchItem(name, None, f"{name}: {refused}; not labelled", **where)
     try:
-        return BatchItem(name, open_image(file, draft_size=draft_size), **where)
+        img = _shrink(open_image(file, draft_size=draft_size), draft_size)
+        return BatchItem(name, img, **where)
     except ImageLoadError as e:
         return BatchItem(name, None, str(e).replace(str(file), name), **where)
 
@@ -59,7 +92,9 @@ def _is_image_member(info: zipfile.ZipInfo) -> bool:
     )
 
 
-def _zip_members(archive: Path, name: str, work_dir: Path, draft_size: int | None):
+def _zip_members(
+    archive: Path, name: str, work_dir: Path, draft_size: int | None, budget: PixelBudget
+):
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as e:
@@ -80,7 +115,7 @@ def _zip_members(archive: Path, name: str, work_dir: Path, draft_size: int | Non
             try:
                 with os.fdopen(fd, "wb") as out, zf.open(info) as src:
                     out.write(src.read(MAX_MEMBER_BYTES + 1))
-                yield _load(Path(tmp), member, draft_size, **where)
+                yield _load(Path(tmp), member, draft_size, budget, **where)
             except (zipfile.BadZipFile, OSError, RuntimeError, ValueError) as e:
                 yield BatchItem(member, None, f"{member}: cannot unpack ({e})", **where)
             finally:
@@ -93,18 +128,24 @@ def iter_batch_items(
     work_dir: str | os.PathLike,
     max_images: int = 200,
     draft_size: int | None = None,
+    max_pixels: int = MAX_BATCH_PIXELS,
 ) -> Iterator[BatchItem]:
     """Uploaded files (images or zips of images) -> one `BatchItem` each image, in order.
 
-    Stops after `max_images` items; the caller says so to the user."""
-    count = 0
+    Images are decoded one at a time (JPEGs in draft mode) and shrunk to about the encoder's
+    size (`draft_size`) at once, so memory holds one full-size image at most; images past
+    `max_pixels` decoded pixels in all get an error row. Stops after `max_images` items; the
+    caller says so to the user. Iterate lazily: the items are meant to be consumed as made."""
+    count, budget = 0, PixelBudget(max_pixels)
     for p in paths:
         path = Path(p)
         name = path.name
         if path.suffix.lower() == ".zip":
-            items: Iterable[BatchItem] = _zip_members(path, name, Path(work_dir), draft_size)
+            items: Iterable[BatchItem] = _zip_members(
+                path, name, Path(work_dir), draft_size, budget
+            )
         else:
-            items = [_load(path, name, draft_size)]
+            items = [_load(path, name, draft_size, budget)]
         for item in items:
             if count >= max_images:
                 return

@@ -47,7 +47,8 @@ def image_input(**kwargs: Any) -> gr.Image:
             if isinstance(e, UnidentifiedImageError):
                 reason = "not a recognised image format (try a JPEG, PNG, WebP, GIF or BMP file)"
             else:
-                reason = f"cannot read this image ({str(e).replace(path, name)})"
+                message = str(e).replace(path, name) if path else str(e)
+                reason = f"cannot read this image ({message})"
             raise gr.Error(
                 f"{name}: {reason}", title="Unreadable image", print_exception=False
             ) from None

@@ -106,7 +106,9 @@ class TrainConfig:
     stop_after: int = opt(0, "stop this invocation after N epochs (0 = run all; --resume later)")
     log_every: int = opt(1, "write a step record to metrics.jsonl every N steps")
     plot_every: int = opt(1, "redraw curves.png every N epochs and at the end (0 = never)")
-    keep_checkpoints: int = opt(1, "how many epoch checkpoints to keep")
+    keep_checkpoints: int = opt(
+        2, "how many epoch checkpoints to keep (2: a damaged last one falls back to the one before)"
+    )
 
 
 @dataclass

@@ -7,10 +7,10 @@ matplotlib is imported lazily with the Agg backend (no display needed).
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
+from captioner.atomic import atomic_write
 from captioner.pipelines.runstate import read_metrics
 
 NOT_SCORES = {
@@ -69,10 +69,11 @@ def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> Path:
             ax.legend(fontsize=8)
     fig.tight_layout()
     png_path = Path(png_path)
-    tmp = png_path.with_name(f".{png_path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, png_path)
+    try:
+        with atomic_write(png_path, "wb") as f:
+            fig.savefig(f, format="png", dpi=90)
+    finally:
+        plt.close(fig)
     return png_path
 
 

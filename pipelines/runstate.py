@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 import sys
 from collections.abc import Iterable
@@ -28,8 +29,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as tdist
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from captioner.atomic import atomic_write, write_bytes_atomic
 from captioner.checkpoint import CheckpointError, read_json, write_json_atomic
 from captioner.devices import resolve_device
 
@@ -132,8 +134,20 @@ def gather_rng(info: DistInfo) -> list[dict[str, Any]]:
 LAST = "last.json"
 
 
+_EPOCH_DIR = re.compile(r"^epoch-(\d{4,})$")
+
+
+def epoch_dirs(ckpt_dir: Path) -> list[Path]:
+    """The `epoch-NNNN` checkpoint folders, newest first."""
+    if not Path(ckpt_dir).is_dir():
+        return []
+    found = [p for p in Path(ckpt_dir).iterdir() if _EPOCH_DIR.match(p.name) and p.is_dir()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]), reverse=True)
+
+
 def has_checkpoint(ckpt_dir: Path) -> bool:
-    return (Path(ckpt_dir) / LAST).is_file()
+    """Whether the run has anything to resume from (`last.json` or an epoch folder)."""
+    return (Path(ckpt_dir) / LAST).is_file() or bool(epoch_dirs(ckpt_dir))
 
 
 def save_checkpoint(
@@ -142,12 +156,10 @@ def save_checkpoint(
     ckpt_dir = Path(ckpt_dir)
     target = ckpt_dir / f"epoch-{epoch:04d}"
     target.mkdir(parents=True, exist_ok=True)
-    tmp = target / f".model.tmp{os.getpid()}"
-    save_file({k: v.detach().cpu().clone() for k, v in weights.items()}, str(tmp))
-    os.replace(tmp, target / "model.safetensors")
-    tmp = target / f".state.tmp{os.getpid()}"
-    torch.save(state, tmp)
-    os.replace(tmp, target / "state.pt")
+    tensors = {k: v.detach().cpu().clone() for k, v in weights.items()}
+    write_bytes_atomic(target / "model.safetensors", save(tensors))
+    with atomic_write(target / "state.pt", "wb") as f:
+        torch.save(state, f)
     write_json_atomic(ckpt_dir / LAST, {"epoch": epoch, "dir": target.name})
     old = sorted(p for p in ckpt_dir.glob("epoch-*") if p.is_dir() and p != target)
     for p in old[: max(0, len(old) - max(0, keep - 1))]:
@@ -155,15 +167,10 @@ def save_checkpoint(
     return target
 
 
-def load_checkpoint(
-    ckpt_dir: Path, *, map_location: torch.device | str = "cpu"
+def _read_epoch_dir(
+    target: Path, map_location: torch.device | str
 ) -> tuple[dict[str, torch.Tensor], dict]:
-    """-> (model weights, training state) of the checkpoint `last.json` points to."""
-    ckpt_dir = Path(ckpt_dir)
-    last = read_json(ckpt_dir, LAST)
-    if not isinstance(last, dict) or "dir" not in last:
-        raise CheckpointError(f"{ckpt_dir / LAST}: expected {{'epoch': N, 'dir': NAME}}")
-    target = ckpt_dir / str(last["dir"])
+    """One checkpoint folder, verified: both files readable, its epoch the folder's."""
     for name in ("model.safetensors", "state.pt"):
         if not (target / name).is_file():
             raise CheckpointError(f"{target / name}: missing checkpoint file")
@@ -174,9 +181,43 @@ def load_checkpoint(
         raise CheckpointError(
             f"{target}: unreadable checkpoint ({type(e).__name__}: {e})"
         ) from None
-    if int(state.get("epoch", -1)) != int(last.get("epoch", -2)):
-        raise CheckpointError(f"{target / 'state.pt'}: epoch does not match {ckpt_dir / LAST}")
+    if not isinstance(state, dict) or int(state.get("epoch", -1)) != int(target.name[6:]):
+        raise CheckpointError(f"{target / 'state.pt'}: its epoch does not match {target.name}")
     return weights, state
+
+
+def load_checkpoint(
+    ckpt_dir: Path, *, map_location: torch.device | str = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """-> (model weights, training state) of the checkpoint `last.json` points to; when
+    `last.json` is missing or broken, or its checkpoint is, the newest valid epoch folder
+    (a warning says which). No valid checkpoint at all is a `CheckpointError` naming why."""
+    ckpt_dir = Path(ckpt_dir)
+    problems: list[str] = []
+    candidates = epoch_dirs(ckpt_dir)
+    try:
+        last = read_json(ckpt_dir, LAST)
+        name = str(last.get("dir")) if isinstance(last, dict) else ""
+        if not _EPOCH_DIR.match(name):
+            raise CheckpointError(
+                f"{ckpt_dir / LAST}: expected {{'epoch': N, 'dir': 'epoch-NNNN'}}"
+            )
+        candidates = [ckpt_dir / name] + [p for p in candidates if p.name != name]
+    except CheckpointError as e:
+        problems.append(str(e))
+    for target in candidates:
+        try:
+            found = _read_epoch_dir(target, map_location)
+        except CheckpointError as e:
+            problems.append(str(e))
+            continue
+        if problems:
+            log.warning("%s; resuming from %s instead", "; ".join(problems), target)
+        return found
+    raise CheckpointError(
+        f"{ckpt_dir}: no valid checkpoint to resume from ({'; '.join(problems)}); the run's "
+        "files are left as they are: repair them, or train into a new output folder"
+    )
 
 
 # ---------------------------------------------------------------------- model dir / batches
@@ -189,9 +230,7 @@ def publish_model_dir(
     dst.mkdir(parents=True, exist_ok=True)
     names = {p.name for p in src.iterdir() if p.is_file()}
     for name in sorted(names, key=lambda n: n == "config.json"):  # config last
-        tmp = dst / f".{name}.tmp{os.getpid()}"
-        tmp.write_bytes((src / name).read_bytes())
-        os.replace(tmp, dst / name)
+        write_bytes_atomic(dst / name, (src / name).read_bytes())
     for p in dst.iterdir():
         if (
             p.is_file()
@@ -248,9 +287,8 @@ def truncate_metrics(path: Path, step: int) -> None:
     """On resume: drop records written after the checkpoint (a killed epoch's steps)."""
     if Path(path).is_file():
         kept = [r for r in read_metrics(path) if int(r.get("step", 0)) <= step]
-        tmp = Path(path).with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-        os.replace(tmp, path)
+        with atomic_write(path) as f:
+            f.write("".join(json.dumps(r) + "\n" for r in kept))
 
 
 def progress(iterable: Iterable, *, enabled: bool, desc: str) -> Iterable:

@@ -77,15 +77,15 @@ def test_unreadable_file_is_an_error_row(tmp_path, engine, monkeypatch):
     locked = tmp_path / "p001.jpg"
     if os.geteuid() != 0:
         locked.chmod(0)
-    else:  # root reads anything: simulate the permission error PIL would raise
-        real_open = Image.open
+    else:  # root reads anything: simulate the permission error opening it would raise
+        real_open = os.open
 
         def guarded(fp, *a, **kw):
             if str(fp) == str(locked):
                 raise PermissionError(13, "Permission denied", str(fp))
             return real_open(fp, *a, **kw)
 
-        monkeypatch.setattr(Image, "open", guarded)
+        monkeypatch.setattr(os, "open", guarded)
     summary = run(tmp_path, engine)
     rows = {r["path"]: r for r in read_jsonl(tmp_path / "labels.jsonl")}
     assert "permission denied" in rows["p001.jpg"]["error"]

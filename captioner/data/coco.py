@@ -10,6 +10,7 @@ files hold everything on one line, so an entry says more than a line number.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from captioner.data.common import (
     normalise_split,
 )
 from captioner.data.sources import caption_or_problem, finish_records, read_json
+from captioner.data.textfiles import image_in_folder
 
 
 def load_coco(
@@ -82,9 +84,16 @@ def load_coco(
                 if split == "hash"
                 else normalise_split(split)
             )
-            items.append(
-                (s, image_dir / file_name, caps[image_id], image_id, annotations, f"images[{i}]")
-            )
+            image = image_in_folder(image_dir, file_name)
+            if image is None:
+                problems.bad(
+                    "malformed line",
+                    annotations,
+                    f"images[{i}]",
+                    f"file_name {file_name!r} leaves the image folder {image_dir}",
+                )
+                continue
+            items.append((s, image, caps[image_id], image_id, annotations, f"images[{i}]"))
     if len(files) > len(items):
         problems.note(f"{len(files) - len(items)} image(s) without captions were left out")
     records = finish_records(items, problems, verify_images=verify_images, show=show_progress)
@@ -129,7 +138,12 @@ def load_karpathy(
                 captions.append(text)
         if not captions:
             continue
-        path = image_root / entry.get("filepath", "") / entry["filename"]
+        folder = entry.get("filepath") or ""
+        name = os.path.join(folder, entry["filename"]) if isinstance(folder, str) else ""
+        path = image_in_folder(image_root, name)
+        if path is None:
+            problems.bad("malformed line", json_path, where, f"image {name!r} leaves {image_root}")
+            continue
         image_id = str(entry.get("cocoid", entry.get("imgid", entry["filename"])))
         items.append((split, path, captions, image_id, json_path, where))
     records = finish_records(items, problems, verify_images=verify_images, show=show_progress)

@@ -143,12 +143,14 @@ _TYPOGRAPHIC = str.maketrans(
     }
 )
 _SPACES = re.compile(r"\s+")
+_CONTROLS = re.compile("[\x00-\x1f\x7f]")  # NUL and other control characters
 
 
 def clean_caption(text: str) -> str:
-    """NFC-normalise, map typographic quotes/dashes/ellipses to ASCII, collapse spaces."""
+    """NFC-normalise, map typographic quotes/dashes/ellipses to ASCII, turn control
+    characters (NUL ...) into spaces, collapse spaces."""
     text = unicodedata.normalize("NFC", text).translate(_TYPOGRAPHIC)
-    return _SPACES.sub(" ", text).strip()
+    return _SPACES.sub(" ", _CONTROLS.sub(" ", text)).strip()
 
 
 def hash_split(key: str, *, seed: int = 0, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> str:

@@ -13,7 +13,6 @@ records); pixels are decoded only when a row is read.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +29,7 @@ from captioner.data.common import (
     normalise_split,
     progress,
 )
+from captioner.data.textfiles import image_in_folder, load_json_text, text_lines
 
 FLICKR_TOKEN_FILES = {"flickr8k": "Flickr8k.token.txt", "flickr30k": "results_20130124.token"}
 FLICKR_SPLIT_FILES = {
@@ -91,17 +91,7 @@ def finish_records(
 
 
 def read_json(path: Path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except json.JSONDecodeError as e:
-        raise DataError(
-            f"{path}:{e.lineno}: malformed line: invalid JSON ({e.msg}, column {e.colno})"
-        ) from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e})") from None
+    return load_json_text(path)
 
 
 def caption_or_problem(raw, problems: Problems, file, where) -> str | None:
@@ -118,24 +108,23 @@ def caption_or_problem(raw, problems: Problems, file, where) -> str | None:
 def _read_token_file(path: Path, problems: Problems) -> tuple[dict[str, list[str]], dict[str, int]]:
     captions: dict[str, list[str]] = {}
     first_line: dict[str, int] = {}
-    with open(path, encoding="utf-8", errors="strict") as f:
-        for n, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            m = _TOKEN_LINE.match(line)
-            if not m:
-                problems.bad(
-                    "malformed line",
-                    path,
-                    n,
-                    f"expected 'NAME.jpg#K<TAB>caption', got {line[:80]!r}",
-                )
-                continue
-            text = caption_or_problem(m["caption"], problems, path, n)
-            if text is not None:
-                captions.setdefault(m["name"].strip(), []).append(text)
-                first_line.setdefault(m["name"].strip(), n)
+    for n, line in text_lines(path):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        m = _TOKEN_LINE.match(line)
+        if not m:
+            problems.bad(
+                "malformed line",
+                path,
+                n,
+                f"expected 'NAME.jpg#K<TAB>caption', got {line[:80]!r}",
+            )
+            continue
+        text = caption_or_problem(m["caption"], problems, path, n)
+        if text is not None:
+            captions.setdefault(m["name"].strip(), []).append(text)
+            first_line.setdefault(m["name"].strip(), n)
     return captions, first_line
 
 
@@ -178,7 +167,7 @@ def load_flickr(
     kjson = Path(karpathy_json) if karpathy_json else find_file(root, f"dataset_{variant}.json")
     if lists:
         for split, lst in lists.items():
-            for n, line in enumerate(lst.read_text(encoding="utf-8").splitlines(), 1):
+            for n, line in text_lines(lst):
                 if line.strip():
                     assignment.setdefault(split, []).append((line.strip(), lst, n))
     elif kjson is not None:
@@ -206,7 +195,11 @@ def load_flickr(
             if name not in captions:
                 problems.bad("empty caption", file, where, f"{name} has no caption in {token.name}")
                 continue
-            items.append((split, image_dir / name, captions[name], name, token, first_line[name]))
+            image = image_in_folder(image_dir, name)
+            if image is None:
+                problems.bad("malformed line", file, where, f"image {name!r} leaves {image_dir}")
+                continue
+            items.append((split, image, captions[name], name, token, first_line[name]))
     unlisted = len(set(captions) - listed)
     if unlisted:
         problems.note(

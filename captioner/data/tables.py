@@ -15,8 +15,6 @@ DIR (file names may start with a split folder, `train/0001.png`) or one per spli
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from captioner.data.common import (
     normalise_split,
 )
 from captioner.data.sources import finish_records
+from captioner.data.textfiles import csv_rows, image_in_folder, parse_json, text_lines
 
 IMAGE_COLUMNS = ("image", "file_name", "filename", "image_path", "path")
 CAPTION_COLUMNS = ("caption", "captions", "text")
@@ -53,31 +52,21 @@ def parse_columns(columns: str | Mapping[str, str] | None) -> dict[str, str]:
 
 
 def read_rows(path: Path, fmt: str) -> Iterator[tuple[int, object]]:
-    """(line number, row) for each record of a CSV (dict rows) or JSONL (any JSON value) file."""
+    """(line number, row) for each record of a CSV (dict rows) or JSONL (any JSON value, or
+    the ValueError of a line that is not JSON) file."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            if fmt == "csv":
-                reader = csv.DictReader(f)
-                if not reader.fieldnames:
-                    raise DataError(f"{path}:1: malformed line: a CSV file needs a header row")
-                for row in reader:
-                    yield reader.line_num, row
-            elif fmt == "jsonl":
-                for n, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        yield n, json.loads(line)
-                    except json.JSONDecodeError as e:
-                        yield n, e
-            else:
-                raise ValueError(f"format must be 'csv' or 'jsonl', not {fmt!r}")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e})") from None
-    except csv.Error as e:
-        raise DataError(f"{path}: malformed line: {e}") from None
+    if fmt == "csv":
+        yield from csv_rows(path)
+    elif fmt == "jsonl":
+        for n, line in text_lines(path):
+            if line.strip():
+                try:
+                    yield n, parse_json(line)
+                except ValueError as e:  # also deep nesting and over-long numbers
+                    yield n, e
+    else:
+        raise ValueError(f"format must be 'csv' or 'jsonl', not {fmt!r}")
 
 
 def pick(row: dict, wanted: str | None, candidates: Sequence[str]) -> str | None:
@@ -151,7 +140,10 @@ def collect_rows(
                 continue
         elif split is None and "/" in name and normalise_split(name.split("/")[0]):
             split = normalise_split(name.split("/")[0])
-        image = image_root / name
+        image = image_in_folder(image_root, name)
+        if image is None:
+            problems.bad("malformed line", path, n, f"image path {name!r} leaves {image_root}")
+            continue
         idcol = columns.get("image_id", "image_id")
         image_id = str(row[idcol]) if row.get(idcol) not in (None, "") else name
         entry = groups.setdefault(str(image), [split, [], image_id, path, n])

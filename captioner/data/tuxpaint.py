@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from captioner.atomic import write_bytes_atomic
 from captioner.data.common import (
     CaptionRecord,
     OnError,
@@ -163,9 +163,7 @@ def rendered_svg(path: Path, render, size: int) -> Path:
     out = cache_root() / "svg-renders" / f"{key[:20]}.png"
     if not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(render_svg_png(path, render, size))
-        tmp.replace(out)
+        write_bytes_atomic(out, render_svg_png(path, render, size))
     return out
 
 

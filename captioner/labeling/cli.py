@@ -263,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             scan=scan,
             max_pixels=args.max_pixels,
             progress=progress,
+            wait=args.wait,
         )
     except ValueError as e:
         print(f"captioner label: error: {e}", file=sys.stderr)

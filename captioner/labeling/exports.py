@@ -51,14 +51,27 @@ def csv_row(rec: dict[str, Any]) -> list[Any]:
     ]
 
 
+# A cell starting with one of these is a formula to a spreadsheet (=HYPERLINK(...), +cmd|...).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: Any) -> Any:
+    """Text a spreadsheet would run as a formula, prefixed with a quote (OWASP's advice for
+    CSV injection) so it shows as the text it is."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
 def write_csv(records: Iterable[dict[str, Any]], path: str | os.PathLike) -> int:
-    """CSV (RFC 4180 quoting by the csv module: commas, quotes, newlines are safe)."""
+    """CSV (RFC 4180 quoting by the csv module: commas, quotes, newlines are safe; cells a
+    spreadsheet would run as formulas are quote-prefixed)."""
     n = 0
     with atomic_writer(Path(path), newline="") as f:
         writer = csv.writer(f, quoting=csv.QUOTE_MINIMAL)
         writer.writerow(CSV_COLUMNS)
         for rec in records:
-            writer.writerow(csv_row(rec))
+            writer.writerow([spreadsheet_safe(c) for c in csv_row(rec)])
             n += 1
     return n
 

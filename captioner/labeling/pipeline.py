@@ -12,14 +12,17 @@ import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from captioner.atomic import remove_stale, stale_temp_files
 from captioner.imageio import MAX_PIXELS
 from captioner.labeling.engine import LabelEngine
-from captioner.labeling.exports import write_csv, write_metadata
+from captioner.labeling.exports import METADATA_NAME, write_csv, write_metadata
 from captioner.labeling.loader import FolderBatches, Key, iter_todo, make_loader
+from captioner.labeling.lock import JournalLock
 from captioner.labeling.scan import ScanOptions
 from captioner.labeling.writers import LabelStore
 from captioner.labeling.xmp import NAMINGS, write_sidecars
@@ -48,6 +51,7 @@ class LabelOptions:
     scan: ScanOptions = field(default_factory=ScanOptions)
     max_pixels: int = MAX_PIXELS
     progress: bool = False
+    wait: bool = False  # wait for another run holding a journal instead of stopping
 
     def __post_init__(self) -> None:
         unknown = set(self.formats) - set(FORMATS)
@@ -156,6 +160,30 @@ def label_folders(
         if not os.path.isdir(root):
             raise NotADirectoryError(f"{root}: no such folder")
     journals = _Journals(roots, o.out)
+    with ExitStack() as held:
+        for store in journals.stores:  # one run per journal; exports written under it too
+            held.enter_context(JournalLock(store.path, wait=o.wait))
+        _remove_stale_temp_files(journals, roots)
+        return _label_locked(journals, roots, engine, o, start)
+
+
+def _remove_stale_temp_files(journals: _Journals, roots: list[str]) -> None:
+    """Temporary files of exports a killed run left behind (never another run's: we hold
+    the journal's lock)."""
+    stale = []
+    for store in journals.stores:
+        for name in (store.path.name, store.path.with_suffix(".csv").name):
+            stale += stale_temp_files(store.path.parent, name)
+    for root in roots:
+        stale += stale_temp_files(root, METADATA_NAME)
+    removed = remove_stale(stale)
+    if removed:
+        log.info("removed %d temporary file(s) left by an interrupted run", removed)
+
+
+def _label_locked(
+    journals: _Journals, roots: list[str], engine: LabelEngine, o: LabelOptions, start: float
+) -> LabelSummary:
     done = journals.load(o.overwrite)
     if done and journals.models - {engine.name}:
         log.warning(

@@ -6,11 +6,12 @@ Rules (`ScanOptions`):
   `exclude` globs always win. A glob matches the path relative to the folder (`a/b.jpg`,
   POSIX separators) or the bare file name, case-insensitively.
 - hidden files and folders (name starting with ".") are skipped unless `hidden=True`.
-- symbolic links to files are followed; broken links and link loops that look like images
-  are still yielded, so the labeler records an error row for them. Links to folders are
-  followed once: a folder reached twice (a loop, or two links to one place) is walked once.
-- the labeler's own outputs (`labels.jsonl`, `metadata.jsonl`, sidecars ...) are never
-  candidates.
+- symbolic links to files are followed; broken links, link loops and special files (named
+  pipes, sockets, devices) that look like images are still yielded, so the labeler records an
+  error row for them. Links to folders are followed once: a folder reached twice (a loop, or
+  two links to one place) is walked once.
+- the labeler's own outputs (`labels.jsonl`, `labels.csv`, `metadata.jsonl`, sidecars, lock
+  and temporary files) are never candidates, whatever `include` says.
 
 Entries are sorted by name in each folder, so runs are reproducible; memory holds the
 listings of the folders on the current path only (never the whole tree).
@@ -28,7 +29,7 @@ from captioner.imageio import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
-OWN_OUTPUT_SUFFIXES = (".xmp", ".jsonl", ".csv", ".tmp")
+OWN_OUTPUT_SUFFIXES = (".xmp", ".jsonl", ".csv", ".tmp", ".lock", ".rejected")
 
 
 @dataclass
@@ -51,7 +52,7 @@ def is_candidate(rel: str, name: str, options: ScanOptions) -> bool:
     """Whether the file at relative path `rel` (file name `name`) should be labelled."""
     if not options.hidden and name.startswith("."):
         return False
-    if name.lower().endswith(OWN_OUTPUT_SUFFIXES) and not _matches(rel, name, options.include):
+    if name.lower().endswith(OWN_OUTPUT_SUFFIXES):
         return False
     if options.include:
         chosen = _matches(rel, name, options.include)
@@ -114,11 +115,5 @@ def iter_files(root: str | os.PathLike, options: ScanOptions | None = None) -> I
             seen.add(ident)
             stack.append((rel + "/", _entries(entry.path)))
             continue
-        try:
-            regular = entry.is_file()
-        except OSError:
-            regular = False
-        if not regular and not entry.is_symlink():
-            continue  # sockets, fifos, devices
         if is_candidate(rel, name, options):
-            yield rel
+            yield rel  # special files too: reading them gives an error row

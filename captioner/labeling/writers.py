@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from captioner.atomic import FILE_MODE, UnsafePathError, atomic_write, fsync_dir, safe_target
 from captioner.errors import CaptionerError
 
 log = logging.getLogger(__name__)
@@ -35,34 +34,10 @@ def dumps_record(record: dict[str, Any]) -> bytes:
         return (json.dumps(record, ensure_ascii=True) + "\n").encode("ascii")
 
 
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def atomic_writer(path: Path, *, newline: str | None = None) -> Iterator[IO[str]]:
-    """A text file written to a temporary sibling, fsynced, then renamed over `path`."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline=newline) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def atomic_writer(path: Path, *, newline: str | None = None, within: Path | None = None):
+    """A text file written to a temporary sibling, fsynced, then renamed over `path`; a
+    symbolic link at `path` is followed only into `within` (default: the file's folder)."""
+    return atomic_write(path, within=within or Path(path).parent, newline=newline)
 
 
 @dataclass
@@ -106,8 +81,19 @@ class LabelStore:
                         rec["folder"] = self.folder_override
                     yield rec
 
+    def _follow_link(self) -> None:
+        """A journal that is a symbolic link is used only when it points inside its folder
+        (a planted or dangling link never makes the run write elsewhere)."""
+        try:
+            self.path = safe_target(self.path, self.path.parent)
+        except UnsafePathError as e:
+            raise JournalError(
+                f"{e}; remove the link or write the labels elsewhere (--out)"
+            ) from None
+
     def load(self) -> tuple[dict[Key, bool], LoadStats]:
         """Read the journal: key -> labelled without error. Cuts a torn last line off."""
+        self._follow_link()
         stats = LoadStats()
         done: dict[Key, bool] = {}
         if not self.path.exists():
@@ -154,15 +140,29 @@ class LabelStore:
         if not data:
             return
         if self._fd is None:
+            self._follow_link()
             created = not self.path.exists()
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
             if created:
                 fsync_dir(self.path.parent)
+        start = os.lseek(self._fd, 0, os.SEEK_END)
         view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
-        os.fsync(self._fd)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+            os.fsync(self._fd)
+        except OSError as e:
+            try:
+                os.ftruncate(self._fd, start)  # no torn line: the journal stays as it was
+            except OSError:
+                pass
+            raise OSError(
+                e.errno,
+                f"{e.strerror}; every label saved before this batch is intact in the journal: "
+                "fix the problem (free some space) and run the same command again to resume",
+                str(self.path),
+            ) from None
 
     def close(self) -> None:
         if self._fd is not None:
@@ -190,22 +190,11 @@ class LabelStore:
             last[self.key(rec)] = i
         self._reject_unreadable()
         kept = 0
-        fd, tmp = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for i, rec in enumerate(self.iter_records()):
-                    if last[self.key(rec)] == i:
-                        out.write(dumps_record(rec))
-                        kept += 1
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-            fsync_dir(self.path.parent)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_write(self.path, "wb") as out:
+            for i, rec in enumerate(self.iter_records()):
+                if last[self.key(rec)] == i:
+                    out.write(dumps_record(rec))
+                    kept += 1
         return kept
 
 

@@ -19,6 +19,13 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+from captioner.atomic import (
+    TMP_SUFFIX,
+    UnsafePathError,
+    remove_stale,
+    safe_target,
+    write_bytes_atomic,
+)
 from captioner.imageio import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -93,18 +100,31 @@ def _image_stems(folder: str) -> dict[str, int]:
     return counts
 
 
+def _stale_sidecar_temps(folder: Path) -> list[Path]:
+    """Temporary sidecars (`.photo.jpg.xmp.XXXX.tmp`) a killed run left in `folder`."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    return [
+        folder / n for n in names if n.startswith(".") and ".xmp." in n and n.endswith(TMP_SUFFIX)
+    ]
+
+
 @dataclass
 class SidecarStats:
     written: int = 0
     unchanged: int = 0
     foreign: int = 0  # sidecars by another program, left alone
     ambiguous: int = 0  # photo.jpg + photo.png would share photo.xmp: skipped
+    unsafe: int = 0  # a symbolic link at the sidecar's name leads out of the folder: skipped
 
 
 def write_sidecars(records: Iterable[dict[str, Any]], *, naming: str = "ext") -> SidecarStats:
     """Write (or refresh) one sidecar per record labelled without error."""
     stats = SidecarStats()
     _image_stems.cache_clear()
+    cleaned: set[str] = set()  # folders whose stale temporary sidecars are removed
     for rec in records:
         if rec.get("error") is not None:
             continue
@@ -118,8 +138,17 @@ def write_sidecars(records: Iterable[dict[str, Any]], *, naming: str = "ext") ->
         if naming == "stem" and _image_stems(str(image.parent)).get(image.stem, 0) > 1:
             stats.ambiguous += 1
             continue
-        text = render(rec.get("caption"), tags)
-        data = text.encode("utf-8")
+        if str(image.parent) not in cleaned:
+            cleaned.add(str(image.parent))
+            remove_stale(_stale_sidecar_temps(image.parent))
+        data = render(rec.get("caption"), tags).encode("utf-8")
+        try:
+            # a link at the sidecar's name is followed only when it stays in the folder
+            target = safe_target(target, rec["folder"])
+        except UnsafePathError as e:
+            log.warning("%s; sidecar skipped", e)
+            stats.unsafe += 1
+            continue
         if target.exists():
             if not is_ours(target):
                 stats.foreign += 1
@@ -127,13 +156,10 @@ def write_sidecars(records: Iterable[dict[str, Any]], *, naming: str = "ext") ->
             if target.read_bytes() == data:
                 stats.unchanged += 1
                 continue
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+            write_bytes_atomic(target, data, within=rec["folder"])
         except OSError as e:
             log.warning("%s: could not write XMP sidecar (%s)", target, e.strerror or e)
-            tmp.unlink(missing_ok=True)
             continue
         stats.written += 1
     if stats.foreign:

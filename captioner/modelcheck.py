@@ -1,0 +1,157 @@
+"""Check a captioner model directory before anything in it is built or loaded.
+
+`check_model_dir(directory, config, header)` is called by `checkpoint.load_model_dir` with
+the parsed `config.json` and the safetensors header (names, dtypes and shapes only). It
+checks every config value's type and range, builds each head on PyTorch's "meta" device (no
+memory) to compare every parameter's shape with the header, checks that `vocab.json`,
+`sentiment_vocab.json` and `labels.json` match the sizes the weights were trained with, and
+that an encoder weights file lies inside the model directory. Every error is a
+`CheckpointError` that names the file at fault. Returns the config with the encoder weights
+path made absolute (a relative path means "in the model directory", never the current one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from captioner.checkpoint import CONFIG, WEIGHTS, CheckpointError, model_file, read_json
+
+MAX_DIM = 1 << 22  # any width or vocabulary size (4M); the header check bounds memory anyway
+LIMITS = {"num_layers": (1, 16), "max_length": (1, 1024)}
+WEIGHT_SUFFIXES = (".pth", ".pt", ".safetensors", ".bin", ".ckpt")
+
+
+def _check_value(where: str, key: str, value: Any, annotation: str) -> None:
+    kinds = [k.strip() for k in str(annotation).split("|")]
+    if value is None and "None" in kinds:
+        return
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "str": isinstance(value, str),
+        "list[str]": isinstance(value, list) and all(isinstance(v, str) for v in value),
+    }
+    if not any(ok.get(k, True) for k in kinds):
+        raise CheckpointError(f"{where}: {key} must be {annotation}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    lo, hi = LIMITS.get(key, (0, MAX_DIM))
+    if key == "dropout":
+        lo, hi = 0.0, 0.999
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise CheckpointError(f"{where}: {key} = {value!r} is out of range [{lo}, {hi}]")
+
+
+def _typed(where: str, cls: type, data: Any, **extra: Any) -> Any:
+    """`cls(**data)` after checking each value against the dataclass field's annotation."""
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{where}: expected an object, got {type(data).__name__}")
+    fields = {f.name: f.type for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise CheckpointError(f"{where}: unknown key(s) {unknown}")
+    for key, value in data.items():
+        _check_value(where, key, value, fields[key])
+    try:
+        return cls(**data, **extra)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: {e}") from None
+
+
+def _check_shapes(
+    weights: Path, header: dict, prefix: str, build: Callable[[], torch.nn.Module]
+) -> None:
+    """The module `build` makes (on the meta device: no memory) against the header."""
+    with torch.device("meta"):
+        expected = {f"{prefix}.{k}": list(v.shape) for k, v in build().state_dict().items()}
+    stored = {k: v["shape"] for k, v in header.items() if k.startswith(prefix + ".")}
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{weights} and config.json ({prefix}) do not match: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}"
+        )
+    for key, shape in expected.items():
+        if stored[key] != shape:
+            raise CheckpointError(
+                f"{weights} and config.json do not match: {key} has shape {stored[key]}, "
+                f"config.json's {prefix} needs {shape}"
+            )
+
+
+def _vocab_size(directory: Path, name: str, needed: int) -> None:
+    data = read_json(directory, name)
+    tokens = data.get("tokens") if isinstance(data, dict) else None
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        raise CheckpointError(f"{directory / name}: 'tokens' must be a list of strings")
+    if len(tokens) != needed:
+        raise CheckpointError(
+            f"{directory / name}: {len(tokens)} words, but the weights were trained with "
+            f"{needed}; the vocabulary belongs to another model"
+        )
+
+
+def _encoder_weights(directory: Path, enc: dict) -> dict:
+    weights = enc.get("weights")
+    if weights is None or weights in ("default", "DEFAULT"):
+        return enc
+    if not isinstance(weights, str) or not weights:
+        raise CheckpointError(f"{directory / CONFIG}: encoder.weights must be a string or null")
+    looks_like_file = (
+        "/" in weights
+        or "\\" in weights
+        or weights.startswith(".")
+        or weights.lower().endswith(WEIGHT_SUFFIXES)
+        or os.path.lexists(directory / weights)
+    )
+    if not looks_like_file:
+        return enc  # a weights name such as IMAGENET1K_V1
+    if os.path.isabs(weights):
+        raise CheckpointError(
+            f"{directory / CONFIG}: encoder.weights {weights!r} must be a file inside the model "
+            "directory (a relative path)"
+        )
+    path = model_file(directory, weights)  # inside, regular file
+    return {**enc, "weights": str(path.resolve())}
+
+
+def check_model_dir(directory: str | Path, config: dict, header: dict) -> dict:
+    """See the module docstring."""
+    from captioner.decoders import CaptionDecoder, DecoderConfig
+    from captioner.recognition import RecognitionConfig, RecognitionHead
+    from captioner.sentiment import SentimentConfig, SentimentModel
+
+    directory = Path(directory)
+    where, weights = str(directory / CONFIG), directory / WEIGHTS
+    if "max_length" in config:
+        _check_value(where, "max_length", config["max_length"], "int")
+    enc = config.get("encoder")
+    if not isinstance(enc, dict) or not isinstance(enc.get("name"), str):
+        raise CheckpointError(f"{where}: 'encoder' must be an object with a 'name'")
+    config = {**config, "encoder": _encoder_weights(directory, enc)}
+    if config.get("decoder"):
+        dec = _typed(f"{where} (decoder)", DecoderConfig, config["decoder"])
+        _check_shapes(weights, header, "decoder", lambda: CaptionDecoder(dec))
+        _vocab_size(directory, "vocab.json", dec.vocab_size)
+    if config.get("recognition"):
+        labels = read_json(directory, "labels.json")
+        if not isinstance(labels, list) or not all(isinstance(s, str) for s in labels):
+            raise CheckpointError(f"{directory / 'labels.json'}: expected a list of strings")
+        rec = _typed(
+            f"{where} (recognition)", RecognitionConfig, config["recognition"], labels=labels
+        )
+        _check_shapes(weights, header, "recognition", lambda: RecognitionHead(rec))
+    if config.get("sentiment"):
+        sent = _typed(f"{where} (sentiment)", SentimentConfig, config["sentiment"])
+        _check_shapes(weights, header, "sentiment", lambda: SentimentModel(sent))
+        _vocab_size(directory, "sentiment_vocab.json", sent.vocab_size)
+    return config
