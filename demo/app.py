@@ -45,6 +45,15 @@ def theme() -> gr.themes.Base:
 CSS = """
 #caption textarea { font-size: 1.3rem; font-weight: 600; }
 .gallery-item .caption-label { font-size: 0.95rem; }
+/* attention maps: small tiles whatever the word count, and no fixed 450 px box around them */
+#attention .grid-wrap {
+  min-height: 0 !important; max-height: none !important; padding-top: 2rem;
+}
+#attention .grid-container {
+  grid-template-columns: repeat(auto-fill, minmax(140px, 1fr)) !important;
+}
+/* batch table headers break between words only */
+#batch-table th, #batch-table th * { word-break: keep-all; overflow-wrap: normal; }
 """
 
 
@@ -66,13 +75,14 @@ def launch_app(
     if concurrency < 1 or max_queue < 1:
         raise ValueError("concurrency and max_queue must be >= 1")
     app.queue(default_concurrency_limit=concurrency, max_size=max_queue)
-    return app.launch(
+    # Gradio's own start-up lines tell users to "set share=True in launch()": ours name the flag.
+    served = app.launch(
         server_name=host,
         server_port=port,
         share=share,
         max_file_size=max_file_size,
-        prevent_thread_lock=prevent_thread_lock,
-        quiet=quiet,
+        prevent_thread_lock=True,
+        quiet=True,
         show_error=True,
         ssr_mode=False,
         run_history=False,
@@ -81,6 +91,16 @@ def launch_app(
         theme=theme(),
         css=CSS,
     )
+    if not quiet:
+        print(f"* Running on local URL:  {served[1]}")
+        print(
+            f"* Public link: {served[2]}"
+            if served[2]
+            else "* To create a public link, run `captioner demo --share`."
+        )
+    if not prevent_thread_lock:
+        app.block_thread()
+    return served
 
 
 def _unique_name(name: str, taken: Mapping[str, Any]) -> str:

@@ -25,6 +25,8 @@ from captioner.labeling.exports import CSV_COLUMNS, csv_row, write_csv
 from captioner.labeling.writers import dumps_record
 
 COLUMNS = CSV_COLUMNS  # folder, path, caption, tags, tag_scores, sentiment, sentiment_score, ...
+# The page's table: no `folder` column (empty for loose files); a zip member's path names its zip.
+TABLE_COLUMNS = tuple(c for c in COLUMNS if c != "folder")
 MAX_MEMBER_BYTES = 64 * 1024 * 1024  # one image inside a zip, uncompressed
 MAX_ZIP_BYTES = 1024 * 1024 * 1024  # all images of one zip, uncompressed
 MAX_BATCH_PIXELS = 2_000_000_000  # all images of one batch, decoded one at a time
@@ -196,8 +198,15 @@ def describe_items(
 
 
 def table_rows(records: Iterable[dict[str, Any]]) -> list[list[Any]]:
-    """Records as the cells of `labels.csv` (COLUMNS), for the table on the page."""
-    return [csv_row(r) for r in records]
+    """Records as the cells of the table on the page (TABLE_COLUMNS): those of `labels.csv`
+    without `folder`, which is joined to the path instead ("photos.zip/a/one.png")."""
+    rows = []
+    for r in records:
+        cells = dict(zip(COLUMNS, csv_row(r), strict=True))
+        if cells["folder"]:
+            cells["path"] = f"{cells['folder']}/{cells['path']}"
+        rows.append([cells[c] for c in TABLE_COLUMNS])
+    return rows
 
 
 def write_records(

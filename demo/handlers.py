@@ -157,7 +157,7 @@ class Handlers:
         if total > len(rows):
             status += f" Stopped at the limit of {self.max_batch_images} images ({total} uploaded)."
             gr.Warning(f"Only the first {self.max_batch_images} of {total} images were labelled.")
-        table = pd.DataFrame(batching.table_rows(rows), columns=list(batching.COLUMNS))
+        table = pd.DataFrame(batching.table_rows(rows), columns=list(batching.TABLE_COLUMNS))
         return table, [str(csv_path), str(jsonl_path)], status
 
     def _forget_old_batches(self, max_age_s: float = 3 * 3600) -> None:

@@ -17,9 +17,20 @@ import gradio as gr
 from PIL import UnidentifiedImageError
 
 from captioner.demo import render
-from captioner.demo.batch import COLUMNS
+from captioner.demo.batch import TABLE_COLUMNS
 from captioner.demo.handlers import METHODS, Handlers
 
+# Batch table column widths: wide enough that no header ("sentiment_score") wraps mid-word.
+TABLE_WIDTHS = {
+    "path": "170px",
+    "caption": "260px",
+    "tags": "230px",
+    "tag_scores": "140px",
+    "sentiment": "120px",
+    "sentiment_score": "170px",
+    "error": "220px",
+    "model": "110px",
+}
 TITLE = "captioner: image captioning with CNN + RNN"
 INTRO = (
     "A CNN encodes the image; an LSTM/GRU decoder writes the caption word by word, looking at "
@@ -90,6 +101,15 @@ def build_app(
             notes,
         )
 
+    def cleared(_image):  # a new image: nothing of the last one's description stays
+        return (
+            "",
+            None,
+            gr.Label(value=None, visible=False),
+            gr.Gallery(value=None, visible=False),
+            "",
+        )
+
     def label(files, model, method, beam_size, temperature, num_tags, progress=gr.Progress()):  # noqa: B008
         return h.label(files, model, method, beam_size, temperature, num_tags, progress=progress)
 
@@ -149,20 +169,11 @@ def build_app(
                 label_btn = gr.Button("Label all", variant="primary")
                 batch_status = gr.Markdown()
                 table = gr.Dataframe(
-                    headers=list(COLUMNS),
+                    headers=list(TABLE_COLUMNS),
                     label="Labels",
                     wrap=True,
-                    column_widths=[
-                        "90px",
-                        "150px",
-                        "220px",
-                        "200px",
-                        "150px",
-                        "90px",
-                        "80px",
-                        "240px",
-                        "100px",
-                    ],
+                    column_widths=[TABLE_WIDTHS[c] for c in TABLE_COLUMNS],
+                    elem_id="batch-table",
                 )
                 downloads = gr.File(label="labels.csv / labels.jsonl", file_count="multiple")
             with gr.Tab("Scene world"):
@@ -173,7 +184,12 @@ def build_app(
                 with gr.Row():
                     scene_image = gr.Image(type="pil", format="png", label="Scene", height=340)
                     with gr.Column():
-                        truth = gr.Markdown(label="Ground truth captions")
+                        truth = gr.Textbox(
+                            label="Ground truth captions (what the scene world says)",
+                            lines=5,
+                            interactive=False,
+                            elem_id="scene-truth",
+                        )
                         predicted = gr.Textbox(label="Predicted caption", interactive=False)
                         scores = gr.Dataframe(
                             label="Scene facts stated correctly", interactive=False
@@ -194,6 +210,7 @@ def build_app(
             [beam_size, temperature],
             **private,
         )
+        image.change(cleared, image, [caption, tags, mood, gallery, notes], **private)
         describe_btn.click(
             show_description,
             [image, *decoding, num_tags],

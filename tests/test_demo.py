@@ -172,7 +172,8 @@ def test_batch_reads_files_and_zips_and_writes_csv_jsonl(tmp_path, images):
     assert table[0]["sentiment"] in ("negative", "positive") and float(table[0]["sentiment_score"])
     lines = [json.loads(line) for line in jsonl_path.read_text().splitlines()]
     assert lines == json.loads(json.dumps(recs))  # the records, one per line
-    assert batching.table_rows(recs)[2][:2] == ["photos.zip", "a/one.png"]
+    assert batching.table_rows(recs)[2][:2] == ["photos.zip/a/one.png", recs[2]["caption"]]
+    assert "folder" not in batching.TABLE_COLUMNS and len(batching.table_rows(recs)[0]) == 8
 
 
 def test_tagger_only_model_says_so_instead_of_crashing(images):
@@ -305,7 +306,7 @@ def test_label_endpoint_returns_table_and_files_in_the_temp_dir(served, images, 
     os.utime(stale, (time.time() - 86400, time.time() - 86400))
     files = [handle_file(str(images[n])) for n in ("noise.png", "bad.png")]
     table, downloads, status = client(url).predict(files, api_name="/label")
-    assert table["headers"] == list(batching.COLUMNS)
+    assert table["headers"] == list(batching.TABLE_COLUMNS)  # labels.csv's, less `folder`
     rows = [dict(zip(table["headers"], row)) for row in table["data"]]
     assert [row["path"] for row in rows] == ["noise.png", "bad.png"]
     assert rows[0]["caption"] == cap.caption(images["noise.png"])[0]

@@ -12,7 +12,13 @@ import torch
 from PIL import Image
 from tests_support import tiny_captioner
 
-from captioner.demo.screenshot import caption_in_browser, error_in_browser, find_chromium
+from captioner.demo.screenshot import (
+    caption_in_browser,
+    error_in_browser,
+    find_chromium,
+    open_demo,
+    upload_and_run,
+)
 from captioner.recognition import RecognitionConfig, RecognitionHead
 
 pytestmark = pytest.mark.browser
@@ -77,3 +83,69 @@ def test_unreadable_upload_shows_a_message_not_a_stack_trace(served, tmp_path):
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)  # a PNG signature, then nothing usable
     text = error_in_browser(url, bad, chromium=CHROMIUM)
     assert "broken.png" in text and "Traceback" not in text
+
+
+def random_png(path, seed: int):
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (90, 120, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_a_new_upload_clears_the_last_description_and_maps_sit_tight(served, tmp_path):
+    url, _ = served
+    first, second = random_png(tmp_path / "a.png", 1), random_png(tmp_path / "b.png", 2)
+    with open_demo(url, chromium=CHROMIUM) as page:
+        upload_and_run(page, first)
+        page.wait_for_function("() => document.querySelectorAll('#attention img').length === 4")
+        page.wait_for_timeout(300)
+        gallery = page.locator("#attention").bounding_box()
+        tile = page.locator("#attention img").first.bounding_box()
+        # four small maps in one row, not a fixed 450 px box with empty space under them
+        assert tile["width"] < 260 and gallery["height"] < tile["height"] + 100, (gallery, tile)
+        assert any(t in page.locator("#tags").inner_text() for t in ("circle", "square", "star"))
+        page.locator("#image-input input[type=file]").set_input_files(str(second))
+        page.wait_for_function("() => document.querySelector('#caption textarea').value === ''")
+        page.wait_for_function("() => document.querySelectorAll('#attention img').length === 0")
+        tags = page.locator("#tags").inner_text()
+        assert not any(t in tags for t in ("circle", "square", "star")), tags
+        assert not page.locator("#sentiment").is_visible()
+
+
+HEADER_LINES = """() => [...document.querySelectorAll('#batch-table th')].map(th => {
+    // the most lines any one visible text node of the header is drawn on
+    const walk = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
+    let most = 0;
+    for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+        if (!node.textContent.trim()) continue;
+        const range = document.createRange();
+        range.selectNodeContents(node);
+        const rects = [...range.getClientRects()].filter(r => r.width > 0);
+        most = Math.max(most, new Set(rects.map(r => Math.round(r.top))).size);
+    }
+    return [th.innerText.trim(), most];
+}).filter(([text]) => text.length > 0)"""
+
+
+def test_batch_table_and_scene_tab_are_labelled_and_readable(served, tmp_path):
+    from captioner.demo.batch import TABLE_COLUMNS
+
+    url, _ = served
+    files = [str(random_png(tmp_path / f"photo-{i}.png", i)) for i in range(2)]
+    with open_demo(url, chromium=CHROMIUM) as page:
+        page.get_by_role("tab", name="Batch").click()
+        page.locator("#batch-files input[type=file]").set_input_files(files)
+        page.wait_for_timeout(500)
+        page.get_by_role("button", name="Label all").click()
+        page.get_by_text("Labelled 2 of 2 images").wait_for()
+        headers = page.evaluate(HEADER_LINES)
+        assert [text for text, _ in headers] == list(TABLE_COLUMNS)  # no empty `folder`
+        assert all(lines == 1 for _, lines in headers), headers  # no "sentimen t"
+        if pytest.importorskip("captioner.data.scenes"):
+            page.get_by_role("tab", name="Scene world").click()
+            page.get_by_role("button", name="Caption this scene").click()
+            page.wait_for_function(
+                "() => document.querySelector('#scene-truth textarea').value.length > 0"
+            )
+            assert "Ground truth captions" in page.locator("#scene-truth").inner_text()
+            truth = page.locator("#scene-truth textarea").input_value().splitlines()
+            assert len(truth) == 5 and truth[0].startswith("1. ")
