@@ -8,7 +8,7 @@ OUT    ?= labels/examples.jsonl
 PYTEST_ARGS ?=
 SYSTEM_PACKAGES := chromium default-jre-headless
 
-.PHONY: setup label test system-deps lint clean
+.PHONY: setup label test system-deps lint clean screenshot
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -35,6 +35,10 @@ system-deps:
 
 test: $(VENV)/.installed system-deps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# docs/demo.png: the demo in headless Chromium with the bundled models and example photo.
+screenshot: $(VENV)/.installed system-deps
+	$(PY) -m captioner.demo.screenshot --out docs/demo.png
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check captioner pipelines demo tests bench

@@ -1,9 +1,11 @@
 """Drive the demo in headless Chromium (system package `chromium`, through Playwright's
 Python package; no `playwright install`): upload an image, wait for the answer, screenshot.
 
-    python -m captioner.demo.screenshot --out docs/demo.png [--model DIR] [--image PATH]
+    python -m captioner.demo.screenshot [--out docs/demo.png] [--model DIR] [--image PATH]
+    make screenshot                     # the same, for the README's docs/demo.png
 
-Used by tests/test_demo_browser.py and to make the README's docs/demo.png.
+Used by tests/test_demo_browser.py and to make the README's docs/demo.png (the bundled
+models, the bundled coffee photo, 1280 px wide, reduced to 256 colours).
 """
 
 from __future__ import annotations
@@ -119,17 +121,7 @@ def error_in_browser(url: str, image: str | Path, **kwargs) -> str:
         return toast.inner_text()
 
 
-def _sample_image() -> Path:
-    """The scikit-image coffee photo when scikit-image is installed, else a bundled example."""
-    try:
-        from PIL import Image
-        from skimage import data
-
-        path = TEMP_DIR / "coffee.jpg"
-        Image.fromarray(data.coffee()).save(path, quality=90)
-        return path
-    except ImportError:
-        return Path(__file__).parent / "examples" / "drawing-ball.jpg"
+SAMPLE_IMAGE = Path(__file__).parent / "examples" / "photo-coffee.jpg"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,9 +129,18 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m captioner.demo.screenshot", description=__doc__)
     p.add_argument("--out", default="docs/demo.png", help="PNG to write (default %(default)s)")
-    p.add_argument("--model", action="append", default=[], help="model directory (repeatable)")
-    p.add_argument("--no-default", action="store_true", help="leave out the bundled default")
-    p.add_argument("--image", default=None, help="image to upload (default: a sample photo)")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="model directory or bundled model name to offer too; repeatable (default: none)",
+    )
+    p.add_argument(
+        "--no-default", action="store_true", help="leave out the bundled default (default: off)"
+    )
+    p.add_argument(
+        "--image", default=str(SAMPLE_IMAGE), help="image to upload (default: %(default)s)"
+    )
     args = p.parse_args(argv)
     models = load_models(args.model, default=not args.no_default, device="cpu")
     app = build_app(models, examples=sorted(EXAMPLES_DIR.glob("*.jpg")))
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        r = caption_in_browser(url, args.image or _sample_image(), out)
+        r = caption_in_browser(url, args.image, out)
     finally:
         app.close()
     from PIL import Image
@@ -155,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     with Image.open(out) as shot:  # 256 colours: a third of the size, for the docs
         small = shot.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
     small.save(out, optimize=True)
-    print(f"{out}: caption {r.caption!r}, tags {r.tags.split()[:3]}, {r.attention_images} maps")
+    top_tag = (r.tags.splitlines()[1:] or ["none"])[0]  # the label's first line is "Tags"
+    print(f"{out}: caption {r.caption!r}, top tag {top_tag!r}, {r.attention_images} maps")
     return 0
 
 

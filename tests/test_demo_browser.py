@@ -149,3 +149,18 @@ def test_batch_table_and_scene_tab_are_labelled_and_readable(served, tmp_path):
             assert "Ground truth captions" in page.locator("#scene-truth").inner_text()
             truth = page.locator("#scene-truth textarea").input_value().splitlines()
             assert len(truth) == 5 and truth[0].startswith("1. ")
+
+
+def test_screenshot_is_one_command(served, tmp_path, capsys):
+    from captioner.demo import screenshot
+
+    _, cap = served
+    model_dir = cap.save_pretrained(tmp_path / "tiny")
+    out = tmp_path / "docs" / "demo.png"
+    assert screenshot.main(["--no-default", "--model", str(model_dir), "--out", str(out)]) == 0
+    assert png_size(out)[0] == 1280
+    with Image.open(out) as shot:
+        assert shot.mode == "P"  # reduced to 256 colours for the docs
+    said = capsys.readouterr().out
+    assert f"{out}: caption '{cap.caption(screenshot.SAMPLE_IMAGE)[0]}'" in said
+    assert "4 maps" in said
