@@ -19,17 +19,25 @@ import torch
 from torch import Tensor
 
 from captioner import checkpoint as ckpt
-from captioner.decoders import CaptionDecoder, DecoderConfig
+from captioner.decoders import CaptionDecoder
 from captioner.decoding import GenerationConfig, SpecialIds, generate
+from captioner.devices import resolve_device
+from captioner.errors import MissingHeadError, ModelNotFoundError
 from captioner.imageio import load_image
 from captioner.model_card import read_training_data, write_card
-from captioner.sentiment import SentimentConfig, SentimentModel, encode_texts
+from captioner.model_config import (
+    CaptionerConfig,
+    EncoderSpec,
+    check_consumed,
+    encoder_state,
+    load_strict,
+)
+from captioner.sentiment import SentimentModel, encode_texts
 from captioner.text import Vocabulary
 
 log = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).parent / "models"
-FORMAT, VERSION = "captioner", 1
 
 
 def default_device() -> torch.device:
@@ -118,7 +126,7 @@ class Captioner:
             )
         if (sentiment is None) != (sentiment_vocab is None):
             raise ValueError("a sentiment model needs its vocabulary (and a vocabulary its model)")
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
         self.encoder, self.decoder, self.vocab = encoder, decoder, vocab
         self.recognizer, self.sentiment_model, self.sentiment_vocab = (
             recognizer,
@@ -160,10 +168,27 @@ class Captioner:
         name_or_path: str | Path = "default",
         *,
         device: str | torch.device | None = None,
+        backend: str = "auto",
         revision: str | None = None,
     ) -> Captioner:
-        """A local model directory, a bundled model name ("default") or a Hugging Face hub id
-        (`revision`: the branch, tag or commit to load, which pins the model)."""
+        """Load a model.
+
+        Args:
+            name_or_path: a local model directory, a bundled model name ("default") or a
+                Hugging Face hub id.
+            device: "auto" or None (cuda when available, else cpu), "cpu", "cuda", "cuda:N".
+            backend: where the image encoder runs (see `use_backend`): "auto" (ONNX Runtime
+                on CPU when installed: exported once, cached, several times faster),
+                "onnx", or "torch" (PyTorch eager: what training and fine-tuning need).
+            revision: for a hub id, the branch, tag or commit to load (pins the model).
+        """
+        model = cls._load(name_or_path, device=device, revision=revision)
+        if backend != "torch":
+            model.use_backend(backend)
+        return model
+
+    @classmethod
+    def _load(cls, name_or_path: str | Path, *, device, revision=None) -> Captioner:
         from captioner.encoders import build_encoder
 
         path = Path(name_or_path)
@@ -193,48 +218,46 @@ class Captioner:
             from captioner.hub import download
 
             return cls._load_dir(download(str(name_or_path), revision=revision), device=device)
-        raise FileNotFoundError(
+        raise ModelNotFoundError(
             f"{name_or_path}: no such model directory, bundled model ({_bundled_names()}) or hub id"
         )
 
     @classmethod
     def _load_dir(cls, directory: Path, *, device=None) -> Captioner:
         from captioner.encoders import build_encoder
-        from captioner.recognition import RecognitionConfig, RecognitionHead
+        from captioner.recognition import RecognitionHead
 
-        config, tensors = ckpt.load_model_dir(directory)
-        if config.get("format") != FORMAT:
-            raise ckpt.CheckpointError(
-                f"{directory / ckpt.CONFIG}: not a captioner model "
-                f"(format {config.get('format')!r})"
-            )
+        raw, tensors = ckpt.load_model_dir(directory)
+        has_labels = isinstance(raw, dict) and raw.get("recognition") is not None
+        labels = ckpt.read_json(directory, "labels.json") if has_labels else None
+        config = CaptionerConfig.from_dict(raw, labels=labels, source=str(directory / ckpt.CONFIG))
+        weights = str(directory / ckpt.WEIGHTS)
+        parts = {"encoder"}
         try:
-            enc = config["encoder"]
-            stored_encoder = ckpt.subset(tensors, "encoder")
-            encoder = build_encoder(enc["name"], weights=None if stored_encoder else enc["weights"])
+            enc = config.encoder
+            stored_encoder = any(k.startswith("encoder.") for k in tensors)
+            encoder = build_encoder(enc.name, weights=None if stored_encoder else enc.weights)
             if stored_encoder:
-                encoder.load_state_dict(stored_encoder, strict=False)
+                load_strict(encoder, tensors, "encoder", source=weights)
             decoder = vocab = recognizer = sentiment = sentiment_vocab = None
-            if config.get("decoder"):
-                decoder = CaptionDecoder(DecoderConfig(**config["decoder"]))
-                decoder.load_state_dict(ckpt.subset(tensors, "decoder"))
+            if config.decoder is not None:
+                decoder = CaptionDecoder(config.decoder)
+                load_strict(decoder, tensors, "decoder", source=weights)
                 vocab = Vocabulary.load(directory / "vocab.json")
-            if config.get("recognition"):
-                labels = ckpt.read_json(directory, "labels.json")
-                recognizer = RecognitionHead(
-                    RecognitionConfig(**config["recognition"], labels=labels)
-                )
-                recognizer.load_state_dict(ckpt.subset(tensors, "recognition"))
-            if config.get("sentiment"):
-                sentiment = SentimentModel(SentimentConfig(**config["sentiment"]))
-                sentiment.load_state_dict(ckpt.subset(tensors, "sentiment"))
+                parts.add("decoder")
+            if config.recognition is not None:
+                recognizer = RecognitionHead(config.recognition)
+                load_strict(recognizer, tensors, "recognition", source=weights)
+                parts.add("recognition")
+            if config.sentiment is not None:
+                sentiment = SentimentModel(config.sentiment)
+                load_strict(sentiment, tensors, "sentiment", source=weights)
                 sentiment_vocab = Vocabulary.load(directory / "sentiment_vocab.json")
-        except (KeyError, TypeError, RuntimeError) as e:
-            raise ckpt.CheckpointError(
-                f"{directory}: config.json and model.safetensors do not "
-                f"match ({type(e).__name__}: {e})"
-            ) from None
+                parts.add("sentiment")
+            check_consumed(tensors, parts, source=weights)
         except (FileNotFoundError, ValueError) as e:
+            if isinstance(e, ckpt.CheckpointError):
+                raise
             raise ckpt.CheckpointError(str(e)) from None
         model = cls(
             encoder=encoder,
@@ -244,8 +267,8 @@ class Captioner:
             sentiment=sentiment,
             sentiment_vocab=sentiment_vocab,
             device=device,
-            name=config.get("name", directory.name),
-            max_length=config.get("max_length", 20),
+            name=raw.get("name", directory.name),
+            max_length=config.max_length,
         )
         stored = {t.dtype for t in tensors.values() if t.is_floating_point()}
         model.storage_dtype = stored.pop() if len(stored) == 1 else None
@@ -268,35 +291,26 @@ class Captioner:
         enc = getattr(self.encoder, "torch_encoder", self.encoder)  # also after use_backend
         if include_encoder is None:
             include_encoder = getattr(enc, "trainable_blocks", 0) > 0 or enc.weights is None
-        config: dict[str, Any] = {
-            "format": FORMAT,
-            "version": VERSION,
-            "name": self.name,
-            "max_length": self.max_length,
-            "encoder": {
-                "name": enc.name,
-                "weights": enc.weights,
-                "trainable_blocks": getattr(enc, "trainable_blocks", 0),
-            },
-            "decoder": None,
-            "recognition": None,
-            "sentiment": None,
-        }
+        spec = EncoderSpec(enc.name, enc.weights, getattr(enc, "trainable_blocks", 0))
+        config = CaptionerConfig(
+            encoder=spec,
+            decoder=None if self.decoder is None else self.decoder.config,
+            recognition=None if self.recognizer is None else self.recognizer.config,
+            sentiment=None if self.sentiment_model is None else self.sentiment_model.config,
+            name=self.name,
+            max_length=self.max_length,
+        ).to_dict()
         tensors: dict[str, Tensor] = {}
         extra: dict[str, Any] = {}
         if include_encoder:
-            tensors.update(ckpt.prefixed(enc.state_dict(), "encoder"))
+            tensors.update(ckpt.prefixed(encoder_state(enc), "encoder"))
         if self.decoder is not None:
-            config["decoder"] = dataclasses.asdict(self.decoder.config)
             tensors.update(ckpt.prefixed(self.decoder.state_dict(), "decoder"))
             extra["vocab.json"] = self.vocab.to_json()
         if self.recognizer is not None:
-            rec = dataclasses.asdict(self.recognizer.config)
-            extra["labels.json"] = rec.pop("labels")
-            config["recognition"] = rec
+            extra["labels.json"] = list(self.recognizer.config.labels)
             tensors.update(ckpt.prefixed(self.recognizer.state_dict(), "recognition"))
         if self.sentiment_model is not None:
-            config["sentiment"] = dataclasses.asdict(self.sentiment_model.config)
             tensors.update(ckpt.prefixed(self.sentiment_model.state_dict(), "sentiment"))
             extra["sentiment_vocab.json"] = self.sentiment_vocab.to_json()
         dtype = dtype or self.storage_dtype
@@ -362,7 +376,7 @@ class Captioner:
             "sentiment": self.sentiment_model is None,
         }[part]
         if missing:
-            raise RuntimeError(
+            raise MissingHeadError(
                 f"model {self.name!r} has no {part} head; load one that does "
                 f"(e.g. Captioner.from_pretrained('default') once bundled)"
             )
