@@ -69,14 +69,15 @@ def _engine(model, command: str, args: argparse.Namespace):
     head = {"caption": model.decoder, "tag": model.recognizer}.get(command, True)
     if head is None:
         raise MissingHeadError(f"model {model.name!r} has no {command} head")
-    greedy = getattr(args, "method", "beam") == "greedy"
+    from captioner.decoding import GenerationConfig
+
+    decoding = options.decoding_kwargs(args) if hasattr(args, "beam_size") else {}
     return LabelEngine(
         model,
         EngineOptions(
             backend=args.backend,
-            beam_size=1 if greedy else getattr(args, "beam_size", 1),
             top_k=getattr(args, "top_k", 0),
-            max_length=getattr(args, "max_length", None),
+            generation=GenerationConfig(**decoding),
         ),
     )
 
@@ -88,19 +89,11 @@ def describe_paths(model, command: str, args: argparse.Namespace) -> Iterator[di
     from captioner.labeling.loader import load_batch
 
     engine = _engine(model, command, args)
-    sampling = getattr(args, "method", "beam") == "sample"
     paths = args.images
     for start in range(0, len(paths), args.batch_size):
         chunk = paths[start : start + args.batch_size]
         batch = load_batch([""], [(0, p) for p in chunk], engine.spec, MAX_PIXELS)
         results = engine.describe(batch.pixels) if batch.pixels is not None else []
-        if sampling and results:
-            captions = model.caption(
-                [chunk[i] for i in batch.ok], batch_size=args.batch_size,
-                **options.decoding_kwargs(args),
-            )  # fmt: skip
-            for result, caption in zip(results, captions):
-                result["caption"] = caption
         by_pos = dict(zip(batch.ok, results))
         for pos, path in enumerate(chunk):
             yield _row(command, path, by_pos.get(pos), batch.errors.get(pos))

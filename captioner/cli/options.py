@@ -151,7 +151,8 @@ def add_decoding(p: argparse.ArgumentParser | Any, *, sampling: bool = True) -> 
 
 
 def decoding_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The decoding flags of `add_decoding` as keyword arguments of `Captioner.caption`."""
+    """The decoding flags of `add_decoding` as `GenerationConfig` fields (keyword arguments
+    of `Captioner.caption` and `GenerationConfig`)."""
     out = {"beam_size": args.beam_size, "max_length": args.max_length}
     for name in ("method", "temperature", "seed"):
         if hasattr(args, name):
