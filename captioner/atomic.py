@@ -1,4 +1,5 @@
 """The one way the package replaces a file: write a fresh temporary sibling, fsync, rename.
+(Also the one way it opens a file that must be a regular file: `open_for_reading`.)
 
 The temporary file is created by `tempfile.mkstemp` (`O_CREAT | O_EXCL`, an unpredictable
 name, mode 0600) in the target's own folder, so a link planted at a guessable name is never
@@ -11,6 +12,7 @@ is refused with `UnsafePathError`. Errors (a full disk, a read-only folder) name
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -133,3 +135,30 @@ def remove_stale(paths: list[Path]) -> int:
         except OSError:
             continue
     return removed
+
+
+SPECIAL_KINDS = {
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a directory",
+}
+
+
+def kind_of(mode: int) -> str | None:
+    """None for a regular file, else what it is ("a named pipe", ...)."""
+    if stat.S_ISREG(mode):
+        return None
+    return SPECIAL_KINDS.get(stat.S_IFMT(mode), "a special file")
+
+
+def open_for_reading(path: str | os.PathLike) -> tuple[int, os.stat_result]:
+    """(fd, its stat) of `path` opened read-only without blocking: a named pipe put at the
+    name cannot hang the caller, who checks `kind_of(st.st_mode)` before reading."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        return fd, os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        raise

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import struct
 import tempfile
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from captioner.atomic import atomic_write, is_inside
+from captioner.atomic import atomic_write, is_inside, kind_of, open_for_reading
 from captioner.errors import CaptionerError
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
@@ -38,13 +37,6 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
 MAX_JSON_BYTES = 64 * 1024 * 1024  # config / vocabulary / labels files
 MAX_WEIGHTS_BYTES = 64 * 1024**3
 MAX_HEADER_BYTES = 64 * 1024 * 1024  # a safetensors header (JSON) of a sane model
-_SPECIAL = {
-    stat.S_IFIFO: "a named pipe",
-    stat.S_IFSOCK: "a socket",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-    stat.S_IFDIR: "a directory",
-}
 
 
 def model_file(directory: str | Path, name: str) -> Path:
@@ -59,11 +51,10 @@ def model_file(directory: str | Path, name: str) -> Path:
     if not os.path.lexists(path):
         raise CheckpointError(f"{path}: missing file (expected in model directory {directory})")
     try:
-        mode = os.stat(path).st_mode
+        kind = kind_of(os.stat(path).st_mode)
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read ({e.strerror or e})") from None
-    if not stat.S_ISREG(mode):
-        kind = _SPECIAL.get(stat.S_IFMT(mode), "a special file")
+    if kind is not None:
         raise CheckpointError(f"{path}: is {kind}, not a regular file; refused")
     return path
 
@@ -71,13 +62,12 @@ def model_file(directory: str | Path, name: str) -> Path:
 def read_model_bytes(directory: str | Path, name: str, *, limit: int = MAX_JSON_BYTES) -> bytes:
     """The bytes of a model-directory file (see `model_file`), at most `limit` of them."""
     path = model_file(directory, name)
-    try:  # O_NONBLOCK: a file swapped for a named pipe since the check cannot hang us
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:  # a file swapped for a named pipe since the check cannot hang us
+        fd, st = open_for_reading(path)
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read ({e.strerror or e})") from None
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+        if kind_of(st.st_mode) is not None:
             raise CheckpointError(f"{path}: not a regular file; refused")
         if st.st_size > limit:
             raise CheckpointError(f"{path}: {st.st_size:,} bytes, above the {limit:,}-byte limit")

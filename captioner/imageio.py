@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 import threading
 import warnings
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from captioner.atomic import kind_of, open_for_reading
 from captioner.errors import CaptionerError
 
 # Refuse images above this many pixels instead of exhausting memory (PIL's own bomb guard
@@ -67,12 +67,6 @@ def _megapixels(n: int) -> str:
     return f"{n / 1e6:.0f}" if n >= 10_000_000 else f"{n / 1e6:.2g}"
 
 
-_SPECIAL = {
-    stat.S_IFIFO: "a named pipe",
-    stat.S_IFSOCK: "a socket",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-}
 _PIL_LIMIT_LOCK = threading.Lock()
 
 
@@ -101,22 +95,20 @@ def _open_regular(path: Path) -> IO[bytes]:
         if e.errno == errno.ENOENT and path.is_symlink():
             raise ImageLoadError(f"{path}: broken symbolic link (target missing)") from None
         raise ImageLoadError(f"{path}: cannot access file ({e.strerror or e})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ImageLoadError(f"{path}: is a directory, not an image")
-    kind = _SPECIAL.get(stat.S_IFMT(st.st_mode))
-    if kind is not None or not stat.S_ISREG(st.st_mode):
-        raise ImageLoadError(f"{path}: is {kind or 'a special file'}, not an image file")
+    kind = kind_of(st.st_mode)
+    if kind is not None:
+        raise ImageLoadError(f"{path}: is {kind}, not an image file")
     if st.st_size == 0:
         raise ImageLoadError(f"{path}: empty file (0 bytes)")
-    try:  # O_NONBLOCK: a file swapped for a pipe since the stat cannot hang the open
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:  # a file swapped for a pipe since the stat cannot hang the open
+        fd, st = open_for_reading(path)
     except PermissionError:
         raise ImageLoadError(f"{path}: permission denied") from None
     except OSError as e:
         raise ImageLoadError(f"{path}: cannot open file ({e.strerror or e})") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    if kind_of(st.st_mode) is not None:
         os.close(fd)
-        raise ImageLoadError(f"{path}: is not a regular file, not an image file")
+        raise ImageLoadError(f"{path}: is {kind_of(st.st_mode)}, not an image file")
     return os.fdopen(fd, "rb")
 
 
