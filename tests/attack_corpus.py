@@ -163,7 +163,32 @@ def data_attacks(root: Path) -> dict[str, tuple[str, dict, str]]:
     bad_flickr = root / "flickr-latin1"
     shutil.copytree(flickr, bad_flickr)
     (bad_flickr / "Flickr8k.token.txt").write_bytes(token.encode() + b"im00.png#1\tun caf\xe9\n")
+    bad_split = root / "flickr-split-latin1"
+    shutil.copytree(flickr, bad_split)
+    (bad_split / "Flickr_8k.devImages.txt").write_bytes(b"im01.png\ncaf\xe9.png\n")
+    up_flickr = root / "flickr-up"
+    shutil.copytree(flickr, up_flickr)
+    (up_flickr / "Flickr8k.token.txt").write_text(token + "../../x.png#0\tclimbing out\n")
+    (up_flickr / "Flickr_8k.testImages.txt").write_text("../../x.png\n")
+    karpathy = {
+        "images": [
+            {"filename": "im00.png", "split": "train", "sentences": [{"raw": "fine"}]},
+            {"filepath": "../..", "filename": "x.png", "split": "val", "sentences": ["up"]},
+        ]
+    }
+    (root / "karpathy.json").write_text(json.dumps(karpathy))
     return {
+        "flickr-split-latin1": (
+            "load_flickr",
+            {"root": bad_split},
+            "Flickr_8k.devImages.txt:2: not UTF-8",
+        ),
+        "flickr-escape": ("load_flickr", {"root": up_flickr}, "leaves"),
+        "karpathy-escape": (
+            "load_karpathy",
+            {"json_path": root / "karpathy.json", "image_root": img},
+            "karpathy.json:images[1]",
+        ),
         "csv-unterminated": (
             "load_table",
             {"path": root / "unterminated.csv"},

@@ -18,7 +18,7 @@ from tests_support import tiny_model_dir
 
 from captioner.api import Captioner
 from captioner.checkpoint import CheckpointError
-from captioner.data.coco import load_coco
+from captioner.data.coco import load_coco, load_karpathy
 from captioner.data.common import DataError
 from captioner.data.sources import load_flickr
 from captioner.data.tables import load_table
@@ -138,7 +138,12 @@ def test_encoder_weights_file_inside_the_model_dir_is_read_from_there(good_model
 
 
 # ---------------------------------------------------------------- caption sources (3, 4, 8)
-LOADERS = {"load_table": load_table, "load_coco": load_coco, "load_flickr": load_flickr}
+LOADERS = {
+    "load_table": load_table,
+    "load_coco": load_coco,
+    "load_flickr": load_flickr,
+    "load_karpathy": load_karpathy,
+}
 
 
 def test_every_broken_caption_source_names_file_and_line(tmp_path):

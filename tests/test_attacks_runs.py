@@ -70,6 +70,13 @@ def test_second_run_on_a_held_folder_stops_or_waits(tmp_path, engine):
     assert not lock_path(journal).exists()
 
 
+def test_out_into_a_new_folder_still_works(tmp_path, engine):
+    make_photos(tmp_path / "photos", 2, sub_every=0)
+    out = tmp_path / "new" / "deeper" / "labels.jsonl"
+    label_folders([tmp_path / "photos"], engine, LabelOptions(workers=0, out=out))
+    assert len(journal_rows(out)) == 2 and not lock_path(out).exists()
+
+
 def test_cli_exit_code_2_when_the_folder_is_busy(tmp_path, capsys, engine, monkeypatch):
     from captioner.labeling import cli
 

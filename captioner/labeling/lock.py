@@ -52,6 +52,7 @@ class JournalLock:
     def _open(self) -> int:
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # --out into a new folder
             return os.open(self.path, flags, FILE_MODE)
         except OSError as e:
             if e.errno == errno.ELOOP:
