@@ -64,9 +64,11 @@ def table(rows: list[dict]) -> str:
         return ""
     names = list(rows[0]["probs"])
     width = max(len("label"), *(len(r["label"]) for r in rows))
-    lines = [f"{'label':<{width}}  score  " + "  ".join(f"{n[:5]:>5}" for n in names) + "  text"]
+    cols = [max(5, len(n)) for n in names]
+    head = "  ".join(f"{n:>{w}}" for n, w in zip(names, cols))
+    lines = [f"{'label':<{width}}  score  {head}  text"]
     for r in rows:
-        probs = "  ".join(f"{r['probs'][n]:5.3f}" for n in names)
+        probs = "  ".join(f"{r['probs'][n]:>{w}.3f}" for n, w in zip(names, cols))
         lines.append(f"{r['label']:<{width}}  {r['score']:5.3f}  {probs}  {r['text']}")
     return "\n".join(lines)
 
