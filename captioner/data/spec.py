@@ -197,13 +197,13 @@ def _scenes(arg: str | None = None, **options):
                 f"scenes:{arg}: not a number of training scenes nor a saved dataset folder"
             )
         return load_from_disk(arg)
-    from captioner.data.scenes import build_scene_dataset
+    from captioner.data.scene_cache import cached_scene_dataset
 
     if arg:
         options["num_train"] = int(arg)
     # rows are pure functions of (seed, split, index): worker processes give the same bytes
     options.setdefault("num_proc", _cpus())
-    return build_scene_dataset(**options)
+    return cached_scene_dataset(**options)
 
 
 def _cpus() -> int:
@@ -219,10 +219,10 @@ def _caption_loader(kind: str):
 
     if kind == "scenes":
         try:
-            from captioner.data.scenes import build_scene_dataset
+            from captioner.data.scene_cache import cached_scene_dataset
         except ImportError:
-            build_scene_dataset = None
-        return _scenes, {}, build_scene_dataset
+            cached_scene_dataset = None
+        return _scenes, {}, cached_scene_dataset
     loader, fixed = {
         "tuxpaint": (tuxpaint.load_tuxpaint, {}),
         "flickr8k": (sources.load_flickr, {}),
