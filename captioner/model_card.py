@@ -63,6 +63,10 @@ DATA_TERMS: dict[str, tuple[str, str]] = {
     ),
 }
 UNKNOWN_TERMS = "not recorded: check the terms of this data before sharing the model"
+PRETRAINED_TERMS = (
+    "ImageNet-1k (ILSVRC 2012), whose terms of access allow the images' use for non-commercial "
+    "research and education only"
+)
 
 INTENDED_USE = (
     "Describing and tagging images offline (captions, tags, the sentiment of the caption) for "
@@ -221,6 +225,12 @@ def render_card(
         lines.append(
             "- Not recorded: nothing says which data trained this model. Find out, and check "
             "that data's terms, before sharing it."
+        )
+    enc = config.get("encoder") or {}
+    if enc.get("weights"):
+        lines.append(
+            f"- The encoder `{enc.get('name')}` starts from pretrained weights "
+            f"(`{enc.get('weights')}`) learnt on {PRETRAINED_TERMS}."
         )
     lines += ["", "## Scores", ""]
     if scores:

@@ -185,6 +185,7 @@ def assemble(captioner_dir: Path, sentiment_dir: Path, out: Path, name: str = "d
         name=name,
         max_length=cap.max_length,
     )
+    bundle.training_data = cap.training_data + sent.training_data  # for the model card
     return bundle.save_pretrained(out, include_encoder=False, dtype=torch.float16)
 
 

@@ -194,6 +194,7 @@ def export(prep: Prepared, model: CaptionModel, out: Path, device: torch.device)
     was = model.training
     cap = Captioner(encoder=encoder, decoder=model.decoder, vocab=prep.vocab, device=device,
                     name=cfg.name or out.resolve().name, max_length=cfg.max_length)  # fmt: skip
+    cap.training_data = [cfg.dataset]  # for the model card
     staged = cap.save_pretrained(out / "run" / "best")
     publish_model_dir(staged, out)
     model.train(was)

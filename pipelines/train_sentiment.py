@@ -144,7 +144,9 @@ def selection_score(score: float, loss: float) -> float:
     return score - 1e-7 * min(loss, 10.0)
 
 
-def export(model: SentimentModel, vocab: Vocabulary, directory: Path, *, name: str) -> Path:
+def export(
+    model: SentimentModel, vocab: Vocabulary, directory: Path, *, name: str, data: str = ""
+) -> Path:
     """A model directory with the sentiment part only. `Captioner` needs an encoder: it is the
     default pretrained EfficientNet-Lite0, stored by reference (its weights are not written)."""
     from captioner.api import Captioner
@@ -156,6 +158,7 @@ def export(model: SentimentModel, vocab: Vocabulary, directory: Path, *, name: s
     cap = Captioner(
         encoder=encoder, sentiment=model, sentiment_vocab=vocab, device=device, name=name
     )  # (the facade puts its modules on `device` in eval mode: keep the model where it trains)
+    cap.training_data = [data] if data else []  # for the model card
     path = cap.save_pretrained(directory)
     model.train(was)
     return path
@@ -231,7 +234,7 @@ def train(cfg: SentimentTrainConfig, *, dataset=None) -> dict:
         return {**scores, "selection": selection_score(scores["accuracy"], scores["loss"])}
 
     def on_best(m: nn.Module, scores: dict[str, float], epoch: int) -> None:
-        publish_model_dir(export(m, vocab, staged, name=name), out)
+        publish_model_dir(export(m, vocab, staged, name=name, data=cfg.dataset), out)
 
     trainer = Trainer(
         model=model,
@@ -308,7 +311,8 @@ def finish(
         text: {names[k]: round(float(p), 4) for k, p in enumerate(row)}
         for text, row in zip(NEUTRAL_PROBES, probs)
     }
-    publish_model_dir(export(model, vocab, out / "run" / "final", name=name), out)
+    final = export(model, vocab, out / "run" / "final", name=name, data=cfg.dataset)
+    publish_model_dir(final, out)
     write_json_atomic(out / "run" / "test_metrics.json", report)
     log.info("sentiment model in %s: %s", out, report)
     return report

@@ -21,7 +21,7 @@ from captioner import Captioner
 from captioner.cli import push as push_cli
 from captioner.cli import run_command
 from captioner.hub import HubError
-from captioner.model_card import MARKER
+from captioner.model_card import MARKER, render_card
 
 IMAGE = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(1))
 
@@ -115,6 +115,9 @@ def test_card_names_data_terms_scores_use_and_limits(tmp_path):
     assert "GNU GPL version 2 or later" in text  # Tux Paint's terms
     assert "check the terms of this data" in text  # unknown data is flagged, not guessed
     assert "None recorded" in text and "## Intended use" in text and "## Limits" in text
+    assert "learnt on ImageNet" not in text  # this encoder was trained from scratch
+    pretrained = {"encoder": {"name": "efficientnet_lite0", "weights": "default"}}
+    assert "learnt on ImageNet-1k" in render_card(pretrained)  # and its terms are named
     # scores.json in the directory shows up in the card; the training data is remembered
     (out / "scores.json").write_text(json.dumps({"scenes/test": {"n": 7, "BLEU-4": 0.51234}}))
     reloaded = Captioner.from_pretrained(out, device="cpu", backend="torch")

@@ -61,7 +61,11 @@ def built(tmp_path_factory):
 def test_build_prints_no_setuptools_warning(built):
     _, output = built
     for phrase in ("would be ignored", "is absent from the `packages`", "Deprecat", "Warning"):
-        assert phrase not in output, f"setuptools said {phrase!r}:\n{output[-3000:]}"
+        assert phrase not in output, (
+            f"setuptools said {phrase!r} (a new folder of code or data, e.g. a bundled model? "
+            "list it in pyproject.toml's [tool.setuptools] packages and package-data):\n"
+            + output[-3000:]
+        )
 
 
 def test_wheel_holds_every_module_and_data_file(built):
@@ -69,7 +73,7 @@ def test_wheel_holds_every_module_and_data_file(built):
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
     missing = sorted(set(source_files()) - names)
-    assert not missing, f"left out of the wheel: {missing[:20]}"
+    assert not missing, f"left out of the wheel (see pyproject.toml's package-data): {missing[:20]}"
     for required in (
         "captioner/py.typed",
         "captioner/models/default/model.safetensors",

@@ -51,6 +51,7 @@ def test_training_lowers_the_loss_and_writes_a_loadable_model(trained):
     model = Captioner.from_pretrained(trained, device="cpu")
     assert model.decoder.config.hidden_dim == 48 and model.encoder.name == "mobilenet_v3_small"
     assert model.name == "model" and model.max_length == 12
+    assert model.training_data == [SPEC] and SPEC in (trained / "README.md").read_text()  # card
     best_dir = load_file(str(trained / "run" / "best" / "model.safetensors"))
     out_dir = load_file(str(trained / "model.safetensors"))
     assert all(torch.equal(best_dir[k], out_dir[k]) for k in out_dir)

@@ -83,6 +83,7 @@ def test_learns_separable_corpus_and_exports_a_loadable_model(tmp_path):
     cap = Captioner.from_pretrained(out, device="cpu")
     assert cap.decoder is None and cap.recognizer is None
     assert cap.sentiment_model.config.labels == ["negative", "positive"]
+    assert len(cap.training_data) == 1 and (out / "README.md").is_file()  # the model card
     (pos, p_pos), (neg, p_neg) = cap.sentiment(["the food was great", "the phone was awful"])
     assert (pos, neg) == ("positive", "negative")
     assert p_pos > 0.5 and p_neg > 0.5
