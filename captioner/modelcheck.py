@@ -114,6 +114,11 @@ def _encoder_weights(directory: Path, enc: dict) -> dict:
         or os.path.lexists(directory / weights)
     )
     if not looks_like_file:
+        if os.path.lexists(weights):  # the encoder builder would read it from the current folder
+            raise CheckpointError(
+                f"{directory / CONFIG}: encoder.weights {weights!r} names a file in the current "
+                "folder, not in the model directory; refused"
+            )
         return enc  # a weights name such as IMAGENET1K_V1
     if os.path.isabs(weights):
         raise CheckpointError(

@@ -185,3 +185,18 @@ def test_a_102_megapixel_jpeg_loads_under_a_higher_max_pixels(tmp_path):
     assert min(img.size) >= 224 and max(img.size) <= 12_000 // 8 * 2
     with pytest.raises(ImageLoadError, match="above the 50 MP limit"):
         open_image(path, max_pixels=50_000_000)
+
+
+def test_encoder_weights_name_never_reads_the_current_folder(good_model, tmp_path, monkeypatch):
+    import shutil
+
+    target = tmp_path / "m"
+    shutil.copytree(good_model, target)
+    config = json.loads((target / "config.json").read_text())
+    config["encoder"]["weights"] = "passwd"
+    (target / "config.json").write_text(json.dumps(config))
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "cwd" / "passwd").write_text("root:x:0:0")
+    monkeypatch.chdir(tmp_path / "cwd")
+    with pytest.raises(CheckpointError, match="current folder"):
+        Captioner.from_pretrained(target, device="cpu", backend="torch")

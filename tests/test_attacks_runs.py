@@ -260,3 +260,21 @@ def test_null_upload_path_keeps_the_error_text(monkeypatch):
     with pytest.raises(gr.Error) as info:
         component.preprocess(SimpleNamespace(path=None, orig_name="photo.png"))
     assert info.value.message == "photo.png: cannot read this image (image file is truncated)"
+
+
+def test_cli_full_disk_while_exporting_says_the_journal_is_intact(
+    tmp_path, capsys, engine, monkeypatch
+):
+    from captioner.labeling import cli, pipeline
+
+    make_photos(tmp_path, 2, sub_every=0)
+    monkeypatch.setattr(cli, "_engine", lambda args: engine)
+
+    def full(records, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(pipeline, "write_csv", full)
+    assert cli.main([str(tmp_path), "--workers", "0", "--format", "csv"]) == 1
+    err = capsys.readouterr().err
+    assert "labels.csv" in err and "journal is intact" in err
+    assert len(journal_rows(tmp_path / "labels.jsonl")) == 2

@@ -8,6 +8,7 @@ rows carry an `error`); 2 usage errors (bad option, missing folder, unreadable m
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -281,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as e:
         hint = "" if args.out else " (write the labels elsewhere with --out FILE.jsonl)"
+        if e.errno == errno.ENOSPC and "intact" not in str(e):  # an export ran out of space
+            hint = "; the labels journal is intact: free some space and run the same command"
         print(f"captioner label: error: {e}{hint}", file=sys.stderr)
         return 1
     _print_summary(summary)
