@@ -12,9 +12,6 @@ and CSV / JSONL) and `/scene` (seed -> scene, truth, prediction, scores).
 
 from __future__ import annotations
 
-from captioner.demo.env import TEMP_DIR  # first: sets Gradio's environment
-
-# isort: split
 import logging
 import sys
 from collections.abc import Mapping, Sequence
@@ -24,13 +21,14 @@ from typing import Any
 import gradio as gr
 
 from captioner.cli.demo import DEFAULT_HOST
+from captioner.demo.env import temp_dir
 from captioner.demo.ui import build_app
 from captioner.errors import CaptionerError
 
 log = logging.getLogger(__name__)
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
-__all__ = ["DEFAULT_HOST", "TEMP_DIR", "build_app", "launch_app", "load_models", "serve", "theme"]
+__all__ = ["DEFAULT_HOST", "build_app", "launch_app", "load_models", "serve", "theme"]
 
 
 def theme() -> gr.themes.Base:
@@ -143,10 +141,11 @@ def serve(args: Any) -> None:
     until interrupted."""
     models = load_models(args.model, default=not args.no_default, device=args.device)
     examples = sorted(p for p in EXAMPLES_DIR.glob("*") if p.suffix.lower() in (".png", ".jpg"))
-    app = build_app(models, examples=examples, max_batch_images=args.max_batch, work_dir=TEMP_DIR)
+    work_dir = temp_dir()
+    app = build_app(models, examples=examples, max_batch_images=args.max_batch, work_dir=work_dir)
     if args.share:
         log.warning("--share: the demo gets a public URL; anyone with it can use your machine")
-    log.info("temporary files go to %s (removed at exit)", TEMP_DIR)
+    log.info("temporary files go to %s (removed at exit)", work_dir)
     launch_app(
         app,
         host=args.host,

@@ -1,5 +1,7 @@
-"""Offline, private settings for Gradio. Import this module before `gradio`: Gradio reads
-them when it is imported (its temporary directory) or when an app is built (analytics)."""
+"""Offline, private settings for Gradio, applied by `prepare_environment()`: `captioner demo`
+calls it first thing in `main()`, before `gradio` is imported (Gradio reads its temporary
+directory at import and analytics when an app is built). Importing this module (or any of
+the demo's) changes nothing; `temp_dir()` prepares the environment on first use."""
 
 from __future__ import annotations
 
@@ -95,4 +97,7 @@ def prepare_environment() -> Path:
     return Path(os.environ["GRADIO_TEMP_DIR"])
 
 
-TEMP_DIR = prepare_environment()
+def temp_dir() -> Path:
+    """The demo's temporary folder (uploads, batch results); prepares the environment the
+    first time."""
+    return prepare_environment()

@@ -5,9 +5,6 @@ naming the file or the model, never a stack trace.
 
 from __future__ import annotations
 
-from captioner.demo.env import TEMP_DIR  # first: sets Gradio's environment
-
-# isort: split
 import random
 import shutil
 import tempfile
@@ -22,6 +19,7 @@ from PIL import Image
 
 from captioner.demo import batch as batching
 from captioner.demo import render
+from captioner.demo.env import temp_dir
 from captioner.demo.scene import make_scene, scene_world_error, score_rows
 from captioner.imageio import ImageLoadError, load_image
 
@@ -70,7 +68,7 @@ class Handlers:
         if not models:
             raise ValueError("the demo needs at least one model")
         self.models = dict(models)
-        self.work_dir = Path(work_dir or TEMP_DIR)
+        self.work_dir = Path(work_dir or temp_dir())
         self.max_batch_images, self.batch_size = max_batch_images, batch_size
 
     def model(self, name: str) -> Any:

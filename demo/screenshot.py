@@ -10,9 +10,6 @@ models, the bundled coffee photo, 1280 px wide, reduced to 256 colours).
 
 from __future__ import annotations
 
-from captioner.demo.env import TEMP_DIR  # noqa: F401  (first: sets Gradio's environment)
-
-# isort: split
 import argparse
 import contextlib
 import shutil
@@ -125,6 +122,9 @@ SAMPLE_IMAGE = Path(__file__).parent / "examples" / "photo-coffee.jpg"
 
 
 def main(argv: list[str] | None = None) -> int:
+    from captioner.demo.env import prepare_environment
+
+    prepare_environment()  # before gradio is imported
     from captioner.demo.app import EXAMPLES_DIR, build_app, launch_app, load_models
 
     p = argparse.ArgumentParser(prog="python -m captioner.demo.screenshot", description=__doc__)

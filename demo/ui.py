@@ -5,9 +5,6 @@ scene-world tab, all over the model picked at the top. `build_app` only builds; 
 
 from __future__ import annotations
 
-from captioner.demo.env import TEMP_DIR  # first: sets Gradio's environment
-
-# isort: split
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,6 +15,7 @@ from PIL import UnidentifiedImageError
 
 from captioner.demo import render
 from captioner.demo.batch import TABLE_COLUMNS
+from captioner.demo.env import temp_dir
 from captioner.demo.handlers import METHODS, Handlers
 
 # Batch table column widths: wide enough that no header ("sentiment_score") wraps mid-word.
@@ -85,7 +83,7 @@ def build_app(
         models = {models.name: models}
     h = Handlers(
         models,
-        work_dir=work_dir or TEMP_DIR,
+        work_dir=work_dir or temp_dir(),
         max_batch_images=max_batch_images,
         batch_size=batch_size,
     )

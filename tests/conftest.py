@@ -18,6 +18,7 @@ CACHE_ENV = {
     "HF_HOME": "huggingface",  # hub and datasets caches
     "TORCH_HOME": "torch",
     "MPLCONFIGDIR": "matplotlib",
+    "GRADIO_TEMP_DIR": "gradio",  # the demo's uploads and batch results
 }
 for _key, _sub in CACHE_ENV.items():
     os.environ[_key] = os.path.join(CACHE_ROOT, _sub)

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -87,3 +88,17 @@ def test_missing_head_and_bad_arguments(model_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("captioner caption: error: ") and "no such model directory" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_importing_the_demo_changes_nothing_until_main_runs(tmp_path):
+    """The demo prepares Gradio's environment (temp folder, analytics off, signal handler) in
+    main(), not as a side effect of an import."""
+    code = (
+        "import os, signal, tempfile, glob; import captioner.demo.app, captioner.demo.handlers; "
+        "print(os.environ.get('GRADIO_TEMP_DIR'), signal.getsignal(signal.SIGTERM) is "
+        "signal.SIG_DFL, glob.glob(os.path.join(tempfile.gettempdir(), 'captioner-demo-*')))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}
+    env["TMPDIR"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.split() == ["None", "True", "[]"], out.stderr[-2000:]

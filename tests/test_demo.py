@@ -23,6 +23,7 @@ from captioner.cli import run_command
 from captioner.cli.demo import build_parser
 from captioner.demo import app as demo_app
 from captioner.demo import batch as batching
+from captioner.demo.env import temp_dir
 from captioner.demo.handlers import Handlers
 from captioner.demo.render import attention_overlay, upsample_map
 from captioner.errors import CaptionerError
@@ -301,7 +302,7 @@ def test_eight_simultaneous_clients_all_get_answers(served, images):
 
 def test_label_endpoint_returns_table_and_files_in_the_temp_dir(served, images, tmp_path):
     _, url, _, cap = served
-    stale = demo_app.TEMP_DIR / "batch-from-yesterday"
+    stale = temp_dir() / "batch-from-yesterday"
     stale.mkdir()
     os.utime(stale, (time.time() - 86400, time.time() - 86400))
     files = [handle_file(str(images[n])) for n in ("noise.png", "bad.png")]
@@ -315,7 +316,7 @@ def test_label_endpoint_returns_table_and_files_in_the_temp_dir(served, images, 
     assert "1 of 2 images" in status
     paths = [Path(f["path"]) for f in downloads]
     assert [p.name for p in paths] == ["labels.csv", "labels.jsonl"]
-    assert all(p.resolve().is_relative_to(demo_app.TEMP_DIR.resolve()) for p in paths)
+    assert all(p.resolve().is_relative_to(temp_dir().resolve()) for p in paths)
     assert not stale.exists()  # old batch results are cleared away
 
 
@@ -332,4 +333,4 @@ def test_scene_endpoint_shows_truth_prediction_and_scores(served):
     assert predicted == cap.caption(scene.image)[0]
     assert scores["headers"] == ["facts", "precision", "recall", "F1"]
     assert scores["data"][0][0] == "scene" and all(0 <= r[3] <= 1 for r in scores["data"])
-    assert Path(image["path"]).resolve().is_relative_to(demo_app.TEMP_DIR.resolve())
+    assert Path(image["path"]).resolve().is_relative_to(temp_dir().resolve())

@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     options.configure_logging(args, chatty=("captioner.demo",))
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's pings of its own URL
+    from captioner.demo.env import prepare_environment
+
+    prepare_environment()  # before gradio is imported: it reads its settings at import
     from captioner.demo.app import serve
 
     serve(args)
