@@ -287,12 +287,12 @@ def run_recipe(
     configure_logging(ns, chatty=("captioner.pipelines",))
     problem = check(cfg) if check else None
     if problem:
-        print(f"{prog}: {problem}", file=sys.stderr)
+        print(f"{prog}: error: {problem}", file=sys.stderr)
         return 2
     try:
         train(cfg)
     except (CaptionerError, ValueError, FileNotFoundError) as e:
-        print(f"{prog}: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     finally:
         shutdown_distributed()

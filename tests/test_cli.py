@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -66,15 +67,11 @@ def test_describe_and_sentiment(model_dir, tmp_path, capsys):
     row = json.loads(capsys.readouterr().out)
     assert set(row) >= {"caption", "tags", "sentiment", "error"}
     assert row["sentiment"]["label"] in ("negative", "positive")
-    assert (
-        main(["sentiment", "what a lovely day", "--model", str(model_dir), "--device", "cpu"]) == 0
-    )
-    label, score, text = capsys.readouterr().out.strip().split("\t")
-    assert (
-        label in ("negative", "positive")
-        and 0.5 <= float(score) <= 1
-        and text == "what a lovely day"
-    )
+    argv = ["sentiment", "what a lovely day", "--model", str(model_dir), "--device", "cpu"]
+    assert main([*argv, "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["text"] == "what a lovely day" and row["label"] in row["probs"]
+    assert row["score"] == max(row["probs"].values()) and 0 < row["score"] <= 1
 
 
 def test_missing_head_and_bad_arguments(model_dir, tmp_path, capsys):
@@ -102,3 +99,54 @@ def test_importing_the_demo_changes_nothing_until_main_runs(tmp_path):
     env["TMPDIR"] = str(tmp_path)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.stdout.split() == ["None", "True", "[]"], out.stderr[-2000:]
+
+
+def test_device_auto_and_decoding_flags_reach_the_engine(model_dir, tmp_path, capsys):
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((30, 30, 3), dtype=np.uint8)).save(img)
+    base = ["caption", str(img), "--model", str(model_dir), "--json"]
+    assert main([*base, "--device", "auto"]) == 0  # was "cannot load model"
+    beam = json.loads(capsys.readouterr().out)["caption"]
+    assert isinstance(beam, str)
+    assert main([*base, "--method", "sample", "--seed", "3", "--top-p", "0.9"]) == 0
+    assert isinstance(json.loads(capsys.readouterr().out)["caption"], str)
+    assert main([*base, "--device", "toaster"]) == 2
+    assert "not a device" in capsys.readouterr().err
+    assert main([*base, "--temperature", "0"]) == 2
+    assert "--temperature: must be > 0" in capsys.readouterr().err
+    assert main([*base, "--top-p", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("captioner caption: error: decoding flags: top_p must be in (0, 1]")
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["eval", "--dataset", "scenes:2", "--model", "/no/such/model"], "no such model"),
+        (["data", "info", "nonsense:x"], "unknown dataset kind"),
+        (["train", "caption", "--dataset", "nonsense:x", "--out", "/tmp/x"], "nonsense"),
+        (["label", "/no/such/folder"], "no such folder"),
+    ],
+)
+def test_every_command_ends_errors_with_one_line_and_status_2(argv, needle, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err, err
+    assert err.startswith(f"captioner {argv[0]}"), err
+
+
+def test_info_chatter_only_with_verbose(model_dir, tmp_path, capsys, caplog):
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((30, 30, 3), dtype=np.uint8)).save(img)
+    root = logging.getLogger()
+    before = root.level
+    try:
+        for flag, chatty in (([], False), (["--verbose"], True), (["--quiet"], False)):
+            caplog.clear()
+            argv = ["caption", str(img), "--model", str(model_dir), *flag]
+            assert main([*argv, "--device", "cpu"]) == 0
+            info = [r for r in caplog.records if r.levelno == logging.INFO]
+            assert bool(info) == chatty, (flag, [r.getMessage() for r in info])
+    finally:
+        root.setLevel(before)
+    assert capsys.readouterr().out.count(str(img)) == 3

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 
 from captioner.cli import options
-from captioner.errors import MissingHeadError
+from captioner.errors import CaptionerError, MissingHeadError
 
 EXIT_FAILED = 3  # some inputs could not be read
 COMMANDS = ("caption", "tag", "describe")
@@ -72,13 +72,13 @@ def _engine(model, command: str, args: argparse.Namespace):
     from captioner.decoding import GenerationConfig
 
     decoding = options.decoding_kwargs(args) if hasattr(args, "beam_size") else {}
+    try:
+        generation = GenerationConfig(**decoding)
+    except ValueError as e:  # e.g. --top-p 2
+        raise CaptionerError(f"decoding flags: {e}") from None
     return LabelEngine(
         model,
-        EngineOptions(
-            backend=args.backend,
-            top_k=getattr(args, "top_k", 0),
-            generation=GenerationConfig(**decoding),
-        ),
+        EngineOptions(backend=args.backend, top_k=getattr(args, "top_k", 0), generation=generation),
     )
 
 

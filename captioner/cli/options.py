@@ -120,8 +120,19 @@ def add_batch_size(p: argparse.ArgumentParser | Any, *, default: int) -> None:
     )
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
 def add_decoding(p: argparse.ArgumentParser | Any, *, sampling: bool = True) -> None:
-    """--beam-size and --max-length; with `sampling`, also --method, --temperature, --seed."""
+    """--beam-size and --max-length; with `sampling`, also --method, --length-penalty,
+    --no-repeat-ngram-size, --temperature, --top-p and --seed (`GenerationConfig` fields)."""
     p.add_argument(
         "--beam-size", type=positive, default=3, help="beam width; 1 = greedy (default: 3)"
     )
@@ -140,10 +151,29 @@ def add_decoding(p: argparse.ArgumentParser | Any, *, sampling: bool = True) -> 
         help="beam search, greedy, or random sampling (default: beam)",
     )
     p.add_argument(
-        "--temperature",
+        "--length-penalty",
         type=float,
         default=1.0,
+        help="beam hypotheses rank by log p / length ** this; 0 = raw log p (default: 1.0)",
+    )
+    p.add_argument(
+        "--no-repeat-ngram-size",
+        type=non_negative,
+        default=0,
+        help="never repeat an n-gram of this size in a caption; 0 = off (default: 0)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=_positive_float,
+        default=1.0,
         help="sampling temperature; lower is safer (default: 1.0)",
+    )
+    p.add_argument(
+        "--top-p",
+        type=_positive_float,
+        default=1.0,
+        help="sample only from the likeliest words holding this much probability; 1 = off "
+        "(default: 1.0)",
     )
     p.add_argument(
         "--seed", type=int, default=None, help="random seed for sampling (default: none)"
@@ -153,8 +183,10 @@ def add_decoding(p: argparse.ArgumentParser | Any, *, sampling: bool = True) -> 
 def decoding_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The decoding flags of `add_decoding` as `GenerationConfig` fields (keyword arguments
     of `Captioner.caption` and `GenerationConfig`)."""
-    out = {"beam_size": args.beam_size, "max_length": args.max_length}
-    for name in ("method", "temperature", "seed"):
-        if hasattr(args, name):
-            out[name] = getattr(args, name)
-    return out
+    return {name: getattr(args, name) for name in _DECODING if hasattr(args, name)}
+
+
+_DECODING = (
+    "beam_size", "max_length", "method", "length_penalty", "no_repeat_ngram_size",
+    "temperature", "top_p", "seed",
+)  # fmt: skip
