@@ -147,28 +147,37 @@ def selection_score(score: float, loss: float) -> float:
 def export(
     model: SentimentModel, vocab: Vocabulary, directory: Path, *, name: str, data: str = ""
 ) -> Path:
-    """A model directory with the sentiment part only. `Captioner` needs an encoder: it is the
-    default pretrained EfficientNet-Lite0, stored by reference (its weights are not written)."""
+    """A model directory with the sentiment part only. Its config names the default
+    pretrained EfficientNet-Lite0 as the image encoder (by reference: the encoder is neither
+    built here nor written), so `Captioner.from_pretrained` can load the directory."""
     from captioner.api import Captioner
-    from captioner.encoders import build_encoder
 
-    with torch.random.fork_rng(devices=[]):  # building a network draws random numbers;
-        encoder = build_encoder("efficientnet_lite0", weights="default")  # keep resume exact
     was, device = model.training, next(model.parameters()).device
+    # (the facade puts its modules on `device` in eval mode: keep the model where it trains)
     cap = Captioner(
-        encoder=encoder, sentiment=model, sentiment_vocab=vocab, device=device, name=name
-    )  # (the facade puts its modules on `device` in eval mode: keep the model where it trains)
+        encoder=_EncoderReference(),
+        sentiment=model,
+        sentiment_vocab=vocab,
+        device=device,
+        name=name,
+    )
     cap.training_data = [data] if data else []  # for the model card
     path = cap.save_pretrained(directory)
     model.train(was)
     return path
 
 
-def load_best(directory: Path) -> tuple[SentimentModel, Vocabulary]:
-    from captioner.api import Captioner
+class _EncoderReference(torch.nn.Module):
+    """What a sentiment-only model directory says about its image encoder: the bundled
+    default's name and weights, no module (a text recipe never builds the CNN)."""
 
-    cap = Captioner.from_pretrained(directory, device="cpu")
-    return cap.sentiment_model, cap.sentiment_vocab
+    name, weights, trainable_blocks = "efficientnet_lite0", "default", 0
+
+
+def load_best(directory: Path) -> tuple[SentimentModel, Vocabulary]:
+    from captioner.sentiment import load_sentiment
+
+    return load_sentiment(directory)
 
 
 def _split(dsd, name: str, what: str):

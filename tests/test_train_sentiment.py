@@ -231,3 +231,17 @@ def test_three_class_model_with_neutral_captions_trains_calibrates_and_loads(tmp
     ]
     cap = Captioner.from_pretrained(out, device="cpu", backend="torch")
     assert [label for label, _ in cap.sentiment(texts)] == ["positive", "negative", "neutral"]
+
+
+def test_text_only_recipe_never_builds_the_image_encoder(tmp_path, monkeypatch):
+    import captioner.encoders as encoders
+
+    def refuse(*a, **k):
+        raise AssertionError("the sentiment recipe built an image encoder")
+
+    monkeypatch.setattr(encoders, "build_encoder", refuse)
+    report = ts.train(tiny_config(tmp_path / "m", epochs=2), dataset=toy_dataset())
+    assert 0 <= report["test"]["accuracy"] <= 1
+    monkeypatch.undo()  # loading the directory as a Captioner builds the referenced default
+    cap = Captioner.from_pretrained(tmp_path / "m", device="cpu", backend="torch")
+    assert cap.encoder.name == "efficientnet_lite0" and cap.sentiment_model is not None
