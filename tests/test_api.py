@@ -75,6 +75,7 @@ def test_decoding_methods(model, images):
 def test_save_and_load_round_trip(model, images, tmp_path):
     out = model.save_pretrained(tmp_path / "m")
     assert sorted(p.name for p in out.iterdir()) == [
+        "README.md",  # the model card
         "config.json",
         "model.safetensors",
         "sentiment_vocab.json",

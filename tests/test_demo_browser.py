@@ -151,6 +151,7 @@ def test_batch_table_and_scene_tab_are_labelled_and_readable(served, tmp_path):
             assert len(truth) == 5 and truth[0].startswith("1. ")
 
 
+@pytest.mark.slow
 def test_screenshot_is_one_command(served, tmp_path, capsys):
     from captioner.demo import screenshot
 
