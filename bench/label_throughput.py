@@ -88,7 +88,7 @@ def synthetic_model(vocab_size: int, device: str = "cpu", seed: int = 0) -> Capt
 def load_model(spec: str, vocab: int, device: str) -> Captioner:
     if spec == "synthetic":
         return synthetic_model(vocab, device)
-    return Captioner.from_pretrained(spec, device=device)
+    return Captioner.from_pretrained(spec, device=device, backend="torch")  # LabelEngine picks
 
 
 def rate(fn, n: int, repeats: int = 2) -> float:

@@ -172,8 +172,8 @@ def train_captioner(
 def assemble(captioner_dir: Path, sentiment_dir: Path, out: Path, name: str = "default") -> Path:
     from captioner.recognition import RecognitionHead
 
-    cap = Captioner.from_pretrained(captioner_dir, device="cpu")
-    sent = Captioner.from_pretrained(sentiment_dir, device="cpu")
+    cap = Captioner.from_pretrained(captioner_dir, device="cpu", backend="torch")
+    sent = Captioner.from_pretrained(sentiment_dir, device="cpu", backend="torch")
     bundle = Captioner(
         encoder=cap.encoder,
         decoder=cap.decoder,

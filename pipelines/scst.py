@@ -147,7 +147,7 @@ def train_scst(cfg, *, dataset: datasets.DatasetDict | None = None) -> FitResult
         raise ValueError("SCST needs --init MODEL_DIR (a model trained with cross-entropy)")
     cfg = dataclasses.replace(cfg, lr=cfg.lr_scst, trainable_blocks=0)
     dist = setup(cfg)
-    init = Captioner.from_pretrained(cfg.init, device=dist.device)
+    init = Captioner.from_pretrained(cfg.init, device=dist.device, backend="torch")  # trained
     if init.decoder is None:
         raise ValueError(f"{cfg.init}: the model has no caption decoder to fine-tune")
     out = Path(cfg.out)

@@ -192,7 +192,8 @@ def train(cfg: RecognizerTrainConfig, *, dataset: datasets.DatasetDict | None = 
         return {}
     from captioner.api import Captioner
 
-    best = Captioner.from_pretrained(out / "run" / "best", device="cpu").recognizer
+    best = Captioner.from_pretrained(out / "run" / "best", device="cpu", backend="torch")
+    best = best.recognizer
     head.load_state_dict(best.state_dict())  # score the exported best head, not the last
     report: dict = {"best_epoch": result.best_epoch, "validation": evaluate("validation")}
     if cfg.test_split in x:

@@ -5,7 +5,7 @@ Python use::
     from captioner import Captioner
     from captioner.labeling import LabelEngine, LabelOptions, label_folders
 
-    engine = LabelEngine(Captioner.from_pretrained("default"))
+    engine = LabelEngine(Captioner.from_pretrained("default", backend="torch"))
     summary = label_folders(["photos/"], engine, LabelOptions(formats=("jsonl", "csv")))
 
 Names load on first use, so `captioner label --help` does not import torch.

@@ -203,7 +203,8 @@ def _engine(args: argparse.Namespace):
     from captioner.onnx_backend import OnnxBackendError
 
     try:
-        captioner = Captioner.from_pretrained(args.model, device=args.device)
+        # the engine picks the encoder runtime itself (--backend)
+        captioner = Captioner.from_pretrained(args.model, device=args.device, backend="torch")
     except (FileNotFoundError, CheckpointError, RuntimeError, ValueError) as e:
         print(f"captioner label: error: cannot load model {args.model!r}: {e}", file=sys.stderr)
         return None
