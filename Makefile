@@ -7,6 +7,8 @@ DIR    ?= demo/examples
 OUT    ?= labels/examples.jsonl
 PYTEST_ARGS ?=
 SYSTEM_PACKAGES := chromium default-jre-headless
+# caches of `make label` (the ONNX export of the encoder, onnxruntime's files): inside .venv
+CACHE  ?= $(CURDIR)/$(VENV)/cache
 
 .PHONY: setup label test system-deps lint clean screenshot
 
@@ -21,7 +23,8 @@ setup: $(VENV)/.installed
 
 # The main job: label a folder of images with the bundled default models.
 label: $(VENV)/.installed
-	$(VENV)/bin/captioner label "$(DIR)" --out "$(OUT)"
+	CAPTIONER_CACHE="$(CACHE)" XDG_CACHE_HOME="$(CACHE)/xdg" \
+		$(VENV)/bin/captioner label "$(DIR)" --out "$(OUT)"
 
 # Chromium (browser test of the demo) and Java (METEOR and the COCO reference metrics).
 system-deps:
