@@ -214,7 +214,7 @@ class Captioner:
                 device=device,
                 name="efficientnet_lite0-imagenet",
             )
-        if str(name_or_path).count("/") == 1 and not path.exists():
+        if str(name_or_path).count("/") == 1 and not path.exists() and _hub_like(path):
             from captioner.hub import download
 
             return cls._load_dir(download(str(name_or_path), revision=revision), device=device)
@@ -521,6 +521,11 @@ def _attention_maps(tokens: list[int], alphas: Tensor | None, vocab: Vocabulary)
     return [
         (vocab.itos[t], alphas[i].reshape(side, side).float().numpy()) for i, t in enumerate(tokens)
     ]
+
+
+def _hub_like(path: Path) -> bool:
+    """Whether a missing OWNER/NAME may be a hub id (not /x, ./x or ~/x: local paths)."""
+    return not (path.is_absolute() or str(path).startswith((".", "~")))
 
 
 def _bundled_names() -> str:

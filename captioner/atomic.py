@@ -19,10 +19,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from captioner.errors import CaptionerError
+
 TMP_SUFFIX = ".tmp"
 
 
-class UnsafePathError(OSError):
+class UnsafePathError(CaptionerError, OSError):
     """A write target is a symbolic link that leads outside the folder it belongs to."""
 
 

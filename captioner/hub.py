@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from captioner import checkpoint as ckpt
+from captioner.errors import CaptionerError
 from captioner.model_card import CARD, write_card
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 MODEL_FILES = ["*.json", "*.safetensors", CARD]
 
 
-class HubError(RuntimeError):
+class HubError(CaptionerError, RuntimeError):
     """The hub could not be reached or refused a request; the message says which and why."""
 
 

@@ -158,6 +158,6 @@ def serve(args: Any) -> None:
 
 
 if __name__ == "__main__":
-    from captioner.cli.demo import main
+    from captioner.cli import run_command
 
-    sys.exit(main())
+    sys.exit(run_command("demo", sys.argv[1:]))

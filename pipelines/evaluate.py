@@ -163,6 +163,6 @@ def evaluate_captions(
 
 
 if __name__ == "__main__":
-    from captioner.cli.evaluate import main
+    from captioner.cli import run_command
 
-    sys.exit(main())
+    sys.exit(run_command("eval", sys.argv[1:]))

@@ -84,4 +84,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from captioner.cli.main import run_command
+
+    sys.exit(run_command("demo", sys.argv[1:]))

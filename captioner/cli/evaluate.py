@@ -99,4 +99,6 @@ def table(result: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from captioner.cli.main import run_command
+
+    sys.exit(run_command("eval", sys.argv[1:]))
