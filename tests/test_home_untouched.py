@@ -37,3 +37,22 @@ def test_suite_writes_nothing_under_home(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     written = sorted(str(p.relative_to(home)) for p in home.rglob("*"))
     assert written == [], f"tests wrote under HOME: {written[:20]}"
+
+
+def test_every_cache_of_this_run_is_in_its_temporary_folder():
+    import datasets
+    import huggingface_hub.constants as hub
+    from conftest import CACHE_ROOT
+
+    from captioner.cache import cache_root
+    from captioner.data.features import feature_cache_dir
+    from captioner.onnx_backend import default_cache_dir
+
+    for path in (
+        cache_root(),
+        default_cache_dir(),
+        feature_cache_dir(),
+        Path(datasets.config.HF_DATASETS_CACHE),
+        Path(hub.HF_HUB_CACHE),
+    ):
+        assert path.resolve().is_relative_to(Path(CACHE_ROOT).resolve()), path
