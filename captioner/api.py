@@ -214,7 +214,7 @@ class Captioner:
                 device=device,
                 name="efficientnet_lite0-imagenet",
             )
-        if str(name_or_path).count("/") == 1 and not path.exists() and _hub_like(path):
+        if str(name_or_path).count("/") == 1 and not path.exists() and _hub_like(str(name_or_path)):
             from captioner.hub import download
 
             return cls._load_dir(download(str(name_or_path), revision=revision), device=device)
@@ -523,9 +523,9 @@ def _attention_maps(tokens: list[int], alphas: Tensor | None, vocab: Vocabulary)
     ]
 
 
-def _hub_like(path: Path) -> bool:
+def _hub_like(name: str) -> bool:
     """Whether a missing OWNER/NAME may be a hub id (not /x, ./x or ~/x: local paths)."""
-    return not (path.is_absolute() or str(path).startswith((".", "~")))
+    return not name.startswith(("/", ".", "~", "\\")) and not Path(name).is_absolute()
 
 
 def _bundled_names() -> str:
