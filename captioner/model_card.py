@@ -2,9 +2,9 @@
 
 YAML metadata on top (library, licence, pipeline, tags, `training_data`), then what the model
 is, the data it was trained on and the terms of that data, its scores when the directory
-holds a `scores.json` (`{"DATA/SPLIT": {"n": ..., "BLEU-4": ..., ...}}`, as
-`python -m captioner.pipelines.release` and `captioner eval --json` report them), its
-intended use and its limits. Cards this module wrote carry a marker and are rewritten on each
+holds a `scores.json` (`{"DATA/SPLIT": {"n": ..., "BLEU-4": ..., ...}}` as the release
+pipeline reports them, or the output of `captioner eval --json`), its intended use and its
+limits. Cards this module wrote carry a marker and are rewritten on each
 save; a card someone wrote by hand is left alone.
 """
 
@@ -111,10 +111,32 @@ def read_scores(directory: str | Path) -> dict[str, dict[str, Any]]:
     except (OSError, ValueError) as e:
         log.warning("%s: not readable JSON (%s); the card shows no scores", path, e)
         return {}
+    if isinstance(data, dict) and isinstance(data.get("scores"), dict) and "dataset" in data:
+        data = {f"{data['dataset']}/{data.get('split', '?')}": data}  # one `captioner eval`
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         log.warning('%s: expected {"DATA/SPLIT": {metric: value}}; ignored', path)
         return {}
-    return data
+    return {name: _flat(row) for name, row in data.items()}
+
+
+def _flat(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One row of scores: metrics nested under "scores" lifted up, the decoding settings as
+    words ("beam 3"); timings and everything else that is not a score dropped."""
+    scores = row.get("scores") if isinstance(row.get("scores"), dict) else {}
+    out: dict[str, Any] = {"n": row.get("n"), "decoding": _decoding(row.get("decoding"))}
+    for key, value in {**row, **scores}.items():
+        if key in out or key in ("seconds", "wall_seconds") or isinstance(value, bool):
+            continue
+        if isinstance(value, int | float):
+            out[key] = value
+    return out
+
+
+def _decoding(decoding: Any) -> str:
+    if isinstance(decoding, dict):
+        method = decoding.get("method", "?")
+        return f"beam {decoding.get('beam_size')}" if method == "beam" else str(method)
+    return "-" if decoding in (None, "") else str(decoding)
 
 
 def read_training_data(directory: str | Path) -> list[str]:

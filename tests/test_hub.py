@@ -126,6 +126,16 @@ def test_card_names_data_terms_scores_use_and_limits(tmp_path):
 
     write_card(out, json.loads((out / "config.json").read_text()))
     assert "| scenes/test | 7 | - | 0.512 |" in (out / "README.md").read_text()
+    evaluated = {  # what `captioner eval --json` prints
+        "model": "m", "dataset": "scenes", "split": "test_novel", "n": 5, "seconds": 1.5,
+        "decoding": {"method": "beam", "beam_size": 3, "max_length": 20},
+        "scores": {"BLEU-4": 0.25, "CIDEr-D": 1.5}, "stats": {"mean_length": 9.0},
+    }  # fmt: skip
+    (out / "scores.json").write_text(json.dumps(evaluated))
+    write_card(out, json.loads((out / "config.json").read_text()))
+    card = (out / "README.md").read_text()
+    assert "| data / split | items | decoding | BLEU-4 | CIDEr-D |" in card
+    assert "| scenes/test_novel | 5 | beam 3 | 0.250 | 1.500 |" in card
 
 
 def test_a_hand_written_card_is_kept(tmp_path):
