@@ -21,7 +21,7 @@ from typing import Any
 import gradio as gr
 
 from captioner.cli.demo import DEFAULT_HOST
-from captioner.demo.env import temp_dir
+from captioner.demo.env import stop_on_sigterm, temp_dir
 from captioner.demo.ui import build_app
 from captioner.errors import CaptionerError
 
@@ -146,6 +146,7 @@ def serve(args: Any) -> None:
     if args.share:
         log.warning("--share: the demo gets a public URL; anyone with it can use your machine")
     log.info("temporary files go to %s (removed at exit)", work_dir)
+    stop_on_sigterm()  # `kill` stops the server like Ctrl-C: the exit handlers remove uploads
     launch_app(
         app,
         host=args.host,

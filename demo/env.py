@@ -54,7 +54,7 @@ def remove_stale_temp_dirs(parent: str | os.PathLike | None = None) -> list[Path
     return removed
 
 
-def _stop_on_sigterm() -> None:
+def stop_on_sigterm() -> None:
     """SIGTERM (`kill`, systemd, docker stop) stops the demo like Ctrl-C, so the exit
     handlers run and the temporary folder with the uploads is removed."""
 
@@ -70,9 +70,9 @@ def _stop_on_sigterm() -> None:
 
 def prepare_environment() -> Path:
     """Turn off analytics, the version check, telemetry and server-side rendering, keep
-    localhost off any proxy, and give the demo its own temporary directory (removed at exit,
-    SIGTERM included; those of dead demo processes are removed first) unless GRADIO_TEMP_DIR
-    names one. Returns that directory."""
+    localhost off any proxy, and give the demo its own temporary directory (removed at exit;
+    those of dead demo processes are removed first) unless GRADIO_TEMP_DIR names one.
+    Returns that directory. (The server's process also calls `stop_on_sigterm`.)"""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # also stops the PyPI version check
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("GRADIO_SSR_MODE", "False")  # no Node server
@@ -86,7 +86,6 @@ def prepare_environment() -> Path:
         temp = tempfile.mkdtemp(prefix=TEMP_PREFIX)
         Path(temp, OWNER_FILE).write_text(f"{os.getpid()}\n", encoding="ascii")
         atexit.register(shutil.rmtree, temp, ignore_errors=True)
-        _stop_on_sigterm()
         os.environ["GRADIO_TEMP_DIR"] = temp
         if "gradio" in sys.modules:
             warnings.warn(
