@@ -243,6 +243,9 @@ def test_banned_tokens_are_never_generated():
 
 
 def test_generation_config_rules_and_errors():
+    import captioner
+
+    assert captioner.GenerationConfig is GenerationConfig  # the package exports it
     assert GenerationConfig(method="beam", beam_size=1).search == "greedy"
     assert GenerationConfig(method="beam", beam_size=2).search == "beam"
     assert GenerationConfig(method="sample", beam_size=1).search == "sample"
