@@ -286,3 +286,23 @@ def write_card(
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return path
+
+
+def record_scores(directory: str | Path, rows: Mapping[str, Mapping[str, Any]]) -> Path:
+    """Add `rows` ({"DATA/SPLIT": {"n": ..., metric: value}}) to the `scores.json` of a model
+    directory (a row of the same name is replaced) and rewrite its card to show them."""
+    directory = Path(directory)
+    path = directory / SCORES
+    try:
+        old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        old = {}
+    merged = {**(old if isinstance(old, dict) else {}), **rows}
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{SCORES}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(merged, f, indent=2, ensure_ascii=False)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    write_card(directory, config)
+    return path

@@ -41,6 +41,7 @@ import torch
 
 from captioner.api import BUNDLED_DIR, Captioner
 from captioner.checkpoint import write_json_atomic
+from captioner.model_card import record_scores
 from captioner.pipelines import photos
 
 log = logging.getLogger(__name__)
@@ -348,12 +349,17 @@ def main(argv: list[str] | None = None) -> int:
             args.device,
         )
         out = assemble(captioner_dir, sentiment_dir, models / "scenes", "scenes")
-        results.update(score_scenes(out, limit=limit))
+        scene_rows = score_scenes(out, limit=limit)
+        record_scores(out, scene_rows)  # scores.json + the model card
+        results.update(scene_rows)
     if flickr8k is not None:
         photo_dir = photos.train(work, flickr8k, args.device, quick=args.quick)
         out = assemble(photo_dir, sentiment_dir, models / "default", "default")
         results["flickr8k/test"] = photos.score(out, flickr8k, limit=limit)
-    results.update(score_sentiment(out, data=data))
+        record_scores(out, {"flickr8k/test": results["flickr8k/test"]})
+    sentiment_rows = score_sentiment(out, data=data)
+    record_scores(out, sentiment_rows)
+    results.update(sentiment_rows)
     comparison = compare(work, args.device) if args.compare else None
     report = {
         "results": results,

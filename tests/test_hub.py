@@ -231,3 +231,22 @@ def test_push_command_hub_failure_exits_1(tmp_path, monkeypatch, capsys):
     assert push_cli.main([str(out), "me/x"]) == 1
     err = capsys.readouterr().err
     assert "could not push" in err and "no network" in err and "Traceback" not in err
+
+
+def test_record_scores_merges_rows_and_refreshes_the_card(tmp_path):
+    from captioner.model_card import record_scores
+
+    model = small_model()
+    model.training_data = ["scenes"]
+    out = model.save_pretrained(tmp_path / "m")
+    record_scores(out, {"scenes/test": {"n": 500, "BLEU-4": 0.7}})
+    record_scores(out, {"uci-sentiment/test": {"n": 300, "accuracy": 0.81}})
+    record_scores(out, {"scenes/test": {"n": 500, "BLEU-4": 0.75}})  # replaced, not doubled
+    assert json.loads((out / "scores.json").read_text()) == {
+        "scenes/test": {"n": 500, "BLEU-4": 0.75},
+        "uci-sentiment/test": {"n": 300, "accuracy": 0.81},
+    }
+    card = (out / "README.md").read_text()
+    assert "| scenes/test | 500 | - | 0.750 | - |" in card
+    assert "| uci-sentiment/test | 300 | - | - | 0.810 |" in card
+    assert metadata_load(out / "README.md")["training_data"] == ["scenes"]  # kept
