@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from captioner.decoders import CaptionDecoder, DecoderConfig, caption_loss, quantize_decoder
+from captioner.decoding import GenerationConfig, SpecialIds, generate
 
 
 def config(**kw):
@@ -150,3 +151,7 @@ def test_int8_decoder_stays_close():
     spread = float(ref.max() - ref.min())
     assert float((got - ref).abs().max()) < 0.05 * spread
     assert (got.argmax(-1) == ref.argmax(-1)).float().mean() >= 0.8
+    ids = SpecialIds(bos_id=1, eos_id=2, pad_id=0, banned=(3,))
+    with torch.inference_mode():  # the int8 copy runs in the one generation path
+        out = generate(*q.start(grid, grid.mean(1)), ids, GenerationConfig(max_length=8))
+    assert all(0 < len(t) <= 8 and all(3 < i < 40 for i in t) for t in out.tokens)
