@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from captioner.atomic import remove_stale, stale_temp_files
 from captioner.labeling.writers import atomic_writer
 
 log = logging.getLogger(__name__)
@@ -151,3 +152,18 @@ def write_metadata(
     for cm in reversed(stack):
         cm.__exit__(None, None, None)
     return counts
+
+
+def remove_stale_temp_files(journals: Iterable[Path], folders: Iterable[str]) -> int:
+    """Remove the temporary files of exports (and compactions) a killed run left behind.
+    Call it holding the journals' locks, so no running export's file is taken."""
+    stale = []
+    for journal in journals:
+        for name in (journal.name, journal.with_suffix(".csv").name):
+            stale += stale_temp_files(journal.parent, name)
+    for folder in folders:
+        stale += stale_temp_files(folder, METADATA_NAME)
+    removed = remove_stale(stale)
+    if removed:
+        log.info("removed %d temporary file(s) left by an interrupted run", removed)
+    return removed

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from captioner.atomic import remove_stale, stale_temp_files
 from captioner.imageio import MAX_PIXELS
 from captioner.labeling.engine import LabelEngine
-from captioner.labeling.exports import METADATA_NAME, write_csv, write_metadata
+from captioner.labeling.exports import remove_stale_temp_files, write_csv, write_metadata
 from captioner.labeling.loader import FolderBatches, Key, iter_todo, make_loader
 from captioner.labeling.lock import JournalLock
 from captioner.labeling.scan import ScanOptions
@@ -163,22 +162,8 @@ def label_folders(
     with ExitStack() as held:
         for store in journals.stores:  # one run per journal; exports written under it too
             held.enter_context(JournalLock(store.path, wait=o.wait))
-        _remove_stale_temp_files(journals, roots)
+        remove_stale_temp_files([s.path for s in journals.stores], roots)
         return _label_locked(journals, roots, engine, o, start)
-
-
-def _remove_stale_temp_files(journals: _Journals, roots: list[str]) -> None:
-    """Temporary files of exports a killed run left behind (never another run's: we hold
-    the journal's lock)."""
-    stale = []
-    for store in journals.stores:
-        for name in (store.path.name, store.path.with_suffix(".csv").name):
-            stale += stale_temp_files(store.path.parent, name)
-    for root in roots:
-        stale += stale_temp_files(root, METADATA_NAME)
-    removed = remove_stale(stale)
-    if removed:
-        log.info("removed %d temporary file(s) left by an interrupted run", removed)
 
 
 def _label_locked(
