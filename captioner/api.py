@@ -25,13 +25,6 @@ from captioner.devices import resolve_device
 from captioner.errors import MissingHeadError, ModelNotFoundError
 from captioner.imageio import load_image
 from captioner.model_card import read_training_data, write_card
-from captioner.model_config import (
-    CaptionerConfig,
-    EncoderSpec,
-    check_consumed,
-    encoder_state,
-    load_strict,
-)
 from captioner.sentiment import SentimentModel, encode_texts
 from captioner.text import Vocabulary
 
@@ -224,52 +217,10 @@ class Captioner:
 
     @classmethod
     def _load_dir(cls, directory: Path, *, device=None) -> Captioner:
-        from captioner.encoders import build_encoder
-        from captioner.recognition import RecognitionHead
+        from captioner.model_dir import read_parts
 
-        raw, tensors = ckpt.load_model_dir(directory)
-        has_labels = isinstance(raw, dict) and raw.get("recognition") is not None
-        labels = ckpt.read_json(directory, "labels.json") if has_labels else None
-        config = CaptionerConfig.from_dict(raw, labels=labels, source=str(directory / ckpt.CONFIG))
-        weights = str(directory / ckpt.WEIGHTS)
-        parts = {"encoder"}
-        try:
-            enc = config.encoder
-            stored_encoder = any(k.startswith("encoder.") for k in tensors)
-            encoder = build_encoder(enc.name, weights=None if stored_encoder else enc.weights)
-            if stored_encoder:
-                load_strict(encoder, tensors, "encoder", source=weights)
-            decoder = vocab = recognizer = sentiment = sentiment_vocab = None
-            if config.decoder is not None:
-                decoder = CaptionDecoder(config.decoder)
-                load_strict(decoder, tensors, "decoder", source=weights)
-                vocab = Vocabulary.load(directory / "vocab.json")
-                parts.add("decoder")
-            if config.recognition is not None:
-                recognizer = RecognitionHead(config.recognition)
-                load_strict(recognizer, tensors, "recognition", source=weights)
-                parts.add("recognition")
-            if config.sentiment is not None:
-                sentiment = SentimentModel(config.sentiment)
-                load_strict(sentiment, tensors, "sentiment", source=weights)
-                sentiment_vocab = Vocabulary.load(directory / "sentiment_vocab.json")
-                parts.add("sentiment")
-            check_consumed(tensors, parts, source=weights)
-        except (FileNotFoundError, ValueError) as e:
-            if isinstance(e, ckpt.CheckpointError):
-                raise
-            raise ckpt.CheckpointError(str(e)) from None
-        model = cls(
-            encoder=encoder,
-            decoder=decoder,
-            vocab=vocab,
-            recognizer=recognizer,
-            sentiment=sentiment,
-            sentiment_vocab=sentiment_vocab,
-            device=device,
-            name=raw.get("name", directory.name),
-            max_length=config.max_length,
-        )
+        _, parts, tensors = read_parts(directory)
+        model = cls(**parts, device=device)
         stored = {t.dtype for t in tensors.values() if t.is_floating_point()}
         model.storage_dtype = stored.pop() if len(stored) == 1 else None
         model.training_data = read_training_data(directory)
@@ -288,31 +239,12 @@ class Captioner:
         stores floating-point weights in that type (default: the type they were loaded from,
         so a float16 model stays float16); loading casts them back. Also writes the model
         card README.md (see `captioner.model_card`)."""
+        from captioner.model_dir import pack
+
         enc = getattr(self.encoder, "torch_encoder", self.encoder)  # also after use_backend
         if include_encoder is None:
             include_encoder = getattr(enc, "trainable_blocks", 0) > 0 or enc.weights is None
-        spec = EncoderSpec(enc.name, enc.weights, getattr(enc, "trainable_blocks", 0))
-        config = CaptionerConfig(
-            encoder=spec,
-            decoder=None if self.decoder is None else self.decoder.config,
-            recognition=None if self.recognizer is None else self.recognizer.config,
-            sentiment=None if self.sentiment_model is None else self.sentiment_model.config,
-            name=self.name,
-            max_length=self.max_length,
-        ).to_dict()
-        tensors: dict[str, Tensor] = {}
-        extra: dict[str, Any] = {}
-        if include_encoder:
-            tensors.update(ckpt.prefixed(encoder_state(enc), "encoder"))
-        if self.decoder is not None:
-            tensors.update(ckpt.prefixed(self.decoder.state_dict(), "decoder"))
-            extra["vocab.json"] = self.vocab.to_json()
-        if self.recognizer is not None:
-            extra["labels.json"] = list(self.recognizer.config.labels)
-            tensors.update(ckpt.prefixed(self.recognizer.state_dict(), "recognition"))
-        if self.sentiment_model is not None:
-            tensors.update(ckpt.prefixed(self.sentiment_model.state_dict(), "sentiment"))
-            extra["sentiment_vocab.json"] = self.sentiment_vocab.to_json()
+        config, tensors, extra = pack(self, include_encoder=include_encoder)
         dtype = dtype or self.storage_dtype
         if dtype is not None:
             tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}

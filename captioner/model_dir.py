@@ -1,0 +1,92 @@
+"""A `Captioner` to and from a model directory, through the typed `CaptionerConfig`.
+
+`read_parts(directory)` checks `config.json`, builds every head the config names and loads
+its weights strictly (`load_strict`); `pack(model)` is the inverse: the config, tensors and
+JSON side files that `checkpoint.save_model_dir` writes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from captioner import checkpoint as ckpt
+from captioner.decoders import CaptionDecoder
+from captioner.model_config import (
+    CaptionerConfig,
+    EncoderSpec,
+    check_consumed,
+    encoder_state,
+    load_strict,
+)
+from captioner.sentiment import SentimentModel
+from captioner.text import Vocabulary
+
+
+def read_parts(directory: Path) -> tuple[CaptionerConfig, dict[str, Any], dict[str, Tensor]]:
+    """(config, `Captioner` keyword arguments, the stored tensors) of a model directory.
+    Every problem is a `CheckpointError` naming the file (and key) at fault."""
+    from captioner.encoders import build_encoder
+    from captioner.recognition import RecognitionHead
+
+    raw, tensors = ckpt.load_model_dir(directory)
+    has_labels = isinstance(raw, dict) and raw.get("recognition") is not None
+    labels = ckpt.read_json(directory, "labels.json") if has_labels else None
+    config = CaptionerConfig.from_dict(raw, labels=labels, source=str(directory / ckpt.CONFIG))
+    weights = str(directory / ckpt.WEIGHTS)
+    name = raw.get("name") or directory.name
+    parts: dict[str, Any] = {"name": name, "max_length": config.max_length}
+    try:
+        enc = config.encoder
+        stored_encoder = any(k.startswith("encoder.") for k in tensors)
+        parts["encoder"] = build_encoder(enc.name, weights=None if stored_encoder else enc.weights)
+        if stored_encoder:
+            load_strict(parts["encoder"], tensors, "encoder", source=weights)
+        if config.decoder is not None:
+            parts["decoder"] = CaptionDecoder(config.decoder)
+            load_strict(parts["decoder"], tensors, "decoder", source=weights)
+            parts["vocab"] = Vocabulary.load(directory / "vocab.json")
+        if config.recognition is not None:
+            parts["recognizer"] = RecognitionHead(config.recognition)
+            load_strict(parts["recognizer"], tensors, "recognition", source=weights)
+        if config.sentiment is not None:
+            parts["sentiment"] = SentimentModel(config.sentiment)
+            load_strict(parts["sentiment"], tensors, "sentiment", source=weights)
+            parts["sentiment_vocab"] = Vocabulary.load(directory / "sentiment_vocab.json")
+        present = {"encoder", *(k for k in CaptionerConfig.SUBCONFIGS if getattr(config, k))}
+        check_consumed(tensors, present, source=weights)
+    except (FileNotFoundError, ValueError) as e:
+        if isinstance(e, ckpt.CheckpointError):
+            raise
+        raise ckpt.CheckpointError(str(e)) from None
+    return config, parts, tensors
+
+
+def pack(model: Any, *, include_encoder: bool) -> tuple[dict, dict[str, Tensor], dict[str, Any]]:
+    """(config.json object, tensors, side JSON files) of a `Captioner`. The encoder's weights
+    go in only with `include_encoder` (they were trained, or have no pretrained source)."""
+    enc = getattr(model.encoder, "torch_encoder", model.encoder)  # also after use_backend
+    config = CaptionerConfig(
+        encoder=EncoderSpec(enc.name, enc.weights, getattr(enc, "trainable_blocks", 0)),
+        decoder=None if model.decoder is None else model.decoder.config,
+        recognition=None if model.recognizer is None else model.recognizer.config,
+        sentiment=None if model.sentiment_model is None else model.sentiment_model.config,
+        name=model.name,
+        max_length=model.max_length,
+    )
+    tensors: dict[str, Tensor] = {}
+    extra: dict[str, Any] = {}
+    if include_encoder:
+        tensors.update(ckpt.prefixed(encoder_state(enc), "encoder"))
+    if model.decoder is not None:
+        tensors.update(ckpt.prefixed(model.decoder.state_dict(), "decoder"))
+        extra["vocab.json"] = model.vocab.to_json()
+    if model.recognizer is not None:
+        extra["labels.json"] = list(model.recognizer.config.labels)
+        tensors.update(ckpt.prefixed(model.recognizer.state_dict(), "recognition"))
+    if model.sentiment_model is not None:
+        tensors.update(ckpt.prefixed(model.sentiment_model.state_dict(), "sentiment"))
+        extra["sentiment_vocab.json"] = model.sentiment_vocab.to_json()
+    return config.to_dict(), tensors, extra
