@@ -151,11 +151,12 @@ def load_sentiment(directory: str | Path) -> tuple[SentimentModel, Vocabulary]:
     if not config.get("sentiment"):
         raise ckpt.CheckpointError(f"{directory / ckpt.CONFIG}: the model has no sentiment part")
     try:
+        vocab = Vocabulary.load(directory / "sentiment_vocab.json")
+    except (FileNotFoundError, ValueError) as e:
+        raise ckpt.CheckpointError(str(e)) from None
+    try:
         model = SentimentModel(SentimentConfig.from_dict(config["sentiment"]))
         model.load_state_dict({k: v.float() for k, v in ckpt.subset(tensors, "sentiment").items()})
-        vocab = Vocabulary.load(directory / "sentiment_vocab.json")
-    except FileNotFoundError as e:
-        raise ckpt.CheckpointError(str(e)) from None
     except (TypeError, ValueError, RuntimeError) as e:
         raise ckpt.CheckpointError(
             f"{directory}: sentiment config and weights do not match ({type(e).__name__}: {e})"

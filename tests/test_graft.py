@@ -90,3 +90,13 @@ def test_old_two_label_configs_still_load():
         SentimentConfig.from_dict({**old, "poolng": "max_mean"})
     with pytest.raises(ValueError, match="pooling must be one of"):
         SentimentConfig(vocab_size=5, pooling="sum")
+
+
+def test_load_sentiment_names_the_broken_file(tmp_path):
+    source = three_class_dir(tmp_path)
+    (source / "sentiment_vocab.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="sentiment_vocab.json"):
+        load_sentiment(source)
+    (source / "sentiment_vocab.json").unlink()
+    with pytest.raises(CheckpointError, match="sentiment_vocab.json"):
+        load_sentiment(source)

@@ -1,0 +1,42 @@
+"""The README's `model.sentiment([...])` example shows real outputs of the bundled model."""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from captioner.sentiment import BUNDLED_DIR, load_sentiment, sentiment_probs
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+EXAMPLE = re.compile(r"^model\.sentiment\((\[.*\])\)\s*#\s*->\s*(\[.*\])\s*$", re.M)
+
+
+def readme_example() -> tuple[list[str], list[tuple[str, float]]]:
+    match = EXAMPLE.search(README.read_text(encoding="utf-8"))
+    assert match, "README.md lost its model.sentiment([...])  # -> [...] example"
+    return ast.literal_eval(match[1]), ast.literal_eval(match[2])
+
+
+def test_readme_example_is_well_formed():
+    texts, shown = readme_example()
+    assert len(texts) == len(shown) >= 3
+    assert {label for label, _ in shown} == {"negative", "neutral", "positive"}
+
+
+def test_bundled_model_gives_the_labels_the_readme_shows():
+    if not (BUNDLED_DIR / "default" / "config.json").is_file():
+        pytest.skip("no bundled default model in captioner/models/default")
+    model, vocab = load_sentiment(BUNDLED_DIR / "default")
+    if "neutral" not in model.config.labels:
+        pytest.skip(
+            "the bundled default model still holds the old 2-label sentiment model: graft the "
+            "SST-2 one (python -m captioner.pipelines.release --graft-sentiment DIR --into "
+            "captioner/models/default)"
+        )
+    texts, shown = readme_example()
+    probs = sentiment_probs(model, vocab, texts)
+    got = [(model.config.labels[int(p.argmax())], float(p.max())) for p in probs]
+    assert [label for label, _ in got] == [label for label, _ in shown]
+    for (_, score), (_, want) in zip(got, shown):
+        assert score == pytest.approx(want, abs=0.011)  # the README rounds to two decimals
