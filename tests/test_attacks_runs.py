@@ -198,7 +198,7 @@ def test_no_valid_checkpoint_refuses_and_keeps_metrics(tmp_path):
 # ---------------------------------------------------------------- 12: the demo's temp folder
 def test_sigterm_removes_the_demo_temp_folder(tmp_path):
     code = "from captioner.demo.env import prepare_environment, stop_on_sigterm as stop; "
-    code += "print(prepare_environment(), flush=True); stop(); "
+    code += "stop(); print(prepare_environment(), flush=True); "
     code += "import time; time.sleep(60)"
     env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}
     env["TMPDIR"] = str(tmp_path)
