@@ -4,9 +4,10 @@
 The temporary file is created by `tempfile.mkstemp` (`O_CREAT | O_EXCL`, an unpredictable
 name, mode 0600) in the target's own folder, so a link planted at a guessable name is never
 followed and the rename stays on one file system. The final file gets the mode a new file of
-this user gets (0644 under the usual umask), whatever mkstemp chose. A symbolic link at the
-final name is followed only when it resolves inside `within` (when given); otherwise the write
-is refused with `UnsafePathError`. Errors (a full disk, a read-only folder) name the file.
+this user gets (0644 under the usual umask), whatever mkstemp chose, or the mode of the file
+it replaces. A symbolic link at the final name is followed only when it resolves inside
+`within` (when given); otherwise the write is refused with `UnsafePathError`. Errors (a full
+disk, a read-only folder) name the file.
 """
 
 from __future__ import annotations
@@ -92,7 +93,11 @@ def atomic_write(
     except OSError as e:
         raise named(e, target) from None
     try:
-        os.fchmod(fd, FILE_MODE)
+        try:  # a file that exists keeps its mode (one made private stays private)
+            keep = stat.S_IMODE(os.stat(target).st_mode)
+        except OSError:
+            keep = FILE_MODE
+        os.fchmod(fd, keep)
         if "b" in mode:
             f = os.fdopen(fd, mode)
         else:

@@ -200,3 +200,20 @@ def test_encoder_weights_name_never_reads_the_current_folder(good_model, tmp_pat
     monkeypatch.chdir(tmp_path / "cwd")
     with pytest.raises(CheckpointError, match="current folder"):
         Captioner.from_pretrained(target, device="cpu", backend="torch")
+
+
+def test_atomic_write_keeps_a_private_files_mode_and_refuses_links_out(tmp_path):
+    from captioner.atomic import UnsafePathError, write_bytes_atomic
+
+    private = tmp_path / "labels.csv"
+    private.write_text("old")
+    private.chmod(0o600)
+    write_bytes_atomic(private, b"new", within=tmp_path)
+    assert private.read_bytes() == b"new" and stat.S_IMODE(private.stat().st_mode) == 0o600
+    (tmp_path / "out.txt").write_text("keep")
+    (tmp_path / "folder").mkdir()
+    os.symlink(tmp_path / "out.txt", tmp_path / "folder" / "x.csv")
+    with pytest.raises(UnsafePathError, match="outside"):
+        write_bytes_atomic(tmp_path / "folder" / "x.csv", b"evil", within=tmp_path / "folder")
+    assert (tmp_path / "out.txt").read_text() == "keep"
+    assert os.listdir(tmp_path / "folder") == ["x.csv"]  # no temporary file left
