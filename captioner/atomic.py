@@ -84,20 +84,18 @@ def atomic_write(
     *,
     within: str | os.PathLike | None = None,
     newline: str | None = None,
+    mode_of: str | os.PathLike | None = None,
 ) -> Iterator[IO[Any]]:
     """Yield a file (text "w" in UTF-8, or binary "wb") that replaces `path` when the block
-    ends without error; on error `path` is untouched and the temporary file is removed."""
+    ends without error; on error `path` is untouched and the temporary file is removed.
+    `mode_of`: a file whose permissions the new file takes (exports take the journal's)."""
     target = safe_target(path, within)
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TMP_SUFFIX)
     except OSError as e:
         raise named(e, target) from None
     try:
-        try:  # a file that exists keeps its mode (one made private stays private)
-            keep = stat.S_IMODE(os.stat(target).st_mode)
-        except OSError:
-            keep = FILE_MODE
-        os.fchmod(fd, keep)
+        os.fchmod(fd, _mode_for(target, mode_of))
         if "b" in mode:
             f = os.fdopen(fd, mode)
         else:
@@ -113,6 +111,18 @@ def atomic_write(
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
+
+
+def _mode_for(target: Path, mode_of: str | os.PathLike | None) -> int:
+    """`mode_of`'s permissions, else those of the file replaced (one made private stays
+    private), else a new file's."""
+    for source in (mode_of, target):
+        if source is not None:
+            try:
+                return stat.S_IMODE(os.stat(source).st_mode)
+            except OSError:
+                continue
+    return FILE_MODE
 
 
 def write_bytes_atomic(

@@ -64,6 +64,11 @@ def test_hostile_photo_folder(tmp_path, engine):
         for n in ("labels.jsonl", "labels.csv", "metadata.jsonl", "ok.jpg.xmp")
     }
     assert len(modes) == 1 and modes.pop() & 0o044 == 0o044
+    (folder / "labels.jsonl").chmod(0o600)  # made private: the exports follow the journal
+    (folder / "labels.csv").chmod(0o644)
+    run(folder, engine, formats=("jsonl", "csv", "metadata"))
+    for name in ("labels.csv", "metadata.jsonl"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
     # 9: formula-like names are quote-prefixed in the CSV (the journal keeps them as they are)
     with open(folder / "labels.csv", newline="", encoding="utf-8") as f:
         paths = [r["path"] for r in csv.DictReader(f)]

@@ -64,11 +64,13 @@ def spreadsheet_safe(cell: Any) -> Any:
     return cell
 
 
-def write_csv(records: Iterable[dict[str, Any]], path: str | os.PathLike) -> int:
+def write_csv(
+    records: Iterable[dict[str, Any]], path: str | os.PathLike, *, mode_of: Path | None = None
+) -> int:
     """CSV (RFC 4180 quoting by the csv module: commas, quotes, newlines are safe; cells a
     spreadsheet would run as formulas are quote-prefixed)."""
     n = 0
-    with atomic_writer(Path(path), newline="") as f:
+    with atomic_writer(Path(path), newline="", mode_of=mode_of) as f:
         writer = csv.writer(f, quoting=csv.QUOTE_MINIMAL)
         writer.writerow(CSV_COLUMNS)
         for rec in records:
@@ -123,10 +125,12 @@ def write_metadata(
     folders: Iterable[str],
     *,
     exists: Callable[[str, str], bool] | None = None,
+    mode_of: Path | None = None,
 ) -> dict[str, int]:
     """`metadata.jsonl` in each folder, in the format `datasets`' imagefolder reads
     (`file_name` relative to the folder). Only images labelled without error, and still
-    present, are listed. Returns rows written per folder."""
+    present, are listed. `mode_of`: the file whose permissions they take (the journal).
+    Returns rows written per folder."""
     exists = exists or (lambda folder, rel: os.path.isfile(os.path.join(folder, rel)))
     folders = list(dict.fromkeys(folders))
     counts = dict.fromkeys(folders, 0)
@@ -136,7 +140,7 @@ def write_metadata(
             target = Path(folder) / METADATA_NAME
             if target.exists() and not _is_ours(target):
                 _keep_foreign(target)
-            cm = atomic_writer(target)
+            cm = atomic_writer(target, mode_of=mode_of)
             writers[folder] = cm.__enter__()
             stack.append(cm)
         for rec in records:

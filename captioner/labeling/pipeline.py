@@ -295,11 +295,11 @@ def _export(journals: _Journals, roots: list[str], o: LabelOptions) -> list[str]
         outputs.append(str(store.path))
         if "csv" in o.formats:
             csv_path = store.path.with_suffix(".csv")
-            write_csv(store.iter_records(), csv_path)
+            write_csv(store.iter_records(), csv_path, mode_of=store.path)
             outputs.append(str(csv_path))
         folders = journals.folders_of[id(store)]
         if "metadata" in o.formats:
-            write_metadata(store.iter_records(), folders)
+            write_metadata(store.iter_records(), folders, mode_of=store.path)
             outputs += [os.path.join(f, "metadata.jsonl") for f in folders]
         if "xmp" in o.formats:
             records = (r for r in store.iter_records() if r.get("folder") in wanted)

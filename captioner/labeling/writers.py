@@ -34,10 +34,13 @@ def dumps_record(record: dict[str, Any]) -> bytes:
         return (json.dumps(record, ensure_ascii=True) + "\n").encode("ascii")
 
 
-def atomic_writer(path: Path, *, newline: str | None = None, within: Path | None = None):
+def atomic_writer(
+    path: Path, *, newline: str | None = None, within: Path | None = None, mode_of=None
+):
     """A text file written to a temporary sibling, fsynced, then renamed over `path`; a
-    symbolic link at `path` is followed only into `within` (default: the file's folder)."""
-    return atomic_write(path, within=within or Path(path).parent, newline=newline)
+    symbolic link at `path` is followed only into `within` (default: the file's folder);
+    `mode_of`: the file whose permissions it takes (an export: its journal)."""
+    return atomic_write(path, within=within or Path(path).parent, newline=newline, mode_of=mode_of)
 
 
 @dataclass
