@@ -115,6 +115,7 @@ def add_batch_size(p: argparse.ArgumentParser | Any, *, default: int) -> None:
     p.add_argument(
         "--batch-size",
         type=positive,
+        metavar="N",
         default=default,
         help=f"images per batch (default: {default})",
     )
@@ -134,11 +135,16 @@ def add_decoding(p: argparse.ArgumentParser | Any, *, sampling: bool = True) -> 
     """--beam-size and --max-length; with `sampling`, also --method, --length-penalty,
     --no-repeat-ngram-size, --temperature, --top-p and --seed (`GenerationConfig` fields)."""
     p.add_argument(
-        "--beam-size", type=positive, default=3, help="beam width; 1 = greedy (default: 3)"
+        "--beam-size",
+        type=positive,
+        metavar="N",
+        default=3,
+        help="beam width; 1 = greedy (default: 3)",
     )
     p.add_argument(
         "--max-length",
         type=positive,
+        metavar="N",
         default=None,
         help="longest caption in words (default: the model's own)",
     )
@@ -153,30 +159,38 @@ def add_decoding(p: argparse.ArgumentParser | Any, *, sampling: bool = True) -> 
     p.add_argument(
         "--length-penalty",
         type=float,
+        metavar="A",
         default=1.0,
         help="beam hypotheses rank by log p / length ** this; 0 = raw log p (default: 1.0)",
     )
     p.add_argument(
         "--no-repeat-ngram-size",
         type=non_negative,
+        metavar="N",
         default=0,
         help="never repeat an n-gram of this size in a caption; 0 = off (default: 0)",
     )
     p.add_argument(
         "--temperature",
         type=_positive_float,
+        metavar="T",
         default=1.0,
         help="sampling temperature; lower is safer (default: 1.0)",
     )
     p.add_argument(
         "--top-p",
         type=_positive_float,
+        metavar="P",
         default=1.0,
         help="sample only from the likeliest words holding this much probability; 1 = off "
         "(default: 1.0)",
     )
     p.add_argument(
-        "--seed", type=int, default=None, help="random seed for sampling (default: none)"
+        "--seed",
+        type=int,
+        metavar="N",
+        default=None,
+        help="random seed for sampling (default: none)",
     )
 
 
