@@ -44,12 +44,12 @@ _STEM_FIXES = {("ca", "n't"): "can't", ("wo", "n't"): "won't", ("gon", "na"): "g
 
 # Words a finished English caption does not end with (determiners, prepositions,
 # conjunctions, possessives): "a dog runs on the" is cut short. Decoding refuses `<end>`
-# after them; `captioner eval` counts captions that still end with one.
+# after them; `captioner eval` counts captions that still end with one. Particles that end
+# good captions ("jumps up", "falls down", "looks around") are not on the list.
 DANGLING_WORDS = frozenset(
     "a an the this that these those his her its their my your our some any another each "
     "of in on at with to from by for into onto over under near behind beside between "
-    "through across along around above below against toward towards up down off out "
-    "and or but while as than".split()
+    "through across toward towards against and or but while as than 's".split()
 )
 
 
