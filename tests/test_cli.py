@@ -124,6 +124,8 @@ def test_device_auto_and_decoding_flags_reach_the_engine(model_dir, tmp_path, ca
     [
         (["eval", "--dataset", "scenes:2", "--model", "/no/such/model"], "no such model"),
         (["data", "info", "nonsense:x"], "unknown dataset kind"),
+        (["eval", "--dataset", "nonsense:x"], "unknown dataset kind"),  # before any model load
+        (["-v", "data", "info", "nonsense:x"], "unknown dataset kind"),
         (["train", "caption", "--dataset", "nonsense:x", "--out", "/tmp/x"], "nonsense"),
         (["label", "/no/such/folder"], "no such folder"),
     ],
@@ -132,7 +134,7 @@ def test_every_command_ends_errors_with_one_line_and_status_2(argv, needle, caps
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err, err
-    assert err.startswith(f"captioner {argv[0]}"), err
+    assert err.startswith(f"captioner {argv[argv[0] == '-v']}"), err
 
 
 def test_info_chatter_only_with_verbose(model_dir, tmp_path, capsys, caplog):
@@ -141,12 +143,13 @@ def test_info_chatter_only_with_verbose(model_dir, tmp_path, capsys, caplog):
     root = logging.getLogger()
     before = root.level
     try:
-        for flag, chatty in (([], False), (["--verbose"], True), (["--quiet"], False)):
+        for flag, chatty in (([], False), (["--verbose"], True), (["-q"], False), (["-v"], True)):
             caplog.clear()
-            argv = ["caption", str(img), "--model", str(model_dir), *flag]
-            assert main([*argv, "--device", "cpu"]) == 0
+            argv = ["caption", str(img), "--model", str(model_dir), "--device", "cpu"]
+            # before the command (global) or after it: the same flag
+            assert main([*argv, *flag] if flag != ["-v"] else [*flag, *argv]) == 0
             info = [r for r in caplog.records if r.levelno == logging.INFO]
             assert bool(info) == chatty, (flag, [r.getMessage() for r in info])
     finally:
         root.setLevel(before)
-    assert capsys.readouterr().out.count(str(img)) == 3
+    assert capsys.readouterr().out.count(str(img)) == 4

@@ -45,17 +45,23 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     options.configure_logging(args)
     from captioner.api import Captioner
-    from captioner.data.spec import dataset_kind
+    from captioner.data.spec import CAPTION_KINDS, SENTIMENT_KINDS, dataset_kind, parse_spec
     from captioner.pipelines.evaluate import evaluate_captions, evaluate_sentiment
 
     sentiment = dataset_kind(args.dataset) == "sentiment"
+    parse_spec(args.dataset, kinds=SENTIMENT_KINDS if sentiment else CAPTION_KINDS)  # fail fast
     backend = "torch" if sentiment else args.backend
     model = Captioner.from_pretrained(args.model, device=args.device, backend=backend)
     if sentiment:
         from captioner.data import load_sentiment_dataset as load
     else:
         from captioner.data import load_caption_dataset as load
-    dsd = load(args.dataset)
+    try:
+        dsd = load(args.dataset)
+    except (FileNotFoundError, ValueError) as e:  # DataError is one; others name the file
+        raise CaptionerError(
+            str(e) if isinstance(e, CaptionerError) else f"{args.dataset}: {e}"
+        ) from e
     if args.split not in dsd:
         raise CaptionerError(
             f"{args.dataset} has no split {args.split!r} (splits: {', '.join(dsd)})"

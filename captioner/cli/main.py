@@ -31,12 +31,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "push": ("captioner.cli.push", "upload a model directory with its model card to the HF hub"),
 }
 SHARED = ("captioner.cli.infer",)
+VERBOSITY = ("-q", "--quiet", "-v", "--verbose")
 
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [
-        "usage: captioner COMMAND [options]   (captioner COMMAND --help for its options)",
+        "usage: captioner [-q|-v] COMMAND [options]   (captioner COMMAND --help for its options)",
         "",
         "commands:",
     ]
@@ -71,10 +72,16 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"captioner {version('captioner')}")
         return 0
+    verbosity = []  # `captioner -v CMD ...` = `captioner CMD -v ...`
+    while argv and argv[0] in VERBOSITY:
+        verbosity.append(argv.pop(0))
+    if not argv:
+        print(usage(), file=sys.stderr)
+        return 2
     if argv[0] not in COMMANDS:
         print(f"captioner: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    return run_command(argv[0], argv[1:])
+    return run_command(argv[0], [*verbosity, *argv[1:]])
 
 
 if __name__ == "__main__":

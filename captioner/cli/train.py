@@ -56,6 +56,9 @@ def build_parser(recipe: str) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    verbosity = []  # `captioner -v train caption ...`: the recipe's flag
+    while argv and argv[0] in ("-q", "--quiet", "-v", "--verbose"):
+        verbosity.append(argv.pop(0))
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0 if argv else 2
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"captioner train: unknown recipe {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(RECIPES[name][0])
-    return int(module.main(rest) or 0)
+    return int(module.main([*rest, *verbosity]) or 0)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from captioner.data.common import DataError
+
 CAPTION_KINDS = (
     "scenes",
     "tuxpaint",
@@ -119,7 +121,7 @@ def _value(text: str):
 def parse_spec(spec: str, *, kinds: tuple[str, ...] = CAPTION_KINDS) -> list[Spec]:
     """Parse a spec string into its parts; a bad spec is a ValueError listing the forms."""
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"empty dataset spec\n{FORMS}")
+        raise DataError(f"empty dataset spec\n{FORMS}")
     pieces = spec.split("+")
     if len(pieces) > 1 and not all(p.split(":", 1)[0].split("?", 1)[0] in kinds for p in pieces):
         pieces = [spec]  # a '+' inside a path
@@ -128,29 +130,29 @@ def parse_spec(spec: str, *, kinds: tuple[str, ...] = CAPTION_KINDS) -> list[Spe
         body, _, query = piece.strip().partition("?")
         kind, _, rest = body.partition(":")
         if kind not in kinds:
-            raise ValueError(f"unknown dataset kind {kind!r} in spec {spec!r}\n{FORMS}")
+            raise DataError(f"unknown dataset kind {kind!r} in spec {spec!r}\n{FORMS}")
         if kind in _TWO_ARGS:
             first, sep, second = rest.rpartition(":")
             if not sep or not first or not second:
-                raise ValueError(
+                raise DataError(
                     f"{kind} needs two arguments, {kind}:FILE:IMAGE_DIR (got {spec!r})\n{FORMS}"
                 )
             args: tuple[str, ...] = (first, second)
         elif kind in _NEEDS_ARG and not rest:
-            raise ValueError(f"{kind} needs an argument, {kind}:PATH (got {spec!r})\n{FORMS}")
+            raise DataError(f"{kind} needs an argument, {kind}:PATH (got {spec!r})\n{FORMS}")
         else:
             args = (rest,) if rest else ()
         options = {}
         for item in filter(None, query.split("&")):
             key, eq, value = item.partition("=")
             if not eq or not key:
-                raise ValueError(f"bad option {item!r} in spec {spec!r}: use ?key=value&key=value")
+                raise DataError(f"bad option {item!r} in spec {spec!r}: use ?key=value&key=value")
             options[key.strip()] = _value(value.strip())
         if options.pop("kind", "caption") not in KINDS:  # read by dataset_kind, not loaders
-            raise ValueError(f"bad option kind in spec {spec!r}: use ?kind=caption|sentiment")
+            raise DataError(f"bad option kind in spec {spec!r}: use ?kind=caption|sentiment")
         parts.append(Spec(kind, args, options))
     if len(parts) > 1 and any(p.kind not in CAPTION_KINDS for p in parts):
-        raise ValueError(f"only caption specs can be combined with '+' (got {spec!r})")
+        raise DataError(f"only caption specs can be combined with '+' (got {spec!r})")
     return parts
 
 
@@ -164,7 +166,7 @@ def dataset_kind(spec: str) -> str:
     explicit = re.search(r"(?:^|&)kind=(\w+)", query)
     if explicit:
         if explicit.group(1) not in KINDS:
-            raise ValueError(f"bad option kind in spec {spec!r}: use ?kind=caption|sentiment")
+            raise DataError(f"bad option kind in spec {spec!r}: use ?kind=caption|sentiment")
         return explicit.group(1)
     kind, _, rest = body.partition(":")
     kind = kind.strip().lower()
@@ -193,7 +195,7 @@ def _scenes(arg: str | None = None, **options):
         from datasets import load_from_disk
 
         if not Path(arg).is_dir():
-            raise ValueError(
+            raise DataError(
                 f"scenes:{arg}: not a number of training scenes nor a saved dataset folder"
             )
         return load_from_disk(arg)
@@ -261,7 +263,7 @@ def _call(kind: str, entry, args, options: dict, *, strict: bool):
     if accepted is not None:
         unknown = set(options) - accepted - _GLOBAL
         if unknown and strict:
-            raise ValueError(
+            raise DataError(
                 f"{kind} does not take option(s) {sorted(unknown)}; it takes {sorted(accepted)}"
             )
         options = {k: v for k, v in options.items() if k in accepted}
@@ -279,12 +281,12 @@ def load_caption_dataset(spec: str, **options):
     takers = [_accepted(_caption_loader(p.kind)) for p in parts]
     nobody = set(options) - _GLOBAL - set().union(*(t for t in takers if t))
     if nobody and all(t is not None for t in takers):
-        raise ValueError(f"no part of {spec!r} takes option(s) {sorted(nobody)}")
+        raise DataError(f"no part of {spec!r} takes option(s) {sorted(nobody)}")
     loaded = []
     for p, takes in zip(parts, takers, strict=True):
         unknown = set(p.options) - _GLOBAL - (takes if takes is not None else set(p.options))
         if unknown:
-            raise ValueError(
+            raise DataError(
                 f"{p.kind} does not take option(s) {sorted(unknown)}; it takes {sorted(takes)}"
             )
         shared = {k: v for k, v in options.items() if takes is None or k in takes or k in _GLOBAL}
