@@ -271,7 +271,7 @@ def test_cli_full_disk_while_exporting_says_the_journal_is_intact(
     make_photos(tmp_path, 2, sub_every=0)
     monkeypatch.setattr(cli, "_engine", lambda args: engine)
 
-    def full(records, path):
+    def full(records, path, **kw):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(pipeline, "write_csv", full)
