@@ -127,8 +127,10 @@ def save_model_dir(
     config: dict,
     tensors: dict[str, torch.Tensor],
     extra_json: dict[str, Any] | None = None,
+    extra_bytes: dict[str, bytes] | None = None,
 ) -> Path:
-    """Write a model directory atomically (replacing an existing one)."""
+    """Write a model directory atomically (replacing an existing one); `extra_json` and
+    `extra_bytes` are side files (name -> JSON data / raw bytes, e.g. a subword model)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp"))
@@ -143,6 +145,8 @@ def save_model_dir(
             (tmp / name).write_text(
                 json.dumps(data, indent=0, ensure_ascii=False), encoding="utf-8"
             )
+        for name, raw in (extra_bytes or {}).items():
+            (tmp / name).write_bytes(raw)
         for f in tmp.iterdir():
             f.chmod(0o644)  # safetensors writes 0600 files
         if directory.exists():

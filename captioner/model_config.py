@@ -3,7 +3,7 @@ weight loading that names what does not fit.
 
     {"format": "captioner", "version": 1, "name": ..., "max_length": ...,
      "encoder": {...}, "decoder": {...} | null, "recognition": {...} | null,
-     "sentiment": {...} | null}
+     "sentiment": {...} | null, "translator": {...} | null}
 
 Each head has its own sub-config dataclass (`SUBCONFIGS`); a missing or null one means the
 model has no such head. The recognition head's labels live in `labels.json`, not here.
@@ -27,6 +27,7 @@ from captioner.checkpoint import CheckpointError
 from captioner.decoders import DecoderConfig
 from captioner.recognition import RecognitionConfig
 from captioner.sentiment import SentimentConfig
+from captioner.translate import TranslatorConfig
 
 FORMAT, VERSION = "captioner", 1
 # The encoder's ImageNet classifier is not part of a captioner's encoder weights (a stored
@@ -47,7 +48,9 @@ class CaptionerConfig:
 
     Args:
         encoder: the CNN and where its weights come from.
-        decoder, recognition, sentiment: the heads' configs; None for a head the model lacks.
+        decoder, recognition, sentiment, translator: the heads' configs; None for a head the
+            model lacks (a translator directory holds only `translator`, see
+            `captioner.translation`).
         name: the model's name in records and the demo.
         max_length: the longest caption the model writes by default.
         version: schema version (`VERSION` when written by this code).
@@ -57,6 +60,7 @@ class CaptionerConfig:
     decoder: DecoderConfig | None = None
     recognition: RecognitionConfig | None = None
     sentiment: SentimentConfig | None = None
+    translator: TranslatorConfig | None = None
     name: str = "custom"
     max_length: int = 20
     version: int = VERSION
@@ -65,6 +69,7 @@ class CaptionerConfig:
         "decoder": DecoderConfig,
         "recognition": RecognitionConfig,
         "sentiment": SentimentConfig,
+        "translator": TranslatorConfig,
     }
 
     def to_dict(self) -> dict[str, Any]:

@@ -35,6 +35,13 @@ def read_parts(directory: Path) -> tuple[CaptionerConfig, dict[str, Any], dict[s
     has_labels = isinstance(raw, dict) and raw.get("recognition") is not None
     labels = ckpt.read_json(directory, "labels.json") if has_labels else None
     config = CaptionerConfig.from_dict(raw, labels=labels, source=str(directory / ckpt.CONFIG))
+    if config.translator is not None:
+        t = config.translator
+        raise ckpt.CheckpointError(
+            f"{directory}: a {t.src_lang}->{t.tgt_lang} translator, not a captioner: use it with "
+            f"`captioner translate --translator {directory}` or Captioner.caption(..., "
+            f"lang={t.tgt_lang!r}, translator=...)"
+        )
     weights = str(directory / ckpt.WEIGHTS)
     name = raw.get("name") or directory.name
     parts: dict[str, Any] = {"name": name, "max_length": config.max_length}

@@ -159,4 +159,9 @@ def check_model_dir(directory: str | Path, config: dict, header: dict) -> dict:
         sent = _typed(f"{where} (sentiment)", SentimentConfig, config["sentiment"])
         _check_shapes(weights, header, "sentiment", lambda: SentimentModel(sent))
         _vocab_size(directory, "sentiment_vocab.json", sent.vocab_size)
+    if config.get("translator"):
+        from captioner.translate import Translator, TranslatorConfig
+
+        tr = _typed(f"{where} (translator)", TranslatorConfig, config["translator"])
+        _check_shapes(weights, header, "translator", lambda: Translator(tr))
     return config
