@@ -23,6 +23,7 @@ import importlib
 _EXPORTS = {
     "load_caption_dataset": "spec",
     "load_sentiment_dataset": "spec",
+    "load_translation_dataset": "spec",
     "parse_spec": "spec",
     "DataError": "common",
     "DataReport": "common",

@@ -25,6 +25,9 @@ Sentiment kinds (`load_sentiment_dataset`): `uci-sentiment[:DIR]`, `sentiment-cs
 TSV files), `neutral:CAPTIONS` (captions labelled neutral: `flickr8k:DIR`, `scenes[:N]`, FILE,
 joined with `+`; see `captioner.data.sentiment_sources`).
 
+Translation kinds (`load_translation_dataset`): `multi30k:DIR` (Multi30k task 1; options
+`src`, `tgt`: en | de | fr | cs, e.g. `multi30k:DIR?tgt=fr`; see `captioner.data.multi30k`).
+
 Which kind a spec names (`dataset_kind`, the one rule `captioner eval`, `captioner data info`
 and the recipes use): the sentiment kinds above are sentiment; `hf:` is sentiment for the
 hub's sentiment corpora (`SENTIMENT_HUB_DATASETS`, e.g. hf:stanfordnlp/sst2) and for a local
@@ -63,6 +66,7 @@ CAPTION_KINDS = (
     "hf",
 )
 SENTIMENT_KINDS = ("uci-sentiment", "sentiment-csv", "sentiment-jsonl", "hf", "sst2", "neutral")
+TRANSLATION_KINDS = ("multi30k",)
 KINDS = ("caption", "sentiment")
 # Sentiment corpora on the Hugging Face hub (`hf:NAME` is a caption corpus otherwise).
 SENTIMENT_HUB_DATASETS = frozenset(
@@ -86,6 +90,7 @@ _NEEDS_ARG = {
     "sentiment-jsonl",
     "sst2",
     "neutral",
+    "multi30k",
 }
 FORMS = """spec forms:
   captions:  scenes | scenes:NUM_TRAIN | scenes:DIR | tuxpaint | tuxpaint:DIR | flickr8k:DIR |
@@ -94,6 +99,7 @@ FORMS = """spec forms:
              e.g. scenes+tuxpaint)
   sentiment: uci-sentiment | uci-sentiment:DIR | sentiment-csv:FILE | sentiment-jsonl:FILE |
              hf:OWNER/NAME | sst2:DIR | neutral:flickr8k:DIR | neutral:scenes:N
+  translation: multi30k:DIR (options src=en&tgt=de)
   options:   append ?key=value&key=value (e.g. hf:OWNER/NAME?columns=image:img,captions:sentences)"""
 
 
@@ -157,7 +163,8 @@ def parse_spec(spec: str, *, kinds: tuple[str, ...] = CAPTION_KINDS) -> list[Spe
 
 
 def dataset_kind(spec: str) -> str:
-    """ "caption" or "sentiment": the kind of corpus `spec` names (see the module docstring).
+    """ "caption", "sentiment" or "translation": the kind of corpus `spec` names (see the
+    module docstring).
 
     Args:
         spec: a dataset spec string.
@@ -170,6 +177,8 @@ def dataset_kind(spec: str) -> str:
         return explicit.group(1)
     kind, _, rest = body.partition(":")
     kind = kind.strip().lower()
+    if kind in TRANSLATION_KINDS:
+        return "translation"
     if kind in SENTIMENT_KINDS and kind not in CAPTION_KINDS:
         return "sentiment"
     if kind == "hf" and (rest.strip().lower() in SENTIMENT_HUB_DATASETS or _text_only(rest)):
@@ -312,3 +321,13 @@ def load_sentiment_dataset(spec: str, **options):
         "neutral": (sentiment_sources.load_neutral_captions, {}),
     }[p.kind]
     return _call(p.kind, (loader, fixed, loader), p.args, {**p.options, **options}, strict=True)
+
+
+def load_translation_dataset(spec: str, **options):
+    """A parallel corpus named by `spec` -> DatasetDict(train/validation/test[, ...]) with
+    `source`, `target`, `id` (options: `src`, `tgt`, `limit`)."""
+    from captioner.data.multi30k import load_multi30k
+
+    (p,) = parse_spec(spec, kinds=TRANSLATION_KINDS)
+    entry = (load_multi30k, {}, load_multi30k)
+    return _call(p.kind, entry, p.args, {**p.options, **options}, strict=True)
