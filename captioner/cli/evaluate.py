@@ -2,7 +2,9 @@
 
 Caption datasets: BLEU-1..4, METEOR (when Java is available), ROUGE-L, CIDEr-D, plus scene
 precision / recall / F1 on the scene world. Sentiment datasets: accuracy and per-class
-precision / recall / F1. The scoring lives in `captioner.pipelines.evaluate`.
+precision / recall / F1. The scoring lives in `captioner.pipelines.evaluate`. Translation
+(`multi30k:DIR`, `--model` a translator directory): sacrebleu BLEU on the tokenised test
+files and on detokenised output (`captioner.pipelines.translate_eval`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     from captioner.data.spec import CAPTION_KINDS, SENTIMENT_KINDS, dataset_kind, parse_spec
     from captioner.pipelines.evaluate import evaluate_captions, evaluate_sentiment
 
+    if dataset_kind(args.dataset) == "translation":  # a translator on a parallel corpus
+        from captioner.cli.translate import evaluate_translation
+
+        return evaluate_translation(args)
     sentiment = dataset_kind(args.dataset) == "sentiment"
     parse_spec(args.dataset, kinds=SENTIMENT_KINDS if sentiment else CAPTION_KINDS)  # fail fast
     backend = "torch" if sentiment else args.backend

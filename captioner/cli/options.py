@@ -131,15 +131,17 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def add_decoding(p: argparse.ArgumentParser | Any, *, sampling: bool = True) -> None:
+def add_decoding(
+    p: argparse.ArgumentParser | Any, *, sampling: bool = True, beam_size: int = 3
+) -> None:
     """--beam-size and --max-length; with `sampling`, also --method, --length-penalty,
     --no-repeat-ngram-size, --temperature, --top-p and --seed (`GenerationConfig` fields)."""
     p.add_argument(
         "--beam-size",
         type=positive,
         metavar="N",
-        default=3,
-        help="beam width; 1 = greedy (default: 3)",
+        default=beam_size,
+        help=f"beam width; 1 = greedy (default: {beam_size})",
     )
     p.add_argument(
         "--max-length",
@@ -204,3 +206,21 @@ _DECODING = (
     "beam_size", "max_length", "method", "length_penalty", "no_repeat_ngram_size",
     "temperature", "top_p", "seed",
 )  # fmt: skip
+
+
+def add_language(p: argparse.ArgumentParser | Any) -> None:
+    """--lang (the caption's language) and --translator (a translator directory)."""
+    p.add_argument(
+        "--lang",
+        default="en",
+        metavar="LANG",
+        help="write captions in this language too: en | de | fr | cs; the record keeps the "
+        "English caption beside the translation (default: en)",
+    )
+    p.add_argument(
+        "--translator",
+        default=None,
+        metavar="DIR",
+        help="translator model directory for --lang (default: the bundled "
+        "captioner/models/translate-en-LANG)",
+    )

@@ -38,14 +38,16 @@ def build_parser(command: str = "sentiment") -> argparse.ArgumentParser:
     return p
 
 
-def read_texts(args: argparse.Namespace, stdin=None) -> list[str]:
-    """The texts to classify: arguments, then --file lines (blank lines skipped); stdin when
-    neither is given. No text at all is a usage error."""
+def read_texts(
+    args: argparse.Namespace, stdin=None, *, prog: str = "captioner sentiment"
+) -> list[str]:
+    """The texts to read: arguments, then --file lines (blank lines skipped); stdin when
+    neither is given. No text at all is a usage error (`prog` names the command)."""
     stdin = stdin if stdin is not None else sys.stdin
     texts = list(args.texts)
     if args.file == "-" or (args.file is None and not texts):
         if args.file is None and stdin.isatty():
-            raise SystemExit("captioner sentiment: give TEXT arguments, --file FILE or pipe texts")
+            raise SystemExit(f"{prog}: give TEXT arguments, --file FILE or pipe texts")
         texts += [line.strip() for line in stdin if line.strip()]
     elif args.file is not None:
         from captioner.checkpoint import CheckpointError

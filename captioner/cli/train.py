@@ -3,6 +3,7 @@
     captioner train caption    --dataset scenes --out models/scenes [--scst --init DIR]
     captioner train recognizer --dataset ... --out ...
     captioner train sentiment  --dataset uci-sentiment --out ...
+    captioner train translate  --dataset multi30k:DIR --src en --tgt de --out ...
 
 Each recipe is a module with `main(argv) -> int` and one config dataclass whose fields are
 its flags (`captioner.pipelines.config`); `captioner train RECIPE --help` lists them.
@@ -31,6 +32,11 @@ RECIPES: dict[str, tuple[str, str, str]] = {
         "captioner.pipelines.train_sentiment",
         "SentimentTrainConfig",
         "LSTM/GRU sentiment classifier",
+    ),
+    "translate": (
+        "captioner.pipelines.train_translator",
+        "TranslateTrainConfig",
+        "attentive RNN translator (Multi30k: en -> de / fr / cs)",
     ),
 }
 
