@@ -12,8 +12,8 @@ comes from the training texts (words seen at least `--min-count` times). Every e
 validation split is scored; the most accurate model is kept (ties go to the lower validation
 loss; early stopping with `--patience`). At the end its logits are temperature-calibrated on
 the validation split (the scale is folded into the output layer, so the model class is
-unchanged; the report gives the expected calibration error before / after, cross-fitted on
-two halves), the test split is scored when it has rows (per `source` too) and the model is
+unchanged; fitted on the split's own sentences, not the added neutral captions; the report
+gives the expected calibration error before / after, cross-fitted on two halves), the test split is scored when it has rows (per `source` too) and the model is
 written to `--out` as a model directory holding only the sentiment part:
 `Captioner.from_pretrained(OUT).sentiment(texts)`. Binary scores (`binary_accuracy`) take the
 positive-vs-negative decision. Run files (metrics.jsonl, curves, checkpoints,
@@ -33,7 +33,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from captioner.checkpoint import write_json_atomic
-from captioner.pipelines.calibration import apply_temperature, crossfit_ece, fit_temperature
+from captioner.pipelines.calibration import (
+    apply_temperature,
+    crossfit_ece,
+    expected_calibration_error,
+    fit_temperature,
+)
 from captioner.pipelines.config import opt, run_recipe, to_dict
 from captioner.pipelines.engine import (
     TrainConfig,
@@ -296,14 +301,20 @@ def finish(
         "labels": names,
         "validation": scores_of(val_logits, val_data.labels, names),
     }
-    temperature = fit_temperature(val_logits, val_data.labels) if cfg.calibrate else 1.0
+    # The temperature is fitted on the split's own sentences (they come first): the neutral
+    # captions added after them are easy and would pull it toward over-confidence.
+    own = len(dsd[cfg.val_split])
+    own_logits, own_labels = val_logits[:own], val_data.labels[:own]
+    temperature = fit_temperature(own_logits, own_labels) if cfg.calibrate else 1.0
     apply_temperature(model, temperature)
     report["temperature"] = temperature
-    report["validation_calibrated_loss"] = scores_of(val_logits / temperature, val_data.labels)[
-        "loss"
-    ]
+    calibrated = val_logits / temperature
+    report["validation_calibrated_loss"] = scores_of(calibrated, val_data.labels)["loss"]
     if cfg.calibrate:  # ECE on data the temperature was not fitted on (two halves)
-        report["calibration"] = crossfit_ece(val_logits, val_data.labels, seed=cfg.seed)
+        report["calibration"] = crossfit_ece(own_logits, own_labels, seed=cfg.seed)
+        report["calibration"]["ece_with_neutral_captions"] = expected_calibration_error(
+            torch.softmax(calibrated, -1), val_data.labels
+        )
     test = dsd.get(cfg.test_split) if cfg.test_split else None
     if cfg.test_split and test is None:
         raise ValueError(f"the sentiment dataset has no {cfg.test_split!r} split (--test-split)")

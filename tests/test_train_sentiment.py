@@ -124,7 +124,7 @@ def test_cli_with_a_jsonl_file_and_neutral_texts(tmp_path):
     out = tmp_path / "cli-model"
     argv = ["--dataset", f"sentiment-jsonl:{table}", "--out", str(out), "--epochs", "3",
             "--embed-dim", "8", "--hidden-dim", "8", "--neutral", str(neutral), "--lr", "0.01",
-            "--no-neutral-class", 
+            "--no-neutral-class",
             "--device", "cpu", "--limit", "80", "--plot-every", "0"]  # fmt: skip
     assert ts.main(argv) == 0
     config = json.loads((out / "run" / "config.json").read_text())
@@ -215,7 +215,7 @@ def test_three_class_model_with_neutral_captions_trains_calibrates_and_loads(tmp
     # validation / test hold the scene captions of their own split as neutral rows
     assert report["validation"]["neutral_share"] > 0.9
     assert report["test"]["binary_accuracy"] > 0.9 and report["test"]["accuracy"] > 0.9
-    assert set(report["calibration"]) == {"ece_before", "ece_after"}
+    assert set(report["calibration"]) == {"ece_before", "ece_after", "ece_with_neutral_captions"}
     probes = report["neutral_probes"]["a red circle left of a blue square"]
     assert max(probes, key=probes.get) == "neutral"
 
