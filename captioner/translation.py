@@ -202,3 +202,29 @@ __all__ = [
     "LANGUAGES", "TranslationModel", "TranslatorNotFoundError", "UnknownLanguageError",
     "available_languages", "check_language", "find_translator", "translate_captions",
 ]  # fmt: skip
+
+
+def use_translator(captioner, lang: str, translator=None):
+    """`Captioner.use_translator`: load (or take) the EN->`lang` translator and keep it on
+    `captioner.translators[lang]`; "en" needs none."""
+    lang = check_language(lang)
+    if lang == SOURCE:
+        return None
+    if not isinstance(translator, TranslationModel):
+        translator = find_translator(lang, path=translator, device=captioner.device)
+    elif translator.pair != (SOURCE, lang):
+        raise UnknownLanguageError(
+            f"{translator.name} translates {translator.pair}, not en->{lang}"
+        )
+    captioner.translators[lang] = translator
+    return translator
+
+
+def translations_of(captioner, captions: Sequence[str | None], lang: str) -> list:
+    """Per caption, {lang: translation} (None for English or a missing caption)."""
+    lang = check_language(lang)
+    if lang == SOURCE:
+        return [None] * len(captions)
+    translator = captioner.translators.get(lang) or use_translator(captioner, lang)
+    done = translate_captions(captions, translator)
+    return [None if c is None else {lang: t} for c, t in zip(captions, done)]

@@ -68,6 +68,7 @@ def build_parser(command: str = "label") -> argparse.ArgumentParser:
     m.add_argument(
         "--top-k", type=flags.non_negative, default=5, help="tags per image (default: 5)"
     )
+    flags.add_language(m)
     r = p.add_argument_group("run")
     flags.add_batch_size(r, default=32)
     r.add_argument(
@@ -214,6 +215,8 @@ def _engine(args: argparse.Namespace):
         top_k=args.top_k,
         max_length=args.max_length,
         int8_decoder=args.int8_decoder,
+        lang=args.lang,
+        translator=args.translator,
     )
     try:
         return LabelEngine(captioner, options)
