@@ -17,6 +17,7 @@ import gradio as gr
 import pandas as pd
 from PIL import Image
 
+from captioner.cli.options import EXPORT_MIN_TAG_SCORE
 from captioner.demo import batch as batching
 from captioner.demo import render
 from captioner.demo.env import temp_dir
@@ -144,6 +145,7 @@ class Handlers:
             batch_size=self.batch_size,
             progress=report,
             tags=int(num_tags),
+            min_tag_score=EXPORT_MIN_TAG_SCORE,  # the same cut as `captioner label`
             **opts,
         )
         csv_path, jsonl_path = batching.write_records(rows, out_dir)

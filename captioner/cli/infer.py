@@ -37,9 +37,9 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     )
     if command in ("caption", "describe"):
         options.add_decoding(p)
-    if command in ("tag", "describe"):
-        p.add_argument(
-            "--top-k", type=options.positive, default=5, help="tags per image (default: 5)"
+    if command in ("tag", "describe"):  # `tag` lists the top K; --json rows are exports
+        options.add_tags(
+            p, min_score=0.0 if command == "tag" else options.EXPORT_MIN_TAG_SCORE, at_least=1
         )
     return p
 
@@ -78,7 +78,12 @@ def _engine(model, command: str, args: argparse.Namespace):
         raise CaptionerError(f"decoding flags: {e}") from None
     return LabelEngine(
         model,
-        EngineOptions(backend=args.backend, top_k=getattr(args, "top_k", 0), generation=generation),
+        EngineOptions(
+            backend=args.backend,
+            top_k=getattr(args, "top_k", 0),
+            min_tag_score=getattr(args, "min_tag_score", 0.0),
+            generation=generation,
+        ),
     )
 
 

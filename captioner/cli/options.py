@@ -121,6 +121,39 @@ def add_batch_size(p: argparse.ArgumentParser | Any, *, default: int) -> None:
     )
 
 
+EXPORT_MIN_TAG_SCORE = 0.05  # exports leave out tags like "plastic bag 0.0014"
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def add_tags(
+    p: argparse.ArgumentParser | Any, *, min_score: float = EXPORT_MIN_TAG_SCORE, at_least: int = 0
+) -> None:
+    """--top-k (tags per image) and --min-tag-score (leave out less probable tags)."""
+    p.add_argument(
+        "--top-k",
+        type=_int_at_least(at_least),
+        default=5,
+        metavar="K",
+        help="tags per image (default: 5)",
+    )
+    p.add_argument(
+        "--min-tag-score",
+        type=_probability,
+        default=min_score,
+        metavar="P",
+        help=f"leave out tags less probable than P (default: {min_score})",
+    )
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)

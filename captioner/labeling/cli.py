@@ -65,10 +65,7 @@ def build_parser(command: str = "label") -> argparse.ArgumentParser:
         help="int8 caption decoder on CPU: faster, captions may differ slightly (default: off)",
     )
     flags.add_decoding(m, sampling=False)
-    m.add_argument(
-        "--top-k", type=flags.non_negative, default=5, help="tags per image (default: 5)"
-    )
-    flags.add_language(m)
+    flags.add_tags(m)
     r = p.add_argument_group("run")
     flags.add_batch_size(r, default=32)
     r.add_argument(
@@ -213,10 +210,9 @@ def _engine(args: argparse.Namespace):
         backend=args.backend,
         beam_size=args.beam_size,
         top_k=args.top_k,
+        min_tag_score=args.min_tag_score,
         max_length=args.max_length,
         int8_decoder=args.int8_decoder,
-        lang=args.lang,
-        translator=args.translator,
     )
     try:
         return LabelEngine(captioner, options)

@@ -93,6 +93,7 @@ class EngineOptions:
     backend: str = "auto"  # auto | torch | onnx
     beam_size: int = 3
     top_k: int = 5
+    min_tag_score: float = 0.0  # leave out less probable tags (the label CLI: 0.05)
     max_length: int | None = None  # None: the model's own
     # Search settings; None: beam search with `beam_size` and `max_length` above.
     generation: GenerationConfig | None = None
@@ -103,8 +104,6 @@ class EngineOptions:
     # to thread synchronisation: on this 2-core machine, 1 thread decoded 60 images/s and 2
     # threads 5.5 while the image decoders (or anything else) used a core.
     decoder_threads: int | None = None
-    lang: str = "en"  # also translate captions into this language (records keep both)
-    translator: str | None = None  # translator directory for `lang` (None: bundled)
 
 
 class LabelEngine:
@@ -130,8 +129,6 @@ class LabelEngine:
         if self.channels_last:
             self.encoder = self.encoder.to(memory_format=torch.channels_last)
         self.decoder = captioner.decoder
-        if o.lang != "en":  # a missing translator fails here, before any image is read
-            captioner.use_translator(o.lang, o.translator)
         if self.decoder is not None and o.int8_decoder:
             if self.device.type != "cpu":
                 raise ValueError("the int8 decoder runs on CPU only")
@@ -184,6 +181,6 @@ class LabelEngine:
     def _heads(self, grid: Tensor, pooled: Tensor) -> list[dict[str, Any]]:
         found = self.cap.describe_features(
             grid.contiguous(), pooled, generation=self.generation, tags=self.options.top_k,
-            decoder=self.decoder, lang=self.options.lang,
+            min_tag_score=self.options.min_tag_score, decoder=self.decoder,
         )  # fmt: skip
         return [d.to_record() for d in found]
