@@ -62,20 +62,26 @@ class Description:
     # One (word, attention map (h, w) over the image grid) per generated word, when asked for
     # and the model has soft attention.
     attention: list[tuple[str, np.ndarray]] | None = None
+    # language -> the caption translated (describe(..., lang="de")); None: English only
+    translations: dict[str, str] | None = None
 
     def to_record(self) -> dict[str, Any]:
         """The `caption`, `tags` and `sentiment` fields of a record, as `captioner label`,
         `captioner describe --json` and the demo's batch tab write them: scores rounded to
-        `SCORE_DIGITS`, {"label", "score"} objects, None for a missing head."""
+        `SCORE_DIGITS`, {"label", "score"} objects, None for a missing head. A translated
+        description adds `translations` ({"de": "..."}) beside the English `caption`."""
 
         def scored(label: str, score: float) -> dict[str, Any]:
             return {"label": label, "score": round(float(score), SCORE_DIGITS)}
 
-        return {
+        record = {
             "caption": self.caption,
             "tags": None if self.tags is None else [scored(t, s) for t, s in self.tags],
             "sentiment": None if self.sentiment is None else scored(*self.sentiment),
         }
+        if self.translations is not None:
+            record["translations"] = dict(self.translations)
+        return record
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,7 @@ class Captioner:
         # in (save_pretrained keeps it) and the data it was trained on (for the model card).
         self.storage_dtype: torch.dtype | None = None
         self.training_data: list[str] = []
+        self.translators: dict[str, Any] = {}  # language -> TranslationModel (use_translator)
         self.special_ids = SpecialIds.from_vocab(vocab) if vocab is not None else None
         for module in self._modules():
             module.to(self.device).eval()
@@ -153,6 +160,15 @@ class Captioner:
             self.encoder, backend, self.device, cache_dir=cache_dir
         )
         return chosen
+
+    def use_translator(self, lang: str, translator: Any = None) -> Any:
+        """Make captions in `lang` ("de", "fr", "cs") available and return the translator:
+        `translator` is a `captioner.translation.TranslationModel`, a translator directory,
+        or None for the bundled `captioner/models/translate-en-LANG` (when none is bundled,
+        the error says how to train one). "en" needs none (returns None)."""
+        from captioner.translation import use_translator
+
+        return use_translator(self, lang, translator)
 
     # ------------------------------------------------------------------ loading / saving
     @classmethod
@@ -320,6 +336,8 @@ class Captioner:
         *,
         generation: GenerationConfig | None = None,
         batch_size: int = 32,
+        lang: str = "en",
+        translator: Any = None,
         **decoding: Any,
     ) -> list[str]:
         """Images (paths, PIL, numpy, tensors; one or many) -> one caption each.
@@ -328,15 +346,18 @@ class Captioner:
             images: one image or a list of them.
             generation: how to search (default: beam search of width 3).
             batch_size: images per forward pass.
+            lang: the captions' language: "en" (default), or "de" / "fr" / "cs" through a
+                translator (see `use_translator`).
+            translator: for `lang`: a translator directory or model (default: bundled).
             **decoding: `GenerationConfig` fields overriding `generation` (beam_size,
                 method, max_length, temperature, top_k, top_p, seed, ...).
         """
         self._require("caption")
         found = self.describe(
             images, generation=generation, batch_size=batch_size, tags=0, sentiment=False,
-            **decoding,
+            lang=lang, translator=translator, **decoding,
         )  # fmt: skip
-        return [d.caption for d in found]
+        return [d.caption if d.translations is None else d.translations[lang] for d in found]
 
     @torch.inference_mode()
     def tag(
@@ -382,6 +403,8 @@ class Captioner:
         sentiment: bool = True,
         attention: bool = False,
         batch_size: int = 32,
+        lang: str = "en",
+        translator: Any = None,
         **decoding: Any,
     ) -> list[Description]:
         """Caption, tags and caption sentiment for each image. Heads the model lacks give None.
@@ -394,10 +417,15 @@ class Captioner:
             sentiment: judge each caption's sentiment.
             attention: also return one attention map per caption word.
             batch_size: images per forward pass.
+            lang: also translate each caption into this language ("de", "fr", "cs"): the
+                description keeps the English caption and adds `translations`.
+            translator: for `lang`: a translator directory or model (default: bundled).
             **decoding: `GenerationConfig` fields overriding `generation`.
         """
         if self.decoder is None and tags == 0:
             self._require("caption")
+        if lang != "en" and (translator is not None or lang not in self.translators):
+            self.use_translator(lang, translator)
         config = self.generation_config(generation, **decoding)
         results: list[Description] = []
         for batch in self._batches(images, batch_size):
@@ -411,6 +439,7 @@ class Captioner:
                     min_tag_score=min_tag_score,
                     sentiment=sentiment,
                     attention=attention,
+                    lang=lang,
                 )  # fmt: skip
             )
         return results
@@ -427,9 +456,11 @@ class Captioner:
         sentiment: bool = True,
         attention: bool = False,
         decoder: CaptionDecoder | None = None,
+        lang: str = "en",
     ) -> list[Description]:
         """`describe` from encoder features grid (B, N, C) and pooled (B, C); `decoder`
-        replaces the model's own (e.g. an int8 copy from `quantize_decoder`)."""
+        replaces the model's own (e.g. an int8 copy from `quantize_decoder`); `lang` other
+        than "en" translates the captions (bundled translator unless `use_translator`)."""
         heads = Heads.select(self, tags=tags > 0, sentiment=sentiment)
         n = grid.size(0)
         captions: list[str | None] = [None] * n
@@ -446,7 +477,10 @@ class Captioner:
         elif self.recognizer is not None:
             tag_lists = [[] for _ in range(n)]  # asked for no tags
         moods: list[Any] = self.sentiment(captions) if heads.sentiment else [None] * n
-        return [Description(*row) for row in zip(captions, tag_lists, moods, maps)]
+        from captioner.translation import translations_of
+
+        translated = translations_of(self, captions, lang)
+        return [Description(*row) for row in zip(captions, tag_lists, moods, maps, translated)]
 
 
 def _attention_maps(tokens: list[int], alphas: Tensor | None, vocab: Vocabulary):

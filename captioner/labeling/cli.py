@@ -66,6 +66,7 @@ def build_parser(command: str = "label") -> argparse.ArgumentParser:
     )
     flags.add_decoding(m, sampling=False)
     flags.add_tags(m)
+    flags.add_language(m)
     r = p.add_argument_group("run")
     flags.add_batch_size(r, default=32)
     r.add_argument(
@@ -213,6 +214,8 @@ def _engine(args: argparse.Namespace):
         min_tag_score=args.min_tag_score,
         max_length=args.max_length,
         int8_decoder=args.int8_decoder,
+        lang=args.lang,
+        translator=args.translator,
     )
     try:
         return LabelEngine(captioner, options)

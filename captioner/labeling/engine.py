@@ -104,6 +104,8 @@ class EngineOptions:
     # to thread synchronisation: on this 2-core machine, 1 thread decoded 60 images/s and 2
     # threads 5.5 while the image decoders (or anything else) used a core.
     decoder_threads: int | None = None
+    lang: str = "en"  # also translate captions into this language (records keep both)
+    translator: str | None = None  # translator directory for `lang` (None: bundled)
 
 
 class LabelEngine:
@@ -129,6 +131,8 @@ class LabelEngine:
         if self.channels_last:
             self.encoder = self.encoder.to(memory_format=torch.channels_last)
         self.decoder = captioner.decoder
+        if o.lang != "en":  # a missing translator fails here, before any image is read
+            captioner.use_translator(o.lang, o.translator)
         if self.decoder is not None and o.int8_decoder:
             if self.device.type != "cpu":
                 raise ValueError("the int8 decoder runs on CPU only")
@@ -182,5 +186,6 @@ class LabelEngine:
         found = self.cap.describe_features(
             grid.contiguous(), pooled, generation=self.generation, tags=self.options.top_k,
             min_tag_score=self.options.min_tag_score, decoder=self.decoder,
+            lang=self.options.lang,
         )  # fmt: skip
         return [d.to_record() for d in found]
