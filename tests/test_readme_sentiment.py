@@ -9,7 +9,7 @@ import pytest
 from captioner.sentiment import BUNDLED_DIR, load_sentiment, sentiment_probs
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-EXAMPLE = re.compile(r"^model\.sentiment\((\[.*\])\)\s*#\s*->\s*(\[.*\])\s*$", re.M)
+EXAMPLE = re.compile(r"^model\.sentiment\((\[.*?\])\)\s*#\s*->\s*(\[.*?\])\s*$", re.M | re.S)
 
 
 def readme_example() -> tuple[list[str], list[tuple[str, float]]]:
