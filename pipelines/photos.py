@@ -41,9 +41,9 @@ XE_ARGS = [
     "--threads", "1",
 ]  # fmt: skip
 SCST_ARGS = [
-    "--epochs", "4",
+    "--epochs", "2",
     "--batch-size", "32",
-    "--lr-scst", "2e-5",
+    "--lr-scst", "5e-5",
     "--scst-samples", "5",
     "--scst-baseline", "mean",
     "--max-length", "20",
