@@ -10,7 +10,7 @@ Caption corpora -> `DatasetDict` (train / validation / test [/ test_novel]) with
 
 Modules: `spec` (the spec grammar), `sources` (Flickr8k/30k), `coco` (COCO, Karpathy),
 `tables` (CSV / JSONL / image folders), `hub` (Hugging Face datasets), `tuxpaint`,
-`sentiment` (+ `sentiment_tables`), `combine` (`scenes+tuxpaint`), `fetch` (registries),
+`sentiment` (+ `sentiment_tables`, `sentiment_sources`: SST-2 TSV, neutral captions), `combine` (`scenes+tuxpaint`), `fetch` (registries),
 `features` (encoder feature cache), `loader` (torch Dataset, collate, buckets), `cli`;
 `common` holds `DataError` and the bad-record report; `scenes` is the synthetic world.
 Names are imported lazily so `import captioner.data` stays light.
