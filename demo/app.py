@@ -108,10 +108,22 @@ def _unique_name(name: str, taken: Mapping[str, Any]) -> str:
     return out
 
 
+BUNDLED = ("default", "scenes")  # photos; the scene world (the scene tab's model)
+
+
+def bundled_models() -> list[str]:
+    """The bundled model names that exist in this installation ("default" always: without
+    its directory it is the ImageNet tagger alone)."""
+    from captioner.api import BUNDLED_DIR
+
+    return [n for n in BUNDLED if n == "default" or (BUNDLED_DIR / n / "config.json").is_file()]
+
+
 def load_models(
     dirs: Sequence[str], *, default: bool = True, device: str | None = None
 ) -> dict[str, Any]:
-    """The bundled default (unless `default=False`) and every model directory, by name.
+    """The bundled models (the photo captioner `default` and the scene-world `scenes`, unless
+    `default=False`) and every model directory, by name.
 
     Raises:
         CaptionerError: naming every model that could not be loaded (the demo never serves
@@ -121,13 +133,13 @@ def load_models(
 
     models: dict[str, Any] = {}
     errors: list[str] = []
-    for spec in (["default"] if default else []) + list(dirs):
+    for spec in (bundled_models() if default else []) + list(dirs):
         try:
             model = Captioner.from_pretrained(spec, device=device)
         except Exception as e:  # any failure: collect it, so one message names them all
             errors.append(str(e) if spec in str(e) else f"{spec}: {type(e).__name__}: {e}")
             continue
-        name = "default" if spec == "default" else Path(spec).name or str(spec)
+        name = spec if spec in BUNDLED else Path(spec).name or str(spec)
         models[_unique_name(name, models)] = model
     if errors:
         raise CaptionerError("could not load model(s):\n  " + "\n  ".join(errors))

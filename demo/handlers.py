@@ -25,6 +25,7 @@ from captioner.demo.scene import make_scene, scene_world_error, score_rows
 from captioner.imageio import ImageLoadError, load_image
 
 METHODS = ("beam", "greedy", "sample")
+SCENE_MODEL = "scenes"  # the bundled scene-world captioner
 TAGGER_ONLY = (
     "**No caption:** model `{name}` has no caption decoder; it is an ImageNet tagger only "
     "(the bundled captioner has not been trained yet)."
@@ -178,7 +179,8 @@ class Handlers:
             raise gr.Error(problem)
         if seed is None or not 0 <= int(seed) < 2**63:
             raise gr.Error("the seed must be a whole number from 0 to 2**63 - 1")
-        cap = self.model(model)
+        # the scene-world model when it is loaded (the photo model never saw a scene)
+        cap = self.model(SCENE_MODEL if SCENE_MODEL in self.models else model)
         opts = decoding_options(method, beam_size, temperature)
         scene = make_scene(int(seed))
         truth = "\n".join(f"{i}. {c}" for i, c in enumerate(scene.captions, 1))

@@ -175,6 +175,10 @@ def build_app(
                 )
                 downloads = gr.File(label="labels.csv / labels.jsonl", file_count="multiple")
             with gr.Tab("Scene world"):
+                gr.Markdown(
+                    "Synthetic scenes with known facts, captioned by the bundled `scenes` "
+                    "model (trained on the scene world) when it is loaded."
+                )
                 with gr.Row():
                     seed = gr.Number(value=0, precision=0, minimum=0, label="Scene seed")
                     scene_btn = gr.Button("Caption this scene", variant="primary")
