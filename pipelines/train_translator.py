@@ -213,7 +213,8 @@ def finish(cfg: TranslateTrainConfig, dsd, out: Path, *, best_epoch) -> dict:
             model, test, tokenised_references=refs, generation=generation
         )
     write_json_atomic(out / "run" / "test_metrics.json", report)
-    log.info("translator in %s: %s", out, report.get("test", {}).get("scores"))
+    scores = report["test"]["scores"] if "test" in report else "no test split scored"
+    log.info("translator in %s (best epoch %s): %s", out, best_epoch, scores)
     return report
 
 
