@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -235,7 +236,7 @@ def test_label_lang_de_writes_both_captions(trained, tmp_path, monkeypatch):
     assert "translations" not in cap.describe(photos / "p1.png")[0].to_record()
 
 
-def test_multi30k_spec(corpus, tmp_path):
+def test_multi30k_spec(corpus, tmp_path, capsys):
     from captioner.data.spec import dataset_kind, load_translation_dataset
 
     assert dataset_kind(f"multi30k:{corpus}") == "translation"
@@ -246,6 +247,8 @@ def test_multi30k_spec(corpus, tmp_path):
         load_translation_dataset(f"multi30k:{corpus}?src=xx")
     with pytest.raises(DataError, match="no raw/ folder"):
         load_translation_dataset(f"multi30k:{tmp_path}")
+    assert run_command("data", ["info", f"multi30k:{corpus}"]) == 0
+    assert re.search(r"validation\s+20 rows", capsys.readouterr().out)
     short = write_corpus(tmp_path / "short", en=EN, de=DE[:-1])
     with pytest.raises(DataError, match=r"train\.en\.gz has 20 lines but .*train\.de\.gz has 19"):
         load_translation_dataset(f"multi30k:{short}")

@@ -160,11 +160,19 @@ def _fetch(args) -> int:
 
 
 def _info(args) -> int:
-    from captioner.data.spec import dataset_kind, load_caption_dataset, load_sentiment_dataset
+    from captioner.data.spec import (
+        dataset_kind,
+        load_caption_dataset,
+        load_sentiment_dataset,
+        load_translation_dataset,
+    )
 
     options = _options(args.option)
-    if args.sentiment or dataset_kind(args.spec) == "sentiment":
+    kind = dataset_kind(args.spec)
+    if args.sentiment or kind == "sentiment":
         dsd = load_sentiment_dataset(args.spec, **options)
+    elif kind == "translation":
+        dsd = load_translation_dataset(args.spec, **options)
     else:
         dsd = load_caption_dataset(args.spec, **{"show_progress": True, **options})
     _print_sizes(dsd, args.spec)
