@@ -208,7 +208,7 @@ def test_eval_reports_both_bleu_scores(trained, corpus, capsys):
     assert bad == 2 and "does not match the translator's pair en->de" in capsys.readouterr().err
 
 
-def test_label_lang_de_writes_both_captions(trained, tmp_path, monkeypatch):
+def test_label_lang_de_writes_both_captions(trained, tmp_path, monkeypatch, capsys):
     from tests.tests_support import tiny_model_dir
 
     monkeypatch.setenv("CAPTIONER_CACHE", str(tmp_path / "cache"))
@@ -225,6 +225,11 @@ def test_label_lang_de_writes_both_captions(trained, tmp_path, monkeypatch):
     for row in rows:
         assert row["caption"] and set(row["translations"]) == {"de"}
         assert row["translations"]["de"] == translator.translate([row["caption"]])[0]
+    img = str(photos / "p1.png")
+    args = [img, "--model", str(model), "--backend", "torch", "--json"]
+    assert run_command("caption", [*args, "--lang", "de", "--translator", str(trained[0])]) == 0
+    (row,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert row["translations"] == {"de": translator.translate([row["caption"]])[0]}
     from captioner.api import Captioner
 
     cap = Captioner.from_pretrained(model, backend="torch")

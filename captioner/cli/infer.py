@@ -37,6 +37,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     )
     if command in ("caption", "describe"):
         options.add_decoding(p)
+        options.add_language(p)
     if command in ("tag", "describe"):  # `tag` lists the top K; --json rows are exports
         options.add_tags(p, min_score=0.0 if command == "tag" else options.EXPORT_MIN_TAG_SCORE,
                          at_least=1)  # fmt: skip
@@ -82,6 +83,8 @@ def _engine(model, command: str, args: argparse.Namespace):
             top_k=getattr(args, "top_k", 0),
             min_tag_score=getattr(args, "min_tag_score", 0.0),
             generation=generation,
+            lang=getattr(args, "lang", "en"),
+            translator=getattr(args, "translator", None),
         ),
     )
 
@@ -109,6 +112,8 @@ def _row(command: str, path: str, result: dict | None, error: str | None) -> dic
     )
     row: dict = {"path": path}
     row.update({f: (result or {}).get(f) for f in fields})
+    if result and "translations" in result:  # --lang: the English caption stays beside it
+        row["translations"] = result["translations"]
     row["error"] = error
     return row
 
@@ -123,6 +128,7 @@ def _print(row: dict, as_json: bool) -> None:
     parts = [row["path"]]
     if "caption" in row:
         parts.append(row["caption"] if row["caption"] is not None else "(no caption head)")
+    parts += [t for t in (row.get("translations") or {}).values() if t]
     if row.get("tags"):
         parts.append(", ".join(f"{t['label']} ({t['score']:.2f})" for t in row["tags"]))
     if row.get("sentiment"):
