@@ -357,7 +357,8 @@ class Captioner:
             images, generation=generation, batch_size=batch_size, tags=0, sentiment=False,
             lang=lang, translator=translator, **decoding,
         )  # fmt: skip
-        return [d.caption if d.translations is None else d.translations[lang] for d in found]
+        return [d.caption if not d.translations else next(iter(d.translations.values()))
+                for d in found]  # fmt: skip
 
     @torch.inference_mode()
     def tag(

@@ -130,6 +130,13 @@ def build_model(cfg: TranslateTrainConfig, vocab_size: int) -> Translator:
     ))  # fmt: skip
 
 
+def optimizer_groups(model: Translator, cfg: TranslateTrainConfig) -> list[dict]:
+    """AdamW groups: every parameter at --lr (the shared `param_groups` would give modules
+    named `encoder.` the pretrained-CNN rate --encoder-lr; this RNN encoder learns from
+    scratch), weight decay on matrices only."""
+    return param_groups(model, cfg, encoder_prefix="(no pretrained encoder)")
+
+
 def _split(dsd, name: str, flag: str):
     if name not in dsd or len(dsd[name]) == 0:
         raise ValueError(f"the dataset has no (or an empty) {name!r} split ({flag})")
@@ -187,7 +194,7 @@ def train(cfg: TranslateTrainConfig, *, dataset=None) -> dict:
         mode="max",
         on_best=on_best,
         run_dir=out / "run",
-        param_groups=param_groups(model, cfg),
+        param_groups=optimizer_groups(model, cfg),
         run_config={"recipe": "translate", **to_dict(cfg)},
         dist=dist,
     )

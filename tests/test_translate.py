@@ -82,6 +82,17 @@ def test_the_recipe_overfits_20_sentence_pairs(trained):
     assert TranslationModel.load(out).translate(EN[:3]) == DE[:3]
 
 
+def test_every_translator_parameter_learns_at_lr():
+    from captioner.pipelines.train_translator import TranslateTrainConfig, optimizer_groups
+
+    cfg = TranslateTrainConfig(dataset="multi30k:x", out="x", lr=0.01, encoder_lr=1e-5)
+    model = Translator(TranslatorConfig(vocab_size=40, embed_dim=8, hidden_dim=8))
+    groups = optimizer_groups(model, cfg)
+    assert {g["lr"] for g in groups} == {0.01}
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    assert any(p is model.encoder.weight_ih_l0 for g in groups for p in g["params"])
+
+
 def _manual_greedy(model: Translator, src, lengths, steps: int) -> list[list[int]]:
     step, state = model.start(src, lengths)
     tokens = torch.full((src.size(0),), SPECIAL_IDS.bos_id)
@@ -234,7 +245,7 @@ def test_label_lang_de_writes_both_captions(trained, tmp_path, monkeypatch, caps
 
     cap = Captioner.from_pretrained(model, backend="torch")
     english = cap.caption(photos / "p1.png")
-    german = cap.caption(photos / "p1.png", lang="de", translator=trained[0])
+    german = cap.caption(photos / "p1.png", lang="DE", translator=trained[0])
     assert german == translator.translate(english)
     (found,) = cap.describe(photos / "p1.png", lang="de")  # the translator stays loaded
     assert found.caption == english[0] and found.to_record()["translations"] == {"de": german[0]}
