@@ -118,6 +118,7 @@ class Captioner:
         device: str | torch.device | None = None,
         name: str = "custom",
         max_length: int = 20,
+        generation: dict[str, Any] | None = None,
     ):
         if (decoder is None) != (vocab is None):
             raise ValueError(
@@ -133,6 +134,8 @@ class Captioner:
             sentiment_vocab,
         )
         self.name, self.max_length = name, max_length
+        # The model's own decoding defaults (config.json "generation"), e.g. trigram blocking.
+        self.generation_defaults = dict(generation) if generation else None
         # What a model directory remembers beyond weights: the dtype its weights were stored
         # in (save_pretrained keeps it) and the data it was trained on (for the model card).
         self.storage_dtype: torch.dtype | None = None
@@ -310,9 +313,11 @@ class Captioner:
     def generation_config(
         self, generation: GenerationConfig | None = None, **overrides: Any
     ) -> GenerationConfig:
-        """`generation` (default: beam 3) with `overrides` (GenerationConfig fields) applied
-        and max_length None replaced by the model's own."""
-        config = dataclasses.replace(generation or GenerationConfig(), **overrides)
+        """`generation` (default: beam 3 with the model's own `generation_defaults`) with
+        `overrides` (GenerationConfig fields) applied and max_length None replaced by the
+        model's own."""
+        base = generation or GenerationConfig(**(self.generation_defaults or {}))
+        config = dataclasses.replace(base, **overrides)
         if config.max_length is None:
             config = dataclasses.replace(config, max_length=self.max_length)
         return config

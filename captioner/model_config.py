@@ -53,6 +53,8 @@ class CaptionerConfig:
             `captioner.translation`).
         name: the model's name in records and the demo.
         max_length: the longest caption the model writes by default.
+        generation: the model's own decoding defaults (`GenerationConfig` fields, e.g.
+            {"no_repeat_ngram_size": 3}), chosen on its validation data; None: the package's.
         version: schema version (`VERSION` when written by this code).
     """
 
@@ -63,6 +65,7 @@ class CaptionerConfig:
     translator: TranslatorConfig | None = None
     name: str = "custom"
     max_length: int = 20
+    generation: dict[str, Any] | None = None
     version: int = VERSION
 
     SUBCONFIGS: ClassVar[dict[str, type]] = {
@@ -77,6 +80,8 @@ class CaptionerConfig:
         out: dict[str, Any] = {"format": FORMAT, "version": self.version, "name": self.name,
                                "max_length": self.max_length,
                                "encoder": dataclasses.asdict(self.encoder)}  # fmt: skip
+        if self.generation is not None:
+            out["generation"] = dict(self.generation)
         for key in self.SUBCONFIGS:
             sub = getattr(self, key)
             out[key] = None if sub is None else dataclasses.asdict(sub)
@@ -106,7 +111,8 @@ class CaptionerConfig:
                 f"{source}: written by a newer captioner (model schema version {version}; this "
                 f"one reads up to {VERSION}). Upgrade: pip install --upgrade captioner"
             )
-        known = {"format", "version", "name", "max_length", "encoder", *cls.SUBCONFIGS}
+        known = {"format", "version", "name", "max_length", "generation", "encoder",
+                 *cls.SUBCONFIGS}  # fmt: skip
         unknown = sorted(set(data) - known)
         if unknown:
             raise CheckpointError(
@@ -131,7 +137,24 @@ class CaptionerConfig:
         max_length = data.get("max_length", 20)
         if not isinstance(max_length, int) or max_length < 1:
             raise CheckpointError(f"{source}: 'max_length' must be >= 1, got {max_length!r}")
-        return cls(**subs, name=str(name), max_length=max_length, version=version)
+        generation = _generation(data.get("generation"), source)
+        return cls(**subs, name=str(name), max_length=max_length, generation=generation,
+                   version=version)  # fmt: skip
+
+
+def _generation(data: Any, source: str) -> dict[str, Any] | None:
+    """The `generation` section: None, or GenerationConfig fields that make a valid one."""
+    if data is None:
+        return None
+    from captioner.decoding import GenerationConfig
+
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{source}: 'generation' must be an object or null")
+    try:
+        GenerationConfig(**data)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{source}: generation: {e}") from None
+    return dict(data)
 
 
 def _build(kind: type, data: dict, where: str) -> Any:

@@ -44,7 +44,8 @@ def read_parts(directory: Path) -> tuple[CaptionerConfig, dict[str, Any], dict[s
         )
     weights = str(directory / ckpt.WEIGHTS)
     name = raw.get("name") or directory.name
-    parts: dict[str, Any] = {"name": name, "max_length": config.max_length}
+    parts: dict[str, Any] = {"name": name, "max_length": config.max_length,
+                             "generation": config.generation}  # fmt: skip
     try:
         enc = config.encoder
         stored_encoder = any(k.startswith("encoder.") for k in tensors)
@@ -82,6 +83,7 @@ def pack(model: Any, *, include_encoder: bool) -> tuple[dict, dict[str, Tensor],
         sentiment=None if model.sentiment_model is None else model.sentiment_model.config,
         name=model.name,
         max_length=model.max_length,
+        generation=model.generation_defaults,
     )
     tensors: dict[str, Tensor] = {}
     extra: dict[str, Any] = {}
