@@ -157,6 +157,19 @@ class Translator(nn.Module):
     def step(self, tokens: Tensor, state: State, context: Context):
         """tokens (R,) -> logits (R, V), new state, attention (R, S); R rows grouped by
         sentence (R = B*K for the B sentences in `context`)."""
+        combined, new, alpha = self.advance(tokens, state, context)
+        return self.logits(combined), new, alpha
+
+    def logits(self, combined: Tensor) -> Tensor:
+        """Combined vectors (..., E) -> subword logits (..., V)."""
+        out = self.drop(combined)
+        if self.out is not None:
+            return self.out(out)
+        return F.linear(out, self.embed.weight, self.out_bias)
+
+    def advance(self, tokens: Tensor, state: State, context: Context):
+        """One decoder step without the output layer: combined vector (R, E), new state,
+        attention (R, S)."""
         x = self.drop(self.embed(tokens))  # (R, E)
         bahdanau = self.config.attention == "bahdanau"
         if bahdanau:
@@ -175,19 +188,16 @@ class Translator(nn.Module):
         combined = torch.tanh(self.combine(torch.cat([h, ctx], -1)))  # (R, E)
         if not bahdanau:
             new["feed"] = combined
-        out = self.drop(combined)
-        if self.out is not None:
-            return self.out(out), new, alpha
-        return F.linear(out, self.embed.weight, self.out_bias), new, alpha
+        return combined, new, alpha
 
     def forward(self, src: Tensor, lengths: Tensor, tgt: Tensor) -> Tensor:
         """Teacher forcing: tgt (B, T) starts with <s>; logits (B, T-1, V) predict tgt[:, 1:]."""
-        step, state = self.start(src, lengths)
-        logits = []
+        context, state = self.encode(src, lengths)
+        combined = []
         for t in range(tgt.size(1) - 1):
-            out, state, _ = step(tgt[:, t], state)
-            logits.append(out)
-        return torch.stack(logits, 1)
+            out, state, _ = self.advance(tgt[:, t], state, context)
+            combined.append(out)
+        return self.logits(torch.stack(combined, 1))  # one output product for all steps
 
 
 def translation_loss(logits: Tensor, tgt: Tensor, *, label_smoothing: float = 0.0) -> Tensor:
