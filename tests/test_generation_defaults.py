@@ -39,3 +39,17 @@ def test_a_bad_generation_section_names_the_file(tmp_path, bad):
     (out / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match=r"config\.json.*generation"):
         Captioner.from_pretrained(out, device="cpu", backend="torch")
+
+
+def test_label_and_caption_commands_keep_the_models_defaults_unless_a_flag_says(tmp_path):
+    from captioner.cli import infer
+    from captioner.labeling.engine import EngineOptions, LabelEngine
+
+    cap = tiny_captioner()
+    cap.generation_defaults = {"no_repeat_ngram_size": 3}
+    engine = LabelEngine(cap, EngineOptions(backend="torch", beam_size=2))
+    assert (engine.generation.no_repeat_ngram_size, engine.generation.beam_size) == (3, 2)
+    args = infer.build_parser("caption").parse_args(["x.jpg"])
+    assert infer._engine(cap, "caption", args).generation.no_repeat_ngram_size == 3
+    args = infer.build_parser("caption").parse_args(["x.jpg", "--no-repeat-ngram-size", "0"])
+    assert infer._engine(cap, "caption", args).generation.no_repeat_ngram_size == 0

@@ -69,11 +69,9 @@ def _engine(model, command: str, args: argparse.Namespace):
     head = {"caption": model.decoder, "tag": model.recognizer}.get(command, True)
     if head is None:
         raise MissingHeadError(f"model {model.name!r} has no {command} head")
-    from captioner.decoding import GenerationConfig
-
     decoding = options.decoding_kwargs(args) if hasattr(args, "beam_size") else {}
-    try:
-        generation = GenerationConfig(**decoding)
+    try:  # the flags given, over the model's own defaults
+        generation = model.generation_config(**decoding)
     except ValueError as e:  # e.g. --top-p 2
         raise CaptionerError(f"decoding flags: {e}") from None
     return LabelEngine(

@@ -202,8 +202,9 @@ def add_decoding(
         "--no-repeat-ngram-size",
         type=non_negative,
         metavar="N",
-        default=0,
-        help="never repeat an n-gram of this size in a caption; 0 = off (default: 0)",
+        default=None,
+        help="never repeat an n-gram of this size in a caption; 0 = off (default: the "
+        "model's own, e.g. 3 for the bundled photo model)",
     )
     p.add_argument(
         "--temperature",
@@ -231,8 +232,9 @@ def add_decoding(
 
 def decoding_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The decoding flags of `add_decoding` as `GenerationConfig` fields (keyword arguments
-    of `Captioner.caption` and `GenerationConfig`)."""
-    return {name: getattr(args, name) for name in _DECODING if hasattr(args, name)}
+    of `Captioner.caption` and `Captioner.generation_config`); flags left at None (the
+    model's own setting) are left out."""
+    return {n: getattr(args, n) for n in _DECODING if getattr(args, n, None) is not None}
 
 
 _DECODING = (

@@ -119,8 +119,10 @@ class LabelEngine:
         self.device = torch.device(captioner.device)
         self.name = captioner.name
         self.spec = pixel_spec(captioner.encoder)
-        self.generation = captioner.generation_config(
-            o.generation or GenerationConfig(beam_size=o.beam_size, max_length=o.max_length)
+        self.generation = (  # given whole, or the flags over the model's own defaults
+            captioner.generation_config(o.generation)
+            if o.generation
+            else captioner.generation_config(beam_size=o.beam_size, max_length=o.max_length)
         )
         self.max_length = self.generation.max_length
         self.encoder, self.backend = encoder_for_backend(
