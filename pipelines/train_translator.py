@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from captioner.atomic import write_bytes_atomic
 from captioner.checkpoint import write_json_atomic
 from captioner.decoding import GenerationConfig
 from captioner.pipelines.config import opt, run_recipe, to_dict
@@ -34,6 +35,7 @@ from captioner.pipelines.engine import (
     setup,
 )
 from captioner.pipelines.translate_eval import DETOK, evaluate_translator
+from captioner.subwords import FILENAME as SUBWORDS_FILE
 from captioner.subwords import MODEL_TYPES, Subwords
 from captioner.translate import (
     ATTENTIONS,
@@ -130,6 +132,19 @@ def build_model(cfg: TranslateTrainConfig, vocab_size: int) -> Translator:
     ))  # fmt: skip
 
 
+def run_subwords(cfg: TranslateTrainConfig, path: Path, texts: list[str], main: bool) -> Subwords:
+    """The run's subword model: learnt once and kept in the run folder, so `--resume`
+    continues with the very ids the checkpoint was trained on."""
+    if cfg.resume and path.is_file():
+        log.info("resuming with the subwords of %s", path)
+        return Subwords(path.read_bytes(), source=str(path))
+    subwords = Subwords.train(texts, vocab_size=cfg.vocab_size, model_type=cfg.subword_model)
+    if main:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(path, subwords.to_bytes())
+    return subwords
+
+
 def optimizer_groups(model: Translator, cfg: TranslateTrainConfig) -> list[dict]:
     """AdamW groups: every parameter at --lr (the shared `param_groups` would give modules
     named `encoder.` the pretrained-CNN rate --encoder-lr; this RNN encoder learns from
@@ -160,14 +175,12 @@ def train(cfg: TranslateTrainConfig, *, dataset=None) -> dict:
     if cfg.eval_limit:
         val = val.select(range(min(cfg.eval_limit, len(val))))
     sources, targets = list(train_split["source"]), list(train_split["target"])
-    subwords = Subwords.train(
-        sources + targets, vocab_size=cfg.vocab_size, model_type=cfg.subword_model
-    )
+    out = Path(cfg.out)
+    subwords = run_subwords(cfg, out / "run" / SUBWORDS_FILE, sources + targets, dist.is_main)
     data = Pairs(subwords, sources, targets, cfg.max_length)
     model = build_model(cfg, len(subwords))
     log.info("%d training pairs %s->%s, %d subwords, %.1fM parameters", len(data), cfg.src,
              cfg.tgt, len(subwords), sum(p.numel() for p in model.parameters()) / 1e6)  # fmt: skip
-    out = Path(cfg.out)
     name = cfg.name or out.resolve().name
     staged = out / "run" / "best"
     dtype = torch.float16 if cfg.save_dtype == "float16" else None

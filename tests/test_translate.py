@@ -82,6 +82,30 @@ def test_the_recipe_overfits_20_sentence_pairs(trained):
     assert TranslationModel.load(out).translate(EN[:3]) == DE[:3]
 
 
+def test_resume_keeps_the_runs_subwords(corpus, tmp_path, monkeypatch):
+    from captioner.pipelines.train_translator import TranslateTrainConfig, train
+    from captioner.subwords import Subwords
+
+    out = tmp_path / "tr"
+    cfg = TranslateTrainConfig(
+        dataset=f"multi30k:{corpus}", out=str(out), vocab_size=100, embed_dim=16, hidden_dim=16,
+        attention_dim=16, epochs=2, stop_after=1, batch_size=10, threads=1, plot_every=0,
+        device="cpu", test_split="",
+    )  # fmt: skip
+    train(cfg)
+    learnt = (out / "run" / "subwords.model").read_bytes()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a resumed run must not learn new subwords")
+
+    monkeypatch.setattr(Subwords, "train", refuse)
+    cfg.resume, cfg.stop_after = True, 0
+    train(cfg)
+    epochs = [json.loads(x) for x in (out / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in epochs if r["type"] == "epoch"] == [1, 2]
+    assert (out / "subwords.model").read_bytes() == learnt
+
+
 def test_every_translator_parameter_learns_at_lr():
     from captioner.pipelines.train_translator import TranslateTrainConfig, optimizer_groups
 
