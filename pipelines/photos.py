@@ -52,6 +52,10 @@ SCST_ARGS = [
     "--threads", "1",
 ]  # fmt: skip
 QUICK_ARGS = ["--epochs", "1", "--limit", "64", "--eval-limit", "16"]
+# The bundle's decoding defaults, chosen on Flickr8k dev (1,000 images, beam 3, cross-entropy
+# model): trigram blocking +0.002 BLEU-4 / +0.003 CIDEr-D and no "a red shirt and a red
+# shirt"; beam 5 and length penalty 0.5 traded distinct or CIDEr-D for BLEU.
+GENERATION = {"no_repeat_ngram_size": 3}
 
 
 class MissingData(SystemExit):

@@ -170,7 +170,16 @@ def train_captioner(
     return _train_step(f"captioner {cell}/{attention}", main, out, device, [*argv, *args])
 
 
-def assemble(captioner_dir: Path, sentiment_dir: Path, out: Path, name: str = "default") -> Path:
+def assemble(
+    captioner_dir: Path,
+    sentiment_dir: Path,
+    out: Path,
+    name: str = "default",
+    *,
+    generation: dict | None = None,
+) -> Path:
+    """One bundle: the captioner of `captioner_dir`, the ImageNet tagger, the sentiment model
+    of `sentiment_dir`; `generation`: the bundle's own decoding defaults."""
     from captioner.recognition import RecognitionHead
 
     cap = Captioner.from_pretrained(captioner_dir, device="cpu", backend="torch")
@@ -187,6 +196,7 @@ def assemble(captioner_dir: Path, sentiment_dir: Path, out: Path, name: str = "d
         max_length=cap.max_length,
     )
     bundle.training_data = cap.training_data + sent.training_data  # for the model card
+    bundle.generation_defaults = generation
     return bundle.save_pretrained(out, include_encoder=False, dtype=torch.float16)
 
 
@@ -354,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         results.update(scene_rows)
     if flickr8k is not None:
         photo_dir = photos.train(work, flickr8k, args.device, quick=args.quick)
-        out = assemble(photo_dir, sentiment_dir, models / "default", "default")
+        out = assemble(photo_dir, sentiment_dir, models / "default", "default",
+                       generation=photos.GENERATION)  # fmt: skip
         results["flickr8k/test"] = photos.score(out, flickr8k, limit=limit)
         record_scores(out, {"flickr8k/test": results["flickr8k/test"]})
     sentiment_rows = score_sentiment(out, data=data)
