@@ -229,6 +229,10 @@ def test_translate_command(trained, capsys, monkeypatch):
     assert run_command("translate", ["x", "--to", "xx"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("captioner translate: error: unknown language 'xx'") and "\n" not in err
+    missing = str(trained[0].parent / "nope")
+    assert run_command("translate", ["x", "--to", "de", "--translator", missing]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"captioner translate: error: {missing}: not a model directory"
 
 
 def test_eval_reports_both_bleu_scores(trained, corpus, capsys):
