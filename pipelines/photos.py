@@ -41,7 +41,7 @@ XE_ARGS = [
     "--threads", "1",
 ]  # fmt: skip
 SCST_ARGS = [
-    "--epochs", "2",
+    "--epochs", "6",
     "--batch-size", "32",
     "--lr-scst", "5e-5",
     "--scst-samples", "5",
