@@ -240,8 +240,7 @@ class Captioner:
 
         _, parts, tensors = read_parts(directory)
         model = cls(**parts, device=device)
-        stored = {t.dtype for t in tensors.values() if t.is_floating_point()}
-        model.storage_dtype = stored.pop() if len(stored) == 1 else None
+        model.storage_dtype = ckpt.stored_dtype(directory)
         model.training_data = read_training_data(directory)
         return model
 
@@ -256,7 +255,9 @@ class Captioner:
         trained (`trainable_blocks > 0`) or `include_encoder=True`; otherwise they come from
         the encoder's own pretrained weights at load time. `dtype` (e.g. torch.float16)
         stores floating-point weights in that type (default: the type they were loaded from,
-        so a float16 model stays float16); loading casts them back. Also writes the model
+        so a float16 model stays float16); loading casts them back. torch.int8 stores large
+        weight matrices as int8 with one scale per row (`checkpoint.quantize_int8`): half the
+        size of float16. Also writes the model
         card README.md (see `captioner.model_card`)."""
         from captioner.model_dir import pack
 
@@ -265,7 +266,9 @@ class Captioner:
             include_encoder = getattr(enc, "trainable_blocks", 0) > 0 or enc.weights is None
         config, tensors, extra = pack(self, include_encoder=include_encoder)
         dtype = dtype or self.storage_dtype
-        if dtype is not None:
+        if dtype == torch.int8:  # large matrices int8 + row scales, the rest float16
+            tensors = ckpt.quantize_int8(tensors)
+        elif dtype is not None:
             tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
         out = ckpt.save_model_dir(directory, config=config, tensors=tensors, extra_json=extra)
         write_card(out, config, training_data=self.training_data)

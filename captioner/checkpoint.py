@@ -182,7 +182,55 @@ def load_model_dir(directory: str | Path) -> tuple[dict, dict[str, torch.Tensor]
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights}: malformed safetensors file ({e})") from None
-    return config, tensors
+    return config, dequantize_int8(tensors, source=weights)
+
+
+# int8 storage: a large 2-D weight W is stored as int8 Q with one float32 scale per row under
+# INT8_SCALE + its name, W ~= Q * scale[:, None] (symmetric, scale = max |row| / 127). It
+# halves a float16 bundle's decoder; loading turns the weights back into float16.
+INT8_SCALE = "int8_scale."
+INT8_MIN_NUMEL = 1 << 16  # smaller tensors (biases, norms, small matrices) stay float16
+
+
+def quantize_int8(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tensors for int8 storage: large 2-D float weights as int8 + per-row scales, other
+    floating-point tensors as float16, the rest unchanged."""
+    out: dict[str, torch.Tensor] = {}
+    for name, t in tensors.items():
+        if t.is_floating_point() and t.dim() == 2 and t.numel() >= INT8_MIN_NUMEL:
+            scale = t.float().abs().amax(dim=1).clamp(min=1e-12) / 127.0  # (rows,)
+            out[name] = torch.round(t.float() / scale[:, None]).clamp(-127, 127).to(torch.int8)
+            out[INT8_SCALE + name] = scale
+        else:
+            out[name] = t.to(torch.float16) if t.is_floating_point() else t
+    return out
+
+
+def dequantize_int8(tensors: dict[str, torch.Tensor], *, source: Any) -> dict[str, torch.Tensor]:
+    """The inverse of `quantize_int8` (float16 weights); tensors without scales pass."""
+    scales = {k[len(INT8_SCALE) :]: v for k, v in tensors.items() if k.startswith(INT8_SCALE)}
+    if not scales:
+        return tensors
+    out = {k: v for k, v in tensors.items() if not k.startswith(INT8_SCALE)}
+    for name, scale in scales.items():
+        q = out.get(name)
+        if q is None or q.dtype != torch.int8 or q.dim() != 2 or tuple(scale.shape) != q.shape[:1]:
+            raise CheckpointError(f"{source}: {INT8_SCALE}{name} is not the row scale of an "
+                                  f"int8 weight {name!r}")  # fmt: skip
+        out[name] = (q.float() * scale.float()[:, None]).to(torch.float16)
+    return out
+
+
+def stored_dtype(directory: str | Path) -> torch.dtype | None:
+    """How a model directory stores its floating-point weights: torch.int8 (see
+    `quantize_int8`), a single float dtype, or None when mixed."""
+    header = read_safetensors_header(Path(directory), WEIGHTS)
+    if any(k.startswith(INT8_SCALE) for k in header):
+        return torch.int8
+    kinds = {v.get("dtype") for k, v in header.items() if k != "__metadata__"}
+    floats = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32}
+    found = {floats[d] for d in kinds if d in floats}
+    return found.pop() if len(found) == 1 else None
 
 
 def subset(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
