@@ -61,6 +61,11 @@ DATA_TERMS: dict[str, tuple[str, str]] = {
         "GLUE SST-2 (Socher et al. 2013): movie review sentences labelled 0/1",
         "research use; cite Socher et al. 2013",
     ),
+    "sst2": (
+        "GLUE SST-2 (Socher et al. 2013): 67,349 movie review sentences and phrases "
+        "labelled 0/1 (the GLUE TSV files)",
+        "research use; cite Socher et al. 2013",
+    ),
 }
 UNKNOWN_TERMS = "not recorded: check the terms of this data before sharing the model"
 PRETRAINED_TERMS = (
