@@ -43,9 +43,9 @@ XE_ARGS = [
 SCST_ARGS = [
     "--epochs", "6",
     "--batch-size", "32",
-    "--lr-scst", "5e-5",
-    "--scst-samples", "5",
-    "--scst-baseline", "mean",
+    "--lr", "5e-5",
+    "--samples", "5",
+    "--baseline", "mean",
     "--max-length", "20",
     "--eval-limit", "500",
     "--beam-size", "3",
@@ -79,15 +79,15 @@ def find_flickr8k(given: str | Path | None = None) -> Path:
 
 def train(work: Path, flickr8k: Path, device: str, *, quick: bool = False) -> Path:
     """Cross-entropy training, then SCST from its best epoch; returns the SCST model dir."""
+    from captioner.pipelines import train_captioner, train_scst
     from captioner.pipelines.release import _train_step
-    from captioner.pipelines.train_captioner import main
 
     dataset = ["--dataset", f"flickr8k:{flickr8k}", "--name", "default"]
     quick_args = QUICK_ARGS if quick else []
-    xe = _train_step("photos cross-entropy", main, work / "photos-xe", device,
+    xe = _train_step("photos cross-entropy", train_captioner.main, work / "photos-xe", device,
                      [*dataset, *XE_ARGS, *quick_args])  # fmt: skip
-    return _train_step("photos SCST", main, work / "photos-scst", device,
-                       [*dataset, "--scst", "--init", str(xe), *SCST_ARGS, *quick_args])  # fmt: skip
+    return _train_step("photos SCST", train_scst.main, work / "photos-scst", device,
+                       [*dataset, "--init", str(xe), *SCST_ARGS, *quick_args])  # fmt: skip
 
 
 def score(model_dir: Path, flickr8k: Path, *, beam_size: int = 3, limit: int | None = None):

@@ -1,39 +1,25 @@
-"""Self-critical sequence training (Rennie et al. 2017): fine-tune a trained captioner on its
-own CIDEr-D.
-
-    captioner train caption --scst --init models/scenes --dataset scenes --out models/scenes-scst
+"""Self-critical sequence training (Rennie et al. 2017): the reward and the loss that
+fine-tune a trained captioner on its own CIDEr-D (the recipe: `train_scst`).
 
 For each image, K captions are sampled from the model and one is decoded greedily; the reward
 of a sample is its CIDEr-D against the image's references and the greedy caption's CIDEr-D
-is the baseline (`--scst-baseline mean`: the mean reward of the image's other samples
+is the baseline (`--baseline mean`: the mean reward of the image's other samples
 instead), so the policy-gradient loss is
     - (r(sample) - r(greedy)) * sum_t log p(w_t | w_<t, image),
-averaged over the sampled tokens. Dropout is off (samples and their scored log-probabilities
-come from the same policy). The encoder stays frozen; its features are cached.
+averaged over the sampled tokens.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 
-import datasets
 import torch
 from torch import Tensor, nn
 
-from captioner.data.loader import collate_captions
 from captioner.decoding import GenerationConfig, SpecialIds, generate, repeat_rows
-from captioner.pipelines.config import to_dict
-from captioner.pipelines.engine import FitResult, Trainer, barrier, param_groups, setup
-from captioner.pipelines.runstate import broadcast
 from captioner.text import Vocabulary, tokenize
-
-log = logging.getLogger(__name__)
 
 
 class CiderD:
@@ -135,71 +121,3 @@ def scst_loss_fn(
         return loss, {"reward": float(r_sample.mean()), "baseline": float(r_base.mean())}
 
     return loss_fn
-
-
-def train_scst(cfg, *, dataset: datasets.DatasetDict | None = None) -> FitResult:
-    """Fine-tune the model in `cfg.init` with SCST; the best (validation CIDEr-D) goes to
-    `cfg.out`. `cfg` is a `CaptionTrainConfig`; `dataset` overrides `cfg.dataset`."""
-    from captioner.api import Captioner
-    from captioner.pipelines.train_captioner import CaptionModel, export, prepare, validate
-
-    if not cfg.init:
-        raise ValueError("SCST needs --init MODEL_DIR (a model trained with cross-entropy)")
-    cfg = dataclasses.replace(cfg, lr=cfg.lr_scst, trainable_blocks=0)
-    dist = setup(cfg)
-    init = Captioner.from_pretrained(cfg.init, device=dist.device, backend="torch")  # trained
-    if init.decoder is None:
-        raise ValueError(f"{cfg.init}: the model has no caption decoder to fine-tune")
-    out = Path(cfg.out)
-    # An encoder with trained weights is not identified by its cache key: keep its
-    # features inside this run.
-    trained_encoder = getattr(init.encoder, "trainable_blocks", 0) > 0
-    cache_dir = out / "run" / "features" if trained_encoder else None
-    init.encoder.set_trainable_blocks(0)
-    if not dist.is_main:
-        barrier(dist)
-    prep = prepare(cfg, dist.device, dataset, vocab=init.vocab, encoder=init.encoder,
-                   cache_dir=cache_dir)  # fmt: skip
-    if dist.is_main:
-        barrier(dist)
-    decoder = init.decoder
-    decoder.drop.p = 0.0  # the sampled policy and the scored one must be the same
-    model = CaptionModel(decoder)
-    cider = CiderD(prep.train["captions"])
-    start_score = None
-    if dist.is_main and not (cfg.resume and (out / "run" / "checkpoints").is_dir()):
-        start_scores = validate(prep, model, dist.device)  # the model to beat
-        start_score = start_scores[cfg.monitor]
-        log.info("initial model: %s %.4f", cfg.monitor, start_score)
-        export(prep, model, out, dist.device)
-    start_score = broadcast(start_score, dist)  # every rank must agree on early stopping
-    trainer = Trainer(
-        model=model,
-        config=cfg,
-        train_dataset=prep.pairs("sample"),  # one item per image (its grid and index)
-        collate_fn=functools.partial(collate_captions, pad_id=prep.vocab.pad_id),
-        loss_fn=scst_loss_fn(
-            cider,
-            prep.vocab,
-            samples=cfg.scst_samples,
-            max_length=cfg.max_length,
-            baseline=cfg.scst_baseline,
-        ),  # fmt: skip
-        evaluate_fn=lambda m, epoch: validate(prep, m, dist.device),
-        monitor=cfg.monitor,
-        mode="max",
-        on_best=lambda m, scores, epoch: export(prep, m, out, dist.device),
-        run_dir=out / "run",
-        param_groups=param_groups(model, cfg),
-        run_config={"recipe": "caption-scst", **to_dict(cfg)},
-        dist=dist,
-        score_to_beat=start_score,
-    )
-    result = trainer.fit()
-    if result.best_epoch is None:
-        log.info("SCST: no epoch beat the initial model's %s (%s); %s holds the initial model",
-                 cfg.monitor, result.best_score, out)  # fmt: skip
-    else:
-        log.info("SCST best %s %.4f at epoch %d; model in %s", cfg.monitor,
-                 result.best_score, result.best_epoch, out)  # fmt: skip
-    return result

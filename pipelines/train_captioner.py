@@ -9,7 +9,7 @@ and cached, and only the decoder trains. With K > 0 the last K encoder blocks tr
 on images at `--encoder-lr`. Every epoch the validation split is captioned by real greedy /
 beam decoding and scored (CIDEr-D by default); the best model is written to `--out` as a
 model directory (`Captioner.from_pretrained(OUT)`), run files to `OUT/run/`.
-`--scst --init DIR` fine-tunes a trained model with self-critical sequence training.
+Self-critical fine-tuning of a trained model is its own recipe: `captioner train scst`.
 """
 
 from __future__ import annotations
@@ -45,12 +45,26 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class CaptionTrainConfig(TrainConfig):
+class CaptionRunConfig(TrainConfig):
+    """Settings both caption recipes (cross-entropy and SCST) share: data, validation, export."""
+
     dataset: str = opt("", "caption dataset spec, e.g. scenes, tuxpaint", required=True)
     out: str = opt("", "output model directory (run files go to OUT/run/)", required=True)
+    trainable_blocks: int = opt(0, "train the encoder's last K blocks (0 = frozen, cached)")
+    max_length: int = opt(20, "longest caption in words (training and decoding)")
+    limit: int | None = opt(None, "use only the first N training images")
+    eval_limit: int | None = opt(500, "validate on the first N validation images")
+    val_split: str = opt("validation", "split used for validation / model selection")
+    beam_size: int = opt(3, "validation decoding beam (1 = greedy)")
+    monitor: str = opt("CIDEr-D", "validation score that selects the best model")
+    feature_batch_size: int = opt(64, "batch size of feature extraction / validation")
+    name: str = opt("", "model name stored in config.json (default: OUT's folder name)")
+
+
+@dataclass
+class CaptionTrainConfig(CaptionRunConfig):
     encoder: str = opt("efficientnet_lite0", "CNN encoder name")
     encoder_weights: str | None = opt("default", "encoder weights: default | none | file")
-    trainable_blocks: int = opt(0, "train the encoder's last K blocks (0 = frozen, cached)")
     cell: str = opt("lstm", "recurrent cell", choices=("lstm", "gru", "rnn"))
     attention: str = opt("soft", "attention over the image grid", choices=("soft", "none"))
     embed_dim: int = opt(256, "word embedding size")
@@ -61,19 +75,6 @@ class CaptionTrainConfig(TrainConfig):
     label_smoothing: float = opt(0.0, "label smoothing of the word loss")
     min_count: int = opt(1, "keep words seen at least this often in train captions")
     max_vocab: int | None = opt(None, "keep at most this many words")
-    max_length: int = opt(20, "longest caption in words (training and decoding)")
-    limit: int | None = opt(None, "use only the first N training images")
-    eval_limit: int | None = opt(500, "validate on the first N validation images")
-    val_split: str = opt("validation", "split used for validation / model selection")
-    beam_size: int = opt(3, "validation decoding beam (1 = greedy)")
-    monitor: str = opt("CIDEr-D", "validation score that selects the best model")
-    feature_batch_size: int = opt(64, "batch size of feature extraction / validation")
-    name: str = opt("", "model name stored in config.json (default: OUT's folder name)")
-    scst: bool = opt(False, "self-critical fine-tuning (needs --init)")
-    init: str | None = opt(None, "model directory to start from (required with --scst)")
-    scst_samples: int = opt(5, "SCST: sampled captions per image")
-    lr_scst: float = opt(5e-5, "SCST learning rate")
-    scst_baseline: str = opt("greedy", "SCST reward baseline", choices=("greedy", "mean"))
 
 
 class CaptionModel(nn.Module):
@@ -98,7 +99,7 @@ class CaptionModel(nn.Module):
 class Prepared:
     """Everything a caption trainer (cross-entropy or SCST) needs, built once."""
 
-    config: CaptionTrainConfig
+    config: CaptionRunConfig
     dsd: datasets.DatasetDict
     train: datasets.Dataset
     val: datasets.Dataset
@@ -122,7 +123,7 @@ class Prepared:
 
 
 def prepare(
-    cfg: CaptionTrainConfig,
+    cfg: CaptionRunConfig,
     device: torch.device,
     dsd: datasets.DatasetDict | None = None,
     *,
@@ -131,7 +132,8 @@ def prepare(
     cache_dir: Path | None = None,
 ) -> Prepared:
     """Load the dataset, build (or take) the vocabulary and the encoder, cache features.
-    In a process group call it on rank 0 first (it writes the feature cache)."""
+    The vocabulary and encoder are built from a `CaptionTrainConfig`'s settings when not
+    given. In a process group call it on rank 0 first (it writes the feature cache)."""
     from captioner.encoders import build_encoder
 
     dsd = dsd if dsd is not None else cdata.load_caption_dataset(cfg.dataset)
@@ -210,11 +212,7 @@ def caption_loss_fn(cfg: CaptionTrainConfig, pad_id: int):
 
 
 def train(cfg: CaptionTrainConfig, *, dataset: datasets.DatasetDict | None = None) -> FitResult:
-    """Train (or, with `cfg.scst`, fine-tune) a captioner; `dataset` overrides `cfg.dataset`."""
-    if cfg.scst:
-        from captioner.pipelines.scst import train_scst
-
-        return train_scst(cfg, dataset=dataset)
+    """Train a captioner with cross-entropy; `dataset` overrides `cfg.dataset`."""
     dist = setup(cfg)
     if not dist.is_main:
         barrier(dist)  # rank 0 computes and caches the features first, the others read them
@@ -256,7 +254,6 @@ def main(argv: list[str] | None = None) -> int:
         argv,
         prog="captioner train caption",
         description=__doc__.split("\n\n")[0],
-        check=lambda cfg: "--scst needs --init MODEL_DIR" if cfg.scst and not cfg.init else None,
     )
 
 

@@ -144,17 +144,43 @@ def test_end_to_end_training_moves_only_the_unfrozen_encoder_blocks(tmp_path, mo
 def test_scst_fine_tunes_and_writes_a_model(trained, tmp_path, monkeypatch):
     monkeypatch.setenv("CAPTIONER_CACHE", str(trained.parent / "cache"))
     out = tmp_path / "scst"
-    argv = ["caption", "--scst", "--init", str(trained), "--dataset", SPEC, "--out", str(out),
-            "--epochs", "2", "--batch-size", "8", "--lr-scst", "0.005", "--scst-samples", "3",
-            *TINY]  # fmt: skip
+    tiny = ["--device", "cpu", "--beam-size", "2", "--plot-every", "0", "--max-length", "12"]
+    argv = ["scst", "--init", str(trained), "--dataset", SPEC, "--out", str(out),
+            "--epochs", "2", "--batch-size", "8", "--lr", "0.005", "--samples", "3", *tiny]  # fmt: skip
     assert train_cli.main(argv) == 0
     steps = [r for r in runstate.read_metrics(out / "run/metrics.jsonl") if r["type"] == "step"]
     assert len(steps) == 4 and all("reward" in r and "baseline" in r for r in steps)
     assert all(r["reward"] >= 0 and r["grad_norm"] > 0 for r in steps)
     model = Captioner.from_pretrained(out, device="cpu")
     assert model.vocab.itos == Captioner.from_pretrained(trained, device="cpu").vocab.itos
-    assert json.loads((out / "run/config.json").read_text())["recipe"] == "caption-scst"
-    assert train_cli.main(["caption", "--scst", "--dataset", SPEC, "--out", str(out)]) == 2
+    run_config = json.loads((out / "run/config.json").read_text())
+    assert run_config["recipe"] == "caption-scst" and run_config["train"]["lr"] == 0.005
+
+
+def test_scst_recipe_settings(tmp_path, capsys):
+    """SCST has its own flags: --init is required, --lr defaults to 5e-5 (never replaced
+    silently), a trainable encoder is refused with one line, and the caption recipe has no
+    --scst any more."""
+    from captioner.pipelines import train_scst
+
+    base = ["--dataset", SPEC, "--out", str(tmp_path / "out")]
+    cfg = parse_config(train_scst.ScstTrainConfig, [*base, "--init", "m"])
+    assert cfg.lr == 5e-5 and cfg.trainable_blocks == 0 and cfg.baseline == "greedy"
+    assert (
+        parse_config(train_scst.ScstTrainConfig, [*base, "--init", "m", "--lr", "1e-3"]).lr == 1e-3
+    )
+    with pytest.raises(SystemExit):
+        train_scst.main(base)  # no --init
+    assert "--init is required" in capsys.readouterr().err
+    assert train_scst.main([*base, "--init", "m", "--trainable-blocks", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--trainable-blocks 2: SCST keeps the encoder frozen" in err[0]
+    assert train_scst.main([*base, "--init", "m", "--baseline", "mean", "--samples", "1"]) == 2
+    assert "--samples 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tc.main([*base, "--scst", "--init", "m"])
+    assert "unrecognized arguments: --scst --init" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_cider_d_reward_matches_pycocoevalcap():
@@ -232,7 +258,6 @@ def test_scst_policy_never_samples_unk_or_ends_on_a_dangling_word(monkeypatch):
     "argv, message",
     [
         (["--dataset", "flickr8k:{tmp}/missing"], "no Flickr8k.token.txt"),
-        (["--dataset", "scenes", "--scst"], "--scst needs --init"),
     ],
 )
 def test_bad_settings_exit_2_with_one_line(tmp_path, capsys, argv, message):

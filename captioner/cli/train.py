@@ -1,6 +1,7 @@
 """`captioner train RECIPE ...`: dispatch to a training recipe.
 
-    captioner train caption    --dataset scenes --out models/scenes [--scst --init DIR]
+    captioner train caption    --dataset scenes --out models/scenes
+    captioner train scst       --init models/scenes --dataset scenes --out models/scenes-scst
     captioner train recognizer --dataset ... --out ...
     captioner train sentiment  --dataset uci-sentiment --out ...
     captioner train translate  --dataset multi30k:DIR --src en --tgt de --out ...
@@ -22,6 +23,11 @@ RECIPES: dict[str, tuple[str, str, str]] = {
         "captioner.pipelines.train_captioner",
         "CaptionTrainConfig",
         "CNN encoder + RNN decoder captioner",
+    ),
+    "scst": (
+        "captioner.pipelines.train_scst",
+        "ScstTrainConfig",
+        "self-critical (CIDEr-D) fine-tuning of a trained captioner",
     ),
     "recognizer": (
         "captioner.pipelines.train_recognizer",
