@@ -35,10 +35,10 @@ from captioner.pipelines.engine import (
     Trainer,
     barrier,
     param_groups,
-    publish_model_dir,
     setup,
 )
 from captioner.pipelines.evaluate import caption_scores, decode_grids
+from captioner.pipelines.selection import export_model
 from captioner.text import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -189,17 +189,11 @@ def validate(prep: Prepared, model: CaptionModel, device: torch.device) -> dict[
 
 def export(prep: Prepared, model: CaptionModel, out: Path, device: torch.device) -> None:
     """Write the model as a directory into `out` (beside `out/run/`)."""
-    from captioner.api import Captioner
-
     cfg = prep.config
     encoder = model.encoder if model.encoder is not None else prep.encoder
-    was = model.training
-    cap = Captioner(encoder=encoder, decoder=model.decoder, vocab=prep.vocab, device=device,
-                    name=cfg.name or out.resolve().name, max_length=cfg.max_length)  # fmt: skip
-    cap.training_data = [cfg.dataset]  # for the model card
-    staged = cap.save_pretrained(out / "run" / "best")
-    publish_model_dir(staged, out)
-    model.train(was)
+    export_model(model, out / "run" / "best", out, data=cfg.dataset, encoder=encoder,
+                 decoder=model.decoder, vocab=prep.vocab, device=device,
+                 name=cfg.name or out.resolve().name, max_length=cfg.max_length)  # fmt: skip
 
 
 def caption_loss_fn(cfg: CaptionTrainConfig, pad_id: int):

@@ -44,10 +44,10 @@ from captioner.pipelines.engine import (
     Trainer,
     barrier,
     param_groups,
-    publish_model_dir,
     setup,
 )
 from captioner.pipelines.recognizer_data import label_set, load_labelled, targets
+from captioner.pipelines.selection import export_model, selection_score
 from captioner.recognition import RecognitionConfig, RecognitionHead
 
 log = logging.getLogger(__name__)
@@ -104,22 +104,6 @@ def scores_of(cfg: RecognizerTrainConfig, logits: Tensor, y: Tensor) -> dict[str
             "loss": float(loss_of(cfg, logits, y))}  # fmt: skip
 
 
-def selection_score(score: float, loss: float) -> float:
-    """`score` with ties broken by the lower loss (a term below one example's worth of
-    accuracy on validation sets up to 100,000 images)."""
-    return score - 1e-7 * min(loss, 10.0)
-
-
-def export(head: RecognitionHead, encoder, directory: Path, *, name: str) -> Path:
-    from captioner.api import Captioner
-
-    was, device = head.training, next(head.parameters()).device
-    cap = Captioner(encoder=encoder, recognizer=head, device=device, name=name)
-    path = cap.save_pretrained(directory)
-    head.train(was)
-    return path
-
-
 def train(cfg: RecognizerTrainConfig, *, dataset: datasets.DatasetDict | None = None) -> dict:
     """Train and export a recognition head; returns the final scores (also in run/)."""
     from captioner.data.features import compute_features
@@ -171,7 +155,7 @@ def train(cfg: RecognizerTrainConfig, *, dataset: datasets.DatasetDict | None = 
         return {**scores, "selection": selection_score(scores[monitor], scores["loss"])}
 
     def on_best(m: nn.Module, scores: dict[str, float], epoch: int) -> None:
-        publish_model_dir(export(m, encoder, out / "run" / "best", name=name), out)
+        export_model(m, out / "run" / "best", out, encoder=encoder, recognizer=m, name=name)
 
     trainer = Trainer(
         model=head,

@@ -44,9 +44,9 @@ from captioner.pipelines.engine import (
     TrainConfig,
     Trainer,
     param_groups,
-    publish_model_dir,
     setup,
 )
+from captioner.pipelines.selection import export_model, selection_score
 from captioner.pipelines.sentiment_data import (
     EncodedTexts,
     collate,
@@ -143,33 +143,15 @@ def sentiment_loss_fn(cfg: SentimentTrainConfig, unk_id: int):
     return loss_fn
 
 
-def selection_score(score: float, loss: float) -> float:
-    """`score` (accuracy, F1) with ties broken by the lower loss: the loss term (at most 1e-6)
-    is below one example's worth of accuracy on validation sets up to 100,000 examples."""
-    return score - 1e-7 * min(loss, 10.0)
-
-
 def export(
-    model: SentimentModel, vocab: Vocabulary, directory: Path, *, name: str, data: str = ""
+    model: SentimentModel, vocab: Vocabulary, directory: Path, out: Path, *, name: str, data: str
 ) -> Path:
-    """A model directory with the sentiment part only. Its config names the default
-    pretrained EfficientNet-Lite0 as the image encoder (by reference: the encoder is neither
-    built here nor written), so `Captioner.from_pretrained` can load the directory."""
-    from captioner.api import Captioner
-
-    was, device = model.training, next(model.parameters()).device
-    # (the facade puts its modules on `device` in eval mode: keep the model where it trains)
-    cap = Captioner(
-        encoder=_EncoderReference(),
-        sentiment=model,
-        sentiment_vocab=vocab,
-        device=device,
-        name=name,
-    )
-    cap.training_data = [data] if data else []  # for the model card
-    path = cap.save_pretrained(directory)
-    model.train(was)
-    return path
+    """A model directory with the sentiment part only, in `directory` and copied into `out`.
+    Its config names the default pretrained EfficientNet-Lite0 as the image encoder (by
+    reference: the encoder is neither built here nor written), so
+    `Captioner.from_pretrained` can load the directory."""
+    return export_model(model, directory, out, data=data, encoder=_EncoderReference(),
+                        sentiment=model, sentiment_vocab=vocab, name=name)  # fmt: skip
 
 
 class _EncoderReference(torch.nn.Module):
@@ -248,7 +230,7 @@ def train(cfg: SentimentTrainConfig, *, dataset=None) -> dict:
         return {**scores, "selection": selection_score(scores["accuracy"], scores["loss"])}
 
     def on_best(m: nn.Module, scores: dict[str, float], epoch: int) -> None:
-        publish_model_dir(export(m, vocab, staged, name=name, data=cfg.dataset), out)
+        export(m, vocab, staged, out, name=name, data=cfg.dataset)
 
     trainer = Trainer(
         model=model,
@@ -331,8 +313,7 @@ def finish(
         text: {names[k]: round(float(p), 4) for k, p in enumerate(row)}
         for text, row in zip(NEUTRAL_PROBES, probs)
     }
-    final = export(model, vocab, out / "run" / "final", name=name, data=cfg.dataset)
-    publish_model_dir(final, out)
+    export(model, vocab, out / "run" / "final", out, name=name, data=cfg.dataset)
     write_json_atomic(out / "run" / "test_metrics.json", report)
     log.info("sentiment model in %s: %s", out, report)
     return report
