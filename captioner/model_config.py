@@ -17,6 +17,7 @@ a newer captioner is refused with what to do about it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -121,7 +122,7 @@ class CaptionerConfig:
             )
         if not isinstance(data.get("encoder"), dict):
             raise CheckpointError(f"{source}: 'encoder' must be an object")
-        subs = {"encoder": _build(EncoderSpec, data["encoder"], f"{source}: encoder")}
+        subs = {"encoder": build_subconfig(EncoderSpec, data["encoder"], f"{source}: encoder")}
         for key, kind in cls.SUBCONFIGS.items():
             sub = data.get(key)
             if sub is None:
@@ -132,7 +133,7 @@ class CaptionerConfig:
                 if labels is None:
                     raise CheckpointError(f"{source}: a recognition head needs labels.json")
                 sub = {**sub, "labels": labels}
-            subs[key] = _build(kind, sub, f"{source}: {key}")
+            subs[key] = build_subconfig(kind, sub, f"{source}: {key}")
         name = data.get("name", "custom")
         max_length = data.get("max_length", 20)
         if not isinstance(max_length, int) or max_length < 1:
@@ -157,13 +158,29 @@ def _generation(data: Any, source: str) -> dict[str, Any] | None:
     return dict(data)
 
 
-def _build(kind: type, data: dict, where: str) -> Any:
-    names = {f.name for f in dataclasses.fields(kind)}
-    unknown = sorted(set(data) - names)
+def build_subconfig(
+    kind: type,
+    data: Any,
+    where: str,
+    *,
+    check_value: Callable[[str, str, Any, Any], None] | None = None,
+    **extra: Any,
+) -> Any:
+    """`kind(**data, **extra)` for one section of `config.json`, or a `CheckpointError` that
+    starts with `where` (the file and section): not an object, unknown keys, or a value
+    `kind` refuses. `check_value(where, key, value, annotation)` may check each value first
+    (`captioner.modelcheck` checks types and ranges before anything is built)."""
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{where}: expected an object, got {type(data).__name__}")
+    fields = {f.name: f.type for f in dataclasses.fields(kind)}
+    unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise CheckpointError(f"{where}: unknown keys {unknown}; expected {sorted(names)}")
+        raise CheckpointError(f"{where}: unknown keys {unknown}; expected {sorted(fields)}")
+    if check_value is not None:
+        for key, value in data.items():
+            check_value(where, key, value, fields[key])
     try:
-        return kind(**data)
+        return kind(**data, **extra)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{where}: {e}") from None
 

@@ -12,7 +12,7 @@ path made absolute (a relative path means "in the model directory", never the cu
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import math
 import os
 from collections.abc import Callable
@@ -48,22 +48,6 @@ def _check_value(where: str, key: str, value: Any, annotation: str) -> None:
         lo, hi = 0.0, 0.999
     if not (math.isfinite(value) and lo <= value <= hi):
         raise CheckpointError(f"{where}: {key} = {value!r} is out of range [{lo}, {hi}]")
-
-
-def _typed(where: str, cls: type, data: Any, **extra: Any) -> Any:
-    """`cls(**data)` after checking each value against the dataclass field's annotation."""
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{where}: expected an object, got {type(data).__name__}")
-    fields = {f.name: f.type for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise CheckpointError(f"{where}: unknown key(s) {unknown}")
-    for key, value in data.items():
-        _check_value(where, key, value, fields[key])
-    try:
-        return cls(**data, **extra)
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{where}: {e}") from None
 
 
 def _check_shapes(
@@ -129,11 +113,31 @@ def _encoder_weights(directory: Path, enc: dict) -> dict:
     return {**enc, "weights": str(path.resolve())}
 
 
+def _heads() -> dict[str, tuple[type, str | None]]:
+    """Each head's section of config.json -> (its module class, its vocabulary file)."""
+    from captioner.decoders import CaptionDecoder
+    from captioner.recognition import RecognitionHead
+    from captioner.sentiment import SentimentModel
+    from captioner.translate import Translator
+
+    return {
+        "decoder": (CaptionDecoder, "vocab.json"),
+        "recognition": (RecognitionHead, None),
+        "sentiment": (SentimentModel, "sentiment_vocab.json"),
+        "translator": (Translator, None),
+    }
+
+
+def _labels(directory: Path) -> list[str]:
+    labels = read_json(directory, "labels.json")
+    if not isinstance(labels, list) or not all(isinstance(s, str) for s in labels):
+        raise CheckpointError(f"{directory / 'labels.json'}: expected a list of strings")
+    return labels
+
+
 def check_model_dir(directory: str | Path, config: dict, header: dict) -> dict:
     """See the module docstring."""
-    from captioner.decoders import CaptionDecoder, DecoderConfig
-    from captioner.recognition import RecognitionConfig, RecognitionHead
-    from captioner.sentiment import SentimentConfig, SentimentModel
+    from captioner.model_config import CaptionerConfig, build_subconfig
 
     directory = Path(directory)
     where, weights = str(directory / CONFIG), directory / WEIGHTS
@@ -143,25 +147,15 @@ def check_model_dir(directory: str | Path, config: dict, header: dict) -> dict:
     if not isinstance(enc, dict) or not isinstance(enc.get("name"), str):
         raise CheckpointError(f"{where}: 'encoder' must be an object with a 'name'")
     config = {**config, "encoder": _encoder_weights(directory, enc)}
-    if config.get("decoder"):
-        dec = _typed(f"{where} (decoder)", DecoderConfig, config["decoder"])
-        _check_shapes(weights, header, "decoder", lambda: CaptionDecoder(dec))
-        _vocab_size(directory, "vocab.json", dec.vocab_size)
-    if config.get("recognition"):
-        labels = read_json(directory, "labels.json")
-        if not isinstance(labels, list) or not all(isinstance(s, str) for s in labels):
-            raise CheckpointError(f"{directory / 'labels.json'}: expected a list of strings")
-        rec = _typed(
-            f"{where} (recognition)", RecognitionConfig, config["recognition"], labels=labels
-        )
-        _check_shapes(weights, header, "recognition", lambda: RecognitionHead(rec))
-    if config.get("sentiment"):
-        sent = _typed(f"{where} (sentiment)", SentimentConfig, config["sentiment"])
-        _check_shapes(weights, header, "sentiment", lambda: SentimentModel(sent))
-        _vocab_size(directory, "sentiment_vocab.json", sent.vocab_size)
-    if config.get("translator"):
-        from captioner.translate import Translator, TranslatorConfig
-
-        tr = _typed(f"{where} (translator)", TranslatorConfig, config["translator"])
-        _check_shapes(weights, header, "translator", lambda: Translator(tr))
+    heads = _heads()
+    for key, kind in CaptionerConfig.SUBCONFIGS.items():  # the schema's heads, in its order
+        if not config.get(key):
+            continue
+        extra = {"labels": _labels(directory)} if key == "recognition" else {}
+        sub = build_subconfig(kind, config[key], f"{where} ({key})", check_value=_check_value,
+                              **extra)  # fmt: skip
+        module, vocab_file = heads[key]
+        _check_shapes(weights, header, key, functools.partial(module, sub))
+        if vocab_file:
+            _vocab_size(directory, vocab_file, sub.vocab_size)
     return config

@@ -113,3 +113,24 @@ def test_an_old_directory_with_the_encoders_imagenet_classifier_still_loads(save
     """Older saves kept the encoder's ImageNet classifier beside its body: it is ignored."""
     old = damaged(saved, tmp_path, lambda t: t.update({"encoder.classifier.weight": t["decoder.out.bias"].clone()}))  # fmt: skip
     assert Captioner.from_pretrained(old, device="cpu", backend="torch").decoder is not None
+
+
+@pytest.mark.parametrize(
+    "section, change, message",
+    [
+        ("decoder", {"hiden_dim": 3}, r"config\.json \(decoder\): unknown keys \['hiden_dim'\]"),
+        ("decoder", {"hidden_dim": "48"}, r"config\.json \(decoder\): hidden_dim must be int"),
+        ("recognition", {"dropout": 2.0}, r"config\.json \(recognition\): dropout = 2\.0 is out of range"),
+        ("decoder", {"cell": "xlstm"}, r"config\.json \(decoder\): cell must be"),
+    ],
+)  # fmt: skip
+def test_a_bad_head_section_is_refused_before_loading_naming_the_file(saved, tmp_path, section,
+                                                                      change, message):  # fmt: skip
+    """The pre-load check builds each head's config with the schema's own sub-configs."""
+    bad = damaged(saved, tmp_path, lambda t: None)
+    config = json.loads((bad / "config.json").read_text())
+    config[section].update(change)
+    (bad / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=message) as info:
+        Captioner.from_pretrained(bad, device="cpu", backend="torch")
+    assert str(bad / "config.json") in str(info.value)
