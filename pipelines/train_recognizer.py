@@ -28,6 +28,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import datasets
 import numpy as np
@@ -40,6 +41,7 @@ from captioner.checkpoint import write_json_atomic
 from captioner.data.common import DataError
 from captioner.pipelines.config import opt, run_recipe, to_dict
 from captioner.pipelines.engine import (
+    DistInfo,
     TrainConfig,
     Trainer,
     barrier,
@@ -104,17 +106,14 @@ def scores_of(cfg: RecognizerTrainConfig, logits: Tensor, y: Tensor) -> dict[str
             "loss": float(loss_of(cfg, logits, y))}  # fmt: skip
 
 
-def train(cfg: RecognizerTrainConfig, *, dataset: datasets.DatasetDict | None = None) -> dict:
-    """Train and export a recognition head; returns the final scores (also in run/)."""
+def prepare(
+    cfg: RecognizerTrainConfig, dsd: datasets.DatasetDict, dist: DistInfo
+) -> tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor]]:
+    """Check and subset the splits, build the encoder, compute (or read the cached) pooled
+    features: (encoder, labels, {split: (n, C) features}, {split: targets})."""
     from captioner.data.features import compute_features
     from captioner.encoders import build_encoder
 
-    dist = setup(cfg)
-    dsd = (
-        dataset
-        if dataset is not None
-        else load_labelled(cfg.dataset, label_column=cfg.label_column, seed=cfg.seed_split)
-    )
     for split in ("train", "validation"):
         if split not in dsd or len(dsd[split]) == 0:
             raise DataError(f"dataset {cfg.dataset!r} has no (or an empty) {split!r} split")
@@ -139,6 +138,18 @@ def train(cfg: RecognizerTrainConfig, *, dataset: datasets.DatasetDict | None = 
     y = {s: targets(dsd[s]["labels"], labels, multi_label=cfg.multi_label) for s in splits}
     log.info("%s labels %s; %s images", "multi" if cfg.multi_label else "single",
              labels[:10], {s: len(v) for s, v in x.items()})  # fmt: skip
+    return encoder, labels, x, y
+
+
+def train(cfg: RecognizerTrainConfig, *, dataset: datasets.DatasetDict | None = None) -> dict:
+    """Train and export a recognition head; returns the final scores (also in run/)."""
+    dist = setup(cfg)
+    dsd = (
+        dataset
+        if dataset is not None
+        else load_labelled(cfg.dataset, label_column=cfg.label_column, seed=cfg.seed_split)
+    )
+    encoder, labels, x, y = prepare(cfg, dsd, dist)
     head = RecognitionHead(RecognitionConfig(
         in_dim=encoder.out_channels, labels=labels, multi_label=cfg.multi_label,
         dropout=cfg.dropout, hidden_dim=cfg.hidden_dim,
