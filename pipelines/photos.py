@@ -41,9 +41,9 @@ XE_ARGS = [
     "--threads", "1",
 ]  # fmt: skip
 SCST_ARGS = [
-    "--epochs", "6",
+    "--epochs", "4",
     "--batch-size", "32",
-    "--lr", "5e-5",
+    "--lr", "1e-5",  # 5e-5 lost 0.04 dev CIDEr-D in its first epoch (captions shorter)
     "--samples", "5",
     "--baseline", "mean",
     "--max-length", "20",
