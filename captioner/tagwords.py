@@ -52,3 +52,21 @@ def _forms(word: str) -> set[str]:
     if word.endswith("y"):
         forms.add(word[:-1] + "ies")
     return forms
+
+
+def drop_mentions(dsd, words: list[str]):
+    """`dsd` (a caption DatasetDict) without the *training* images any of whose captions
+    names one of `words`: the held-out-object setting of novel-object captioning (the
+    validation and test splits keep them, so a model can be scored on objects it never saw
+    in a caption)."""
+    import logging
+
+    train = dsd["train"]
+    kept = train.filter(
+        lambda caps: not any(mentions(c, words) for c in caps), input_columns="captions"
+    )
+    logging.getLogger(__name__).info(
+        "held out %s: %d of %d training images dropped", words, len(train) - len(kept), len(train)
+    )
+    dsd["train"] = kept
+    return dsd

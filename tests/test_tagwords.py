@@ -41,3 +41,35 @@ def test_the_table_covers_every_class_in_order_with_its_own_words_first():
 )
 def test_mentions_matches_whole_words_phrases_and_plurals(caption, words, expected):
     assert tagwords.mentions(caption, words) is expected
+
+
+def test_holdout_drops_training_images_that_name_the_words_and_keeps_the_rest(
+    tmp_path, monkeypatch
+):
+    from PIL import Image
+
+    from captioner.data import load_caption_dataset
+
+    monkeypatch.setenv("CAPTIONER_CACHE", str(tmp_path / "cache"))
+    images = tmp_path / "Images"
+    images.mkdir()
+    captions = {
+        "a.jpg": "a horse runs in a field",
+        "b.jpg": "two men ride bikes",
+        "c.jpg": "a dog catches a ball",
+        "d.jpg": "a horse jumps a fence",
+    }
+    lines = []
+    for name, caption in captions.items():
+        Image.new("RGB", (8, 6), "red").save(images / name)
+        lines += [f"{name}#{k}\t{caption} ." for k in range(2)]
+    (tmp_path / "Flickr8k.token.txt").write_text("\n".join(lines) + "\n")
+    for split, names in [("train", "a.jpg b.jpg c.jpg"), ("dev", "d.jpg"), ("test", "")]:
+        (tmp_path / f"Flickr_8k.{split}Images.txt").write_text(names.replace(" ", "\n") + "\n")
+    full = load_caption_dataset(f"flickr8k:{tmp_path}")
+    held = load_caption_dataset(f"flickr8k:{tmp_path}?holdout=horse,bicycle,bike")
+    assert full["train"]["image_id"] == ["a.jpg", "b.jpg", "c.jpg"]
+    assert held["train"]["image_id"] == ["c.jpg"]  # plural "bikes" counts as "bike"
+    assert held["validation"]["image_id"] == ["d.jpg"]  # scored on the held-out word later
+    kw = load_caption_dataset(f"flickr8k:{tmp_path}", holdout="dog")
+    assert kw["train"]["image_id"] == ["a.jpg", "b.jpg"]

@@ -34,6 +34,10 @@ hub's sentiment corpora (`SENTIMENT_HUB_DATASETS`, e.g. hf:stanfordnlp/sst2) and
 copy whose features have `text` and `label` but no `image`, caption otherwise; the option
 `?kind=caption|sentiment` overrides the guess for any spec.
 
+`?holdout=WORD,WORD` (any caption spec, or `holdout=` as a keyword): the training split loses
+every image one of whose captions names a word (plurals count), as novel-object captioning
+holds objects out; validation and test keep them (`captioner.tagwords.drop_mentions`).
+
 Options are keyword arguments of the loader (in a single spec, keyword arguments given to
 the function win over those in the string; in a combined spec, a part's own `?options` win
 and must be ones that part takes), e.g. `hf:nlphuji/flickr30k?columns=captions:caption&seed=1`,
@@ -283,6 +287,17 @@ def load_caption_dataset(spec: str, **options):
     """A caption corpus named by `spec` -> DatasetDict(train/validation/test[, test_novel])
     with `image`, `captions`, `image_id` (see the module docstring for the grammar)."""
     parts = parse_spec(spec, kinds=CAPTION_KINDS)
+    holdout = [options.pop("holdout", None), *(p.options.pop("holdout", None) for p in parts)]
+    words = [w.strip() for h in holdout if h for w in str(h).split(",") if w.strip()]
+    dsd = _load_caption_parts(spec, parts, options)
+    if words:  # ?holdout=horse,bike: train without the images whose captions name them
+        from captioner.tagwords import drop_mentions
+
+        dsd = drop_mentions(dsd, words)
+    return dsd
+
+
+def _load_caption_parts(spec: str, parts: list[Spec], options: dict):
     if len(parts) == 1:
         p = parts[0]
         return _call(p.kind, _caption_loader(p.kind), p.args, {**p.options, **options}, strict=True)
