@@ -238,7 +238,7 @@ class Captioner:
     def _load_dir(cls, directory: Path, *, device=None) -> Captioner:
         from captioner.model_dir import read_parts
 
-        _, parts, tensors = read_parts(directory)
+        _, parts, _ = read_parts(directory)
         model = cls(**parts, device=device)
         model.storage_dtype = ckpt.stored_dtype(directory)
         model.training_data = read_training_data(directory)

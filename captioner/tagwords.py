@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from pathlib import Path
 
 from captioner.text import tokenize
 
 TABLE = Path(__file__).parent / "data" / "imagenet_words.json"
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -59,13 +61,11 @@ def drop_mentions(dsd, words: list[str]):
     names one of `words`: the held-out-object setting of novel-object captioning (the
     validation and test splits keep them, so a model can be scored on objects it never saw
     in a caption)."""
-    import logging
-
     train = dsd["train"]
     kept = train.filter(
         lambda caps: not any(mentions(c, words) for c in caps), input_columns="captions"
     )
-    logging.getLogger(__name__).info(
+    log.info(
         "held out %s: %d of %d training images dropped", words, len(train) - len(kept), len(train)
     )
     dsd["train"] = kept
