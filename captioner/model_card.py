@@ -66,6 +66,12 @@ DATA_TERMS: dict[str, tuple[str, str]] = {
         "labelled 0/1 (the GLUE TSV files)",
         "research use; cite Socher et al. 2013",
     ),
+    "multi30k": (
+        "Multi30k task 1 (Elliott et al. 2016): 29,000 Flickr30k English captions with "
+        "German, French and Czech translations",
+        "research use; cite Elliott et al. 2016 (the captions come from Flickr30k, "
+        "research use only)",
+    ),
 }
 UNKNOWN_TERMS = "not recorded: check the terms of this data before sharing the model"
 PRETRAINED_TERMS = (
@@ -73,6 +79,35 @@ PRETRAINED_TERMS = (
     "research and education only"
 )
 
+IMAGE_INTRO = (
+    "A `captioner` model: a CNN encoder with recurrent heads. Load it with "
+    "`Captioner.from_pretrained(...)` (a local directory or a hub id, optionally "
+    "`revision=`) and run `.describe(images)`, or `captioner label FOLDER --model ...`. "
+    "The training data keeps its own terms, which may limit what the weights can be used "
+    "for (below)."
+)
+TRANSLATOR_INTRO = (
+    "A `captioner` caption translator (a many-to-many RNN): it puts English photo captions "
+    "into another language. Use it with `captioner translate TEXT --to LANG --translator DIR`, "
+    "`captioner label FOLDER --lang LANG`, or `Captioner.caption(images, lang=LANG)`. The "
+    "training data keeps its own terms, which may limit what the weights can be used for "
+    "(below)."
+)
+TRANSLATOR_SCORES = (
+    "BLEU with sacrebleu: `BLEU tok` on the lower-cased, tokenised test files behind the "
+    "published Multi30k scores; `BLEU detok` on the output as written (13a tokenizer, cased)."
+)
+TRANSLATOR_USE = (
+    "Translating short descriptive English captions of everyday photos (the Flickr30k world: "
+    "people, animals, sports, streets) for photo libraries and alt-text drafts in other "
+    "languages. Read the translations before relying on them."
+)
+TRANSLATOR_LIMITS = (
+    "Trained on 29,000 caption pairs only: long, rare or non-descriptive sentences (names, "
+    "dialogue, technical text) come out wrong or with words missing, and it can translate "
+    "confidently and badly. Gendered forms follow the training captions' biases. Not a "
+    "general-purpose translator."
+)
 INTENDED_USE = (
     "Describing and tagging images offline (captions, tags, the sentiment of the caption) for "
     "search, sorting and alt-text drafts, and teaching how CNN + RNN captioners work. Read the "
@@ -161,6 +196,16 @@ def read_training_data(directory: str | Path) -> list[str]:
 
 
 def _architecture(config: Mapping[str, Any]) -> list[str]:
+    tr = config.get("translator")
+    if tr:
+        return [
+            f"- Translator {str(tr.get('src_lang', '?')).upper()}->"
+            f"{str(tr.get('tgt_lang', '?')).upper()}: bidirectional "
+            f"{str(tr.get('encoder_cell', '?')).upper()} encoder, "
+            f"{str(tr.get('decoder_cell', '?')).upper()} decoder with "
+            f"{tr.get('attention', '?')} attention, hidden {tr.get('hidden_dim')}, "
+            f"{tr.get('vocab_size')} SentencePiece subwords shared by both languages"
+        ]
     enc = config.get("encoder") or {}
     lines = [f"- Encoder: `{enc.get('name', '?')}` (weights `{enc.get('weights')}`)"]
     dec = config.get("decoder")
@@ -216,26 +261,18 @@ def render_card(
     from huggingface_hub import ModelCardData
 
     data = split_specs(training_data)
-    tags = ["image-captioning", "image-to-text", "rnn"]
-    dec = config.get("decoder") or {}
-    tags += [
-        t for t in (dec.get("cell"), "attention" if dec.get("attention") == "soft" else None) if t
-    ]
+    kind = _kind(config)
     meta = ModelCardData(
         library_name="captioner",
         license="mit",
-        pipeline_tag="image-to-text" if dec else "image-classification",
-        tags=tags,
+        pipeline_tag=kind["pipeline"],
+        tags=kind["tags"],
         training_data=data,
     ).to_yaml()
     name = config.get("name", "captioner model")
     lines = [f"---\n{meta}\n---", MARKER, "", f"# {name}", ""]
     lines += [
-        "A `captioner` model: a CNN encoder with recurrent heads. Load it with "
-        "`Captioner.from_pretrained(...)` (a local directory or a hub id, optionally "
-        "`revision=`) and run `.describe(images)`, or `captioner label FOLDER --model ...`. "
-        "The training data keeps its own terms, which may limit what the weights can be used "
-        "for (below).",
+        kind["intro"],
         "",
         "## Model",
         "",
@@ -262,11 +299,27 @@ def render_card(
     lines += ["", "## Scores", ""]
     if scores:
         lines += _score_table(scores)
-        lines += ["", "COCO caption metrics (CIDEr-D on pycocoevalcap's x10 scale)."]
+        lines += ["", kind["scores"]]
     else:
         lines.append(f"None recorded (no `{SCORES}` in the model directory when this was written).")
-    lines += ["", "## Intended use", "", INTENDED_USE, "", "## Limits", "", LIMITS, ""]
+    lines += ["", "## Intended use", "", kind["use"], "", "## Limits", "", kind["limits"], ""]
     return "\n".join(lines)
+
+
+def _kind(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What differs between the card of an image model and that of a caption translator."""
+    if config.get("translator"):
+        return {"pipeline": "translation", "tags": ["translation", "rnn", "attention"],
+                "intro": TRANSLATOR_INTRO, "scores": TRANSLATOR_SCORES,
+                "use": TRANSLATOR_USE, "limits": TRANSLATOR_LIMITS}  # fmt: skip
+    dec = config.get("decoder") or {}
+    tags = ["image-captioning", "image-to-text", "rnn"]
+    tags += [
+        t for t in (dec.get("cell"), "attention" if dec.get("attention") == "soft" else None) if t
+    ]
+    return {"pipeline": "image-to-text" if dec else "image-classification", "tags": tags,
+            "intro": IMAGE_INTRO, "scores": "COCO caption metrics (CIDEr-D on pycocoevalcap's "
+            "x10 scale).", "use": INTENDED_USE, "limits": LIMITS}  # fmt: skip
 
 
 def write_card(

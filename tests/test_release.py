@@ -112,3 +112,13 @@ def test_flickr8k_is_found_in_the_given_folder(tmp_path):
 def test_quick_release_refuses_to_overwrite_the_bundled_models(tmp_path):
     with pytest.raises(SystemExit):
         release.main(["--quick", "--work", str(tmp_path / "work"), "--only", "scenes"])
+
+
+def test_translator_release_without_multi30k_says_what_is_missing_first(tmp_path, monkeypatch):
+    from captioner.pipelines import translators
+
+    monkeypatch.setattr(translators, "train", lambda *a, **k: pytest.fail("trained without data"))
+    argv = ["--work", str(tmp_path / "work"), "--models", str(tmp_path / "models"),
+            "--data", str(tmp_path), "--only", "translators"]  # fmt: skip
+    with pytest.raises(SystemExit, match=r"Multi30k not found .*--multi30k DIR"):
+        release.main(argv)
