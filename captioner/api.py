@@ -49,6 +49,8 @@ def _as_list(images: Any) -> list:
 
 
 SCORE_DIGITS = 4  # scores in records (JSON, CSV, XMP, the demo's table) keep 4 decimals
+IMAGENET_CLASSES = 1000  # the tagger whose classes captioner.tagwords knows
+NAMING_TOP_K = 10  # tagger classes object naming looks at
 
 
 @dataclass
@@ -475,9 +477,12 @@ class Captioner:
         captions: list[str | None] = [None] * n
         maps: list[Any] = [None] * n
         if heads.caption:
+            config = self.generation_config(generation)
             step, state = (decoder or self.decoder).start(grid, pooled)
-            dec = generate(step, state, self.special_ids, self.generation_config(generation))
+            dec = generate(step, state, self.special_ids, config)
             captions = [self.vocab.decode(t) for t in dec.tokens]
+            if config.name_objects:
+                captions = self._name_objects(captions, pooled)
             if attention:
                 maps = [_attention_maps(t, a, self.vocab) for t, a in zip(dec.tokens, dec.alphas)]
         tag_lists: list[Any] = [None] * n
@@ -490,6 +495,19 @@ class Captioner:
 
         translated = translations_of(self, captions, lang)
         return [Description(*row) for row in zip(captions, tag_lists, moods, maps, translated)]
+
+    def _name_objects(self, captions: list[str], pooled: Tensor) -> list[str]:
+        """Captions with unseen object words swapped for the ImageNet tagger's confident
+        objects (`GenerationConfig.name_objects`); unchanged without an ImageNet tagger."""
+        from captioner.tagwords import name_objects
+
+        if self.recognizer is None or len(self.recognizer.config.labels) != IMAGENET_CLASSES:
+            return captions
+        values, indices = self.recognizer.probabilities(pooled).topk(NAMING_TOP_K, dim=-1)
+        return [
+            " ".join(name_objects(c.split(" "), list(zip(i.tolist(), v.tolist()))))
+            for c, v, i in zip(captions, values, indices)
+        ]
 
 
 def _attention_maps(tokens: list[int], alphas: Tensor | None, vocab: Vocabulary):

@@ -48,6 +48,10 @@ class GenerationConfig:
         avoid_dangling: refuse `<end>` right after a dangling word ("a", "the", "of", ...,
             `captioner.text.DANGLING_WORDS`) and trim them off a caption cut at
             max_length. Needs the ids in `SpecialIds.dangling`.
+        name_objects: after the search, swap caption object words the model's ImageNet
+            tagger does not see for the object it is confident about ("a man rides a
+            motorcycle" -> "a man rides a bicycle"; `captioner.tagwords.name_objects`).
+            Needs a model with the ImageNet-1k tagger; others ignore it.
     """
 
     method: str = "beam"
@@ -60,6 +64,7 @@ class GenerationConfig:
     seed: int | None = None
     no_repeat_ngram_size: int = 0
     avoid_dangling: bool = True
+    name_objects: bool = False
 
     def __post_init__(self) -> None:
         checks = {
@@ -89,6 +94,8 @@ class GenerationConfig:
             out.update(beam_size=self.beam_size, length_penalty=self.length_penalty)
         if self.search == "sample":
             out.update(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
+        if self.name_objects:
+            out["name_objects"] = True
         return out
 
 

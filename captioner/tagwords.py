@@ -70,3 +70,100 @@ def drop_mentions(dsd, words: list[str]):
     )
     dsd["train"] = kept
     return dsd
+
+
+# Object naming (issue 10 part B): the decoder's own object words act as placeholders. A
+# caption word that names an ImageNet thing ("dog", "motorcycle", "shirt") but that the tagger
+# does not see is replaced by the thing the tagger is confident about and the caption does
+# not name yet ("a man rides a motorcycle" + tag "mountain bike 0.8" -> "a man rides a
+# bicycle"), so captions name objects no training caption mentioned. Words that captions
+# mostly use in another sense ("orange" the colour, "stand", "top") and words for people
+# (ImageNet's few person classes) never swap.
+NOT_OBJECTS = frozenset(
+    "orange area watch light piece fly string case work pick fan shade cover carrier stage "
+    "sign bar glass screen monitor mouse crane pitcher disk tank ridge valley cliff shore "
+    "mountain pool hay muzzle ear stand top head ride arm course game surface round landing "
+    "bank medium can figure patch display board rail beam chest cover mat gear wear store "
+    "home house building shop market restaurant paper wood cloth chain string match".split()
+)
+PEOPLE_MARKERS = ("person", "individual")
+
+
+@functools.cache
+def _naming_index() -> tuple[dict[str, frozenset[int]], dict[str, frozenset[str]]]:
+    """(object word -> the classes it names, object word -> the words above it in those
+    classes' hypernym chains)."""
+    classes: dict[str, set[int]] = {}
+    above: dict[str, set[str]] = {}
+    for i, entry in enumerate(_table()):
+        chain = entry["words"]
+        if any(m in chain for m in PEOPLE_MARKERS):
+            continue
+        for k, word in enumerate(chain):
+            if " " in word or word in NOT_OBJECTS:
+                continue
+            classes.setdefault(word, set()).add(i)
+            above.setdefault(word, set()).update(chain[k + 1 :])
+        above.setdefault(entry["name"], set()).update(chain[1:])
+    return ({w: frozenset(c) for w, c in classes.items()},
+            {w: frozenset(a) for w, a in above.items()})  # fmt: skip
+
+
+def object_word(word: str) -> str | None:
+    """The object word a caption token stands for ("bikes" -> "bike"), else None."""
+    classes = _naming_index()[0]
+    for form in (word, *_singulars(word)):
+        if form in classes:
+            return form
+    return None
+
+
+def _singulars(word: str) -> list[str]:
+    out = [word[:-1]] if word.endswith("s") else []
+    if word.endswith("es"):
+        out.append(word[:-2])
+    if word.endswith("ies"):
+        out.append(word[:-3] + "y")
+    return out
+
+
+def _plural(word: str) -> str:
+    if word.endswith(("s", "x", "ch", "sh")):
+        return word + "es"
+    return word[:-1] + "ies" if word.endswith("y") and word[-2:-1] not in "aeiou" else word + "s"
+
+
+def name_objects(
+    words: list[str],
+    class_probs: list[tuple[int, float]],
+    *,
+    min_score: float = 0.3,
+    max_support: float = 0.02,
+    same_kind: bool = True,
+) -> list[str]:
+    """`words` of a caption with unseen object words swapped for confident tags.
+
+    class_probs: (ImageNet class index, probability) of the tagger's top classes.
+    min_score: a tag name (its classes' probabilities summed) names the image from here.
+    max_support: a caption object word whose classes sum to less than this is unseen.
+    same_kind: swap only words that share a WordNet hypernym with the tag (dog -> cheetah,
+        motorcycle -> bicycle, shirt -> hat; never dog -> coffee).
+    """
+    classes, above = _naming_index()
+    scores: dict[str, float] = {}
+    for index, p in class_probs:
+        scores[tag_name(index)] = scores.get(tag_name(index), 0.0) + p
+    lowered = " ".join(words).lower()
+    candidates = [n for n, s in sorted(scores.items(), key=lambda kv: -kv[1])
+                  if s >= min_score and n not in NOT_OBJECTS and not mentions(lowered, n)]  # fmt: skip
+    probs = dict(class_probs)
+    out = list(words)
+    for i, word in enumerate(words):
+        obj = object_word(word.lower()) if candidates else None
+        if obj is None or sum(probs.get(c, 0.0) for c in classes[obj]) >= max_support:
+            continue
+        kin = [t for t in candidates if not same_kind or above.get(t, set()) & above[obj]]
+        if kin:
+            candidates.remove(kin[0])
+            out[i] = _plural(kin[0]) if obj != word.lower() else kin[0]
+    return out

@@ -73,3 +73,68 @@ def test_holdout_drops_training_images_that_name_the_words_and_keeps_the_rest(
     assert held["validation"]["image_id"] == ["d.jpg"]  # scored on the held-out word later
     kw = load_caption_dataset(f"flickr8k:{tmp_path}", holdout="dog")
     assert kw["train"]["image_id"] == ["a.jpg", "b.jpg"]
+
+
+# --- object naming (issue 10 part B) -------------------------------------------------------
+MOUNTAIN_BIKE, CHEETAH, ESPRESSO, COWBOY_HAT, GOLDEN_RETRIEVER, TENNIS_BALL = (
+    671, 293, 967, 515, 207, 852)  # fmt: skip
+
+
+def _named(caption: str, tags, **kw) -> str:
+    return " ".join(tagwords.name_objects(caption.split(), tags, **kw))
+
+
+def test_an_unseen_object_word_becomes_the_confident_tag_of_its_kind():
+    assert _named("a man rides a motorcycle", [(MOUNTAIN_BIKE, 0.8)]) == "a man rides a bicycle"
+    assert _named("a dog runs in the water", [(CHEETAH, 0.7)]) == "a cheetah runs in the water"
+    assert _named("a man in a red shirt", [(COWBOY_HAT, 0.6)]) == "a man in a red hat"
+    assert _named("two dogs play", [(CHEETAH, 0.9)]) == "two cheetahs play"  # plural kept
+
+
+def test_naming_keeps_what_the_tagger_supports_and_what_is_unrelated():
+    # the tagger sees the dog too: nothing to swap, the ball has no slot of its kind
+    tags = [(GOLDEN_RETRIEVER, 0.5), (TENNIS_BALL, 0.4)]
+    assert _named("a dog runs on the grass", tags) == "a dog runs on the grass"
+    # coffee is no kin of a dog: no "a coffee runs"; without the kin rule it swaps
+    assert _named("a dog runs", [(ESPRESSO, 0.9)]) == "a dog runs"
+    assert _named("a dog runs", [(ESPRESSO, 0.9)], same_kind=False) == "a coffee runs"
+    # unsure tags, words for people and words used in other senses never swap
+    assert _named("a man rides a motorcycle", [(MOUNTAIN_BIKE, 0.2)]) == "a man rides a motorcycle"
+    assert _named("a person in an orange shirt", [(ESPRESSO, 0.9)], same_kind=False) == (
+        "a person in an orange coffee"
+    )
+    # a tag the caption already names is not used again
+    assert _named("a bicycle and a motorcycle", [(MOUNTAIN_BIKE, 0.9)]) == (
+        "a bicycle and a motorcycle"
+    )
+
+
+def test_each_confident_tag_fills_one_slot():
+    tags = [(CHEETAH, 0.6), (MOUNTAIN_BIKE, 0.35)]
+    got = _named("a dog chases a dog near a motorcycle", tags)
+    assert got == "a cheetah chases a dog near a bicycle"
+
+
+def test_the_api_names_objects_when_asked_and_only_with_an_imagenet_tagger(monkeypatch):
+    import torch
+
+    from captioner.recognition import RecognitionConfig, RecognitionHead
+    from tests.tests_support import tiny_captioner
+
+    model = tiny_captioner(sentiment=False)
+    monkeypatch.setattr(model.vocab, "decode", lambda ids: "a man rides a motorcycle")
+    image = torch.zeros(3, 64, 64)
+    assert model.caption(image, name_objects=True) == ["a man rides a motorcycle"]  # no tagger
+
+    labels = [f"class {i}" for i in range(1000)]
+    head = RecognitionHead(RecognitionConfig(in_dim=model.encoder.out_channels, labels=labels))
+    torch.nn.init.zeros_(head.net[-1].weight)
+    with torch.no_grad():
+        head.net[-1].bias.zero_()
+        head.net[-1].bias[MOUNTAIN_BIKE] = 10.0  # the tagger is sure: a mountain bike
+    model.recognizer = head
+    assert model.caption(image) == ["a man rides a motorcycle"]  # off unless asked
+    assert model.caption(image, name_objects=True) == ["a man rides a bicycle"]
+    model.generation_defaults = {"name_objects": True}  # a model's own default (config.json)
+    assert model.describe(image, tags=1)[0].caption == "a man rides a bicycle"
+    assert model.caption(image, name_objects=False) == ["a man rides a motorcycle"]

@@ -168,7 +168,8 @@ def add_decoding(
     p: argparse.ArgumentParser | Any, *, sampling: bool = True, beam_size: int = 3
 ) -> None:
     """--beam-size and --max-length; with `sampling`, also --method, --length-penalty,
-    --no-repeat-ngram-size, --temperature, --top-p and --seed (`GenerationConfig` fields)."""
+    --no-repeat-ngram-size, --name-objects, --temperature, --top-p and --seed
+    (`GenerationConfig` fields)."""
     p.add_argument(
         "--beam-size",
         type=positive,
@@ -207,6 +208,13 @@ def add_decoding(
         "model's own, e.g. 3 for the bundled photo model)",
     )
     p.add_argument(
+        "--name-objects",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="swap caption object words the tagger does not see for the object it is "
+        "confident about (default: the model's own)",
+    )
+    p.add_argument(
         "--temperature",
         type=_positive_float,
         metavar="T",
@@ -239,7 +247,7 @@ def decoding_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 _DECODING = (
     "beam_size", "max_length", "method", "length_penalty", "no_repeat_ngram_size",
-    "temperature", "top_p", "seed",
+    "name_objects", "temperature", "top_p", "seed",
 )  # fmt: skip
 
 
