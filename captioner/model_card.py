@@ -246,8 +246,8 @@ def _score_table(scores: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}"
+    if isinstance(value, float):  # BLEU on sacrebleu's 0-100 scale keeps 2 decimals
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
     return "-" if value is None else str(value)
 
 
@@ -291,7 +291,7 @@ def render_card(
             "that data's terms, before sharing it."
         )
     enc = config.get("encoder") or {}
-    if enc.get("weights"):
+    if enc.get("weights") and not config.get("translator"):  # a translator has no image encoder
         lines.append(
             f"- The encoder `{enc.get('name')}` starts from pretrained weights "
             f"(`{enc.get('weights')}`) learnt on {PRETRAINED_TERMS}."

@@ -32,7 +32,11 @@ LANGUAGES = {"en": "English", "de": "German", "fr": "French", "cs": "Czech"}  # 
 SOURCE = "en"  # captions are written in English
 BUNDLED_DIR = Path(__file__).parent / "models"  # = captioner.api.BUNDLED_DIR (no api import)
 MAX_SUBWORDS_BYTES = 16 * 1024 * 1024
-DEFAULT_GENERATION = GenerationConfig(beam_size=4, length_penalty=1.0, avoid_dangling=False)
+# Chosen on Multi30k val (first 500 sentences, EN->DE bundle): raw log-probability ranking and
+# trigram blocking gave BLEU 31.3 against 30.3 for length penalty 1.0 without blocking.
+DEFAULT_GENERATION = GenerationConfig(
+    beam_size=4, length_penalty=0.0, no_repeat_ngram_size=3, avoid_dangling=False
+)
 
 
 class UnknownLanguageError(CaptionerError, ValueError):

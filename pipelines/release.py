@@ -360,8 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     if multi30k is not None:
         for tgt in translators.TARGETS:
             run_out = translators.train(work, multi30k, tgt, args.device, quick=args.quick)
-            translators.bundle(run_out, models / f"translate-en-{tgt}")
-            results[f"multi30k en-{tgt}/test_2016_flickr"] = translators.test_row(run_out)
+            row = translators.bundle(run_out, models / f"translate-en-{tgt}", multi30k)
+            results[f"multi30k en-{tgt}/test_2016_flickr"] = row
         if args.only == "translators":
             print(markdown(results, None, keys=["BLEU tok", "BLEU detok"]))
             return 0

@@ -14,6 +14,7 @@ curves; run files go to `OUT/run/`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ from captioner.translate import (
     TranslatorConfig,
     translation_loss,
 )
-from captioner.translation import TranslationModel
+from captioner.translation import DEFAULT_GENERATION, TranslationModel
 
 log = logging.getLogger(__name__)
 LANGS = ("en", "de", "fr", "cs")
@@ -228,7 +229,7 @@ def finish(cfg: TranslateTrainConfig, dsd, out: Path, *, best_epoch) -> dict:
         model = TranslationModel.load(out)
         (spec,) = parse_spec(cfg.dataset, kinds=("multi30k",))
         refs = tokenised_references(spec.args[0], cfg.test_split, cfg.tgt) if spec.args else None
-        generation = GenerationConfig(beam_size=cfg.beam_size, avoid_dangling=False)
+        generation = dataclasses.replace(DEFAULT_GENERATION, beam_size=cfg.beam_size)
         report["test"] = evaluate_translator(
             model, test, tokenised_references=refs, generation=generation
         )

@@ -318,19 +318,21 @@ def test_real_multi30k_layout():
     assert len(refs) == 1000 and refs[0] == refs[0].lower()
 
 
-def test_release_bundles_a_trained_translator_with_its_scores_and_card(trained, tmp_path):
+def test_release_bundles_a_trained_translator_with_its_scores_and_card(trained, corpus, tmp_path):
     from captioner.pipelines import translators
 
     out, report = trained
-    bundled = translators.bundle(out, tmp_path / "translate-en-de")
+    row = translators.bundle(out, tmp_path / "translate-en-de", corpus)
+    bundled = tmp_path / "translate-en-de"
     assert sorted(p.name for p in bundled.iterdir()) == [
         "README.md", "config.json", "model.safetensors", "scores.json", "subwords.model"
     ]  # fmt: skip
     assert TranslationModel.load(bundled).translate(EN[:3]) == TranslationModel.load(
         out
     ).translate(EN[:3])
-    row = json.loads((bundled / "scores.json").read_text())["multi30k/test_2016_flickr"]
+    assert row == json.loads((bundled / "scores.json").read_text())["multi30k/test_2016_flickr"]
     assert row["n"] == 20 and row["BLEU detok"] == report["test"]["scores"]["BLEU detok"]
+    assert row["BLEU tok"] > 50  # the 20 pairs it learnt by heart
     card = (bundled / "README.md").read_text()
     assert "pipeline_tag: translation" in card and "Multi30k task 1" in card
     assert "Translator EN->DE: bidirectional GRU encoder" in card and "| BLEU tok |" in card
