@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from captioner.cpus import plan_cores
 from captioner.decoders import quantize_decoder
 from captioner.decoding import GenerationConfig
 from captioner.onnx_backend import encoder_for_backend
@@ -99,10 +100,10 @@ class EngineOptions:
     generation: GenerationConfig | None = None
     int8_decoder: bool = False  # CPU only: dynamic int8 decoder (faster, captions may differ)
     onnx_cache: str | None = None  # None: ~/.cache/captioner/onnx
-    threads: int | None = None  # ONNX Runtime intra-op threads (None: torch's)
-    # PyTorch threads for beam search and heads; None: 1 on CPU. Their many small ops lose
-    # to thread synchronisation: on this 2-core machine, 1 thread decoded 60 images/s and 2
-    # threads 5.5 while the image decoders (or anything else) used a core.
+    threads: int | None = None  # ONNX Runtime intra-op threads (None: `plan_cores`)
+    # PyTorch threads for beam search and heads; None: `plan_cores` (1 below 8 cores). Their
+    # many small ops lose to thread synchronisation: on a 2-core machine, 1 thread decoded
+    # 60 images/s and 2 threads 5.5 while the image decoders (or anything else) used a core.
     decoder_threads: int | None = None
     lang: str = "en"  # also translate captions into this language (records keep both)
     translator: str | None = None  # translator directory for `lang` (None: bundled)
@@ -128,7 +129,10 @@ class LabelEngine:
         self.encoder, self.backend = encoder_for_backend(
             captioner.encoder, o.backend, self.device, cache_dir=o.onnx_cache, threads=o.threads
         )
-        self.decoder_threads = o.decoder_threads or (1 if self.device.type == "cpu" else None)
+        plan = plan_cores(device=self.device.type)
+        self.decoder_threads = o.decoder_threads or (
+            plan.decoder_threads if self.device.type == "cpu" else None
+        )
         self.channels_last = self.backend == "torch" and self.device.type == "cpu"
         if self.channels_last:
             self.encoder = self.encoder.to(memory_format=torch.channels_last)

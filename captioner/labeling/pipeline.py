@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from captioner.cpus import plan_cores
 from captioner.imageio import MAX_PIXELS
 from captioner.labeling.engine import LabelEngine
 from captioner.labeling.exports import remove_stale_temp_files, write_csv, write_metadata
@@ -90,20 +91,6 @@ class LabelSummary:
     @property
     def rate(self) -> float:
         return (self.labelled + self.failed) / self.seconds if self.seconds > 0 else 0.0
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
-def default_workers(todo: int, batch_size: int) -> int:
-    """Decoding processes: none for a single batch, else one per spare core (1 to 4)."""
-    if todo <= batch_size:
-        return 0  # one batch: starting a process costs more than it saves
-    return max(1, min(4, usable_cpus() - 1))
 
 
 class _Journals:
@@ -197,7 +184,10 @@ def _label_locked(
             summary.previously_failed,
             "" if o.retry_failed else " (--retry-failed tries them again)",
         )
-    workers = o.workers if o.workers is not None else default_workers(todo, o.batch_size)
+    if o.workers is not None:
+        workers = o.workers
+    else:
+        workers = plan_cores(todo=todo, batch_size=o.batch_size, device=engine.device.type).workers
     bar = progress_bar(total=todo, desc="labeling", unit="img", enabled=o.progress)
     try:
         if todo:
