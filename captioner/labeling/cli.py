@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 from captioner.cli import options as flags
 from captioner.imageio import MAX_PIXELS
+from captioner.labeling.distributed import add_scale_out, merge_command
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,17 @@ outputs:
 Formats combine: --format csv,metadata,xmp. Images are only ever read.
 
 Run the same command again to resume: images already labelled are skipped.
+
+many machines: each process labels one shard of the sorted listing into its own journal
+(labels.shard-K-of-N.jsonl beside the outputs), resumably; the outputs above are written
+once, by one merge, when every shard is finished:
+  captioner label DIR --shard K/N  on N machines (K = 0..N-1): the run that finishes and
+                                   finds every shard done merges; `captioner label DIR
+                                   --merge` merges explicitly (refused while a shard is
+                                   unfinished)
+  torchrun --nnodes M --nproc-per-node G -m captioner.labeling DIR ...: rank r labels shard
+                                   r of M*G; after a barrier rank 0 merges
+Shards must be run with the same folders, model and settings (others are refused).
 exit codes: 0 all labelled, 3 some files failed, 2 usage error, 130 interrupted."""
 
 
@@ -151,6 +163,7 @@ def build_parser(command: str = "label") -> argparse.ArgumentParser:
         action="store_true",
         help="try files that failed in an earlier run again (default: off)",
     )
+    add_scale_out(p)
     return p
 
 
@@ -184,6 +197,7 @@ def _print_summary(summary) -> None:
         )
         + f", {summary.seconds:.1f} s{rate}"
     ]
+    lines += [f"  {why}" for why in summary.waiting]
     if summary.interrupted:
         lines.append("interrupted: finished images are saved; run the same command to resume")
     for err in summary.errors[:5]:
@@ -231,6 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help, or a usage error (already printed)
         return int(e.code or 0)
     flags.configure_logging(args)
+    return run(args)
+
+
+def run(args: argparse.Namespace, *, merge_after: bool = True) -> int:
+    """`captioner label` with parsed arguments; `merge_after=False`: a shard run leaves the
+    merge to another process (torchrun's rank 0)."""
     for folder in args.folders:
         if not os.path.isdir(folder):
             what = "is not a folder" if os.path.exists(folder) else "no such folder"
@@ -268,10 +288,14 @@ def main(argv: list[str] | None = None) -> int:
             max_pixels=args.max_pixels,
             progress=progress,
             wait=args.wait,
+            shard=args.shard,
+            merge=merge_after,
         )
     except ValueError as e:
         print(f"captioner label: error: {e}", file=sys.stderr)
         return 2
+    if args.merge:
+        return merge_command(args, scan, formats)
     engine = _engine(args)
     if engine is None:
         return 2

@@ -151,6 +151,19 @@ class LabelEngine:
             self.device,
         )
 
+    def settings(self) -> dict[str, Any]:
+        """What decides this engine's rows (the runtime and batch size only change them
+        within rounding, so they are left out)."""
+        o = self.options
+        return {
+            "model": self.name,
+            "generation": dataclasses.asdict(self.generation),
+            "top_k": o.top_k,
+            "min_tag_score": o.min_tag_score,
+            "lang": o.lang,
+            "int8_decoder": o.int8_decoder,
+        }
+
     @property
     def available_heads(self) -> dict[str, bool]:
         from captioner.api import Heads

@@ -27,17 +27,22 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from captioner.imageio import MAX_PIXELS, ImageLoadError, open_image
 from captioner.labeling.engine import PixelSpec
 from captioner.labeling.scan import ScanOptions, iter_files
+from captioner.labeling.shards import Shard
 
 Key = tuple[str, str]
 
 
 def iter_todo(
-    folders: Sequence[str], scan: ScanOptions, skip: frozenset[Key] | set[Key]
+    folders: Sequence[str],
+    scan: ScanOptions,
+    skip: frozenset[Key] | set[Key],
+    select: Shard | None = None,
 ) -> Iterator[tuple[int, str]]:
-    """(folder index, relative path) of every candidate file not in `skip`."""
+    """(folder index, relative path) of every candidate file not in `skip` (and, with
+    `select`, in that shard)."""
     for fi, folder in enumerate(folders):
         for rel in iter_files(folder, scan):
-            if (folder, rel) not in skip:
+            if (folder, rel) not in skip and (select is None or select.owns(fi, rel)):
                 yield fi, rel
 
 
@@ -113,12 +118,13 @@ class FolderBatches(IterableDataset):
         spec: PixelSpec,
         batch_size: int,
         max_pixels: int = MAX_PIXELS,
+        select: Shard | None = None,
     ):
-        self.folders, self.scan, self.skip = list(folders), scan, skip
+        self.folders, self.scan, self.skip, self.select = list(folders), scan, skip, select
         self.spec, self.batch_size, self.max_pixels = spec, batch_size, max_pixels
 
     def chunks(self) -> Iterator[list[tuple[int, str]]]:
-        todo = iter_todo(self.folders, self.scan, self.skip)
+        todo = iter_todo(self.folders, self.scan, self.skip, self.select)
         while chunk := list(itertools.islice(todo, self.batch_size)):
             yield chunk
 

@@ -7,6 +7,8 @@ labelled are skipped), appends each batch durably, and at the end regenerates th
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import time
@@ -20,18 +22,19 @@ from typing import Any
 from captioner.cpus import plan_cores
 from captioner.imageio import MAX_PIXELS
 from captioner.labeling.engine import LabelEngine
-from captioner.labeling.exports import remove_stale_temp_files, write_csv, write_metadata
+from captioner.labeling.exports import remove_stale_temp_files
+from captioner.labeling.journals import Journals, export
 from captioner.labeling.loader import FolderBatches, Key, iter_todo, make_loader
 from captioner.labeling.lock import JournalLock
+from captioner.labeling.merge import merge_labels
 from captioner.labeling.scan import ScanOptions
-from captioner.labeling.writers import LabelStore
-from captioner.labeling.xmp import NAMINGS, write_sidecars
+from captioner.labeling.shards import Shard, check_shards, write_settings
+from captioner.labeling.xmp import NAMINGS
 from captioner.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("jsonl", "csv", "metadata", "xmp")
-JOURNAL_NAME = "labels.jsonl"
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 3, 130
 
 
@@ -52,6 +55,8 @@ class LabelOptions:
     max_pixels: int = MAX_PIXELS
     progress: bool = False
     wait: bool = False  # wait for another run holding a journal instead of stopping
+    shard: Shard | None = None  # label only this shard, into its own journal
+    merge: bool = True  # after a shard: merge when every shard is finished
 
     def __post_init__(self) -> None:
         unknown = set(self.formats) - set(FORMATS)
@@ -81,6 +86,7 @@ class LabelSummary:
     interrupted: bool = False
     outputs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # the first few error messages
+    waiting: list[str] = field(default_factory=list)  # a shard run: why nothing was merged
 
     @property
     def exit_code(self) -> int:
@@ -93,48 +99,6 @@ class LabelSummary:
         return (self.labelled + self.failed) / self.seconds if self.seconds > 0 else 0.0
 
 
-class _Journals:
-    """The JSONL store(s) of a run and which folder writes to which."""
-
-    def __init__(self, folders: list[str], out: str | os.PathLike | None):
-        if out is not None:
-            one = LabelStore(Path(out), folder_override=folders[0] if len(folders) == 1 else None)
-            self.stores = [one]
-            self.of_folder = {f: one for f in folders}
-            self.folders_of = {id(one): folders}
-        else:
-            self.stores = [LabelStore(Path(f) / JOURNAL_NAME, folder_override=f) for f in folders]
-            self.of_folder = dict(zip(folders, self.stores))
-            self.folders_of = {id(s): [f] for f, s in zip(folders, self.stores)}
-        self.dirty: set[int] = set()  # stores that need compaction
-        self.models: set[str] = set()  # model names in the journals
-
-    def load(self, overwrite: bool) -> dict[Key, bool]:
-        done: dict[Key, bool] = {}
-        for store in self.stores:
-            d, stats = store.load()  # raises JournalError for a file that is not ours
-            if overwrite and store.path.exists():
-                store.path.unlink()
-                d, stats = store.load()
-            if stats.bad_lines or stats.junk_lines or stats.duplicates:
-                self.dirty.add(id(store))
-            self.models |= stats.models
-            if len(stats.models) > 1:
-                log.warning(
-                    "%s holds labels from several models: %s",
-                    store.path,
-                    ", ".join(sorted(stats.models)),
-                )
-            done.update(d)
-        return done
-
-    def close(self) -> None:
-        for store in self.stores:
-            store.close()
-            if id(store) in self.dirty:
-                store.compact()
-
-
 def label_folders(
     folders: list[str | os.PathLike], engine: LabelEngine, options: LabelOptions | None = None
 ) -> LabelSummary:
@@ -145,16 +109,36 @@ def label_folders(
     for root in roots:
         if not os.path.isdir(root):
             raise NotADirectoryError(f"{root}: no such folder")
-    journals = _Journals(roots, o.out)
+    journals = Journals(roots, o.out, o.shard)
+    settings = run_settings(engine, o)
     with ExitStack() as held:
         for store in journals.stores:  # one run per journal; exports written under it too
             held.enter_context(JournalLock(store.path, wait=o.wait))
+        if o.shard:
+            for store in journals.stores:
+                check_shards(journals.mains[id(store)].path, o.shard.count, settings)
+                write_settings(store.path, settings)
         remove_stale_temp_files([s.path for s in journals.stores], roots)
-        return _label_locked(journals, roots, engine, o, start)
+        summary = _label_locked(journals, roots, engine, o)
+    if o.shard and o.merge and not summary.interrupted:
+        merged = merge_labels(
+            roots, out=o.out, scan=o.scan, formats=o.formats, xmp_naming=o.xmp_naming,
+            count=o.shard.count, settings=settings, require_complete=False,
+        )  # fmt: skip
+        summary.outputs += merged.outputs
+        summary.waiting = merged.waiting
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def run_settings(engine: LabelEngine, o: LabelOptions) -> dict[str, Any]:
+    """What decides a run's rows (shards must agree on it), as JSON values."""
+    both = {**engine.settings(), "scan": dataclasses.asdict(o.scan), "max_pixels": o.max_pixels}
+    return json.loads(json.dumps(both, sort_keys=True))
 
 
 def _label_locked(
-    journals: _Journals, roots: list[str], engine: LabelEngine, o: LabelOptions, start: float
+    journals: Journals, roots: list[str], engine: LabelEngine, o: LabelOptions
 ) -> LabelSummary:
     done = journals.load(o.overwrite)
     if done and journals.models - {engine.name}:
@@ -168,7 +152,7 @@ def _label_locked(
     skip = {k for k, ok in done.items() if ok or not o.retry_failed}
     summary = LabelSummary()
     todo = 0
-    for fi, rel in iter_todo(roots, o.scan, frozenset()):
+    for fi, rel in iter_todo(roots, o.scan, frozenset(), o.shard):
         summary.total += 1
         state = done.get((roots[fi], rel))
         if state is None or (state is False and o.retry_failed):
@@ -198,6 +182,7 @@ def _label_locked(
                 spec=engine.spec,
                 batch_size=o.batch_size,
                 max_pixels=o.max_pixels,
+                select=o.shard,
             )
             loader = make_loader(dataset, workers=workers, pin_memory=engine.device.type == "cuda")
             for batch, results in _inferred(loader, engine):
@@ -214,8 +199,10 @@ def _label_locked(
     finally:
         bar.close()
         journals.close()
-    summary.outputs = _export(journals, roots, o)
-    summary.seconds = time.perf_counter() - start
+    if o.shard:  # the exports are written once, by the merge
+        summary.outputs = [str(s.path) for s in journals.stores if s.path.exists()]
+    else:
+        summary.outputs = export(journals, roots, o.formats, o.xmp_naming)
     return summary
 
 
@@ -250,7 +237,7 @@ def _label_batch(
     results: list[dict],
     engine: LabelEngine,
     roots: list[str],
-    journals: _Journals,
+    journals: Journals,
     done: dict[Key, bool],
     summary: LabelSummary,
 ) -> None:
@@ -274,25 +261,3 @@ def _label_batch(
     for store in journals.stores:
         if id(store) in per_store:
             store.append(per_store[id(store)])
-
-
-def _export(journals: _Journals, roots: list[str], o: LabelOptions) -> list[str]:
-    outputs = []
-    wanted = set(roots)
-    for store in journals.stores:
-        if not store.path.exists():
-            continue
-        outputs.append(str(store.path))
-        if "csv" in o.formats:
-            csv_path = store.path.with_suffix(".csv")
-            write_csv(store.iter_records(), csv_path, mode_of=store.path)
-            outputs.append(str(csv_path))
-        folders = journals.folders_of[id(store)]
-        if "metadata" in o.formats:
-            write_metadata(store.iter_records(), folders, mode_of=store.path)
-            outputs += [os.path.join(f, "metadata.jsonl") for f in folders]
-        if "xmp" in o.formats:
-            records = (r for r in store.iter_records() if r.get("folder") in wanted)
-            stats = write_sidecars(records, naming=o.xmp_naming)
-            outputs.append(f"{stats.written} XMP sidecar(s) written, {stats.unchanged} unchanged")
-    return outputs
