@@ -81,12 +81,12 @@ def normalise(batch: Tensor, spec: PixelSpec) -> Tensor:
     image (within 1e-6): one converting copy and one fused scale-and-shift, 2x cheaper than
     the four passes of the textbook formula."""
     n, h, w, _ = batch.shape
-    x = torch.empty((n, 3, h, w), dtype=torch.float32)
+    x = torch.empty((n, 3, h, w), dtype=torch.float32, device=batch.device)
     x.copy_(batch.permute(0, 3, 1, 2))
     std = torch.tensor(spec.std, dtype=torch.float32)
     scale = (1.0 / (255.0 * std))[None, :, None, None]
     shift = (-torch.tensor(spec.mean, dtype=torch.float32) / std)[None, :, None, None]
-    return x.mul_(scale).add_(shift)
+    return x.mul_(scale.to(x.device)).add_(shift.to(x.device))
 
 
 @dataclass
@@ -171,17 +171,26 @@ class LabelEngine:
         return dataclasses.asdict(Heads.select(self.cap))
 
     def to_input(self, pixels: Tensor) -> Tensor:
-        x = normalise(pixels, self.spec) if self.spec.uint8 else pixels.float()
         if self.backend == "onnx":
+            x = normalise(pixels, self.spec) if self.spec.uint8 else pixels.float()
             return x.contiguous()
-        x = x.to(self.device, non_blocking=True)
+        # uint8 crosses to the device (4x fewer bytes than float; pinned: asynchronous)
+        x = pixels.to(self.device, non_blocking=True)
+        x = normalise(x, self.spec) if self.spec.uint8 else x.float()
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     @property
     def overlap(self) -> bool:
         """Whether `encode` may run in a second thread while `heads` runs: the ONNX Runtime
-        encoder has its own thread pool, so the two never contend for PyTorch's."""
-        return self.backend == "onnx"
+        encoder has its own thread pool, so the two never contend for PyTorch's; on a GPU
+        the next batch's decoding, copy and encoder are queued while the search runs."""
+        return self.backend == "onnx" or self.device.type == "cuda"
+
+    @property
+    def decodes_jpeg(self) -> bool:
+        """Whether JPEGs are decoded on the device (`device_decode`): CUDA with the standard
+        resize-and-normalise preprocessing."""
+        return self.device.type == "cuda" and self.spec.uint8
 
     @torch.inference_mode()
     def encode(self, pixels: Tensor) -> tuple[Tensor, Tensor]:

@@ -16,11 +16,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from captioner.cpus import plan_cores
 from captioner.imageio import MAX_PIXELS
+from captioner.labeling.device_decode import decode_on_device
 from captioner.labeling.engine import LabelEngine
 from captioner.labeling.exports import remove_stale_temp_files
 from captioner.labeling.journals import Journals, export
@@ -183,9 +185,15 @@ def _label_locked(
                 batch_size=o.batch_size,
                 max_pixels=o.max_pixels,
                 select=o.shard,
+                raw_jpegs=engine.decodes_jpeg,
             )
             loader = make_loader(dataset, workers=workers, pin_memory=engine.device.type == "cuda")
-            for batch, results in _inferred(loader, engine):
+            prepare = (
+                partial(decode_on_device, folders=roots, spec=engine.spec, device=engine.device,
+                        max_pixels=o.max_pixels)
+                if engine.decodes_jpeg else None
+            )  # fmt: skip
+            for batch, results in _inferred(loader, engine, prepare):
                 _label_batch(batch, results, engine, roots, journals, done, summary)
                 bar.update(len(batch.items))
                 if summary.failed:
@@ -206,12 +214,17 @@ def _label_locked(
     return summary
 
 
-def _inferred(loader: Any, engine: LabelEngine) -> Iterator[tuple[Any, list[dict]]]:
-    """(batch, one result per readable image), in order. With the ONNX encoder, batch i+1 is
-    encoded in a second thread while the caption search of batch i runs (two cores busy
-    instead of one: the encoder and the beam search cost about the same)."""
+def _inferred(
+    loader: Any, engine: LabelEngine, prepare: Any = None
+) -> Iterator[tuple[Any, list[dict]]]:
+    """(batch, one result per readable image), in order. With the ONNX encoder (or on a GPU),
+    batch i+1 is prepared (`prepare`: GPU JPEG decoding) and encoded in a second thread while
+    the caption search of batch i runs (two cores busy instead of one: the encoder and the
+    beam search cost about the same)."""
 
     def encode(batch: Any) -> Any:
+        if prepare is not None:
+            prepare(batch)
         return engine.encode(batch.pixels) if batch.pixels is not None else None
 
     def finish(batch: Any, feats: Any) -> tuple[Any, list[dict]]:
