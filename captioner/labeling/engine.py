@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +22,9 @@ from torch import Tensor
 from captioner.cpus import plan_cores
 from captioner.decoders import quantize_decoder
 from captioner.decoding import GenerationConfig
-from captioner.onnx_backend import encoder_for_backend
+from captioner.onnx_backend import encoder_for_backend, resolve_backend
+
+ENCODERS = ("float", "int8")
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,10 @@ class EngineOptions:
     # Search settings; None: beam search with `beam_size` and `max_length` above.
     generation: GenerationConfig | None = None
     int8_decoder: bool = False  # CPU only: dynamic int8 decoder (faster, captions may differ)
+    # "float" or "int8": ONNX Runtime static int8 encoder (`captioner.onnx_int8`), calibrated
+    # on `calibration` (image files; label's CLI samples the folders it labels)
+    encoder: str = "float"
+    calibration: Sequence[str] = ()
     onnx_cache: str | None = None  # None: ~/.cache/captioner/onnx
     threads: int | None = None  # ONNX Runtime intra-op threads (None: `plan_cores`)
     # PyTorch threads for beam search and heads; None: `plan_cores` (1 below 8 cores). Their
@@ -120,15 +126,14 @@ class LabelEngine:
         self.device = torch.device(captioner.device)
         self.name = captioner.name
         self.spec = pixel_spec(captioner.encoder)
+        self.encoder_kind = "float"
         self.generation = (  # given whole, or the flags over the model's own defaults
             captioner.generation_config(o.generation)
             if o.generation
             else captioner.generation_config(beam_size=o.beam_size, max_length=o.max_length)
         )
         self.max_length = self.generation.max_length
-        self.encoder, self.backend = encoder_for_backend(
-            captioner.encoder, o.backend, self.device, cache_dir=o.onnx_cache, threads=o.threads
-        )
+        self.encoder, self.backend = self._encoder(captioner.encoder, o)
         plan = plan_cores(device=self.device.type)
         self.decoder_threads = o.decoder_threads or (
             plan.decoder_threads if self.device.type == "cpu" else None
@@ -144,12 +149,41 @@ class LabelEngine:
                 raise ValueError("the int8 decoder runs on CPU only")
             self.decoder = quantize_decoder(self.decoder)
         log.info(
-            "labeling with model %s: encoder backend %s, decoder %s, device %s",
+            "labeling with model %s: encoder %s (%s), decoder %s, device %s",
             self.name,
             self.backend,
+            self.encoder_kind,
             "none" if self.decoder is None else ("int8" if o.int8_decoder else "float"),
             self.device,
         )
+
+    def _encoder(self, encoder: Any, o: EngineOptions) -> tuple[Any, str]:
+        if o.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {o.encoder!r}")
+        if o.encoder == "float":
+            return encoder_for_backend(
+                encoder, o.backend, self.device, cache_dir=o.onnx_cache, threads=o.threads
+            )
+        if resolve_backend(o.backend, self.device) != "onnx":
+            raise ValueError(
+                "the int8 encoder runs in ONNX Runtime on a CPU: use --backend auto or onnx "
+                "with --device cpu (and pip install 'captioner[onnx]')"
+            )
+        from captioner.onnx_int8 import (
+            CALIBRATION_IMAGES,
+            calibration_key,
+            load_int8_encoder,
+            spread,
+        )
+
+        self.encoder_kind = (
+            f"int8-{calibration_key(spread(list(o.calibration), CALIBRATION_IMAGES))}"
+        )
+        torch_encoder = getattr(encoder, "torch_encoder", encoder)
+        int8 = load_int8_encoder(
+            torch_encoder, o.calibration, cache_dir=o.onnx_cache, threads=o.threads
+        )
+        return int8, "onnx"
 
     def settings(self) -> dict[str, Any]:
         """What decides this engine's rows (the runtime and batch size only change them
@@ -162,6 +196,7 @@ class LabelEngine:
             "min_tag_score": o.min_tag_score,
             "lang": o.lang,
             "int8_decoder": o.int8_decoder,
+            "encoder": self.encoder_kind,
         }
 
     @property
