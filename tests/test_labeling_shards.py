@@ -17,6 +17,7 @@ from captioner.labeling.cli import main as label_main
 from captioner.labeling.engine import EngineOptions
 from captioner.labeling.merge import ShardsIncomplete, merge_labels
 from captioner.labeling.shards import Shard, ShardError, parse_shard
+from captioner.labeling.writers import JournalError
 
 
 class KillingEngine(LabelEngine):
@@ -183,3 +184,31 @@ def test_two_gloo_ranks_give_the_rows_of_one_process(tmp_path):
     assert [c.value for c in codes] == [0, 0]
     assert rows(tmp_path / "ranks/labels.jsonl") == rows(tmp_path / "one.jsonl")
     assert shard_files(tmp_path / "ranks") == []
+
+
+def test_a_running_shard_is_left_to_merge_itself(tmp_path):
+    from captioner.labeling.lock import JournalLock
+
+    make_photos(tmp_path, 8)
+    run(tmp_path, engine(), shard=Shard(1, 2), merge=False)
+    with JournalLock(tmp_path / "labels.shard-00001-of-00002.jsonl"):  # shard 1 still "runs"
+        first = run(tmp_path, engine(), shard=Shard(0, 2))
+        assert first.exit_code == 0 and "another captioner label run" in first.waiting[0]
+        assert not (tmp_path / "labels.jsonl").exists()
+    assert merge_labels([tmp_path]).merged == [str(tmp_path / "labels.jsonl")]
+
+
+def test_merge_needs_the_shards_selection_and_a_labels_journal(tmp_path):
+    from captioner.labeling.scan import ScanOptions
+
+    make_photos(tmp_path, 6)
+    run(tmp_path, engine(), shard=Shard(0, 2), merge=False)
+    run(tmp_path, engine(), shard=Shard(1, 2), merge=False)
+    with pytest.raises(ShardError, match="other selection flags"):
+        merge_labels([tmp_path], scan=ScanOptions(exclude=("sub",)))
+    (tmp_path / "labels.jsonl").write_text("my own notes\n")
+    with pytest.raises(JournalError, match="not a captioner labels file"):
+        merge_labels([tmp_path])
+    assert (tmp_path / "labels.jsonl").read_text() == "my own notes\n"
+    (tmp_path / "labels.jsonl").unlink()
+    assert len(rows(Path(merge_labels([tmp_path]).merged[0]))) == 6

@@ -10,6 +10,8 @@ merge cut short before the removal is simply done again, with the same result.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 from collections import Counter
@@ -20,13 +22,14 @@ from typing import Any, BinaryIO
 
 from captioner.atomic import atomic_write, fsync_dir
 from captioner.labeling.journals import Journals, export
-from captioner.labeling.lock import JournalLock
+from captioner.labeling.lock import FolderBusyError, JournalLock
 from captioner.labeling.scan import ScanOptions, iter_files
 from captioner.labeling.shards import (
     Shard,
     ShardError,
     check_shards,
     find_shards,
+    read_settings,
     settings_path,
     shard_of,
 )
@@ -64,26 +67,30 @@ def merge_labels(
     roots = list(dict.fromkeys(os.path.abspath(os.fspath(f)) for f in folders))
     journals = Journals(roots, out)
     result = MergeResult()
+    want = _scan_settings(scan)
     for store in journals.stores:
         with JournalLock(store.path, wait=True), ExitStack() as held:
             n = check_shards(store.path, count, settings)
             shards = find_shards(store.path)
             if not shards:
                 continue  # nothing to merge (or merged already)
-            for path in shards:
-                held.enter_context(JournalLock(path, wait=False))
+            _same_selection(shards, want)
+            store.load()  # refuses a file that is not a labels journal; cuts a torn line
             files = [store, *(LabelStore(p, folder_override=store.folder_override) for p in shards)]
-            index = _index(files)
             folders_of = journals.folders_of[id(store)]
-            missing = _missing(index, roots, folders_of, scan, n)
-            if missing:
-                why = _incomplete(store.path, missing, n)
+            missing = _missing(_index(files), roots, folders_of, scan, n)
+            try:
+                if missing:
+                    raise ShardsIncomplete(_incomplete(store.path, missing, n))
+                for path in shards:  # a shard still running merges itself when it ends
+                    held.enter_context(JournalLock(path, wait=False))
+            except (ShardsIncomplete, FolderBusyError) as e:
                 if require_complete:
-                    raise ShardsIncomplete(why)
-                log.info("%s", why)
-                result.waiting.append(why)
+                    raise
+                log.info("%s", e)
+                result.waiting.append(str(e))
                 continue
-            _write_merged(store, files, index, roots, folders_of, scan)
+            _write_merged(store, files, _index(files), roots, folders_of, scan)
             result.outputs += export(journals, roots, formats, xmp_naming, stores=[store])
             for path in shards:
                 path.unlink(missing_ok=True)
@@ -92,6 +99,21 @@ def merge_labels(
             result.merged.append(str(store.path))
             log.info("merged %d shard journal(s) into %s", len(shards), store.path)
     return result
+
+
+def _scan_settings(scan: ScanOptions) -> dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(scan)))
+
+
+def _same_selection(shards: dict[Path, Shard], want: dict[str, Any]) -> None:
+    """The merge walks the listing with its own selection flags: they must be the shards'."""
+    for path in shards:
+        theirs = (read_settings(path) or {}).get("scan")
+        if theirs is not None and theirs != want:
+            raise ShardError(
+                f"{path.name} was labelled with other selection flags (--include, --exclude, "
+                f"--hidden, --recursive: {theirs} vs {want} here); merge with the shards' flags"
+            )
 
 
 def _index(files: list[LabelStore]) -> dict[Key, tuple[int, int]]:
