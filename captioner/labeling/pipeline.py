@@ -30,7 +30,7 @@ from captioner.labeling.loader import FolderBatches, Key, iter_todo, make_loader
 from captioner.labeling.lock import JournalLock
 from captioner.labeling.merge import merge_labels
 from captioner.labeling.scan import ScanOptions
-from captioner.labeling.shards import Shard, check_shards, write_settings
+from captioner.labeling.shards import Shard, check_shards, find_shards, write_settings
 from captioner.labeling.xmp import NAMINGS
 from captioner.progress import progress_bar
 
@@ -116,10 +116,16 @@ def label_folders(
     with ExitStack() as held:
         for store in journals.stores:  # one run per journal; exports written under it too
             held.enter_context(JournalLock(store.path, wait=o.wait))
-        if o.shard:
-            for store in journals.stores:
+        for store in journals.stores:
+            if o.shard:
                 check_shards(journals.mains[id(store)].path, o.shard.count, settings)
                 write_settings(store.path, settings)
+            elif find_shards(store.path):
+                log.warning(
+                    "%s: unmerged shard journals lie beside it; this run labels what the "
+                    "main journal lacks itself (finish the shards and use --merge instead)",
+                    store.path,
+                )
         remove_stale_temp_files([s.path for s in journals.stores], roots)
         summary = _label_locked(journals, roots, engine, o)
     if o.shard and o.merge and not summary.interrupted:
