@@ -2,4 +2,5 @@
 
 from captioner.labeling.distributed import torchrun_main
 
-raise SystemExit(torchrun_main())
+if __name__ == "__main__":
+    raise SystemExit(torchrun_main())

@@ -3,6 +3,8 @@
 `label_folders(folders, engine, options)` resumes from the JSONL journal (images already
 labelled are skipped), appends each batch durably, and at the end regenerates the CSV,
 `metadata.jsonl` and XMP sidecars from the journal. Originals are only ever read.
+With `LabelOptions(shard=Shard(K, N))` it labels one shard into that shard's journal and
+leaves the exports to the merge (`captioner.labeling.merge`; see `distributed` for torchrun).
 """
 
 from __future__ import annotations
