@@ -1,13 +1,18 @@
-"""CUDA checks of the training engine, in one run (not a test: CI has no GPU).
+"""CUDA checks of the training engine and of labeling, in one run (not a test: CI has no GPU).
 
     python bench/cuda_check.py            # on a machine with a CUDA GPU; prints JSON
     python bench/cuda_check.py small      # a seconds-long CPU dry run of the same code
+    python bench/cuda_check.py label      # only check 4 (a few minutes), on the GPU
+    python bench/cuda_check.py label-small  # check 4 as a CPU dry run
 
 1. bf16 autocast training of a captioner-shaped model (decoder over synthetic lite0-sized
    grids) on CUDA: loss goes down; resume at an epoch boundary == uninterrupted run.
 2. fp16 + GradScaler path runs, scaler state is checkpointed.
 3. Throughput: decoder training steps/s (fp32 vs bf16) and efficientnet_lite0 (random init)
    feature extraction images/s; greedy / beam decoding of 500 grids.
+4. Labeling 800x600 JPEGs at batch 128 with the bundled model (`bench/cuda_label.py`): nvJPEG
+   decode + resize alone, the model alone on decoded images, and `captioner label` with JPEGs
+   decoded on the GPU and on the CPU (target: >= 1,500 images/s on one H200).
 """
 
 import json
@@ -28,7 +33,13 @@ from captioner.pipelines.engine import TrainConfig, Trainer  # noqa: E402
 from captioner.pipelines.evaluate import decode_grids  # noqa: E402
 from captioner.text import Vocabulary  # noqa: E402
 
-SMALL = len(sys.argv) > 1 and sys.argv[1] == "small"  # CPU dry run
+MODE = sys.argv[1] if len(sys.argv) > 1 else ""
+if MODE.startswith("label"):
+    from cuda_label import label_check  # bench/, beside this file
+
+    label_check(small=MODE == "label-small")
+    sys.exit(0)
+SMALL = MODE == "small"  # CPU dry run
 DEV = "cpu" if SMALL else "cuda"
 N_IMG, N, C = (16, 49, 64) if SMALL else (2000, 49, 1280)
 V = 60 if SMALL else 1000
@@ -154,6 +165,9 @@ for beam in (1, 3):
     start = time.time()
     caps = decode_grids(dec, vocab, grids, beam_size=beam, batch_size=100, device=DEV)
     out[f"decode_500_beam{beam}_s"] = round(time.time() - start, 2)
+from cuda_label import label_check  # noqa: E402
+
+out["label"] = label_check(small=SMALL)
 out["device"] = torch.cuda.get_device_name() if DEV == "cuda" else "cpu"
 out["torch"] = torch.__version__
 print(json.dumps(out, indent=1))

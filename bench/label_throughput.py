@@ -31,12 +31,12 @@ import torch
 from PIL import Image
 
 from captioner import Captioner
+from captioner.cpus import usable_cores
 from captioner.decoders import quantize_decoder
 from captioner.decoding import generate
 from captioner.imageio import open_image
 from captioner.labeling import LabelEngine, LabelOptions, label_folders
 from captioner.labeling.engine import EngineOptions, torch_threads
-from captioner.labeling.pipeline import usable_cpus
 
 
 def photo(rng: np.random.Generator, w: int, h: int) -> Image.Image:
@@ -275,7 +275,7 @@ def main() -> None:
         return device_bench(args, w, h)
     print(
         f"# torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"{usable_cpus()} usable CPUs; {args.images} JPEGs {w}x{h}; batch {args.batch_size}, "
+        f"{usable_cores()} usable CPUs; {args.images} JPEGs {w}x{h}; batch {args.batch_size}, "
         f"beam {args.beam_size}, max length {args.max_length}; model {args.model}"
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -299,7 +299,7 @@ def main() -> None:
             rows[f"label pipeline (auto backend, {kind} decoder)"] = pipeline_rate(
                 cap, folder, backend="auto", int8=int8, workers=args.workers, **common
             )
-        for threads in sorted({1, usable_cpus()}, reverse=True):
+        for threads in sorted({1, usable_cores()}, reverse=True):
             rows[f"naive loop (describe one image at a time, eager, {threads} threads)"] = (
                 naive_rate(
                     args.model,

@@ -7,6 +7,7 @@ caller that labels thousands of files can record it and go on.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import threading
 import warnings
@@ -185,3 +186,33 @@ def load_image(src: Any, *, draft_size: int | None = None) -> Image.Image:
             a = np.clip(a, 0, 255).astype(np.uint8)
         return to_rgb(Image.fromarray(a))
     raise ImageLoadError(f"cannot read an image from a {_describe(src)}")
+
+
+MAX_JPEG_BYTES = 64 << 20  # larger files take the CPU path (and its limits)
+EXIF_ORIENTATION = 0x0112
+
+
+def plain_jpeg_bytes(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> bytes | None:
+    """The bytes of a baseline-looking JPEG a GPU decoder can take as it is: a regular file
+    starting with a JPEG marker, RGB or grayscale, within `max_pixels`, with no EXIF rotation.
+    None for anything else (other formats, CMYK, rotated, unreadable, damaged headers): the
+    caller decodes those with `open_image`, which gives the usual error for bad files."""
+    try:
+        f = _open_regular(Path(path))
+    except ImageLoadError:
+        return None
+    with f:
+        data = f.read(MAX_JPEG_BYTES + 1)
+    if len(data) > MAX_JPEG_BYTES or not data.startswith(b"\xff\xd8\xff"):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with _pil_limit(max_pixels), Image.open(io.BytesIO(data)) as img:
+                w, h = img.size
+                rotated = img.getexif().get(EXIF_ORIENTATION, 1) != 1
+                if img.format != "JPEG" or img.mode not in ("RGB", "L") or rotated:
+                    return None
+                return data if w * h <= max_pixels else None
+    except Exception:  # noqa: BLE001 - any header trouble: the CPU path reports it
+        return None

@@ -158,7 +158,11 @@ def _session(path: Path, threads: int | None) -> Any:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    if not threads:
+        from captioner.cpus import plan_cores
+
+        threads = plan_cores().encoder_threads  # cgroup / affinity aware, unlike torch's
+    opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # Threads sleep between batches instead of spinning: the image decoders share the cores.

@@ -266,7 +266,7 @@ def test_null_upload_path_keeps_the_error_text(monkeypatch):
 def test_cli_full_disk_while_exporting_says_the_journal_is_intact(
     tmp_path, capsys, engine, monkeypatch
 ):
-    from captioner.labeling import cli, pipeline
+    from captioner.labeling import cli, journals
 
     make_photos(tmp_path, 2, sub_every=0)
     monkeypatch.setattr(cli, "_engine", lambda args: engine)
@@ -274,7 +274,7 @@ def test_cli_full_disk_while_exporting_says_the_journal_is_intact(
     def full(records, path, **kw):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(pipeline, "write_csv", full)
+    monkeypatch.setattr(journals, "write_csv", full)  # the exports are written there
     assert cli.main([str(tmp_path), "--workers", "0", "--format", "csv"]) == 1
     err = capsys.readouterr().err
     assert "labels.csv" in err and "journal is intact" in err

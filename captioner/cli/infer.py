@@ -97,7 +97,15 @@ def describe_paths(model, command: str, args: argparse.Namespace) -> Iterator[di
     paths = args.images
     for start in range(0, len(paths), args.batch_size):
         chunk = paths[start : start + args.batch_size]
-        batch = load_batch([""], [(0, p) for p in chunk], engine.spec, MAX_PIXELS)
+        batch = load_batch(
+            [""], [(0, p) for p in chunk], engine.spec, MAX_PIXELS, raw_jpegs=engine.decodes_jpeg
+        )
+        if batch.jpegs:  # on a GPU, as `captioner label` does
+            from captioner.labeling.device_decode import decode_on_device
+
+            decode_on_device(
+                batch, folders=[""], spec=engine.spec, device=engine.device, max_pixels=MAX_PIXELS
+            )
         results = engine.describe(batch.pixels) if batch.pixels is not None else []
         by_pos = dict(zip(batch.ok, results))
         for pos, path in enumerate(chunk):

@@ -20,6 +20,8 @@ _WHERE = {
     "LabelOptions": "pipeline",
     "LabelSummary": "pipeline",
     "label_folders": "pipeline",
+    "merge_labels": "merge",
+    "Shard": "shards",
     "ScanOptions": "scan",
     "iter_files": "scan",
 }
@@ -31,12 +33,16 @@ __all__ = [
     "ScanOptions",
     "iter_files",
     "label_folders",
+    "merge_labels",
+    "Shard",
 ]
 
 if TYPE_CHECKING:
     from captioner.labeling.engine import EngineOptions, LabelEngine
+    from captioner.labeling.merge import merge_labels
     from captioner.labeling.pipeline import LabelOptions, LabelSummary, label_folders
     from captioner.labeling.scan import ScanOptions, iter_files
+    from captioner.labeling.shards import Shard
 
 
 def __getattr__(name: str):

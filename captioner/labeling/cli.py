@@ -17,141 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from captioner.cli import options as flags
-from captioner.imageio import MAX_PIXELS
+from captioner.labeling.distributed import merge_command
+from captioner.labeling.flags import build_parser
 
 log = logging.getLogger(__name__)
-
-EPILOG = """\
-outputs:
-  DIR/labels.jsonl      one JSON object per image (path, caption, tags, sentiment, error,
-                        model); the resumable journal. --out PATH writes one file instead.
-  --format csv          labels.csv beside the JSONL (one row per image)
-  --format metadata     DIR/metadata.jsonl, read by datasets.load_dataset("imagefolder",
-                        data_dir=DIR)
-  --format xmp          XMP sidecars (dc:description + dc:subject) for photo managers
-Formats combine: --format csv,metadata,xmp. Images are only ever read.
-
-Run the same command again to resume: images already labelled are skipped.
-exit codes: 0 all labelled, 3 some files failed, 2 usage error, 130 interrupted."""
-
-
-def _formats(text: str) -> list[str]:
-    from captioner.labeling.pipeline import FORMATS
-
-    items = [s.strip().lower() for s in text.split(",") if s.strip()]
-    bad = [s for s in items if s not in FORMATS]
-    if bad or not items:
-        raise argparse.ArgumentTypeError(
-            f"unknown format {', '.join(bad) or repr(text)}; choose from {', '.join(FORMATS)}"
-        )
-    return items
-
-
-def build_parser(command: str = "label") -> argparse.ArgumentParser:
-    p = flags.parser(
-        "captioner label",
-        "Label every image under folders: caption, top-k tags and the caption's sentiment, "
-        "resumably.",
-        epilog=EPILOG,
-    )
-    p.add_argument("folders", nargs="+", metavar="DIR", help="folders to label")
-    m = p.add_argument_group("model")
-    flags.add_model(m)
-    flags.add_device(m)
-    flags.add_backend(m)
-    m.add_argument(
-        "--int8-decoder",
-        action="store_true",
-        help="int8 caption decoder on CPU: faster, captions may differ slightly (default: off)",
-    )
-    flags.add_decoding(m, sampling=False)
-    flags.add_tags(m)
-    flags.add_language(m)
-    r = p.add_argument_group("run")
-    flags.add_batch_size(r, default=32)
-    r.add_argument(
-        "--workers",
-        type=flags.non_negative,
-        default=None,
-        help="image decoding processes; 0 = in the main process (default: by folder size "
-        "and cores)",
-    )
-    r.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar (default: on when stderr is a terminal)",
-    )
-    r.add_argument(
-        "--max-pixels",
-        type=flags.positive,
-        default=MAX_PIXELS,
-        help=f"refuse larger images, against decompression bombs (default: {MAX_PIXELS})",
-    )
-    s = p.add_argument_group("selection")
-    s.add_argument(
-        "--recursive",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="walk sub-folders (default: yes)",
-    )
-    s.add_argument(
-        "--include",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="label only files matching GLOB (path or name; any extension; repeatable) "
-        "(default: files with image extensions)",
-    )
-    s.add_argument(
-        "--exclude",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="skip files and folders matching GLOB; repeatable (default: none)",
-    )
-    s.add_argument(
-        "--hidden", action="store_true", help="include hidden files and folders (default: off)"
-    )
-    o = p.add_argument_group("output")
-    o.add_argument(
-        "--out",
-        default=None,
-        metavar="PATH",
-        help="one JSONL file for all folders (default: DIR/labels.jsonl per folder)",
-    )
-    o.add_argument(
-        "--format",
-        type=_formats,
-        action="append",
-        default=[],
-        metavar="LIST",
-        help="comma-separated outputs: jsonl (always), csv, metadata, xmp (default: jsonl)",
-    )
-    o.add_argument(
-        "--xmp-name",
-        choices=("ext", "stem"),
-        default="ext",
-        help="sidecar name: ext = photo.jpg.xmp (darktable, digiKam), stem = "
-        "photo.xmp (Lightroom) (default: ext)",
-    )
-    o.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="start over: relabel everything instead of resuming (default: off)",
-    )
-    o.add_argument(
-        "--wait",
-        action="store_true",
-        help="when another run is labelling the same folder, wait for it to finish instead "
-        "of stopping (default: off)",
-    )
-    o.add_argument(
-        "--retry-failed",
-        action="store_true",
-        help="try files that failed in an earlier run again (default: off)",
-    )
-    return p
 
 
 @contextmanager
@@ -184,6 +53,7 @@ def _print_summary(summary) -> None:
         )
         + f", {summary.seconds:.1f} s{rate}"
     ]
+    lines += [f"  {why}" for why in summary.waiting]
     if summary.interrupted:
         lines.append("interrupted: finished images are saved; run the same command to resume")
     for err in summary.errors[:5]:
@@ -192,6 +62,19 @@ def _print_summary(summary) -> None:
         lines.append(f"  ... and {summary.failed - 5} more (see the error field)")
     lines += [f"  -> {out}" for out in summary.outputs]
     print("\n".join(lines), file=sys.stderr)
+
+
+def _calibration(args: argparse.Namespace, first: int = 3000) -> list[str]:
+    """Image files for the int8 encoder: --calibration DIR, else the first `first` files
+    of the folders' listing (the encoder samples them evenly)."""
+    from itertools import islice
+
+    from captioner.labeling.scan import ScanOptions, iter_files
+
+    folders = [args.calibration] if args.calibration else args.folders
+    scan = ScanOptions(include=tuple(args.include), exclude=tuple(args.exclude))
+    found = (os.path.join(f, rel) for f in folders for rel in iter_files(f, scan))
+    return list(islice(found, first))
 
 
 def _engine(args: argparse.Namespace):
@@ -214,6 +97,8 @@ def _engine(args: argparse.Namespace):
         min_tag_score=args.min_tag_score,
         max_length=args.max_length,
         int8_decoder=args.int8_decoder,
+        encoder=args.encoder,
+        calibration=_calibration(args) if args.encoder == "int8" else (),
         lang=args.lang,
         translator=args.translator,
     )
@@ -231,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help, or a usage error (already printed)
         return int(e.code or 0)
     flags.configure_logging(args)
+    return run(args)
+
+
+def run(args: argparse.Namespace, *, merge_after: bool = True) -> int:
+    """`captioner label` with parsed arguments; `merge_after=False`: a shard run leaves the
+    merge to another process (torchrun's rank 0)."""
     for folder in args.folders:
         if not os.path.isdir(folder):
             what = "is not a folder" if os.path.exists(folder) else "no such folder"
@@ -268,10 +159,14 @@ def main(argv: list[str] | None = None) -> int:
             max_pixels=args.max_pixels,
             progress=progress,
             wait=args.wait,
+            shard=args.shard,
+            merge=merge_after,
         )
     except ValueError as e:
         print(f"captioner label: error: {e}", file=sys.stderr)
         return 2
+    if args.merge:
+        return merge_command(args, scan, formats)
     engine = _engine(args)
     if engine is None:
         return 2

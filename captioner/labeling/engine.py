@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +19,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from captioner.cpus import plan_cores
 from captioner.decoders import quantize_decoder
 from captioner.decoding import GenerationConfig
-from captioner.onnx_backend import encoder_for_backend
+from captioner.onnx_backend import encoder_for_backend, resolve_backend
+
+ENCODERS = ("float", "int8")
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +83,12 @@ def normalise(batch: Tensor, spec: PixelSpec) -> Tensor:
     image (within 1e-6): one converting copy and one fused scale-and-shift, 2x cheaper than
     the four passes of the textbook formula."""
     n, h, w, _ = batch.shape
-    x = torch.empty((n, 3, h, w), dtype=torch.float32)
+    x = torch.empty((n, 3, h, w), dtype=torch.float32, device=batch.device)
     x.copy_(batch.permute(0, 3, 1, 2))
     std = torch.tensor(spec.std, dtype=torch.float32)
     scale = (1.0 / (255.0 * std))[None, :, None, None]
     shift = (-torch.tensor(spec.mean, dtype=torch.float32) / std)[None, :, None, None]
-    return x.mul_(scale).add_(shift)
+    return x.mul_(scale.to(x.device)).add_(shift.to(x.device))
 
 
 @dataclass
@@ -98,11 +101,15 @@ class EngineOptions:
     # Search settings; None: beam search with `beam_size` and `max_length` above.
     generation: GenerationConfig | None = None
     int8_decoder: bool = False  # CPU only: dynamic int8 decoder (faster, captions may differ)
+    # "float" or "int8": ONNX Runtime static int8 encoder (`captioner.onnx_int8`), calibrated
+    # on `calibration` (image files; label's CLI samples the folders it labels)
+    encoder: str = "float"
+    calibration: Sequence[str] = ()
     onnx_cache: str | None = None  # None: ~/.cache/captioner/onnx
-    threads: int | None = None  # ONNX Runtime intra-op threads (None: torch's)
-    # PyTorch threads for beam search and heads; None: 1 on CPU. Their many small ops lose
-    # to thread synchronisation: on this 2-core machine, 1 thread decoded 60 images/s and 2
-    # threads 5.5 while the image decoders (or anything else) used a core.
+    threads: int | None = None  # ONNX Runtime intra-op threads (None: `plan_cores`)
+    # PyTorch threads for beam search and heads; None: `plan_cores` (1 below 8 cores). Their
+    # many small ops lose to thread synchronisation: on a 2-core machine, 1 thread decoded
+    # 60 images/s and 2 threads 5.5 while the image decoders (or anything else) used a core.
     decoder_threads: int | None = None
     lang: str = "en"  # also translate captions into this language (records keep both)
     translator: str | None = None  # translator directory for `lang` (None: bundled)
@@ -119,16 +126,18 @@ class LabelEngine:
         self.device = torch.device(captioner.device)
         self.name = captioner.name
         self.spec = pixel_spec(captioner.encoder)
+        self.encoder_kind = "float"
         self.generation = (  # given whole, or the flags over the model's own defaults
             captioner.generation_config(o.generation)
             if o.generation
             else captioner.generation_config(beam_size=o.beam_size, max_length=o.max_length)
         )
         self.max_length = self.generation.max_length
-        self.encoder, self.backend = encoder_for_backend(
-            captioner.encoder, o.backend, self.device, cache_dir=o.onnx_cache, threads=o.threads
+        self.encoder, self.backend = self._encoder(captioner.encoder, o)
+        plan = plan_cores(device=self.device.type)
+        self.decoder_threads = o.decoder_threads or (
+            plan.decoder_threads if self.device.type == "cpu" else None
         )
-        self.decoder_threads = o.decoder_threads or (1 if self.device.type == "cpu" else None)
         self.channels_last = self.backend == "torch" and self.device.type == "cpu"
         if self.channels_last:
             self.encoder = self.encoder.to(memory_format=torch.channels_last)
@@ -140,12 +149,55 @@ class LabelEngine:
                 raise ValueError("the int8 decoder runs on CPU only")
             self.decoder = quantize_decoder(self.decoder)
         log.info(
-            "labeling with model %s: encoder backend %s, decoder %s, device %s",
+            "labeling with model %s: encoder %s (%s), decoder %s, device %s",
             self.name,
             self.backend,
+            self.encoder_kind,
             "none" if self.decoder is None else ("int8" if o.int8_decoder else "float"),
             self.device,
         )
+
+    def _encoder(self, encoder: Any, o: EngineOptions) -> tuple[Any, str]:
+        if o.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {o.encoder!r}")
+        if o.encoder == "float":
+            return encoder_for_backend(
+                encoder, o.backend, self.device, cache_dir=o.onnx_cache, threads=o.threads
+            )
+        if resolve_backend(o.backend, self.device) != "onnx":
+            raise ValueError(
+                "the int8 encoder runs in ONNX Runtime on a CPU: use --backend auto or onnx "
+                "with --device cpu (and pip install 'captioner[onnx]')"
+            )
+        from captioner.onnx_int8 import (
+            CALIBRATION_IMAGES,
+            calibration_key,
+            load_int8_encoder,
+            spread,
+        )
+
+        self.encoder_kind = (
+            f"int8-{calibration_key(spread(list(o.calibration), CALIBRATION_IMAGES))}"
+        )
+        torch_encoder = getattr(encoder, "torch_encoder", encoder)
+        int8 = load_int8_encoder(
+            torch_encoder, o.calibration, cache_dir=o.onnx_cache, threads=o.threads
+        )
+        return int8, "onnx"
+
+    def settings(self) -> dict[str, Any]:
+        """What decides this engine's rows (the runtime and batch size only change them
+        within rounding, so they are left out)."""
+        o = self.options
+        return {
+            "model": self.name,
+            "generation": dataclasses.asdict(self.generation),
+            "top_k": o.top_k,
+            "min_tag_score": o.min_tag_score,
+            "lang": o.lang,
+            "int8_decoder": o.int8_decoder,
+            "encoder": self.encoder_kind,
+        }
 
     @property
     def available_heads(self) -> dict[str, bool]:
@@ -154,17 +206,26 @@ class LabelEngine:
         return dataclasses.asdict(Heads.select(self.cap))
 
     def to_input(self, pixels: Tensor) -> Tensor:
-        x = normalise(pixels, self.spec) if self.spec.uint8 else pixels.float()
         if self.backend == "onnx":
+            x = normalise(pixels, self.spec) if self.spec.uint8 else pixels.float()
             return x.contiguous()
-        x = x.to(self.device, non_blocking=True)
+        # uint8 crosses to the device (4x fewer bytes than float; pinned: asynchronous)
+        x = pixels.to(self.device, non_blocking=True)
+        x = normalise(x, self.spec) if self.spec.uint8 else x.float()
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     @property
     def overlap(self) -> bool:
         """Whether `encode` may run in a second thread while `heads` runs: the ONNX Runtime
-        encoder has its own thread pool, so the two never contend for PyTorch's."""
-        return self.backend == "onnx"
+        encoder has its own thread pool, so the two never contend for PyTorch's; on a GPU
+        the next batch's decoding, copy and encoder are queued while the search runs."""
+        return self.backend == "onnx" or self.device.type == "cuda"
+
+    @property
+    def decodes_jpeg(self) -> bool:
+        """Whether JPEGs are decoded on the device (`device_decode`): CUDA with the standard
+        resize-and-normalise preprocessing."""
+        return self.device.type == "cuda" and self.spec.uint8
 
     @torch.inference_mode()
     def encode(self, pixels: Tensor) -> tuple[Tensor, Tensor]:

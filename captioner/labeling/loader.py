@@ -24,20 +24,25 @@ import torch
 import torchvision.transforms.functional as TF
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from captioner.imageio import MAX_PIXELS, ImageLoadError, open_image
+from captioner.imageio import MAX_PIXELS, ImageLoadError, open_image, plain_jpeg_bytes
 from captioner.labeling.engine import PixelSpec
 from captioner.labeling.scan import ScanOptions, iter_files
+from captioner.labeling.shards import Shard
 
 Key = tuple[str, str]
 
 
 def iter_todo(
-    folders: Sequence[str], scan: ScanOptions, skip: frozenset[Key] | set[Key]
+    folders: Sequence[str],
+    scan: ScanOptions,
+    skip: frozenset[Key] | set[Key],
+    select: Shard | None = None,
 ) -> Iterator[tuple[int, str]]:
-    """(folder index, relative path) of every candidate file not in `skip`."""
+    """(folder index, relative path) of every candidate file not in `skip` (and, with
+    `select`, in that shard)."""
     for fi, folder in enumerate(folders):
         for rel in iter_files(folder, scan):
-            if (folder, rel) not in skip:
+            if (folder, rel) not in skip and (select is None or select.owns(fi, rel)):
                 yield fi, rel
 
 
@@ -47,10 +52,13 @@ class Batch:
     pixels: torch.Tensor | None  # (n_ok, S, S, 3) uint8 or (n_ok, 3, S, S) float
     ok: list[int] = field(default_factory=list)  # positions in `items` of the rows of pixels
     errors: dict[int, str] = field(default_factory=dict)  # position -> error message
+    # position -> the file's bytes, for JPEGs decoded on the GPU (`device_decode`)
+    jpegs: dict[int, torch.Tensor] = field(default_factory=dict)
 
     def pin_memory(self) -> Batch:  # called by DataLoader(pin_memory=True) for CUDA
         if self.pixels is not None:
             self.pixels = self.pixels.pin_memory()
+        self.jpegs = {p: t.pin_memory() for p, t in self.jpegs.items()}
         return self
 
 
@@ -86,10 +94,16 @@ def load_batch(
     items: list[tuple[int, str]],
     spec: PixelSpec,
     max_pixels: int = MAX_PIXELS,
+    raw_jpegs: bool = False,
 ) -> Batch:
-    arrays, ok, errors = [], [], {}
+    """Decode `items`; with `raw_jpegs`, plain JPEGs are left as bytes (for the GPU)."""
+    arrays, ok, errors, jpegs = [], [], {}, {}
     for i, (fi, rel) in enumerate(items):
         path = os.path.join(folders[fi], rel)
+        data = plain_jpeg_bytes(path, max_pixels) if raw_jpegs else None
+        if data is not None:
+            jpegs[i] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+            continue
         try:
             arrays.append(load_one(path, spec, max_pixels))
             ok.append(i)
@@ -100,7 +114,7 @@ def load_batch(
         pixels = (
             torch.from_numpy(np.stack(arrays)) if spec.transform is None else torch.stack(arrays)
         )
-    return Batch(items=items, pixels=pixels, ok=ok, errors=errors)
+    return Batch(items=items, pixels=pixels, ok=ok, errors=errors, jpegs=jpegs)
 
 
 class FolderBatches(IterableDataset):
@@ -113,12 +127,15 @@ class FolderBatches(IterableDataset):
         spec: PixelSpec,
         batch_size: int,
         max_pixels: int = MAX_PIXELS,
+        select: Shard | None = None,
+        raw_jpegs: bool = False,
     ):
-        self.folders, self.scan, self.skip = list(folders), scan, skip
+        self.folders, self.scan, self.skip, self.select = list(folders), scan, skip, select
+        self.raw_jpegs = raw_jpegs and spec.uint8
         self.spec, self.batch_size, self.max_pixels = spec, batch_size, max_pixels
 
     def chunks(self) -> Iterator[list[tuple[int, str]]]:
-        todo = iter_todo(self.folders, self.scan, self.skip)
+        todo = iter_todo(self.folders, self.scan, self.skip, self.select)
         while chunk := list(itertools.islice(todo, self.batch_size)):
             yield chunk
 
@@ -127,7 +144,9 @@ class FolderBatches(IterableDataset):
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         for i, items in enumerate(self.chunks()):
             if i % workers == worker:
-                yield load_batch(self.folders, items, self.spec, self.max_pixels)
+                yield load_batch(
+                    self.folders, items, self.spec, self.max_pixels, raw_jpegs=self.raw_jpegs
+                )
 
 
 def limit_heap_growth() -> None:

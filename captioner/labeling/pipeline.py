@@ -3,10 +3,14 @@
 `label_folders(folders, engine, options)` resumes from the JSONL journal (images already
 labelled are skipped), appends each batch durably, and at the end regenerates the CSV,
 `metadata.jsonl` and XMP sidecars from the journal. Originals are only ever read.
+With `LabelOptions(shard=Shard(K, N))` it labels one shard into that shard's journal and
+leaves the exports to the merge (`captioner.labeling.merge`; see `distributed` for torchrun).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import time
@@ -14,23 +18,27 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from captioner.cpus import plan_cores
 from captioner.imageio import MAX_PIXELS
+from captioner.labeling.device_decode import decode_on_device
 from captioner.labeling.engine import LabelEngine
-from captioner.labeling.exports import remove_stale_temp_files, write_csv, write_metadata
+from captioner.labeling.exports import remove_stale_temp_files
+from captioner.labeling.journals import Journals, export
 from captioner.labeling.loader import FolderBatches, Key, iter_todo, make_loader
 from captioner.labeling.lock import JournalLock
+from captioner.labeling.merge import merge_labels
 from captioner.labeling.scan import ScanOptions
-from captioner.labeling.writers import LabelStore
-from captioner.labeling.xmp import NAMINGS, write_sidecars
+from captioner.labeling.shards import Shard, check_shards, find_shards, write_settings
+from captioner.labeling.xmp import NAMINGS
 from captioner.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("jsonl", "csv", "metadata", "xmp")
-JOURNAL_NAME = "labels.jsonl"
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 3, 130
 
 
@@ -51,6 +59,8 @@ class LabelOptions:
     max_pixels: int = MAX_PIXELS
     progress: bool = False
     wait: bool = False  # wait for another run holding a journal instead of stopping
+    shard: Shard | None = None  # label only this shard, into its own journal
+    merge: bool = True  # after a shard: merge when every shard is finished
 
     def __post_init__(self) -> None:
         unknown = set(self.formats) - set(FORMATS)
@@ -80,6 +90,7 @@ class LabelSummary:
     interrupted: bool = False
     outputs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # the first few error messages
+    waiting: list[str] = field(default_factory=list)  # a shard run: why nothing was merged
 
     @property
     def exit_code(self) -> int:
@@ -92,62 +103,6 @@ class LabelSummary:
         return (self.labelled + self.failed) / self.seconds if self.seconds > 0 else 0.0
 
 
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
-def default_workers(todo: int, batch_size: int) -> int:
-    """Decoding processes: none for a single batch, else one per spare core (1 to 4)."""
-    if todo <= batch_size:
-        return 0  # one batch: starting a process costs more than it saves
-    return max(1, min(4, usable_cpus() - 1))
-
-
-class _Journals:
-    """The JSONL store(s) of a run and which folder writes to which."""
-
-    def __init__(self, folders: list[str], out: str | os.PathLike | None):
-        if out is not None:
-            one = LabelStore(Path(out), folder_override=folders[0] if len(folders) == 1 else None)
-            self.stores = [one]
-            self.of_folder = {f: one for f in folders}
-            self.folders_of = {id(one): folders}
-        else:
-            self.stores = [LabelStore(Path(f) / JOURNAL_NAME, folder_override=f) for f in folders]
-            self.of_folder = dict(zip(folders, self.stores))
-            self.folders_of = {id(s): [f] for f, s in zip(folders, self.stores)}
-        self.dirty: set[int] = set()  # stores that need compaction
-        self.models: set[str] = set()  # model names in the journals
-
-    def load(self, overwrite: bool) -> dict[Key, bool]:
-        done: dict[Key, bool] = {}
-        for store in self.stores:
-            d, stats = store.load()  # raises JournalError for a file that is not ours
-            if overwrite and store.path.exists():
-                store.path.unlink()
-                d, stats = store.load()
-            if stats.bad_lines or stats.junk_lines or stats.duplicates:
-                self.dirty.add(id(store))
-            self.models |= stats.models
-            if len(stats.models) > 1:
-                log.warning(
-                    "%s holds labels from several models: %s",
-                    store.path,
-                    ", ".join(sorted(stats.models)),
-                )
-            done.update(d)
-        return done
-
-    def close(self) -> None:
-        for store in self.stores:
-            store.close()
-            if id(store) in self.dirty:
-                store.compact()
-
-
 def label_folders(
     folders: list[str | os.PathLike], engine: LabelEngine, options: LabelOptions | None = None
 ) -> LabelSummary:
@@ -158,16 +113,42 @@ def label_folders(
     for root in roots:
         if not os.path.isdir(root):
             raise NotADirectoryError(f"{root}: no such folder")
-    journals = _Journals(roots, o.out)
+    journals = Journals(roots, o.out, o.shard)
+    settings = run_settings(engine, o)
     with ExitStack() as held:
         for store in journals.stores:  # one run per journal; exports written under it too
             held.enter_context(JournalLock(store.path, wait=o.wait))
+        for store in journals.stores:
+            if o.shard:
+                check_shards(journals.mains[id(store)].path, o.shard.count, settings)
+                write_settings(store.path, settings)
+            elif find_shards(store.path):
+                log.warning(
+                    "%s: unmerged shard journals lie beside it; this run labels what the "
+                    "main journal lacks itself (finish the shards and use --merge instead)",
+                    store.path,
+                )
         remove_stale_temp_files([s.path for s in journals.stores], roots)
-        return _label_locked(journals, roots, engine, o, start)
+        summary = _label_locked(journals, roots, engine, o)
+    if o.shard and o.merge and not summary.interrupted:
+        merged = merge_labels(
+            roots, out=o.out, scan=o.scan, formats=o.formats, xmp_naming=o.xmp_naming,
+            count=o.shard.count, settings=settings, require_complete=False,
+        )  # fmt: skip
+        summary.outputs += merged.outputs
+        summary.waiting = merged.waiting
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def run_settings(engine: LabelEngine, o: LabelOptions) -> dict[str, Any]:
+    """What decides a run's rows (shards must agree on it), as JSON values."""
+    both = {**engine.settings(), "scan": dataclasses.asdict(o.scan), "max_pixels": o.max_pixels}
+    return json.loads(json.dumps(both, sort_keys=True))
 
 
 def _label_locked(
-    journals: _Journals, roots: list[str], engine: LabelEngine, o: LabelOptions, start: float
+    journals: Journals, roots: list[str], engine: LabelEngine, o: LabelOptions
 ) -> LabelSummary:
     done = journals.load(o.overwrite)
     if done and journals.models - {engine.name}:
@@ -181,7 +162,7 @@ def _label_locked(
     skip = {k for k, ok in done.items() if ok or not o.retry_failed}
     summary = LabelSummary()
     todo = 0
-    for fi, rel in iter_todo(roots, o.scan, frozenset()):
+    for fi, rel in iter_todo(roots, o.scan, frozenset(), o.shard):
         summary.total += 1
         state = done.get((roots[fi], rel))
         if state is None or (state is False and o.retry_failed):
@@ -197,7 +178,10 @@ def _label_locked(
             summary.previously_failed,
             "" if o.retry_failed else " (--retry-failed tries them again)",
         )
-    workers = o.workers if o.workers is not None else default_workers(todo, o.batch_size)
+    if o.workers is not None:
+        workers = o.workers
+    else:
+        workers = plan_cores(todo=todo, batch_size=o.batch_size, device=engine.device.type).workers
     bar = progress_bar(total=todo, desc="labeling", unit="img", enabled=o.progress)
     try:
         if todo:
@@ -208,9 +192,16 @@ def _label_locked(
                 spec=engine.spec,
                 batch_size=o.batch_size,
                 max_pixels=o.max_pixels,
+                select=o.shard,
+                raw_jpegs=engine.decodes_jpeg,
             )
             loader = make_loader(dataset, workers=workers, pin_memory=engine.device.type == "cuda")
-            for batch, results in _inferred(loader, engine):
+            prepare = (
+                partial(decode_on_device, folders=roots, spec=engine.spec, device=engine.device,
+                        max_pixels=o.max_pixels)
+                if engine.decodes_jpeg else None
+            )  # fmt: skip
+            for batch, results in _inferred(loader, engine, prepare):
                 _label_batch(batch, results, engine, roots, journals, done, summary)
                 bar.update(len(batch.items))
                 if summary.failed:
@@ -224,17 +215,24 @@ def _label_locked(
     finally:
         bar.close()
         journals.close()
-    summary.outputs = _export(journals, roots, o)
-    summary.seconds = time.perf_counter() - start
+    if o.shard:  # the exports are written once, by the merge
+        summary.outputs = [str(s.path) for s in journals.stores if s.path.exists()]
+    else:
+        summary.outputs = export(journals, roots, o.formats, o.xmp_naming)
     return summary
 
 
-def _inferred(loader: Any, engine: LabelEngine) -> Iterator[tuple[Any, list[dict]]]:
-    """(batch, one result per readable image), in order. With the ONNX encoder, batch i+1 is
-    encoded in a second thread while the caption search of batch i runs (two cores busy
-    instead of one: the encoder and the beam search cost about the same)."""
+def _inferred(
+    loader: Any, engine: LabelEngine, prepare: Any = None
+) -> Iterator[tuple[Any, list[dict]]]:
+    """(batch, one result per readable image), in order. With the ONNX encoder (or on a GPU),
+    batch i+1 is prepared (`prepare`: GPU JPEG decoding) and encoded in a second thread while
+    the caption search of batch i runs (two cores busy instead of one: the encoder and the
+    beam search cost about the same)."""
 
     def encode(batch: Any) -> Any:
+        if prepare is not None:
+            prepare(batch)
         return engine.encode(batch.pixels) if batch.pixels is not None else None
 
     def finish(batch: Any, feats: Any) -> tuple[Any, list[dict]]:
@@ -260,7 +258,7 @@ def _label_batch(
     results: list[dict],
     engine: LabelEngine,
     roots: list[str],
-    journals: _Journals,
+    journals: Journals,
     done: dict[Key, bool],
     summary: LabelSummary,
 ) -> None:
@@ -284,25 +282,3 @@ def _label_batch(
     for store in journals.stores:
         if id(store) in per_store:
             store.append(per_store[id(store)])
-
-
-def _export(journals: _Journals, roots: list[str], o: LabelOptions) -> list[str]:
-    outputs = []
-    wanted = set(roots)
-    for store in journals.stores:
-        if not store.path.exists():
-            continue
-        outputs.append(str(store.path))
-        if "csv" in o.formats:
-            csv_path = store.path.with_suffix(".csv")
-            write_csv(store.iter_records(), csv_path, mode_of=store.path)
-            outputs.append(str(csv_path))
-        folders = journals.folders_of[id(store)]
-        if "metadata" in o.formats:
-            write_metadata(store.iter_records(), folders, mode_of=store.path)
-            outputs += [os.path.join(f, "metadata.jsonl") for f in folders]
-        if "xmp" in o.formats:
-            records = (r for r in store.iter_records() if r.get("folder") in wanted)
-            stats = write_sidecars(records, naming=o.xmp_naming)
-            outputs.append(f"{stats.written} XMP sidecar(s) written, {stats.unchanged} unchanged")
-    return outputs

@@ -78,7 +78,7 @@ class LabelStore:
             return
         with open(self.path, "rb") as f:
             for line in f:
-                rec = _parse(line)
+                rec = parse_record(line)
                 if rec is not None:
                     if self.folder_override:
                         rec["folder"] = self.folder_override
@@ -108,7 +108,7 @@ class LabelStore:
                     stats.torn_bytes, torn = len(line), line
                     break
                 good_end += len(line)
-                rec = _parse(line)
+                rec = parse_record(line)
                 if rec is None:
                     if line.strip(b" \t\r\n\0"):
                         stats.bad_lines += 1
@@ -202,10 +202,11 @@ class LabelStore:
 
 
 def _parse_line_ok(line: bytes) -> bool:
-    return _parse(line) is not None or not line.strip(b" \t\r\n\0")
+    return parse_record(line) is not None or not line.strip(b" \t\r\n\0")
 
 
-def _parse(line: bytes) -> dict[str, Any] | None:
+def parse_record(line: bytes) -> dict[str, Any] | None:
+    """One journal line -> its record, or None when it is not one."""
     try:
         rec = json.loads(line)
     except (ValueError, UnicodeDecodeError):

@@ -1,0 +1,108 @@
+"""The JSONL journals of a labeling run, which folder writes to which, and the exports.
+
+Without sharding a run writes `DIR/labels.jsonl` per folder (or the one `--out` file). A shard
+run (`--shard K/N`, a torchrun rank) writes `labels.shard-K-of-N.jsonl` beside it instead,
+and counts the rows of the main journal as done too (work merged earlier is never redone).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from captioner.labeling.exports import write_csv, write_metadata
+from captioner.labeling.shards import Shard, shard_journal
+from captioner.labeling.writers import Key, LabelStore
+from captioner.labeling.xmp import write_sidecars
+
+log = logging.getLogger(__name__)
+
+JOURNAL_NAME = "labels.jsonl"
+
+
+class Journals:
+    """The JSONL store(s) of a run (`shard`: that shard's files) and their folders."""
+
+    def __init__(
+        self, folders: list[str], out: str | os.PathLike | None, shard: Shard | None = None
+    ):
+        if out is not None:
+            override = folders[0] if len(folders) == 1 else None
+            groups = [(Path(out), override, folders)]
+        else:
+            groups = [(Path(f) / JOURNAL_NAME, f, [f]) for f in folders]
+        self.stores: list[LabelStore] = []
+        self.mains: dict[int, LabelStore] = {}  # shard store -> its main journal
+        self.of_folder: dict[str, LabelStore] = {}
+        self.folders_of: dict[int, list[str]] = {}
+        for path, override, group in groups:
+            main = LabelStore(path, folder_override=override)
+            store = (
+                LabelStore(shard_journal(path, shard), folder_override=override) if shard else main
+            )
+            self.stores.append(store)
+            self.mains[id(store)] = main
+            self.of_folder.update({f: store for f in group})
+            self.folders_of[id(store)] = group
+        self.sharded = shard is not None
+        self.dirty: set[int] = set()  # stores that need compaction
+        self.models: set[str] = set()  # model names in the journals
+
+    def load(self, overwrite: bool) -> dict[Key, bool]:
+        done: dict[Key, bool] = {}
+        for store in self.stores:
+            if self.sharded and not overwrite:  # rows merged earlier: read only
+                main = self.mains[id(store)]
+                done.update((main.key(r), r.get("error") is None) for r in main.iter_records())
+            d, stats = store.load()  # raises JournalError for a file that is not ours
+            if overwrite and store.path.exists():
+                store.path.unlink()
+                d, stats = store.load()
+            if stats.bad_lines or stats.junk_lines or stats.duplicates:
+                self.dirty.add(id(store))
+            self.models |= stats.models
+            if len(stats.models) > 1:
+                log.warning(
+                    "%s holds labels from several models: %s",
+                    store.path,
+                    ", ".join(sorted(stats.models)),
+                )
+            done.update(d)
+        return done
+
+    def close(self) -> None:
+        for store in self.stores:
+            store.close()
+            if id(store) in self.dirty:
+                store.compact()
+
+
+def export(
+    journals: Journals,
+    roots: list[str],
+    formats: tuple[str, ...],
+    xmp_naming: str,
+    stores: list[LabelStore] | None = None,
+) -> list[str]:
+    """Regenerate the CSV, metadata.jsonl and XMP sidecars from each journal (or those of
+    `stores`); returns what was written."""
+    outputs = []
+    wanted = set(roots)
+    for store in journals.stores if stores is None else stores:
+        if not store.path.exists():
+            continue
+        outputs.append(str(store.path))
+        if "csv" in formats:
+            csv_path = store.path.with_suffix(".csv")
+            write_csv(store.iter_records(), csv_path, mode_of=store.path)
+            outputs.append(str(csv_path))
+        folders = journals.folders_of[id(store)]
+        if "metadata" in formats:
+            write_metadata(store.iter_records(), folders, mode_of=store.path)
+            outputs += [os.path.join(f, "metadata.jsonl") for f in folders]
+        if "xmp" in formats:
+            records = (r for r in store.iter_records() if r.get("folder") in wanted)
+            stats = write_sidecars(records, naming=xmp_naming)
+            outputs.append(f"{stats.written} XMP sidecar(s) written, {stats.unchanged} unchanged")
+    return outputs
