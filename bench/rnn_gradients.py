@@ -250,9 +250,10 @@ def plot(results: dict, path: Path) -> Path:
 
     names = [bucket_name(b) for b in BUCKETS]
     x = list(range(len(names)))
-    fig, axes = plt.subplots(1, 4, figsize=(19, 4))
+    fig, grid = plt.subplots(2, 2, figsize=(13, 8.5))
+    axes = grid.ravel()
     titles = ("validation BLEU by source length", "|d loss / d first subword|",
-              "|d forward last state / d first subword|", "clipping: norms before / after")  # fmt: skip
+              "|d forward last state / d first subword|", "clipping, longest bucket: global and first-subword norm")  # fmt: skip
     for ax, title in zip(axes, titles):
         ax.set_title(title, fontsize=10)
     for i, (cell, r) in enumerate(results.items()):
@@ -263,17 +264,20 @@ def plot(results: dict, path: Path) -> Path:
             for when, style in (("init", "o--"), ("trained", "o-")):
                 pts = [(j, g[key]) for j, g in enumerate(r[when]) if g is not None]
                 ax.plot(*zip(*pts), style, color=color, label=f"{cell}, {when}")
-        g = next(x for x in reversed(r["trained"]) if x is not None)
-        axes[3].bar([3 * i, 3 * i + 1], [g["total"], g["first"]], color=color, alpha=0.35)
-        axes[3].bar([3 * i, 3 * i + 1], [g["total_clipped"], g["first_clipped"]], color=color,
-                    label=f"{cell} (pale: unclipped)")  # fmt: skip
+        for k, when in enumerate(("init", "trained")):
+            g = next(x for x in reversed(r[when]) if x is not None)
+            at = [5 * i + 2 * k, 5 * i + 2 * k + 1]
+            axes[3].bar(at, [g["total"], g["first"]], color=color, alpha=0.35)
+            axes[3].bar(at, [g["total_clipped"], g["first_clipped"]], color=color,
+                        label=None if k else f"{cell} (pale: unclipped)")  # fmt: skip
     for ax in axes[:3]:
         ax.set_xticks(x, names)
         ax.set_xlabel("source words")
     for ax in axes[1:]:
         ax.set_yscale("log")
-    axes[3].set_xticks([3 * i + k for i in range(len(results)) for k in (0, 1)],
-                       ["total", "first"] * len(results))  # fmt: skip
+    axes[3].set_xticks([5 * i + k for i in range(len(results)) for k in range(4)],
+                       ["total\ninit", "first\ninit", "total\ntrained", "first\ntrained"]
+                       * len(results), fontsize=7)  # fmt: skip
     for ax in axes:
         ax.legend(fontsize=7)
     fig.tight_layout()
