@@ -194,13 +194,16 @@ def build_app(
                         notes = gr.Markdown(elem_id="notes")
                         with gr.Row():
                             tags = gr.Label(label="Tags", elem_id="tags")
-                            mood = gr.Label(label="Sentiment of the caption", elem_id="sentiment")
+                            mood = gr.Label(
+                                label="Sentiment of the caption", elem_id="sentiment", visible=False
+                            )
                 gallery = gr.Gallery(
                     label="Attention: where the model looked for each word",
                     columns=6,
                     height=None,
                     object_fit="contain",
                     elem_id="attention",
+                    visible=False,  # shown with the first maps (no empty box before)
                 )
             with gr.Tab("Batch"):
                 files = gr.File(

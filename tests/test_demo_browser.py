@@ -107,6 +107,9 @@ def test_a_new_upload_clears_the_last_description_and_maps_sit_tight(served, tmp
     url, _ = served
     first, second = random_png(tmp_path / "a.png", 1), random_png(tmp_path / "b.png", 2)
     with open_demo(url, chromium=CHROMIUM) as page:
+        # no empty attention box or sentiment placeholder before the first caption
+        assert not page.locator("#attention").is_visible()
+        assert not page.locator("#sentiment").is_visible()
         upload_and_run(page, first)
         page.wait_for_function("() => document.querySelectorAll('#attention img').length === 4")
         page.wait_for_timeout(300)
