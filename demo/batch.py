@@ -21,7 +21,7 @@ from typing import Any
 from PIL import Image
 
 from captioner.imageio import IMAGE_EXTENSIONS, ImageLoadError, open_image
-from captioner.labeling.exports import CSV_COLUMNS, csv_row, write_csv
+from captioner.labeling.exports import CSV_COLUMNS, csv_row, translation_cell, write_csv
 from captioner.labeling.writers import dumps_record
 
 COLUMNS = CSV_COLUMNS  # folder, path, caption, tags, tag_scores, sentiment, sentiment_score, ...
@@ -217,19 +217,19 @@ def table_rows(records: Iterable[dict[str, Any]], lang: str | None = None) -> li
         if cells["folder"]:
             cells["path"] = f"{cells['folder']}/{cells['path']}"
         if lang:
-            cells[f"caption_{lang}"] = (r.get("translations") or {}).get(lang) or ""
+            cells[f"caption_{lang}"] = translation_cell(r, lang)
         rows.append([cells[c] for c in table_columns(lang)])
     return rows
 
 
 def write_records(
-    records: Sequence[dict[str, Any]], directory: str | os.PathLike
+    records: Sequence[dict[str, Any]], directory: str | os.PathLike, lang: str | None = None
 ) -> tuple[Path, Path]:
-    """Write `labels.csv` and `labels.jsonl` into `directory` with `captioner label`'s
-    writers; return both paths."""
+    """Write `labels.csv` (with `caption_LANG` for `lang`) and `labels.jsonl` into
+    `directory` with `captioner label`'s writers; return both paths."""
     directory = Path(directory)
     csv_path, jsonl_path = directory / "labels.csv", directory / "labels.jsonl"
-    write_csv(records, csv_path)
+    write_csv(records, csv_path, languages=(lang,) if lang else ())
     jsonl_path.write_bytes(b"".join(dumps_record(r) for r in records))
     return csv_path, jsonl_path
 

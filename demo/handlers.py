@@ -193,7 +193,8 @@ class Handlers:
             min_tag_score=EXPORT_MIN_TAG_SCORE,  # the same cut as `captioner label`
             **opts,
         )
-        csv_path, jsonl_path = batching.write_records(rows, out_dir)
+        lang = opts.get("lang")
+        csv_path, jsonl_path = batching.write_records(rows, out_dir, lang)
         errors = sum(r["error"] is not None for r in rows)
         status = (
             f"Labelled {len(rows) - errors} of {len(rows)} images with `{cap.name}` in "
@@ -202,7 +203,6 @@ class Handlers:
         if total > len(rows):
             status += f" Stopped at the limit of {self.max_batch_images} images ({total} uploaded)."
             gr.Warning(f"Only the first {self.max_batch_images} of {total} images were labelled.")
-        lang = opts.get("lang")
         columns = batching.table_columns(lang)
         table = pd.DataFrame(batching.table_rows(rows, lang), columns=list(columns))
         return table, [str(csv_path), str(jsonl_path)], status

@@ -4,6 +4,7 @@ English caption beside them; no translator, English only, and nothing breaks."""
 
 from __future__ import annotations
 
+import csv
 import socket
 
 import gradio as gr
@@ -79,6 +80,9 @@ def test_captions_in_the_chosen_language_keep_the_english_beside(
     row = table.iloc[0]
     assert (row["caption_de"], row["caption"]) == (shown, english)
     assert "Labelled 1 of 1" in status and len(downloads) == 2
+    with open(downloads[0], newline="", encoding="utf-8") as f:  # labels.csv
+        (saved,) = csv.DictReader(f)
+    assert (saved["caption"], saved["caption_de"]) == (english, shown)
     english_table = h.label([str(photo)], "tiny", "beam", 3, 1.0, 5)[0]
     assert list(english_table.columns) == list(batching.TABLE_COLUMNS)
     assert ui.column_widths(table.columns)[1] == ui.TABLE_WIDTHS["caption"]
