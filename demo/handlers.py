@@ -71,8 +71,8 @@ def caption_languages() -> list[tuple[str, str]]:
 
 class Handlers:
     """The event functions of one app. `models` maps the names in the model picker to
-    `Captioner`s; `languages` lists the (code, name) pairs of the language picker (default:
-    English only); batch files go to a fresh directory under `work_dir` per request."""
+    `Captioner`s; `languages` lists the (code, name) pairs of the language picker (English
+    is always offered, first); batch files go to a fresh directory under `work_dir` per request."""
 
     def __init__(
         self,
@@ -86,7 +86,8 @@ class Handlers:
         if not models:
             raise ValueError("the demo needs at least one model")
         self.models = dict(models)
-        self.languages = dict(languages)
+        english = {translation.SOURCE: translation.LANGUAGES[translation.SOURCE]}
+        self.languages = {**english, **dict(languages)}  # English first, always
         self.translators: dict[str, Any] = {}  # language -> TranslationModel, loaded on first use
         self.work_dir = Path(work_dir or temp_dir())
         self.max_batch_images, self.batch_size = max_batch_images, batch_size

@@ -111,7 +111,8 @@ def test_a_listed_translator_that_fails_to_load_is_a_message(cap, photo, tmp_pat
         raise translation.ckpt.CheckpointError(f"translate-en-{lang}/config.json: not JSON")
 
     monkeypatch.setattr(translation, "find_translator", broken)
-    h = Handlers({"tiny": cap}, languages=GERMAN, work_dir=tmp_path)
+    h = Handlers({"tiny": cap}, languages=GERMAN[1:], work_dir=tmp_path)
+    assert h.languages == dict(GERMAN)  # English is always offered, first
     with pytest.raises(gr.Error, match=r"captions in German are unavailable: .*not JSON"):
         h.describe_ui(str(photo), "tiny", "beam", 3, 1.0, 5, "de")
     assert h.describe_ui(str(photo), "tiny", "beam", 3, 1.0, 5, "en")[0] == cap.caption(photo)[0]
