@@ -17,7 +17,8 @@ On the validation split (never test) the script then reports, by source length i
    sentences: it rescales every gradient by one factor, so the first word's share of the
    gradient (first / total) is the same with or without it.
 
-Prints the tables as Markdown and saves `rnn_gradients.png` in `--out-dir` (default docs/).
+Prints the tables as Markdown and saves `rnn_gradients.png` in `--out-dir` (default docs/)
+(both drawn by `rnn_gradients_report.py`, beside this file).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from rnn_gradients_report import markdown, plot  # bench/, beside this file
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
@@ -200,93 +202,6 @@ def gradients_by_bucket(model, subwords, sources, targets, args) -> list[dict | 
     return out
 
 
-# ----------------------------------------------------------------------------- report
-def _cell(v: float | None, fmt: str) -> str:
-    return "–" if v is None else format(v, fmt)
-
-
-def _norm_cell(g: dict | None, key: str) -> str:
-    if g is None:
-        return "–"
-    ratio = f" ({g['first_to_last']:.2g})" if key == "first" else ""
-    return f"{g[key]:.2e}{ratio}"
-
-
-def markdown(results: dict, args) -> str:
-    names = [bucket_name(b) for b in BUCKETS]
-    head = lambda first: (f"| {first} | " + " | ".join(names) + " |\n"  # noqa: E731
-                          + "|---" * (len(names) + 1) + "|\n")  # fmt: skip
-    out = ["BLEU (detokenised, greedy) of the validation split by source length in words\n",
-           head("encoder").replace(" |\n|", " | all |\n|---|", 1)]  # fmt: skip
-    for cell, r in results.items():
-        out.append(f"| {cell} | " + " | ".join(_cell(v, ".1f") for v in r["bleu"]) + " |\n")
-    tables = (("first", "norm of d(loss)/d(first source subword) (in brackets: its ratio "
-               "to the last subword's)"),
-              ("recurrence", "norm of d(forward encoder's last state)/d(first subword)"))  # fmt: skip
-    for key, title in tables:
-        out += [f"\n{title}, by source length\n", head("encoder, when")]
-        for cell, r in results.items():
-            for when in ("init", "trained"):
-                vals = [_norm_cell(g, key) for g in r[when]]
-                out.append(f"| {cell}, {when} | " + " | ".join(vals) + " |\n")
-    out.append(f"\nclipping the global gradient norm to {args.clip:g}, on a batch of the "
-               f"{names[-1]}-word sentences\n\n| encoder, when | total | first subword | "
-               "clip factor | total, clipped | first, clipped | first / total |\n"
-               + "|---" * 7 + "|\n")  # fmt: skip
-    for cell, r in results.items():
-        for when in ("init", "trained"):
-            g = next(x for x in reversed(r[when]) if x is not None)
-            out.append(f"| {cell}, {when} | {g['total']:.3g} | {g['first']:.3g} | "
-                       f"{g['factor']:.3g} | {g['total_clipped']:.3g} | "
-                       f"{g['first_clipped']:.3g} | {g['first'] / g['total']:.3g} |\n")  # fmt: skip
-    return "".join(out)
-
-
-def plot(results: dict, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = [bucket_name(b) for b in BUCKETS]
-    x = list(range(len(names)))
-    fig, grid = plt.subplots(2, 2, figsize=(13, 8.5))
-    axes = grid.ravel()
-    titles = ("validation BLEU by source length", "|d loss / d first subword|",
-              "|d forward last state / d first subword|", "clipping, longest bucket: global and first-subword norm")  # fmt: skip
-    for ax, title in zip(axes, titles):
-        ax.set_title(title, fontsize=10)
-    for i, (cell, r) in enumerate(results.items()):
-        color = f"C{i}"
-        pts = [(j, v) for j, v in enumerate(r["bleu"][:-1]) if v is not None]
-        axes[0].plot(*zip(*pts), "o-", color=color, label=cell)
-        for ax, key in ((axes[1], "first"), (axes[2], "recurrence")):
-            for when, style in (("init", "o--"), ("trained", "o-")):
-                pts = [(j, g[key]) for j, g in enumerate(r[when]) if g is not None]
-                ax.plot(*zip(*pts), style, color=color, label=f"{cell}, {when}")
-        for k, when in enumerate(("init", "trained")):
-            g = next(x for x in reversed(r[when]) if x is not None)
-            at = [5 * i + 2 * k, 5 * i + 2 * k + 1]
-            axes[3].bar(at, [g["total"], g["first"]], color=color, alpha=0.35)
-            axes[3].bar(at, [g["total_clipped"], g["first_clipped"]], color=color,
-                        label=None if k else f"{cell} (pale: unclipped)")  # fmt: skip
-    for ax in axes[:3]:
-        ax.set_xticks(x, names)
-        ax.set_xlabel("source words")
-    for ax in axes[1:]:
-        ax.set_yscale("log")
-    axes[3].set_xticks([5 * i + k for i in range(len(results)) for k in range(4)],
-                       ["total\ninit", "first\ninit", "total\ntrained", "first\ntrained"]
-                       * len(results), fontsize=7)  # fmt: skip
-    for ax in axes:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
-
-
 # ----------------------------------------------------------------------------- main
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -337,8 +252,9 @@ def main(argv: list[str] | None = None) -> int:
               f"clipped, step norm median {sorted(norms)[len(norms) // 2]:.3g}, "
               f"max {max(norms):.3g}")  # fmt: skip
     print()
-    print(markdown(results, args))
-    print(f"plot: {plot(results, Path(args.out_dir) / 'rnn_gradients.png')}")
+    names = [bucket_name(b) for b in BUCKETS]
+    print(markdown(results, names, clip=args.clip))
+    print(f"plot: {plot(results, names, Path(args.out_dir) / 'rnn_gradients.png')}")
     return 0
 
 

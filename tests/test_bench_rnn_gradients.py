@@ -13,7 +13,10 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "rnn_gradients.py"
 
 
-def load_bench():
+@pytest.fixture
+def bench(monkeypatch):
+    """The script as a module (its report module beside it importable, as when run)."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("rnn_gradients", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -38,8 +41,7 @@ def numbers(cells: list[str]) -> list[float]:
 
 
 @pytest.mark.slow
-def test_quick_run_reports_three_encoders_with_finite_norms(tmp_path, capsys):
-    bench = load_bench()
+def test_quick_run_reports_three_encoders_with_finite_norms(bench, tmp_path, capsys):
     assert bench.main(["--quick", "--out-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     bleu = table_rows(out, "BLEU")
@@ -62,8 +64,7 @@ def test_quick_run_reports_three_encoders_with_finite_norms(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
-def test_without_the_corpus_it_says_so_and_skips(tmp_path, capsys):
-    bench = load_bench()
+def test_without_the_corpus_it_says_so_and_skips(bench, tmp_path, capsys):
     assert bench.main(["--data", str(tmp_path / "nowhere"), "--out-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out.startswith(f"skipped: no Multi30k folder at {tmp_path}")
     assert list(tmp_path.iterdir()) == []
