@@ -21,11 +21,12 @@ from typing import Any
 from PIL import Image
 
 from captioner.imageio import IMAGE_EXTENSIONS, ImageLoadError, open_image
-from captioner.labeling.exports import CSV_COLUMNS, csv_row, write_csv
+from captioner.labeling.exports import CSV_COLUMNS, csv_row, translation_cell, write_csv
 from captioner.labeling.writers import dumps_record
 
 COLUMNS = CSV_COLUMNS  # folder, path, caption, tags, tag_scores, sentiment, sentiment_score, ...
-# The page's table: no `folder` column (empty for loose files); a zip member's path names its zip.
+# The page's table: no `folder` column (empty for loose files); a zip member's path names its
+# zip. Captions shown in another language add `caption_LANG` (see `table_columns`).
 TABLE_COLUMNS = tuple(c for c in COLUMNS if c != "folder")
 MAX_MEMBER_BYTES = 64 * 1024 * 1024  # one image inside a zip, uncompressed
 MAX_ZIP_BYTES = 1024 * 1024 * 1024  # all images of one zip, uncompressed
@@ -197,26 +198,38 @@ def describe_items(
     return records
 
 
-def table_rows(records: Iterable[dict[str, Any]]) -> list[list[Any]]:
-    """Records as the cells of the table on the page (TABLE_COLUMNS): those of `labels.csv`
-    without `folder`, which is joined to the path instead ("photos.zip/a/one.png")."""
+def table_columns(lang: str | None = None) -> tuple[str, ...]:
+    """The table's columns: TABLE_COLUMNS, with `caption_LANG` (the caption translated)
+    before the English `caption` when captions are shown in `lang`."""
+    if not lang:
+        return TABLE_COLUMNS
+    at = TABLE_COLUMNS.index("caption")
+    return (*TABLE_COLUMNS[:at], f"caption_{lang}", *TABLE_COLUMNS[at:])
+
+
+def table_rows(records: Iterable[dict[str, Any]], lang: str | None = None) -> list[list[Any]]:
+    """Records as the cells of the table on the page (`table_columns(lang)`): those of
+    `labels.csv` without `folder`, which is joined to the path instead ("photos.zip/a/one.png"),
+    and with the caption's translation into `lang` when asked for."""
     rows = []
     for r in records:
         cells = dict(zip(COLUMNS, csv_row(r), strict=True))
         if cells["folder"]:
             cells["path"] = f"{cells['folder']}/{cells['path']}"
-        rows.append([cells[c] for c in TABLE_COLUMNS])
+        if lang:
+            cells[f"caption_{lang}"] = translation_cell(r, lang)
+        rows.append([cells[c] for c in table_columns(lang)])
     return rows
 
 
 def write_records(
-    records: Sequence[dict[str, Any]], directory: str | os.PathLike
+    records: Sequence[dict[str, Any]], directory: str | os.PathLike, lang: str | None = None
 ) -> tuple[Path, Path]:
-    """Write `labels.csv` and `labels.jsonl` into `directory` with `captioner label`'s
-    writers; return both paths."""
+    """Write `labels.csv` (with `caption_LANG` for `lang`) and `labels.jsonl` into
+    `directory` with `captioner label`'s writers; return both paths."""
     directory = Path(directory)
     csv_path, jsonl_path = directory / "labels.csv", directory / "labels.jsonl"
-    write_csv(records, csv_path)
+    write_csv(records, csv_path, languages=(lang,) if lang else ())
     jsonl_path.write_bytes(b"".join(dumps_record(r) for r in records))
     return csv_path, jsonl_path
 

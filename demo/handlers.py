@@ -5,11 +5,12 @@ naming the file or the model, never a stack trace.
 
 from __future__ import annotations
 
+import logging
 import random
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,16 @@ import gradio as gr
 import pandas as pd
 from PIL import Image
 
+from captioner import translation
 from captioner.cli.options import EXPORT_MIN_TAG_SCORE
 from captioner.demo import batch as batching
 from captioner.demo import render
 from captioner.demo.env import temp_dir
 from captioner.demo.scene import make_scene, scene_world_error, score_rows
+from captioner.errors import CaptionerError
 from captioner.imageio import ImageLoadError, load_image
 
+log = logging.getLogger(__name__)
 METHODS = ("beam", "greedy", "sample")
 SCENE_MODEL = "scenes"  # the bundled scene-world captioner
 TAGGER_ONLY = (
@@ -55,14 +59,26 @@ def decoding_options(method: str, beam_size: float, temperature: float) -> dict[
     }
 
 
+def caption_languages() -> list[tuple[str, str]]:
+    """The language picker's (code, name) pairs: English and every installed translator's
+    language; English alone when listing them fails."""
+    try:
+        return translation.available_languages()
+    except OSError as e:  # an unreadable models folder must not take the page down
+        log.warning("captions in English only: cannot list the translators (%s)", e)
+        return [(translation.SOURCE, translation.LANGUAGES[translation.SOURCE])]
+
+
 class Handlers:
     """The event functions of one app. `models` maps the names in the model picker to
-    `Captioner`s; batch files go to a fresh directory under `work_dir` per request."""
+    `Captioner`s; `languages` lists the (code, name) pairs of the language picker (English
+    is always offered, first); batch files go to a fresh directory under `work_dir` per request."""
 
     def __init__(
         self,
         models: Mapping[str, Any],
         *,
+        languages: Sequence[tuple[str, str]] = (("en", "English"),),
         work_dir: str | Path | None = None,
         max_batch_images: int = 200,
         batch_size: int = 16,
@@ -70,6 +86,9 @@ class Handlers:
         if not models:
             raise ValueError("the demo needs at least one model")
         self.models = dict(models)
+        english = {translation.SOURCE: translation.LANGUAGES[translation.SOURCE]}
+        self.languages = {**english, **dict(languages)}  # English first, always
+        self.translators: dict[str, Any] = {}  # language -> TranslationModel, loaded on first use
         self.work_dir = Path(work_dir or temp_dir())
         self.max_batch_images, self.batch_size = max_batch_images, batch_size
 
@@ -77,6 +96,25 @@ class Handlers:
         if name not in self.models:
             raise gr.Error(f"unknown model {name!r}; choose one of: {', '.join(self.models)}")
         return self.models[name]
+
+    def translation(self, lang: str | None) -> dict[str, Any]:
+        """`describe` / `caption` keyword arguments for captions in `lang`: {} for English,
+        else the language and its translator (loaded once, then kept)."""
+        lang = lang or translation.SOURCE
+        if lang == translation.SOURCE:
+            return {}
+        if lang not in self.languages:
+            known = ", ".join(f"{c} ({n})" for c, n in self.languages.items())
+            raise gr.Error(f"no translator for {lang!r} here; choose one of: {known}")
+        if lang not in self.translators:
+            try:
+                self.translators[lang] = translation.find_translator(lang)
+            except (CaptionerError, OSError, ValueError) as e:
+                name = self.languages[lang]
+                raise gr.Error(
+                    f"captions in {name} are unavailable: {e}", print_exception=False
+                ) from None
+        return {"lang": lang, "translator": self.translators[lang]}
 
     @staticmethod
     def _run(cap: Any, fn: Callable, *args: Any, **kwargs: Any) -> Any:
@@ -87,10 +125,11 @@ class Handlers:
             raise gr.Error(message, print_exception=False) from None
 
     # ------------------------------------------------------------------ one image
-    def describe_ui(self, image, model, method, beam_size, temperature, num_tags):
-        """-> caption, tags, sentiment, attention gallery, notes (Markdown)."""
+    def describe_ui(self, image, model, method, beam_size, temperature, num_tags, lang="en"):
+        """-> caption (in `lang`), the English caption (None for English), tags, sentiment,
+        attention gallery, notes (Markdown)."""
         cap, img = self.model(model), read_image(image)
-        opts = decoding_options(method, beam_size, temperature)
+        opts = decoding_options(method, beam_size, temperature) | self.translation(lang)
         d = self._run(cap, cap.describe, [img], tags=int(num_tags), attention=True, **opts)[0]
         notes = []
         if d.caption is None:
@@ -103,28 +142,34 @@ class Handlers:
             notes.append("No tags: this model has no recognition head.")
         gallery = render.attention_gallery(img, d.attention)
         tags, mood = render.tags_value(d.tags), render.sentiment_value(d.sentiment)
-        return d.caption or "", tags, mood, gallery, "\n\n".join(notes)
+        if d.translations:
+            return d.translations[lang], d.caption, tags, mood, gallery, "\n\n".join(notes)
+        return d.caption or "", None, tags, mood, gallery, "\n\n".join(notes)
 
-    def caption(self, image, model, method, beam_size, temperature) -> str:
-        """The caption of one image (an error for a tagger-only model)."""
+    def caption(self, image, model, method, beam_size, temperature, lang="en") -> str:
+        """The caption of one image in `lang` (an error for a tagger-only model)."""
         cap, img = self.model(model), read_image(image)
-        opts = decoding_options(method, beam_size, temperature)
+        opts = decoding_options(method, beam_size, temperature) | self.translation(lang)
         return self._run(cap, cap.caption, [img], **opts)[0]
 
-    def describe(self, image, model, method, beam_size, temperature, num_tags) -> dict:
-        """Caption (null for a tagger-only model), tags and caption sentiment, as JSON."""
+    def describe(self, image, model, method, beam_size, temperature, num_tags, lang="en"):
+        """Caption (null for a tagger-only model), tags and caption sentiment, as JSON; with
+        `lang`, the caption's translation under `translations`."""
         cap, img = self.model(model), read_image(image)
-        opts = decoding_options(method, beam_size, temperature)
+        opts = decoding_options(method, beam_size, temperature) | self.translation(lang)
         d = self._run(cap, cap.describe, [img], tags=int(num_tags), **opts)[0]
         return {**d.to_record(), "model": cap.name}
 
     # ------------------------------------------------------------------ batch
-    def label(self, files, model, method, beam_size, temperature, num_tags, progress=None):
-        """Images (or zips of images) -> table, [labels.csv, labels.jsonl], summary."""
+    def label(
+        self, files, model, method, beam_size, temperature, num_tags, lang="en", progress=None
+    ):
+        """Images (or zips of images) -> table (with a `caption_LANG` column before the
+        English caption for `lang`), [labels.csv, labels.jsonl], summary."""
         if not files:
             raise gr.Error("No files yet: upload images or a .zip of images first.")
         cap = self.model(model)
-        opts = decoding_options(method, beam_size, temperature)
+        opts = decoding_options(method, beam_size, temperature) | self.translation(lang)
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in files]
         total = batching.count_batch_inputs(paths)
         todo = min(total, self.max_batch_images)
@@ -149,7 +194,8 @@ class Handlers:
             min_tag_score=EXPORT_MIN_TAG_SCORE,  # the same cut as `captioner label`
             **opts,
         )
-        csv_path, jsonl_path = batching.write_records(rows, out_dir)
+        lang = opts.get("lang")
+        csv_path, jsonl_path = batching.write_records(rows, out_dir, lang)
         errors = sum(r["error"] is not None for r in rows)
         status = (
             f"Labelled {len(rows) - errors} of {len(rows)} images with `{cap.name}` in "
@@ -158,7 +204,8 @@ class Handlers:
         if total > len(rows):
             status += f" Stopped at the limit of {self.max_batch_images} images ({total} uploaded)."
             gr.Warning(f"Only the first {self.max_batch_images} of {total} images were labelled.")
-        table = pd.DataFrame(batching.table_rows(rows), columns=list(batching.TABLE_COLUMNS))
+        columns = batching.table_columns(lang)
+        table = pd.DataFrame(batching.table_rows(rows, lang), columns=list(columns))
         return table, [str(csv_path), str(jsonl_path)], status
 
     def _forget_old_batches(self, max_age_s: float = 3 * 3600) -> None:

@@ -73,9 +73,10 @@ def attention_gallery(
     return [(attention_overlay(image, a, **kwargs), word) for word, a in attention or []]
 
 
-def tags_value(tags: Sequence[tuple[str, float]]) -> dict[str, float] | None:
-    """[(label, score)] -> the {label: score} a `gr.Label` shows (None clears it)."""
-    return {label: float(score) for label, score in tags} or None
+def tags_value(tags: Sequence[tuple[str, float]] | None) -> dict[str, float] | None:
+    """[(label, score)] -> the {label: score} a `gr.Label` shows (None clears it; a model
+    without a tagger gives None)."""
+    return {label: float(score) for label, score in tags or ()} or None
 
 
 def sentiment_value(sentiment: tuple[str, float] | None) -> dict[str, float] | None:

@@ -13,12 +13,14 @@ from typing import Any
 import gradio as gr
 from PIL import UnidentifiedImageError
 
+from captioner import translation
 from captioner.demo import render
 from captioner.demo.batch import TABLE_COLUMNS
 from captioner.demo.env import temp_dir
-from captioner.demo.handlers import METHODS, Handlers
+from captioner.demo.handlers import METHODS, Handlers, caption_languages
 
-# Batch table column widths: wide enough that no header ("sentiment_score") wraps mid-word.
+# Batch table column widths: wide enough that no header ("sentiment_score") wraps mid-word;
+# a translated caption (`caption_de`) is as wide as the English one.
 TABLE_WIDTHS = {
     "path": "170px",
     "caption": "260px",
@@ -29,6 +31,12 @@ TABLE_WIDTHS = {
     "error": "220px",
     "model": "110px",
 }
+
+
+def column_widths(columns: Sequence[str]) -> list[str]:
+    return [TABLE_WIDTHS.get(c, TABLE_WIDTHS["caption"]) for c in columns]
+
+
 TITLE = "captioner: image captioning with CNN + RNN"
 INTRO = (
     "A CNN encodes the image; an LSTM/GRU decoder writes the caption word by word, looking at "
@@ -74,15 +82,20 @@ def build_app(
     batch_size: int = 16,
     work_dir: str | os.PathLike | None = None,
     title: str = TITLE,
+    languages: Sequence[tuple[str, str]] | None = None,
 ) -> gr.Blocks:
-    """The demo over `models` ({name: Captioner}, or one Captioner, named by its `.name`).
+    """The demo over `models` ({name: Captioner}, or one Captioner, named by its `.name`),
+    writing captions in `languages` ((code, name) pairs; default: English and every installed
+    translator's language, `captioner.translation.available_languages`).
 
-    Public API endpoints: /caption, /describe, /label, /scene. Every model call shares one
-    queue limit (concurrency id "model"), set by `launch_app`."""
+    Public API endpoints: /caption, /describe, /label, /scene; the first three take the
+    caption language last (default "en"). Every model call shares one queue limit
+    (concurrency id "model"), set by `launch_app`."""
     if not isinstance(models, Mapping):
         models = {models.name: models}
     h = Handlers(
         models,
+        languages=caption_languages() if languages is None else languages,
         work_dir=work_dir or temp_dir(),
         max_batch_images=max_batch_images,
         batch_size=batch_size,
@@ -90,9 +103,12 @@ def build_app(
     names = list(h.models)
 
     def show_description(*args):  # gallery and sentiment show only when they have content
-        caption, tags, mood, maps, notes = h.describe_ui(*args)
+        caption, english, tags, mood, maps, notes = h.describe_ui(*args)
+        lang = args[-1]
+        label = "Caption" if english is None else f"Caption ({h.languages[lang]})"
         return (
-            caption,
+            gr.Textbox(value=caption, label=label),
+            gr.Textbox(value=english, visible=english is not None),
             tags,
             gr.Label(value=mood, visible=mood is not None),
             gr.Gallery(value=maps, visible=bool(maps)),
@@ -101,20 +117,43 @@ def build_app(
 
     def cleared(_image):  # a new image: nothing of the last one's description stays
         return (
-            "",
+            gr.Textbox(value="", label="Caption"),
+            gr.Textbox(value=None, visible=False),
             None,
             gr.Label(value=None, visible=False),
             gr.Gallery(value=None, visible=False),
             "",
         )
 
-    def label(files, model, method, beam_size, temperature, num_tags, progress=gr.Progress()):  # noqa: B008
-        return h.label(files, model, method, beam_size, temperature, num_tags, progress=progress)
+    def label(files, model, method, beam_size, temperature, num_tags, lang, progress=gr.Progress()):  # noqa: B008
+        return h.label(
+            files, model, method, beam_size, temperature, num_tags, lang, progress=progress
+        )
+
+    def label_ui(
+        files, model, method, beam_size, temperature, num_tags, lang,
+        progress=gr.Progress(),  # noqa: B008
+    ):  # fmt: skip
+        table, downloads, status = label(
+            files, model, method, beam_size, temperature, num_tags, lang, progress=progress
+        )  # the table's columns (and so their widths) follow the language
+        return (
+            gr.Dataframe(value=table, column_widths=column_widths(table.columns)),
+            downloads,
+            status,
+        )
 
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3 * 3600)) as app:
         gr.Markdown(f"# {title}\n{INTRO}")
         with gr.Row(equal_height=True):
             model = gr.Dropdown(names, value=names[0], label="Model", scale=1)
+            language = gr.Dropdown(
+                [(name, code) for code, name in h.languages.items()],
+                value=translation.SOURCE,
+                label="Caption language",
+                elem_id="language",
+                scale=1,
+            )
             card = gr.Markdown(render.model_card(h.models[names[0]]), elem_id="model-card")
         with gr.Accordion("Decoding", open=True), gr.Row():
             method = gr.Radio(list(METHODS), value="beam", label="Decoding")
@@ -146,16 +185,25 @@ def build_app(
                             )
                     with gr.Column():
                         caption = gr.Textbox(label="Caption", elem_id="caption", interactive=False)
+                        english = gr.Textbox(
+                            label="English caption",
+                            elem_id="caption-en",
+                            interactive=False,
+                            visible=False,
+                        )
                         notes = gr.Markdown(elem_id="notes")
                         with gr.Row():
                             tags = gr.Label(label="Tags", elem_id="tags")
-                            mood = gr.Label(label="Sentiment of the caption", elem_id="sentiment")
+                            mood = gr.Label(
+                                label="Sentiment of the caption", elem_id="sentiment", visible=False
+                            )
                 gallery = gr.Gallery(
                     label="Attention: where the model looked for each word",
                     columns=6,
                     height=None,
                     object_fit="contain",
                     elem_id="attention",
+                    visible=False,  # shown with the first maps (no empty box before)
                 )
             with gr.Tab("Batch"):
                 files = gr.File(
@@ -170,7 +218,7 @@ def build_app(
                     headers=list(TABLE_COLUMNS),
                     label="Labels",
                     wrap=True,
-                    column_widths=[TABLE_WIDTHS[c] for c in TABLE_COLUMNS],
+                    column_widths=column_widths(TABLE_COLUMNS),
                     elem_id="batch-table",
                 )
                 downloads = gr.File(label="labels.csv / labels.jsonl", file_count="multiple")
@@ -201,7 +249,9 @@ def build_app(
         # API-only endpoints get hidden triggers and outputs.
         caption_out = gr.Textbox(visible=False, label="caption")
         describe_out = gr.JSON(visible=False, label="description")
-        caption_trigger, describe_trigger = gr.Button(visible=False), gr.Button(visible=False)
+        caption_trigger, describe_trigger, label_trigger = (
+            gr.Button(visible=False) for _ in range(3)
+        )
 
         private = {"api_visibility": "private"}
         model_call = {"concurrency_id": "model"}  # one queue limit for every model call
@@ -212,31 +262,31 @@ def build_app(
             [beam_size, temperature],
             **private,
         )
-        image.change(cleared, image, [caption, tags, mood, gallery, notes], **private)
+        described = [caption, english, tags, mood, gallery, notes]
+        image.change(cleared, image, described, **private)
         describe_btn.click(
             show_description,
-            [image, *decoding, num_tags],
-            [caption, tags, mood, gallery, notes],
+            [image, *decoding, num_tags, language],
+            described,
             **private,
             **model_call,
         )
         caption_trigger.click(
-            h.caption, [image, *decoding], caption_out, api_name="caption", **model_call
+            h.caption, [image, *decoding, language], caption_out, api_name="caption", **model_call
         )
         describe_trigger.click(
             h.describe,
-            [image, *decoding, num_tags],
+            [image, *decoding, num_tags, language],
             describe_out,
             api_name="describe",
             **model_call,
         )
-        label_btn.click(
-            label,
-            [files, *decoding, num_tags],
+        batch_in, batch_out = (
+            [files, *decoding, num_tags, language],
             [table, downloads, batch_status],
-            api_name="label",
-            **model_call,
         )
+        label_btn.click(label_ui, batch_in, batch_out, **private, **model_call)
+        label_trigger.click(label, batch_in, batch_out, api_name="label", **model_call)
         scene_outputs = [seed, scene_image, truth, predicted, scores, scene_notes]
         scene_btn.click(h.scene, [seed, *decoding], scene_outputs, api_name="scene", **model_call)
         random_btn.click(h.random_scene, decoding, scene_outputs, **private, **model_call)

@@ -182,10 +182,10 @@ def test_tagger_only_model_says_so_instead_of_crashing(images):
     cap.decoder = cap.vocab = None  # what from_pretrained("default") gives until it is trained
     cap.recognizer = RecognitionHead(RecognitionConfig(in_dim=512, labels=TAGS)).eval()
     h = Handlers({"tagger": cap})
-    caption, tags, mood, gallery, notes = h.describe_ui(
+    caption, english, tags, mood, gallery, notes = h.describe_ui(
         str(images["noise.png"]), "tagger", "beam", 3, 1.0, 3
     )
-    assert caption == "" and mood is None and gallery == []
+    assert caption == "" and english is None and mood is None and gallery == []
     assert len(tags) == 3 and set(tags) <= set(TAGS)
     assert "no caption decoder" in notes and "tagger only" in notes
     assert h.describe(str(images["noise.png"]), "tagger", "beam", 3, 1.0, 2)["caption"] is None

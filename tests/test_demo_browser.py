@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tests_support import tiny_captioner
+from tests_support import tiny_captioner, tiny_translator
 
 from captioner.demo.screenshot import (
     caption_in_browser,
@@ -40,7 +40,18 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def served():
+def german():
+    """A tiny EN->DE translator standing in for an installed one (`find_translator`)."""
+    from captioner import translation
+
+    translator = tiny_translator("de")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(translation, "find_translator", lambda lang, **kw: translator)
+        yield translator
+
+
+@pytest.fixture(scope="module")
+def served(german):
     from captioner.demo.app import EXAMPLES_DIR, build_app, launch_app
 
     cap = tiny_captioner()  # random weights, soft attention, sentiment
@@ -50,7 +61,8 @@ def served():
         RecognitionConfig(in_dim=cap.encoder.out_channels, labels=["circle", "square", "star"])
     ).eval()
     cap.max_length = 4
-    app = build_app({"tiny": cap}, examples=sorted(EXAMPLES_DIR.glob("*.jpg")))
+    languages = [("en", "English"), ("de", "German")]
+    app = build_app({"tiny": cap}, examples=sorted(EXAMPLES_DIR.glob("*.jpg")), languages=languages)
     _, url, _ = launch_app(app, port=free_port(), prevent_thread_lock=True, quiet=True)
     yield url, cap
     app.close()
@@ -95,6 +107,9 @@ def test_a_new_upload_clears_the_last_description_and_maps_sit_tight(served, tmp
     url, _ = served
     first, second = random_png(tmp_path / "a.png", 1), random_png(tmp_path / "b.png", 2)
     with open_demo(url, chromium=CHROMIUM) as page:
+        # no empty attention box or sentiment placeholder before the first caption
+        assert not page.locator("#attention").is_visible()
+        assert not page.locator("#sentiment").is_visible()
         upload_and_run(page, first)
         page.wait_for_function("() => document.querySelectorAll('#attention img').length === 4")
         page.wait_for_timeout(300)
@@ -149,6 +164,41 @@ def test_batch_table_and_scene_tab_are_labelled_and_readable(served, tmp_path):
             assert "Ground truth captions" in page.locator("#scene-truth").inner_text()
             truth = page.locator("#scene-truth textarea").input_value().splitlines()
             assert len(truth) == 5 and truth[0].startswith("1. ")
+
+
+def pick_language(page, name: str) -> None:
+    page.locator("#language input").click()
+    page.get_by_role("option", name=name).click()
+
+
+def test_captions_in_the_picked_language_keep_the_english(served, german, tmp_path):
+    from captioner.demo.batch import TABLE_COLUMNS
+
+    url, cap = served
+    photo = random_png(tmp_path / "photo.png", 3)
+    english = cap.caption(photo)[0]
+    with open_demo(url, chromium=CHROMIUM) as page:
+        assert not page.locator("#caption-en").is_visible()  # English: one caption
+        pick_language(page, "German")
+        upload_and_run(page, photo)
+        page.wait_for_function("() => document.querySelector('#caption textarea').value !== ''")
+        assert page.locator("#caption textarea").input_value() == german.translate(english)[0]
+        assert page.locator("#caption-en textarea").input_value() == english
+        assert "Caption (German)" in page.locator("#caption").inner_text()
+        page.locator("#image-input input[type=file]").set_input_files(str(random_png(
+            tmp_path / "next.png", 4)))  # fmt: skip
+        page.wait_for_function("() => document.querySelector('#caption textarea').value === ''")
+        assert not page.locator("#caption-en").is_visible()  # nothing of the last photo stays
+
+        page.get_by_role("tab", name="Batch").click()
+        page.locator("#batch-files input[type=file]").set_input_files(str(photo))
+        page.wait_for_timeout(500)
+        page.get_by_role("button", name="Label all").click()
+        page.get_by_text("Labelled 1 of 1 images").wait_for()
+        headers = page.evaluate(HEADER_LINES)
+        assert [text for text, _ in headers] == ["path", "caption_de", *TABLE_COLUMNS[1:]]
+        assert all(lines == 1 for _, lines in headers), headers
+        assert german.translate(english)[0] in page.locator("#batch-table").inner_text()
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@ model directories, the commands, and captions in another language."""
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import json
@@ -257,13 +258,20 @@ def test_label_lang_de_writes_both_captions(trained, tmp_path, monkeypatch, caps
     for i in range(3):
         Image.fromarray(np.full((24, 24, 3), 60 * i, np.uint8)).save(photos / f"p{i}.png")
     args = [str(photos), "--model", str(model), "--workers", "0", "--backend", "torch"]
-    assert run_command("label", [*args, "--lang", "de", "--translator", str(trained[0])]) == 0
+    lang = ["--lang", "de", "--translator", str(trained[0]), "--format", "csv"]
+    assert run_command("label", [*args, *lang]) == 0
     rows = [json.loads(x) for x in (photos / "labels.jsonl").read_text().splitlines()]
     assert len(rows) == 3
     translator = TranslationModel.load(trained[0])
     for row in rows:
         assert row["caption"] and set(row["translations"]) == {"de"}
         assert row["translations"]["de"] == translator.translate([row["caption"]])[0]
+    with (photos / "labels.csv").open(newline="", encoding="utf-8") as f:
+        table = list(csv.DictReader(f))  # labels.csv keeps the translation too, last
+    assert list(table[0])[-2:] == ["model", "caption_de"]
+    assert {r["path"]: r["caption_de"] for r in table} == {
+        r["path"]: r["translations"]["de"] for r in rows
+    }
     img = str(photos / "p1.png")
     args = [img, "--model", str(model), "--backend", "torch", "--json"]
     assert run_command("caption", [*args, "--lang", "de", "--translator", str(trained[0])]) == 0

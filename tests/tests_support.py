@@ -51,3 +51,20 @@ def tiny_captioner(
 
 def tiny_model_dir(directory: Path, **kw) -> Path:
     return tiny_captioner(**kw).save_pretrained(Path(directory) / "tiny-model")
+
+
+def tiny_translator(tgt: str = "de"):
+    """An EN->`tgt` `TranslationModel` with random weights over subwords learnt from a few
+    captions; `</s>` is suppressed, so every translation is non-empty and equally long."""
+    from captioner.subwords import Subwords
+    from captioner.translate import EOS_ID, Translator, TranslatorConfig
+    from captioner.translation import TranslationModel
+
+    torch.manual_seed(0)
+    subwords = Subwords.train(CAPTIONS + ["ein roter kreis", "un carré bleu"], vocab_size=60)
+    config = TranslatorConfig(vocab_size=len(subwords), tgt_lang=tgt, embed_dim=8,
+                              hidden_dim=8, attention_dim=8, dropout=0.0)  # fmt: skip
+    model = Translator(config)
+    with torch.no_grad():
+        model.out_bias[EOS_ID] = -50.0
+    return TranslationModel(model, subwords, name=f"tiny-en-{tgt}")

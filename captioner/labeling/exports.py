@@ -8,7 +8,7 @@ import csv
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,11 @@ def csv_row(rec: dict[str, Any]) -> list[Any]:
     ]
 
 
+def translation_cell(rec: dict[str, Any], lang: str) -> str:
+    """The record's caption translated into `lang` (`captioner label --lang`), or ""."""
+    return (rec.get("translations") or {}).get(lang) or ""
+
+
 # A cell starting with one of these is a formula to a spreadsheet (=HYPERLINK(...), +cmd|...).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -65,16 +70,22 @@ def spreadsheet_safe(cell: Any) -> Any:
 
 
 def write_csv(
-    records: Iterable[dict[str, Any]], path: str | os.PathLike, *, mode_of: Path | None = None
+    records: Iterable[dict[str, Any]],
+    path: str | os.PathLike,
+    *,
+    mode_of: Path | None = None,
+    languages: Sequence[str] = (),
 ) -> int:
     """CSV (RFC 4180 quoting by the csv module: commas, quotes, newlines are safe; cells a
-    spreadsheet would run as formulas are quote-prefixed)."""
+    spreadsheet would run as formulas are quote-prefixed). Each of `languages` adds a last
+    column `caption_LANG`: the caption's translation (empty where a record has none)."""
     n = 0
     with atomic_writer(Path(path), newline="", mode_of=mode_of) as f:
         writer = csv.writer(f, quoting=csv.QUOTE_MINIMAL)
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow([*CSV_COLUMNS, *(f"caption_{lang}" for lang in languages)])
         for rec in records:
-            writer.writerow([spreadsheet_safe(c) for c in csv_row(rec)])
+            row = csv_row(rec) + [translation_cell(rec, lang) for lang in languages]
+            writer.writerow([spreadsheet_safe(c) for c in row])
             n += 1
     return n
 

@@ -95,7 +95,8 @@ def export(
         outputs.append(str(store.path))
         if "csv" in formats:
             csv_path = store.path.with_suffix(".csv")
-            write_csv(store.iter_records(), csv_path, mode_of=store.path)
+            langs = sorted({k for r in store.iter_records() for k in r.get("translations") or ()})
+            write_csv(store.iter_records(), csv_path, mode_of=store.path, languages=langs)
             outputs.append(str(csv_path))
         folders = journals.folders_of[id(store)]
         if "metadata" in formats:
