@@ -335,9 +335,9 @@ def test_release_bundles_a_trained_translator_with_its_scores_and_card(trained, 
     assert sorted(p.name for p in bundled.iterdir()) == [
         "README.md", "config.json", "model.safetensors", "scores.json", "subwords.model"
     ]  # fmt: skip
-    assert TranslationModel.load(bundled).translate(EN[:3]) == TranslationModel.load(
-        out
-    ).translate(EN[:3])
+    assert TranslationModel.load(bundled).translate(EN[:3]) == TranslationModel.load(out).translate(
+        EN[:3]
+    )
     assert row == json.loads((bundled / "scores.json").read_text())["multi30k/test_2016_flickr"]
     assert row["n"] == 20 and row["BLEU detok"] == report["test"]["scores"]["BLEU detok"]
     assert row["BLEU tok"] > 50  # the 20 pairs it learnt by heart
