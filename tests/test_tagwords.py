@@ -138,3 +138,20 @@ def test_the_api_names_objects_when_asked_and_only_with_an_imagenet_tagger(monke
     model.generation_defaults = {"name_objects": True}  # a model's own default (config.json)
     assert model.describe(image, tags=1)[0].caption == "a man rides a bicycle"
     assert model.caption(image, name_objects=False) == ["a man rides a motorcycle"]
+
+
+def test_novel_object_scores_count_mentions_against_any_reference():
+    from captioner.pipelines.novel_objects import mention_f1, score_rows
+
+    refs = [["a man rides a bike", "a cyclist"], ["a dog runs"], ["a boy with a ball"]]
+    caps = ["a man rides a bicycle", "a man rides a bike", "a dog runs"]
+    # only image 0 has a reference naming a bike; captions 0 and 1 name one: 1 hit, 1 false
+    assert mention_f1(refs, caps, ["bike", "bicycle"]) == 2 * 1 / (1 + 2)
+    assert mention_f1(refs, caps, ["ball"]) == 0.0
+    assert mention_f1(refs, ["a cat"] * 3, ["hat"]) == 0.0  # nobody names it: 0, not an error
+    tags = [[(MOUNTAIN_BIKE, 0.9)], [(GOLDEN_RETRIEVER, 0.9)], [(TENNIS_BALL, 0.9)]]
+    rows = score_rows(refs, ["a man rides a motorcycle", "a dog runs", "a boy with a toy"], tags)
+    assert rows["as decoded"]["bicycle"] == 0.0
+    assert rows["name_objects"]["bicycle"] == 1.0  # motorcycle -> bicycle
+    assert rows["naming without the hypernym rule"]["ball"] == 1.0  # toy -> ball
+    assert set(rows["name_objects"]) >= {"mean F1", "BLEU-4", "CIDEr-D"}
