@@ -26,6 +26,7 @@ from captioner.errors import MissingHeadError, ModelNotFoundError
 from captioner.imageio import load_image
 from captioner.model_card import read_training_data, write_card
 from captioner.sentiment import SentimentModel, encode_texts
+from captioner.tagwords import SLOT
 from captioner.text import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -481,8 +482,8 @@ class Captioner:
             step, state = (decoder or self.decoder).start(grid, pooled)
             dec = generate(step, state, self.special_ids, config)
             captions = [self.vocab.decode(t) for t in dec.tokens]
-            if config.name_objects:
-                captions = self._name_objects(captions, pooled)
+            if config.name_objects or SLOT in self.vocab:
+                captions = self._name_objects(captions, pooled, swap=config.name_objects)
             if attention:
                 maps = [_attention_maps(t, a, self.vocab) for t, a in zip(dec.tokens, dec.alphas)]
         tag_lists: list[Any] = [None] * n
@@ -496,18 +497,21 @@ class Captioner:
         translated = translations_of(self, captions, lang)
         return [Description(*row) for row in zip(captions, tag_lists, moods, maps, translated)]
 
-    def _name_objects(self, captions: list[str], pooled: Tensor) -> list[str]:
-        """Captions with unseen object words swapped for the ImageNet tagger's confident
-        objects (`GenerationConfig.name_objects`); unchanged without an ImageNet tagger."""
-        from captioner.tagwords import name_objects
+    def _name_objects(self, captions: list[str], pooled: Tensor, *, swap: bool) -> list[str]:
+        """Captions naming the ImageNet tagger's objects: the object slots of a decoder
+        trained with `--object-slots` filled, and with `swap` (`GenerationConfig.name_objects`)
+        unseen object words swapped. Without an ImageNet tagger slots say "object"."""
+        from captioner.tagwords import fill_slots, name_objects
 
         if self.recognizer is None or len(self.recognizer.config.labels) != IMAGENET_CLASSES:
-            return captions
+            return [" ".join(fill_slots(c.split(" "), [])) for c in captions]
         values, indices = self.recognizer.probabilities(pooled).topk(NAMING_TOP_K, dim=-1)
-        return [
-            " ".join(name_objects(c.split(" "), list(zip(i.tolist(), v.tolist()))))
-            for c, v, i in zip(captions, values, indices)
-        ]
+        out = []
+        for caption, v, i in zip(captions, values, indices):
+            tags = list(zip(i.tolist(), v.tolist()))
+            words = fill_slots(caption.split(" "), tags)
+            out.append(" ".join(name_objects(words, tags) if swap else words))
+        return out
 
 
 def _attention_maps(tokens: list[int], alphas: Tensor | None, vocab: Vocabulary):

@@ -167,3 +167,35 @@ def name_objects(
             candidates.remove(kin[0])
             out[i] = _plural(kin[0]) if obj != word.lower() else kin[0]
     return out
+
+
+# Object slots (the Decoupled Novel Object Captioner's placeholder): a decoder trained with
+# `--object-slots` sees SLOT wherever a training caption named an object, so it learns where
+# an object goes without learning which; `fill_slots` puts the tagger's objects there.
+SLOT = "xobj"
+SLOT_FALLBACK = "object"  # a slot no confident tag can fill
+
+
+def slot_caption(caption: str) -> str:
+    """`caption` tokenised, with every object word replaced by SLOT."""
+    return " ".join(SLOT if object_word(t) else t for t in tokenize(caption))
+
+
+def fill_slots(words: list[str], class_probs: list[tuple[int, float]]) -> list[str]:
+    """`words` with each SLOT replaced by the next most probable tag name (probabilities
+    summed per name) that the caption does not name yet; SLOT_FALLBACK when none is left."""
+    scores: dict[str, float] = {}
+    for index, p in class_probs:
+        name = tag_name(index)
+        if name not in NOT_OBJECTS:
+            scores[name] = scores.get(name, 0.0) + p
+    lowered = " ".join(w for w in words if w != SLOT).lower()
+    names = [
+        n for n, _ in sorted(scores.items(), key=lambda kv: -kv[1]) if not mentions(lowered, n)
+    ]
+    out = []
+    for word in words:
+        if word == SLOT:
+            word = names.pop(0) if names else SLOT_FALLBACK
+        out.append(word)
+    return out

@@ -74,6 +74,11 @@ class CaptionTrainConfig(CaptionRunConfig):
     alpha_c: float = opt(1.0, "doubly stochastic attention regulariser weight")
     label_smoothing: float = opt(0.0, "label smoothing of the word loss")
     min_count: int = opt(1, "keep words seen at least this often in train captions")
+    object_slots: bool = opt(
+        False,
+        "train with object words replaced by a slot that decoding fills from the "
+        "ImageNet tagger (novel objects; captioner.tagwords.fill_slots)",
+    )
     max_vocab: int | None = opt(None, "keep at most this many words")
 
 
@@ -205,9 +210,24 @@ def caption_loss_fn(cfg: CaptionTrainConfig, pad_id: int):
     return loss_fn
 
 
+def slot_training_captions(dsd: datasets.DatasetDict) -> datasets.DatasetDict:
+    """`dsd` with every object word of the *training* captions replaced by the object slot
+    (validation and test keep their references: scores compare filled captions to them)."""
+    from captioner.tagwords import slot_caption
+
+    dsd["train"] = dsd["train"].map(
+        lambda caps: {"captions": [slot_caption(c) for c in caps]}, input_columns="captions"
+    )
+    return dsd
+
+
 def train(cfg: CaptionTrainConfig, *, dataset: datasets.DatasetDict | None = None) -> FitResult:
     """Train a captioner with cross-entropy; `dataset` overrides `cfg.dataset`."""
     dist = setup(cfg)
+    if cfg.object_slots:
+        dataset = slot_training_captions(
+            dataset if dataset is not None else cdata.load_caption_dataset(cfg.dataset)
+        )
     if not dist.is_main:
         barrier(dist)  # rank 0 computes and caches the features first, the others read them
     prep = prepare(cfg, dist.device, dataset)
