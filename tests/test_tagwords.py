@@ -155,3 +155,57 @@ def test_novel_object_scores_count_mentions_against_any_reference():
     assert rows["name_objects"]["bicycle"] == 1.0  # motorcycle -> bicycle
     assert rows["naming without the hypernym rule"]["ball"] == 1.0  # toy -> ball
     assert set(rows["name_objects"]) >= {"mean F1", "BLEU-4", "CIDEr-D"}
+
+
+def test_object_slots_replace_object_words_and_fill_from_the_tags():
+    assert tagwords.slot_caption("A dog chases a red ball.") == "a xobj chases a red xobj"
+    assert tagwords.slot_caption("A man rides his bikes") == "a man rides his xobj"  # plural
+    assert tagwords.slot_caption("a girl in an orange top") == "a girl in an orange top"
+    tags = [(GOLDEN_RETRIEVER, 0.6), (TENNIS_BALL, 0.3)]
+    assert _filled("a xobj chases a xobj", tags) == "a dog chases a ball"
+    assert _filled("a dog chases a xobj", tags) == "a dog chases a ball"  # dog is taken
+    assert _filled("a xobj and a xobj and a xobj", tags) == "a dog and a ball and a object"
+    assert _filled("a man rides", tags) == "a man rides"
+
+
+def _filled(caption: str, tags) -> str:
+    return " ".join(tagwords.fill_slots(caption.split(), tags))
+
+
+def test_a_slot_model_fills_its_slots_from_the_tagger_at_decoding(monkeypatch):
+    import torch
+
+    from captioner.recognition import RecognitionConfig, RecognitionHead
+    from tests.tests_support import tiny_captioner
+
+    model = tiny_captioner(sentiment=False)
+    model.vocab = type(model.vocab)([*model.vocab.itos, tagwords.SLOT])
+    monkeypatch.setattr(model.vocab, "decode", lambda ids: "a xobj rides a xobj")
+    image = torch.zeros(3, 64, 64)
+    assert model.caption(image) == ["a object rides a object"]  # no tagger: generic word
+    labels = [f"class {i}" for i in range(1000)]
+    head = RecognitionHead(RecognitionConfig(in_dim=model.encoder.out_channels, labels=labels))
+    torch.nn.init.zeros_(head.net[-1].weight)
+    with torch.no_grad():
+        head.net[-1].bias.zero_()
+        head.net[-1].bias[GOLDEN_RETRIEVER] = 10.0
+        head.net[-1].bias[MOUNTAIN_BIKE] = 9.0
+    model.recognizer = head
+    assert model.caption(image) == ["a dog rides a bicycle"]
+
+
+def test_slot_training_rewrites_only_the_training_captions():
+    import datasets
+
+    from captioner.pipelines.train_captioner import slot_training_captions
+
+    split = {"image_id": ["a.jpg"], "captions": [["A dog on a bike.", "a dog"]]}
+    dsd = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(split),
+            "validation": datasets.Dataset.from_dict(split),
+        }
+    )
+    out = slot_training_captions(dsd)
+    assert out["train"]["captions"] == [["a xobj on a xobj", "a xobj"]]
+    assert out["validation"]["captions"] == [["A dog on a bike.", "a dog"]]
