@@ -26,7 +26,7 @@ from captioner.errors import MissingHeadError, ModelNotFoundError
 from captioner.imageio import load_image
 from captioner.model_card import read_training_data, write_card
 from captioner.sentiment import SentimentModel, encode_texts
-from captioner.tagwords import SLOT
+from captioner.tagwords import SLOT, TYPED_SLOTS
 from captioner.text import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -482,7 +482,7 @@ class Captioner:
             step, state = (decoder or self.decoder).start(grid, pooled)
             dec = generate(step, state, self.special_ids, config)
             captions = [self.vocab.decode(t) for t in dec.tokens]
-            if config.name_objects or SLOT in self.vocab:
+            if config.name_objects or SLOT in self.vocab or TYPED_SLOTS["thing"] in self.vocab:
                 captions = self._name_objects(captions, pooled, swap=config.name_objects)
             if attention:
                 maps = [_attention_maps(t, a, self.vocab) for t, a in zip(dec.tokens, dec.alphas)]
@@ -501,15 +501,15 @@ class Captioner:
         """Captions naming the ImageNet tagger's objects: the object slots of a decoder
         trained with `--object-slots` filled, and with `swap` (`GenerationConfig.name_objects`)
         unseen object words swapped. Without an ImageNet tagger slots say "object"."""
-        from captioner.tagwords import fill_slots, name_objects
+        from captioner.tagwords import fill_slots, fill_typed_slots, name_objects
 
         if self.recognizer is None or len(self.recognizer.config.labels) != IMAGENET_CLASSES:
-            return [" ".join(fill_slots(c.split(" "), [])) for c in captions]
+            return [" ".join(fill_typed_slots(fill_slots(c.split(" "), []), [])) for c in captions]
         values, indices = self.recognizer.probabilities(pooled).topk(NAMING_TOP_K, dim=-1)
         out = []
         for caption, v, i in zip(captions, values, indices):
             tags = list(zip(i.tolist(), v.tolist()))
-            words = fill_slots(caption.split(" "), tags)
+            words = fill_typed_slots(fill_slots(caption.split(" "), tags), tags)
             out.append(" ".join(name_objects(words, tags) if swap else words))
         return out
 

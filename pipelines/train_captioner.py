@@ -79,6 +79,11 @@ class CaptionTrainConfig(CaptionRunConfig):
         "train with object words replaced by a slot that decoding fills from the "
         "ImageNet tagger (novel objects; captioner.tagwords.fill_slots)",
     )
+    typed_slots: bool = opt(
+        False,
+        "like --object-slots with one slot per kind of object (animal, vehicle, clothing, "
+        "equipment, thing), each filled only by a tag of its kind",
+    )
     max_vocab: int | None = opt(None, "keep at most this many words")
 
 
@@ -210,13 +215,16 @@ def caption_loss_fn(cfg: CaptionTrainConfig, pad_id: int):
     return loss_fn
 
 
-def slot_training_captions(dsd: datasets.DatasetDict) -> datasets.DatasetDict:
+def slot_training_captions(
+    dsd: datasets.DatasetDict, *, typed: bool = False
+) -> datasets.DatasetDict:
     """`dsd` with every object word of the *training* captions replaced by the object slot
-    (validation and test keep their references: scores compare filled captions to them)."""
-    from captioner.tagwords import slot_caption
+    (of its kind when `typed`); validation and test keep their references."""
+    from captioner.tagwords import slot_caption, typed_slot_caption
 
+    rewrite = typed_slot_caption if typed else slot_caption
     dsd["train"] = dsd["train"].map(
-        lambda caps: {"captions": [slot_caption(c) for c in caps]}, input_columns="captions"
+        lambda caps: {"captions": [rewrite(c) for c in caps]}, input_columns="captions"
     )
     return dsd
 
@@ -224,9 +232,10 @@ def slot_training_captions(dsd: datasets.DatasetDict) -> datasets.DatasetDict:
 def train(cfg: CaptionTrainConfig, *, dataset: datasets.DatasetDict | None = None) -> FitResult:
     """Train a captioner with cross-entropy; `dataset` overrides `cfg.dataset`."""
     dist = setup(cfg)
-    if cfg.object_slots:
+    if cfg.object_slots or cfg.typed_slots:
         dataset = slot_training_captions(
-            dataset if dataset is not None else cdata.load_caption_dataset(cfg.dataset)
+            dataset if dataset is not None else cdata.load_caption_dataset(cfg.dataset),
+            typed=cfg.typed_slots,
         )
     if not dist.is_main:
         barrier(dist)  # rank 0 computes and caches the features first, the others read them
