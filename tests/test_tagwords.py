@@ -209,3 +209,44 @@ def test_slot_training_rewrites_only_the_training_captions():
     out = slot_training_captions(dsd)
     assert out["train"]["captions"] == [["a xobj on a xobj", "a xobj"]]
     assert out["validation"]["captions"] == [["A dog on a bike.", "a dog"]]
+    dsd["train"] = datasets.Dataset.from_dict(split)
+    typed = slot_training_captions(dsd, typed=True)
+    assert typed["train"]["captions"] == [["a xanimal on a xvehicle", "a xanimal"]]
+
+
+def test_typed_slots_take_only_tags_of_their_kind():
+    assert [tagwords.object_kind(w) for w in ("dog", "bike", "shirt", "ball", "toy", "camera")] == [
+        "animal", "vehicle", "clothing", "equipment", "equipment", "thing"
+    ]  # fmt: skip
+    assert tagwords.typed_slot_caption("A man in a red shirt rides a bike past a dog.") == (
+        "a man in a red xclothing rides a xvehicle past a xanimal"
+    )
+    caption = "a man in a red xclothing rides a xvehicle".split()
+    # the bicycle goes to the vehicle slot, the hat to the garment slot, never the other way
+    tags = [(MOUNTAIN_BIKE, 0.6), (COWBOY_HAT, 0.2)]
+    assert tagwords.fill_typed_slots(caption, tags) == "a man in a red hat rides a bicycle".split()
+    # no confident tag of a slot's kind: the kind's fallback word, not a dog for a garment
+    got = tagwords.fill_typed_slots(caption, [(GOLDEN_RETRIEVER, 0.9)])
+    assert got == "a man in a red shirt rides a motorcycle".split()
+
+
+def test_a_typed_slot_model_is_filled_by_kind_at_decoding(monkeypatch):
+    import torch
+
+    from captioner.recognition import RecognitionConfig, RecognitionHead
+    from tests.tests_support import tiny_captioner
+
+    model = tiny_captioner(sentiment=False)
+    model.vocab = type(model.vocab)([*model.vocab.itos, *tagwords.TYPED_SLOTS.values()])
+    monkeypatch.setattr(model.vocab, "decode", lambda ids: "a xanimal rides a xvehicle")
+    image = torch.zeros(3, 64, 64)
+    assert model.caption(image) == ["a dog rides a motorcycle"]  # no tagger: fallbacks
+    labels = [f"class {i}" for i in range(1000)]
+    head = RecognitionHead(RecognitionConfig(in_dim=model.encoder.out_channels, labels=labels))
+    torch.nn.init.zeros_(head.net[-1].weight)
+    with torch.no_grad():
+        head.net[-1].bias.zero_()
+        head.net[-1].bias[MOUNTAIN_BIKE] = 10.0  # most probable, but not an animal
+        head.net[-1].bias[CHEETAH] = 9.0
+    model.recognizer = head
+    assert model.caption(image) == ["a cheetah rides a bicycle"]
