@@ -235,11 +235,13 @@ def object_kind(word: str) -> str:
 
 
 def typed_slot_caption(caption: str) -> str:
-    """`caption` tokenised, each object word replaced by the slot of its kind."""
+    """`caption` tokenised, each animal, vehicle, garment or equipment word replaced by the
+    slot of its kind; other object words ("bench", "camera") stay, the decoder names those."""
     out = []
     for token in tokenize(caption):
         obj = object_word(token)
-        out.append(TYPED_SLOTS[object_kind(obj)] if obj else token)
+        kind = object_kind(obj) if obj else "thing"
+        out.append(TYPED_SLOTS[kind] if kind != "thing" else token)  # things keep their word
     return " ".join(out)
 
 
