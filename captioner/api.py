@@ -482,7 +482,8 @@ class Captioner:
             step, state = (decoder or self.decoder).start(grid, pooled)
             dec = generate(step, state, self.special_ids, config)
             captions = [self.vocab.decode(t) for t in dec.tokens]
-            if config.name_objects or SLOT in self.vocab or TYPED_SLOTS["thing"] in self.vocab:
+            slots = any(s in self.vocab for s in (SLOT, *TYPED_SLOTS.values()))
+            if config.name_objects or slots:
                 captions = self._name_objects(captions, pooled, swap=config.name_objects)
             if attention:
                 maps = [_attention_maps(t, a, self.vocab) for t, a in zip(dec.tokens, dec.alphas)]
