@@ -133,6 +133,19 @@ def _plural(word: str) -> str:
     return word[:-1] + "ies" if word.endswith("y") and word[-2:-1] not in "aeiou" else word + "s"
 
 
+def _ranked_tags(
+    class_probs: list[tuple[int, float]], words: list[str], *, skip=(), min_score: float = 0.0
+) -> list[str]:
+    """Tag names (probabilities summed per name), most probable first, at least `min_score`,
+    neither in NOT_OBJECTS nor already named by `words` (`skip`: slot words, not text)."""
+    scores: dict[str, float] = {}
+    for index, p in class_probs:
+        scores[tag_name(index)] = scores.get(tag_name(index), 0.0) + p
+    text = " ".join(w for w in words if w not in skip).lower()
+    return [n for n, s in sorted(scores.items(), key=lambda kv: -kv[1])
+            if s >= min_score and n not in NOT_OBJECTS and not mentions(text, n)]  # fmt: skip
+
+
 def name_objects(
     words: list[str],
     class_probs: list[tuple[int, float]],
@@ -150,12 +163,7 @@ def name_objects(
         motorcycle -> bicycle, shirt -> hat; never dog -> coffee).
     """
     classes, above = _naming_index()
-    scores: dict[str, float] = {}
-    for index, p in class_probs:
-        scores[tag_name(index)] = scores.get(tag_name(index), 0.0) + p
-    lowered = " ".join(words).lower()
-    candidates = [n for n, s in sorted(scores.items(), key=lambda kv: -kv[1])
-                  if s >= min_score and n not in NOT_OBJECTS and not mentions(lowered, n)]  # fmt: skip
+    candidates = _ranked_tags(class_probs, words, min_score=min_score)
     probs = dict(class_probs)
     out = list(words)
     for i, word in enumerate(words):
@@ -184,15 +192,7 @@ def slot_caption(caption: str) -> str:
 def fill_slots(words: list[str], class_probs: list[tuple[int, float]]) -> list[str]:
     """`words` with each SLOT replaced by the next most probable tag name (probabilities
     summed per name) that the caption does not name yet; SLOT_FALLBACK when none is left."""
-    scores: dict[str, float] = {}
-    for index, p in class_probs:
-        name = tag_name(index)
-        if name not in NOT_OBJECTS:
-            scores[name] = scores.get(name, 0.0) + p
-    lowered = " ".join(w for w in words if w != SLOT).lower()
-    names = [
-        n for n, _ in sorted(scores.items(), key=lambda kv: -kv[1]) if not mentions(lowered, n)
-    ]
+    names = _ranked_tags(class_probs, words, skip={SLOT})
     out = []
     for word in words:
         if word == SLOT:
@@ -248,14 +248,7 @@ def typed_slot_caption(caption: str) -> str:
 def fill_typed_slots(words: list[str], class_probs: list[tuple[int, float]]) -> list[str]:
     """`words` with each typed slot replaced by the most probable unused tag name of its kind
     (>= TYPED_MIN_SCORE), else the kind's fallback word."""
-    scores: dict[str, float] = {}
-    for index, p in class_probs:
-        name = tag_name(index)
-        if name not in NOT_OBJECTS:
-            scores[name] = scores.get(name, 0.0) + p
-    lowered = " ".join(w for w in words if w not in KIND_OF_SLOT).lower()
-    ranked = [n for n, s in sorted(scores.items(), key=lambda kv: -kv[1])
-              if s >= TYPED_MIN_SCORE and not mentions(lowered, n)]  # fmt: skip
+    ranked = _ranked_tags(class_probs, words, skip=KIND_OF_SLOT, min_score=TYPED_MIN_SCORE)
     out = []
     for word in words:
         kind = KIND_OF_SLOT.get(word)
