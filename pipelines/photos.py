@@ -65,16 +65,23 @@ class MissingData(SystemExit):
 def find_flickr8k(given: str | Path | None = None) -> Path:
     """The Flickr8k folder (with `Flickr8k.token.txt`, the split lists and the images):
     `given`, else `../shared/data/flickr8k`. A clear exit message when it is missing."""
-    candidates = [Path(given).expanduser()] if given else list(FLICKR8K_CANDIDATES)
-    for folder in candidates:
-        if (folder / TOKEN_FILE).is_file():
+    return find_corpus(
+        given, FLICKR8K_CANDIDATES, TOKEN_FILE,
+        "release: Flickr8k not found (looked for {marker} in {looked}). Give --flickr8k "
+        "DIR: the folder with Flickr8k.token.txt, Flickr_8k.{{train,dev,test}}Images.txt and "
+        "the photos, or --only scenes to rebuild only the scene-world model.",
+    )  # fmt: skip
+
+
+def find_corpus(given, candidates, marker: str, missing: str) -> Path:
+    """The corpus folder holding `marker`: `given`, else the first of `candidates`; a
+    `MissingData` exit with `missing` (formatted with {marker} and {looked}) otherwise."""
+    folders = [Path(given).expanduser()] if given else list(candidates)
+    for folder in folders:
+        if (folder / marker).is_file():
             return folder.resolve()
-    looked = ", ".join(str(c) for c in candidates)
-    raise MissingData(
-        f"release: Flickr8k not found (looked for {TOKEN_FILE} in {looked}). Give --flickr8k "
-        "DIR: the folder with Flickr8k.token.txt, Flickr_8k.{train,dev,test}Images.txt and "
-        "the photos, or --only scenes to rebuild only the scene-world model."
-    )
+    looked = ", ".join(str(c) for c in folders)
+    raise MissingData(missing.format(marker=marker, looked=looked))
 
 
 def train(work: Path, flickr8k: Path, device: str, *, quick: bool = False) -> Path:

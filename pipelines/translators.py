@@ -53,17 +53,13 @@ BUNDLE_FILES = (CONFIG, WEIGHTS, SUBWORDS_FILE)
 def find_multi30k(given: str | Path | None = None) -> Path:
     """The Multi30k folder (`raw/SPLIT.LANG.gz`, `tok/`): `given`, else
     `../shared/data/multi30k`. A clear exit message when it is missing."""
-    from captioner.pipelines.photos import MissingData
+    from captioner.pipelines.photos import find_corpus
 
-    candidates = [Path(given).expanduser()] if given else list(MULTI30K_CANDIDATES)
-    for folder in candidates:
-        if (folder / MARKER).is_file():
-            return folder.resolve()
-    looked = ", ".join(str(c) for c in candidates)
-    raise MissingData(
-        f"release: Multi30k not found (looked for {MARKER} in {looked}). Give --multi30k DIR: "
-        "the Multi30k task 1 folder (raw/SPLIT.LANG.gz per split and language, tok/)."
-    )
+    return find_corpus(
+        given, MULTI30K_CANDIDATES, MARKER,
+        "release: Multi30k not found (looked for {marker} in {looked}). Give --multi30k DIR: "
+        "the Multi30k task 1 folder (raw/SPLIT.LANG.gz per split and language, tok/).",
+    )  # fmt: skip
 
 
 def train(work: Path, multi30k: Path, tgt: str, device: str, *, quick: bool = False) -> Path:
