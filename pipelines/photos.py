@@ -120,7 +120,8 @@ EXAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "clock",
 
 
 def example_table(model: str = "default", *, beam_size: int = 3) -> str:
-    """A Markdown table: each scikit-image photo, its caption, its top tag (>= 5 %)."""
+    """A Markdown table: each scikit-image photo, its caption, its top tag (>= 5 %) and the
+    caption's sentiment (descriptions should come out neutral)."""
     import numpy as np
     import skimage.data
 
@@ -132,10 +133,11 @@ def example_table(model: str = "default", *, beam_size: int = 3) -> str:
         image = getattr(skimage.data, name)()
         images.append(np.asarray(image[0] if isinstance(image, tuple) else image))
     found = cap.describe(images, beam_size=beam_size, tags=1, min_tag_score=0.05)
-    rows = ["| skimage.data photo | caption | top tag |", "|---|---|---|"]
+    rows = ["| skimage.data photo | caption | top tag | caption sentiment |", "|---|---|---|---|"]
     for name, d in zip(EXAMPLE_PHOTOS, found):
         tag = f"{d.tags[0][0]} {d.tags[0][1]:.2f}" if d.tags else "-"
-        rows.append(f"| {name} | {d.caption} | {tag} |")
+        mood = f"{d.sentiment[0]} {d.sentiment[1]:.2f}" if d.sentiment else "-"
+        rows.append(f"| {name} | {d.caption} | {tag} | {mood} |")
     return "\n".join(rows)
 
 

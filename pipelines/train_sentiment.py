@@ -153,6 +153,12 @@ def sentiment_loss_fn(cfg: SentimentTrainConfig, unk_id: int):
     return loss_fn
 
 
+def vectors_name(spec: str) -> str:
+    """What the model's config records of `--vectors`: `glove`, or a file / folder's name (a
+    local path would leak the trainer's folders into a shared model)."""
+    return spec if spec in ("", "glove") else Path(spec).name
+
+
 def pretrained_embeddings(model: SentimentModel, vocab: Vocabulary, spec: str, *, freeze: bool):
     """Copy the vectors of the vocabulary's words into the embedding (others keep their random
     start; `<pad>` stays zero); `freeze` keeps the whole table fixed."""
@@ -273,6 +279,7 @@ def train(cfg: SentimentTrainConfig, *, dataset=None) -> dict:
         vocab_size=len(vocab), labels=labels, embed_dim=cfg.embed_dim, hidden_dim=cfg.hidden_dim,
         cell=cfg.cell, bidirectional=cfg.bidirectional, num_layers=cfg.num_layers,
         dropout=cfg.dropout, max_length=cfg.max_length, pooling=cfg.pooling,
+        vectors=vectors_name(cfg.vectors),
     ))  # fmt: skip
     if cfg.vectors:
         pretrained_embeddings(model, vocab, cfg.vectors, freeze=cfg.freeze_embeddings)

@@ -9,6 +9,7 @@ import tarfile
 
 import pytest
 import torch
+from test_train_sentiment import tiny_config, toy_dataset
 
 from captioner.cli.main import main as cli_main
 from captioner.data.common import DataError
@@ -16,7 +17,6 @@ from captioner.data.vectors import fetch_glove, load_vectors, vector_words
 from captioner.pipelines import train_sentiment as ts
 from captioner.sentiment import SentimentConfig, SentimentModel, load_sentiment
 from captioner.text import Vocabulary
-from test_train_sentiment import tiny_config, toy_dataset
 
 WORDS = ["the", "good", "bad", "movie", "film"]
 ROWS = {w: [float(i + 1) + k / 10 for k in range(4)] for i, w in enumerate(WORDS)}
@@ -123,12 +123,21 @@ def test_recipe_with_vectors_adds_top_words_and_keeps_frozen_rows(tmp_path):
     ts.train(tiny_config(tmp_path / "plain", embed_dim=4, epochs=1), dataset=data)
 
     model, vocab = load_sentiment(tmp_path / "m")
+    assert model.config.vectors == "glove"  # provenance, shown by the model card
+    assert (
+        "word embeddings started from GloVe 6B 100-d" in (tmp_path / "m" / "README.md").read_text()
+    )
     assert "film" in vocab  # from the vectors' most frequent words: not in the corpus
     assert "film" not in load_sentiment(tmp_path / "plain")[1]
     # the frozen rows are the vectors (stored float16 in the model directory)
     for word in ("the", "good", "bad", "movie", "film"):
         row = model.embed.weight[vocab.stoi[word]]
         assert torch.allclose(row, torch.tensor(ROWS[word]), atol=2e-2), word
+
+
+def test_a_vectors_path_is_recorded_by_its_name_only():
+    assert ts.vectors_name("/home/me/secret/glove.6B.100d.txt") == "glove.6B.100d.txt"
+    assert ts.vectors_name("glove") == "glove" and ts.vectors_name("") == ""
 
 
 def test_unfrozen_pretrained_embeddings_are_not_weight_decayed(tmp_path):
