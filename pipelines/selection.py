@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from captioner.pipelines.runstate import publish_model_dir
@@ -23,11 +24,13 @@ def export_model(
     out: Path | None = None,
     *,
     data: str = "",
+    dtype: torch.dtype | None = None,
     **parts: Any,
 ) -> Path:
     """Save a `Captioner` made of `parts` (its keyword arguments; `device` defaults to the one
     `trained` is on) as a model directory in `directory` and, with `out`, copy it into `out`
-    beside its run folder. `data` names the training data on the model card. The facade puts
+    beside its run folder. `data` names the training data on the model card; `dtype`: how the
+    weights are stored (`Captioner.save_pretrained`). The facade puts
     its modules in eval mode; `trained`, the module being trained, gets its own mode back."""
     from captioner.api import Captioner
 
@@ -36,7 +39,7 @@ def export_model(
     try:
         model = Captioner(**parts)
         model.training_data = [data] if data else []  # for the model card
-        path = model.save_pretrained(directory)
+        path = model.save_pretrained(directory, dtype=dtype)
     finally:
         trained.train(was)
     return publish_model_dir(path, out) if out is not None else path

@@ -116,6 +116,11 @@ class SentimentTrainConfig(TrainConfig):
         0, "also add the N most frequent words of --vectors to the vocabulary (unseen in training)"
     )
     freeze_embeddings: bool = opt(False, "keep the (pretrained) word embeddings fixed")
+    save_dtype: str = opt(
+        "float32",
+        "the final model's weights stored as (int8: large matrices, one scale per row)",
+        choices=("float32", "float16", "int8"),
+    )
     name: str = opt("", "model name stored in config.json (default: OUT's folder name)")
     # engine settings with defaults suited to this small model
     epochs: int = opt(25, "number of training epochs")
@@ -199,14 +204,22 @@ def _param_groups(model: SentimentModel, cfg: SentimentTrainConfig) -> list[dict
 
 
 def export(
-    model: SentimentModel, vocab: Vocabulary, directory: Path, out: Path, *, name: str, data: str
+    model: SentimentModel,
+    vocab: Vocabulary,
+    directory: Path,
+    out: Path,
+    *,
+    name: str,
+    data: str,
+    dtype: torch.dtype | None = None,
 ) -> Path:
     """A model directory with the sentiment part only, in `directory` and copied into `out`.
     Its config names the default pretrained EfficientNet-Lite0 as the image encoder (by
     reference: the encoder is neither built here nor written), so
     `Captioner.from_pretrained` can load the directory."""
-    return export_model(model, directory, out, data=data, encoder=_EncoderReference(),
-                        sentiment=model, sentiment_vocab=vocab, name=name)  # fmt: skip
+    return export_model(model, directory, out, data=data, dtype=dtype,
+                        encoder=_EncoderReference(), sentiment=model, sentiment_vocab=vocab,
+                        name=name)  # fmt: skip
 
 
 class _EncoderReference(torch.nn.Module):
@@ -376,7 +389,8 @@ def finish(
         text: {names[k]: round(float(p), 4) for k, p in enumerate(row)}
         for text, row in zip(NEUTRAL_PROBES, probs)
     }
-    export(model, vocab, out / "run" / "final", out, name=name, data=cfg.dataset)
+    dtype = {"float32": None, "float16": torch.float16, "int8": torch.int8}[cfg.save_dtype]
+    export(model, vocab, out / "run" / "final", out, name=name, data=cfg.dataset, dtype=dtype)
     write_json_atomic(out / "run" / "test_metrics.json", report)
     log.info("sentiment model in %s: %s", out, report)
     return report

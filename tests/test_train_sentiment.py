@@ -245,3 +245,19 @@ def test_text_only_recipe_never_builds_the_image_encoder(tmp_path, monkeypatch):
     monkeypatch.undo()  # loading the directory as a Captioner builds the referenced default
     cap = Captioner.from_pretrained(tmp_path / "m", device="cpu", backend="torch")
     assert cap.encoder.name == "efficientnet_lite0" and cap.sentiment_model is not None
+
+
+def test_save_dtype_stores_the_final_model_smaller_with_the_same_labels(tmp_path):
+    data = toy_dataset()
+    dims = dict(embed_dim=128, hidden_dim=128)  # LSTM matrices of 512 x 128: stored int8
+    ts.train(tiny_config(tmp_path / "f32", **dims), dataset=data)
+    ts.train(tiny_config(tmp_path / "i8", **dims, save_dtype="int8"), dataset=data)
+    weights = load_file(str(tmp_path / "i8" / "model.safetensors"))
+    assert weights["sentiment.rnn.weight_ih_l0"].dtype == torch.int8
+    size = {k: (tmp_path / k / "model.safetensors").stat().st_size for k in ("f32", "i8")}
+    assert size["i8"] < 0.45 * size["f32"]
+    texts = data["test"]["text"]
+    got = {k: Captioner.from_pretrained(tmp_path / k, device="cpu").sentiment(texts)
+           for k in ("f32", "i8")}  # fmt: skip
+    assert [label for label, _ in got["i8"]] == [label for label, _ in got["f32"]]
+    assert max(abs(a[1] - b[1]) for a, b in zip(got["i8"], got["f32"])) < 0.05
