@@ -81,9 +81,9 @@ CAPTION_ARGS = [
 ]
 DATA_ROOT = Path("../shared/data")  # sst2/ and flickr8k/ (real corpora, never in the repo)
 SENTIMENT_ARGS = (
-    "--neutral-limit 20000 --embed-dim 128 --hidden-dim 128 --pooling max_mean --dropout 0.5 "
-    "--word-dropout 0.1 --label-smoothing 0.05 --min-count 2 --epochs 10 --batch-size 64 "
-    "--lr 2e-3 --patience 3 --threads 1"
+    "--neutral-limit 20000 --embed-dim 100 --hidden-dim 128 --vectors glove --vectors-top 20000 "
+    "--pooling max_mean --dropout 0.3 --word-dropout 0.1 --label-smoothing 0.05 --min-count 1 "
+    "--epochs 8 --batch-size 64 --lr 2e-3 --patience 3 --threads 1"
 ).split()
 COMPARE_DATASET = "scenes:1500"
 COMPARE_ARGS = [
