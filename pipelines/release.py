@@ -131,7 +131,7 @@ def _run(step: str, main, argv: list[str]) -> float:
 
 
 def fetch() -> None:
-    from captioner.data.cli import main as data_main
+    from captioner.cli.data import main as data_main
 
     for corpus in ("tuxpaint", "uci-sentiment", "glove"):
         _run(f"fetch {corpus}", data_main, ["fetch", corpus])

@@ -122,3 +122,12 @@ def test_translator_release_without_multi30k_says_what_is_missing_first(tmp_path
             "--data", str(tmp_path), "--only", "translators"]  # fmt: skip
     with pytest.raises(SystemExit, match=r"Multi30k not found .*--multi30k DIR"):
         release.main(argv)
+
+
+def test_fetch_runs_the_data_command_for_each_corpus(monkeypatch):
+    import captioner.cli.data as data_cli
+
+    seen = []
+    monkeypatch.setattr(data_cli, "main", lambda argv: seen.append(argv) or 0)
+    release.fetch()
+    assert seen == [["fetch", "tuxpaint"], ["fetch", "uci-sentiment"], ["fetch", "glove"]]
