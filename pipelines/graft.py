@@ -43,18 +43,25 @@ def graft_sentiment(sentiment_dir: str | Path, model_dir: str | Path) -> Path:
     config, tensors = ckpt.load_model_dir(model_dir)
     if config.get("format") != "captioner":
         raise ckpt.CheckpointError(f"{model_dir}: not a captioner model directory")
-    dtype = _float_type(tensors)
-    kept = {k: v for k, v in tensors.items() if not k.startswith("sentiment.")}
-    new = {k: v.to(dtype) for k, v in ckpt.subset(src_tensors, "sentiment").items()}
+    from safetensors.torch import load_file, save_file
+
+    stored = load_file(str(model_dir / ckpt.WEIGHTS))  # as on disk (int8 stays int8)
+    ours = ("sentiment.", f"{ckpt.INT8_SCALE}sentiment.")
+    kept = {k: v for k, v in stored.items() if not k.startswith(ours)}
+    weights = ckpt.prefixed(ckpt.subset(src_tensors, "sentiment"), "sentiment")
+    if any(k.startswith(ckpt.INT8_SCALE) for k in stored):  # an int8 bundle: quantize alike
+        dtype = torch.int8
+        new = ckpt.quantize_int8({k: v.float() for k, v in weights.items()})
+    else:
+        dtype = _float_type(tensors)
+        new = {k: v.to(dtype) for k, v in weights.items()}
     config["sentiment"] = src_config["sentiment"]
     staging = Path(tempfile.mkdtemp(dir=model_dir.parent, prefix=f".{model_dir.name}.graft"))
     try:
         shutil.copytree(model_dir, staging, dirs_exist_ok=True)
         ckpt.write_json_atomic(staging / ckpt.CONFIG, config)
         shutil.copyfile(sentiment_dir / VOCAB, staging / VOCAB)
-        from safetensors.torch import save_file
-
-        save_file({**kept, **ckpt.prefixed(new, "sentiment")}, str(staging / ckpt.WEIGHTS))
+        save_file({**kept, **new}, str(staging / ckpt.WEIGHTS))
         grafted, vocab = load_sentiment(staging)
         _, src_vocab = load_sentiment(sentiment_dir)
         gap = (
@@ -62,7 +69,7 @@ def graft_sentiment(sentiment_dir: str | Path, model_dir: str | Path) -> Path:
             .abs()
             .max()
         )
-        if gap > 1e-2:
+        if gap > (2e-2 if dtype == torch.int8 else 1e-2):
             raise ckpt.CheckpointError(
                 f"grafting {sentiment_dir} changed its outputs by {gap:.3g}: left {model_dir} as it was"
             )

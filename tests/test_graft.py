@@ -100,3 +100,47 @@ def test_load_sentiment_names_the_broken_file(tmp_path):
     (source / "sentiment_vocab.json").unlink()
     with pytest.raises(CheckpointError, match="sentiment_vocab.json"):
         load_sentiment(source)
+
+
+def big_sentiment_dir(tmp_path, name: str, seed: int):
+    """A sentiment-only model whose embedding (600 x 128) is large enough to be stored int8."""
+    torch.manual_seed(seed)
+    vocab = Vocabulary.build([*TEXTS, " ".join(f"w{i}" for i in range(600))])
+    model = SentimentModel(SentimentConfig(
+        vocab_size=len(vocab), labels=["negative", "neutral", "positive"], embed_dim=128,
+        hidden_dim=8,
+    ))  # fmt: skip
+    torch.nn.init.normal_(model.head.weight, std=2.0)
+    from captioner.encoders import build_encoder
+
+    cap = Captioner(encoder=build_encoder("resnet18", weights=None), sentiment=model,
+                    sentiment_vocab=vocab, device="cpu")  # fmt: skip
+    return cap.save_pretrained(tmp_path / name)
+
+
+def test_graft_into_an_int8_bundle_keeps_it_int8(tmp_path):
+    from captioner.checkpoint import INT8_SCALE
+
+    target = big_sentiment_dir(tmp_path, "bundle", seed=1)
+    Captioner.from_pretrained(target, device="cpu", backend="torch").save_pretrained(
+        target, dtype=torch.int8
+    )  # as the bundled default stores its large matrices
+    before = load_file(str(target / "model.safetensors"))
+    assert before["sentiment.embed.weight"].dtype == torch.int8
+    source = big_sentiment_dir(tmp_path, "new", seed=2)
+    size = (target / "model.safetensors").stat().st_size
+
+    assert release.main(["--graft-sentiment", str(source), "--into", str(target)]) == 0
+
+    after = load_file(str(target / "model.safetensors"))
+    assert after["sentiment.embed.weight"].dtype == torch.int8
+    assert after[INT8_SCALE + "sentiment.embed.weight"].shape == (len(Vocabulary.load(
+        source / "sentiment_vocab.json")),)  # fmt: skip
+    assert not torch.equal(after["sentiment.embed.weight"], before["sentiment.embed.weight"])
+    assert (target / "model.safetensors").stat().st_size < 1.1 * size  # not dequantized
+    grafted, vocab = load_sentiment(target)
+    original, src_vocab = load_sentiment(source)
+    torch.testing.assert_close(
+        sentiment_probs(grafted, vocab, TEXTS), sentiment_probs(original, src_vocab, TEXTS),
+        atol=2e-2, rtol=0,
+    )  # fmt: skip
