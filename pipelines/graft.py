@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from captioner import checkpoint as ckpt
+from captioner.model_card import write_card
 from captioner.sentiment import load_sentiment, sentiment_probs
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ def graft_sentiment(sentiment_dir: str | Path, model_dir: str | Path) -> Path:
         os.replace(model_dir, old)
         os.replace(staging, model_dir)
         shutil.rmtree(old, ignore_errors=True)
+        write_card(model_dir, config)  # the card names the new model's vectors; hand-written: kept
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info(
