@@ -155,6 +155,10 @@ def test_novel_object_scores_count_mentions_against_any_reference():
     assert rows["name_objects"]["bicycle"] == 1.0  # motorcycle -> bicycle
     assert rows["naming without the hypernym rule"]["ball"] == 1.0  # toy -> ball
     assert set(rows["name_objects"]) >= {"mean F1", "BLEU-4", "CIDEr-D"}
+    alone = rows["the tagger alone (no caption)"]  # a confident tag = a mention, no caption
+    assert alone["bicycle"] == 1.0 and alone["ball"] == 1.0 and alone["hat"] == 0.0
+    weak = [[(MOUNTAIN_BIKE, 0.04)], [], []]  # below TAGGER_MIN_SCORE: not said
+    assert score_rows(refs, caps, weak)["the tagger alone (no caption)"]["bicycle"] == 0.0
 
 
 def test_object_slots_replace_object_words_and_fill_from_the_tags():
