@@ -17,6 +17,15 @@ from captioner.text import Vocabulary
 TEXTS = ["what a lovely day", "a dog runs across the grass", "awful"]
 
 
+def assert_same_sentiment(grafted_dir, source_dir, *, atol: float) -> None:
+    """The grafted model's probabilities of TEXTS are the source model's, within `atol`."""
+    (grafted, vocab), (original, src_vocab) = map(load_sentiment, (grafted_dir, source_dir))
+    torch.testing.assert_close(
+        sentiment_probs(grafted, vocab, TEXTS), sentiment_probs(original, src_vocab, TEXTS),
+        atol=atol, rtol=0,
+    )  # fmt: skip
+
+
 def three_class_dir(tmp_path):
     torch.manual_seed(1)
     vocab = Vocabulary.build(TEXTS)
@@ -51,12 +60,7 @@ def test_graft_replaces_only_the_sentiment_part(tmp_path):
     assert (target / "README.md").read_text() == "model card"
     config = json.loads((target / "config.json").read_text())
     assert config["sentiment"]["labels"] == ["negative", "neutral", "positive"]
-    grafted, vocab = load_sentiment(target)
-    original, src_vocab = load_sentiment(source)
-    torch.testing.assert_close(
-        sentiment_probs(grafted, vocab, TEXTS), sentiment_probs(original, src_vocab, TEXTS),
-        atol=5e-3, rtol=0,
-    )  # fmt: skip
+    assert_same_sentiment(target, source, atol=5e-3)
     cap = Captioner.from_pretrained(target, device="cpu", backend="torch")
     assert cap.decoder is not None and cap.sentiment_model.config.pooling == "attention"
 
@@ -138,9 +142,4 @@ def test_graft_into_an_int8_bundle_keeps_it_int8(tmp_path):
         source / "sentiment_vocab.json")),)  # fmt: skip
     assert not torch.equal(after["sentiment.embed.weight"], before["sentiment.embed.weight"])
     assert (target / "model.safetensors").stat().st_size < 1.1 * size  # not dequantized
-    grafted, vocab = load_sentiment(target)
-    original, src_vocab = load_sentiment(source)
-    torch.testing.assert_close(
-        sentiment_probs(grafted, vocab, TEXTS), sentiment_probs(original, src_vocab, TEXTS),
-        atol=2e-2, rtol=0,
-    )  # fmt: skip
+    assert_same_sentiment(target, source, atol=2e-2)  # int8 rows

