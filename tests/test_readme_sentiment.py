@@ -40,3 +40,27 @@ def test_bundled_model_gives_the_labels_the_readme_shows():
     assert [label for label, _ in got] == [label for label, _ in shown]
     for (_, score), (_, want) in zip(got, shown):
         assert score == pytest.approx(want, abs=0.011)  # the README rounds to two decimals
+
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+ROW = re.compile(r"^\| SST-2 dev, accuracy \| 872 \| (0\.\d+) \|", re.M)
+
+
+@pytest.mark.skipif(
+    not (SHARED / "sst2" / "dev.tsv").is_file(),
+    reason="SST-2 is not in ../shared/data/sst2 (only the project's machines have it)",
+)
+def test_bundled_model_scores_the_readme_accuracy_on_sst2_dev():
+    from captioner.data import load_sentiment_dataset
+    from captioner.sentiment import binary_decision
+
+    match = ROW.search(README.read_text(encoding="utf-8"))
+    assert match, "README.md lost its '| SST-2 dev, accuracy | 872 | ... |' row"
+    model, vocab = load_sentiment(BUNDLED_DIR / "default")
+    dev = load_sentiment_dataset(f"sst2:{SHARED / 'sst2'}")["validation"]
+    probs = sentiment_probs(model, vocab, dev["text"])
+    names = dev.features["label"].names  # negative, positive
+    truth = [names[y] == "positive" for y in dev["label"]]
+    said = binary_decision(probs, model.config.labels).tolist()
+    accuracy = sum(int(s) == int(t) for s, t in zip(said, truth)) / len(truth)
+    assert accuracy == pytest.approx(float(match[1]), abs=0.0015)  # the README rounds to 3
