@@ -264,6 +264,8 @@ def train(cfg: SentimentTrainConfig, *, dataset=None) -> dict:
     """Train, calibrate, test and export; returns the final report (also in run/)."""
     from captioner.data import load_sentiment_dataset
 
+    if (cfg.vectors_top or cfg.freeze_embeddings) and not cfg.vectors:
+        raise ValueError("--vectors-top and --freeze-embeddings need --vectors")
     dist = setup(cfg)
     dsd = dataset if dataset is not None else load_sentiment_dataset(cfg.dataset)
     train_split = _split(dsd, "train", "training")

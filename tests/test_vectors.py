@@ -127,6 +127,13 @@ def test_recipe_with_vectors_adds_top_words_and_keeps_frozen_rows(tmp_path):
         assert torch.allclose(row, torch.tensor(ROWS[word]), atol=2e-2), word
 
 
+def test_vector_options_without_vectors_are_an_error(tmp_path, capsys):
+    argv = ["--dataset", "uci-sentiment", "--out", str(tmp_path / "m"), "--freeze-embeddings"]
+    assert ts.main(argv) == 2
+    assert "--vectors-top and --freeze-embeddings need --vectors" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
 def test_a_vectors_path_is_recorded_by_its_name_only():
     assert ts.vectors_name("/home/me/secret/glove.6B.100d.txt") == "glove.6B.100d.txt"
     assert ts.vectors_name("glove") == "glove" and ts.vectors_name("") == ""
