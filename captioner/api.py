@@ -501,9 +501,15 @@ class Captioner:
     def _name_objects(self, captions: list[str], pooled: Tensor, *, swap: bool) -> list[str]:
         """Captions naming the ImageNet tagger's objects: the object slots of a decoder
         trained with `--object-slots` filled, and with `swap` (`GenerationConfig.name_objects`)
-        unseen object words swapped. Without an ImageNet tagger slots say "object"."""
+        unseen object words swapped. A recognizer trained on caption words (`captioner train
+        recognizer --caption-objects`) fills typed slots with its words instead. Without
+        either, slots say their kind's common word ("object" for untyped slots)."""
         from captioner.tagwords import fill_slots, fill_typed_slots, name_objects
 
+        if self.recognizer is not None and self.recognizer.config.caption_objects:
+            found = self.recognizer.predict(pooled, top_k=None)
+            return [" ".join(fill_typed_slots(fill_slots(c.split(" "), []), [], detected=d))
+                    for c, d in zip(captions, found)]  # fmt: skip
         if self.recognizer is None or len(self.recognizer.config.labels) != IMAGENET_CLASSES:
             return [" ".join(fill_typed_slots(fill_slots(c.split(" "), []), [])) for c in captions]
         values, indices = self.recognizer.probabilities(pooled).topk(NAMING_TOP_K, dim=-1)

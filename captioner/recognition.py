@@ -25,6 +25,9 @@ class RecognitionConfig:
     multi_label: bool = False  # sigmoid per label (tags) instead of softmax (one class)
     dropout: float = 0.0
     hidden_dim: int | None = None  # None: linear head; else Linear-Hardswish-Dropout-Linear
+    # labels are the object words of captions (`captioner.tagwords.caption_objects`): the
+    # captioner fills its typed object slots from this head
+    caption_objects: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.in_dim, int) or self.in_dim <= 0:

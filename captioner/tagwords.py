@@ -210,7 +210,8 @@ KINDS = (
     ("vehicle", {"vehicle", "craft", "wheeled vehicle", "conveyance", "boat", "vessel"}),
     ("clothing", {"clothing", "garment", "headdress", "headgear", "footwear", "wear", "jacket",
                   "coat"}),
-    ("equipment", {"game equipment", "sports equipment", "ball", "plaything", "toy"}),
+    ("equipment", {"game equipment", "sports equipment", "ball", "plaything", "toy",
+                   "photographic equipment"}),
 )  # fmt: skip
 TYPED_SLOTS = {kind: f"x{kind}" for kind in (*(k for k, _ in KINDS), "thing")}
 KIND_OF_SLOT = {slot: kind for kind, slot in TYPED_SLOTS.items()}
@@ -245,10 +246,22 @@ def typed_slot_caption(caption: str) -> str:
     return " ".join(out)
 
 
-def fill_typed_slots(words: list[str], class_probs: list[tuple[int, float]]) -> list[str]:
+def fill_typed_slots(
+    words: list[str],
+    class_probs: list[tuple[int, float]],
+    *,
+    detected: list[tuple[str, float]] = (),
+) -> list[str]:
     """`words` with each typed slot replaced by the most probable unused tag name of its kind
-    (>= TYPED_MIN_SCORE), else the kind's fallback word."""
-    ranked = _ranked_tags(class_probs, words, skip=KIND_OF_SLOT, min_score=TYPED_MIN_SCORE)
+    (>= TYPED_MIN_SCORE), else the kind's fallback word.
+
+    detected: (object word, probability) of a caption-word detector (a recognizer trained
+        with `--caption-objects`); its words come first, most probable first, whatever their
+        probability: a slot of a kind takes the detector's best word of that kind."""
+    text = " ".join(w for w in words if w not in KIND_OF_SLOT).lower()
+    ranked = [w for w, _ in sorted(detected, key=lambda wp: -wp[1]) if not mentions(text, w)]
+    ranked += [n for n in _ranked_tags(class_probs, words, skip=KIND_OF_SLOT,
+                                       min_score=TYPED_MIN_SCORE) if n not in ranked]  # fmt: skip
     out = []
     for word in words:
         kind = KIND_OF_SLOT.get(word)
@@ -259,3 +272,17 @@ def fill_typed_slots(words: list[str], class_probs: list[tuple[int, float]]) -> 
             word = pick or TYPED_FALLBACK[kind]
         out.append(word)
     return out
+
+
+def caption_objects(captions: list[str]) -> list[str]:
+    """The object words of a kind a typed slot holds (animal, vehicle, clothing, equipment)
+    that any of `captions` names, singular, sorted ("A dog chases two balls" -> ball, dog):
+    the labels of a caption-word detector (`captioner train recognizer --caption-objects`),
+    learnt from images whose captions a decoder may never see, as DCC and NOC train theirs."""
+    found = set()
+    for caption in captions:
+        for token in tokenize(caption):
+            obj = object_word(token)
+            if obj is not None and object_kind(obj) != "thing":
+                found.add(obj)
+    return sorted(found)

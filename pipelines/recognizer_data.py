@@ -168,8 +168,23 @@ def load_labelled(spec: str, *, label_column: str = "", seed: int = 0) -> datase
     return datasets.DatasetDict({k: v.rename_column("captions", "labels") for k, v in dsd.items()})
 
 
-def label_set(train: datasets.Dataset, *, multi_label: bool) -> list[str]:
-    labels: set[str] = set()
+def load_caption_objects(spec: str) -> datasets.DatasetDict:
+    """Any caption dataset with `labels` = the object words its captions name
+    (`captioner.tagwords.caption_objects`: "a dog chases a ball" -> ball, dog)."""
+    from captioner.data import load_caption_dataset
+    from captioner.tagwords import caption_objects
+
+    dsd = load_caption_dataset(spec)
+    return datasets.DatasetDict({
+        k: v.map(lambda caps: {"labels": caption_objects(caps)}, input_columns="captions",
+                 remove_columns=["captions"], desc=f"caption objects ({k})")
+        for k, v in dsd.items()
+    })  # fmt: skip
+
+
+def label_set(train: datasets.Dataset, *, multi_label: bool, min_images: int = 1) -> list[str]:
+    """The sorted labels of the training split held by at least `min_images` images."""
+    counts: dict[str, int] = {}
     for i, row in enumerate(train["labels"]):
         if not multi_label and len(set(row)) != 1:
             ident = train[i]["image_id"]
@@ -177,7 +192,12 @@ def label_set(train: datasets.Dataset, *, multi_label: bool) -> list[str]:
                 f"image {ident}: {len(set(row))} labels {sorted(set(row))[:5]} in a single-label "
                 "dataset (use --multi-label for several labels per image)"
             )
-        labels.update(row)
+        for name in set(row):
+            counts[name] = counts.get(name, 0) + 1
+    labels = {name for name, n in counts.items() if n >= min_images}
+    if not labels:
+        raise DataError(f"no label is held by {min_images} or more training images "
+                        f"(labels: {sorted(counts)[:10]})")  # fmt: skip
     if len(labels) < 2 and not multi_label:
         raise DataError(
             f"a single-label recognizer needs at least 2 labels, found {sorted(labels)}"

@@ -48,7 +48,12 @@ from captioner.pipelines.engine import (
     param_groups,
     setup,
 )
-from captioner.pipelines.recognizer_data import label_set, load_labelled, targets
+from captioner.pipelines.recognizer_data import (
+    label_set,
+    load_caption_objects,
+    load_labelled,
+    targets,
+)
 from captioner.pipelines.selection import export_model, selection_score
 from captioner.recognition import RecognitionConfig, RecognitionHead
 
@@ -61,6 +66,13 @@ class RecognizerTrainConfig(TrainConfig):
     out: str = opt("", "output model directory (run files go to OUT/run/)", required=True)
     multi_label: bool = opt(False, "several labels per image (sigmoid) instead of one (softmax)")
     label_column: str = opt("", "dataset column holding the label(s) (not for class folders)")
+    caption_objects: bool = opt(
+        False,
+        "labels are the object words (animal, vehicle, clothing, equipment) an image's "
+        "captions name, from any caption dataset (implies --multi-label): a word detector "
+        "that fills the typed slots of a --typed-slots captioner",
+    )
+    min_label_images: int = opt(1, "drop labels of fewer training images than this")
     encoder: str = opt("efficientnet_lite0", "CNN encoder name")
     encoder_weights: str | None = opt("default", "encoder weights: default | none | file")
     hidden_dim: int | None = opt(None, "hidden layer size (none = a linear head)")
@@ -120,7 +132,7 @@ def prepare(
     if cfg.limit:  # a random subset: class folders are ordered by label
         n = min(cfg.limit, len(dsd["train"]))
         dsd["train"] = dsd["train"].shuffle(seed=cfg.seed).select(range(n))
-    labels = label_set(dsd["train"], multi_label=cfg.multi_label)
+    labels = label_set(dsd["train"], multi_label=cfg.multi_label, min_images=cfg.min_label_images)
     weights = None if str(cfg.encoder_weights).lower() == "none" else cfg.encoder_weights
     encoder = build_encoder(cfg.encoder, weights=weights)
     splits = [s for s in ("train", "validation", cfg.test_split) if s and len(dsd.get(s, []))]
@@ -144,15 +156,21 @@ def prepare(
 def train(cfg: RecognizerTrainConfig, *, dataset: datasets.DatasetDict | None = None) -> dict:
     """Train and export a recognition head; returns the final scores (also in run/)."""
     dist = setup(cfg)
-    dsd = (
-        dataset
-        if dataset is not None
-        else load_labelled(cfg.dataset, label_column=cfg.label_column, seed=cfg.seed_split)
-    )
+    if cfg.caption_objects:
+        if cfg.label_column:
+            raise ValueError("--caption-objects takes its labels from the captions; "
+                             "drop --label-column")  # fmt: skip
+        cfg.multi_label = True
+    if dataset is not None:
+        dsd = dataset
+    elif cfg.caption_objects:
+        dsd = load_caption_objects(cfg.dataset)
+    else:
+        dsd = load_labelled(cfg.dataset, label_column=cfg.label_column, seed=cfg.seed_split)
     encoder, labels, x, y = prepare(cfg, dsd, dist)
     head = RecognitionHead(RecognitionConfig(
         in_dim=encoder.out_channels, labels=labels, multi_label=cfg.multi_label,
-        dropout=cfg.dropout, hidden_dim=cfg.hidden_dim,
+        dropout=cfg.dropout, hidden_dim=cfg.hidden_dim, caption_objects=cfg.caption_objects,
     ))  # fmt: skip
     out = Path(cfg.out)
     name = cfg.name or out.resolve().name

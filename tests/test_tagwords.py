@@ -219,9 +219,8 @@ def test_slot_training_rewrites_only_the_training_captions():
 
 
 def test_typed_slots_take_only_tags_of_their_kind():
-    assert [tagwords.object_kind(w) for w in ("dog", "bike", "shirt", "ball", "toy", "camera")] == [
-        "animal", "vehicle", "clothing", "equipment", "equipment", "thing"
-    ]  # fmt: skip
+    kinds = [tagwords.object_kind(w) for w in ("dog", "bike", "shirt", "ball", "camera", "bench")]
+    assert kinds == ["animal", "vehicle", "clothing", "equipment", "equipment", "thing"]
     assert tagwords.typed_slot_caption("A man in a red shirt rides a bike past a dog.") == (
         "a man in a red xclothing rides a xvehicle past a xanimal"
     )
@@ -254,3 +253,34 @@ def test_a_typed_slot_model_is_filled_by_kind_at_decoding(monkeypatch):
         head.net[-1].bias[CHEETAH] = 9.0
     model.recognizer = head
     assert model.caption(image) == ["a cheetah rides a bicycle"]
+
+
+def test_a_caption_word_detector_fills_typed_slots_with_its_best_word_of_the_kind(monkeypatch):
+    import torch
+
+    from captioner.recognition import RecognitionConfig, RecognitionHead
+    from tests.tests_support import tiny_captioner
+
+    caption = "a man in a xclothing rides a xvehicle".split()
+    detected = [("dog", 0.9), ("shirt", 0.2), ("hat", 0.4), ("bike", 0.03), ("car", 0.01)]
+    # the best word of each slot's kind, however unsure; the most probable object (dog) has
+    # no slot of its kind and is not said
+    assert tagwords.fill_typed_slots(caption, [], detected=detected) == (
+        "a man in a hat rides a bike".split()
+    )
+    # a word the caption already says is not said twice; detector words before ImageNet tags
+    got = tagwords.fill_typed_slots("a hat and a xclothing on a xvehicle".split(),
+                                    [(MOUNTAIN_BIKE, 0.9)], detected=[("hat", 0.8), ("car", 0.1)])  # fmt: skip
+    assert got == "a hat and a shirt on a car".split()
+
+    model = tiny_captioner(sentiment=False)
+    model.vocab = type(model.vocab)([*model.vocab.itos, *tagwords.TYPED_SLOTS.values()])
+    monkeypatch.setattr(model.vocab, "decode", lambda ids: "a xanimal rides a xvehicle")
+    labels = ["bike", "car", "dog", "horse"]
+    head = RecognitionHead(RecognitionConfig(in_dim=model.encoder.out_channels, labels=labels,
+                                             multi_label=True, caption_objects=True))  # fmt: skip
+    torch.nn.init.zeros_(head.net[-1].weight)
+    with torch.no_grad():
+        head.net[-1].bias.copy_(torch.tensor([-3.0, -1.0, -4.0, -2.0]))  # car, horse lead
+    model.recognizer = head
+    assert model.caption(torch.zeros(3, 64, 64)) == ["a horse rides a car"]

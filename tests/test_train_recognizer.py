@@ -193,3 +193,47 @@ def test_bad_inputs_give_clear_errors(tmp_path, capsys):
 
     assert tr.main(["--dataset", str(empty), "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
     assert "no images" in capsys.readouterr().err
+
+
+def test_caption_objects_detector_fills_typed_slots(tmp_path):
+    """--caption-objects: labels are the object words of the captions (singular, rare words
+    dropped), learnt well enough to tell the images apart."""
+    from captioner import tagwords
+
+    root = tmp_path / "captioned"
+    root.mkdir()
+    said = {"red": "a dog runs", "blue": "a man rides two bikes", "green": "a boy in a hat"}
+    combos = [("red", "blue"), ("red", "green"), ("green", "blue"), ("red", "red"),
+              ("green", "green"), ("blue", "blue")]  # fmt: skip
+    rows = []
+    for i in range(18):
+        left, right = combos[i % len(combos)]
+        name = f"{i:03d}.png"
+        halves(left, right, seed=i * 7).save(root / name)
+        captions = [f"{said[left]} .", f"{said[right]} near a bench"]
+        if i == 0:
+            captions.append("a cat sleeps")  # one image only: below --min-label-images
+        rows.append({"file_name": name, "captions": captions,
+                     "split": "train" if i < 12 else "validation"})  # fmt: skip
+    (root / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = tiny_config(tmp_path, f"imagefolder:{root}", caption_objects=True,
+                      min_label_images=2, epochs=40, test_split="")  # fmt: skip
+    report = tr.train(cfg)
+    assert report["validation"]["f1"] >= 0.9
+
+    detector = Captioner.from_pretrained(tmp_path / "model", device="cpu").recognizer
+    assert detector.labels == ["bike", "dog", "hat"]  # no bench (a thing), no cat (1 image)
+    assert detector.config.caption_objects and detector.config.multi_label
+
+    assert tagwords.caption_objects(["Two dogs chase a ball .", "a man poses for the camera"]) == [
+        "ball", "camera", "dog"
+    ]  # fmt: skip
+
+
+def test_caption_objects_errors(tmp_path):
+    with pytest.raises(ValueError, match="--caption-objects takes its labels from the captions"):
+        tr.train(tiny_config(tmp_path, "imagefolder:x", caption_objects=True, label_column="tags"))
+    train = datasets.Dataset.from_dict({"labels": [["dog"], ["dog", "hat"]], "image_id": [0, 1]})
+    assert rd.label_set(train, multi_label=True, min_images=2) == ["dog"]
+    with pytest.raises(DataError, match="no label is held by 3 or more training images"):
+        rd.label_set(train, multi_label=True, min_images=3)
