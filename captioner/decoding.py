@@ -131,12 +131,20 @@ def generate(
     state: dict[str, Tensor],
     special_ids: SpecialIds,
     config: GenerationConfig | None = None,
+    *,
+    n_best: int = 1,
 ) -> Decoded:
-    """Search captions for every row of `state` as `config` says (default: beam 3)."""
+    """Search captions for every row of `state` as `config` says (default: beam 3).
+
+    n_best: beam search returns the `n_best` best hypotheses of each row (<= beam_size), row
+        after row, best first (rows * n_best results); other searches take only 1."""
     config = config or GenerationConfig()
+    if n_best != 1 and (config.search != "beam" or not 1 <= n_best <= config.beam_size):
+        raise ValueError(f"n_best={n_best} needs beam search with beam_size >= n_best "
+                         f"(got {config.search}, beam_size {config.beam_size})")  # fmt: skip
     with torch.no_grad():
         if config.search == "beam":
-            return _beam_search(step, state, special_ids, config)
+            return _beam_search(step, state, special_ids, config, n_best)
         return _word_by_word(step, state, special_ids, config)
 
 
@@ -281,7 +289,8 @@ def _word_by_word(
 
 
 def _beam_search(
-    step: StepFn, state: dict[str, Tensor], ids: SpecialIds, config: GenerationConfig
+    step: StepFn, state: dict[str, Tensor], ids: SpecialIds, config: GenerationConfig,
+    n_best: int = 1,
 ) -> Decoded:
     """Beam search batched over images x beams.
 
@@ -327,13 +336,15 @@ def _beam_search(
     penalty = config.length_penalty
     norm = scores / lengths.clamp(min=1) ** penalty if penalty else scores
     norm = norm.masked_fill(torch.isinf(scores), NEG_INF)
-    best = norm.argmax(dim=1)  # (B,)
-    rows = [[t for t in history[b, best[b]].tolist() if t != ids.pad_id] for b in range(batch)]
+    ranks = norm.topk(n_best, dim=1).indices  # (B, n_best), best first
+    picks = [(b, int(r)) for b in range(batch) for r in ranks[b]]
+    rows = [[t for t in history[b, r].tolist() if t != ids.pad_id] for b, r in picks]
     seqs, ended = _finish(rows, ids, config.avoid_dangling)
-    out_alphas: list[Tensor | None] = [None] * batch
+    out_alphas: list[Tensor | None] = [None] * len(picks)
     if alpha_hist is not None:
-        out_alphas = [alpha_hist[b, best[b], : max(len(seqs[b]), 1)].cpu() for b in range(batch)]
-    return Decoded(seqs, norm.gather(1, best[:, None]).squeeze(1).tolist(), out_alphas, ended)
+        out_alphas = [alpha_hist[b, r, : max(len(seq), 1)].cpu()
+                      for (b, r), seq in zip(picks, seqs)]  # fmt: skip
+    return Decoded(seqs, [float(norm[b, r]) for b, r in picks], out_alphas, ended)
 
 
 def _gather_beams(x: Tensor, origin: Tensor) -> Tensor:

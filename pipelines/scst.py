@@ -4,7 +4,7 @@ fine-tune a trained captioner on its own CIDEr-D (the recipe: `train_scst`).
 For each image, K captions are sampled from the model and one is decoded greedily; the reward
 of a sample is its CIDEr-D against the image's references and the greedy caption's CIDEr-D
 is the baseline (`--baseline mean`: the mean reward of the image's other samples
-instead), so the policy-gradient loss is
+instead; `--candidates beam`: the K best captions of a beam search instead of K samples), so the policy-gradient loss is
     - (r(sample) - r(greedy)) * sum_t log p(w_t | w_<t, image),
 averaged over the sampled tokens.
 """
@@ -79,16 +79,31 @@ def _targets(tokens: list[list[int]], ended: list[bool], vocab: Vocabulary) -> T
 
 
 def scst_loss_fn(
-    cider: CiderD, vocab: Vocabulary, *, samples: int, max_length: int, baseline: str = "greedy"
+    cider: CiderD,
+    vocab: Vocabulary,
+    *,
+    samples: int,
+    max_length: int,
+    baseline: str = "greedy",
+    candidates: str = "sample",
 ):
     """The SCST loss. `baseline`: "greedy" (the greedy caption's reward, Rennie et al.) or
-    "mean" (the mean reward of the image's other samples, Luo 2020; needs samples >= 2)."""
+    "mean" (the mean reward of the image's other samples, Luo 2020; needs samples >= 2).
+    `candidates`: the `samples` captions per image are drawn from the model ("sample") or are
+    the `samples` best of a beam search as wide ("beam", as the Meshed-Memory Transformer
+    trains: the update moves the captions beam search returns, not random ones)."""
     if baseline not in ("greedy", "mean") or (baseline == "mean" and samples < 2):
         raise ValueError(f"baseline must be 'greedy' or 'mean' (with samples >= 2), got "
                          f"{baseline!r} with {samples} samples")  # fmt: skip
+    if candidates not in ("sample", "beam"):
+        raise ValueError(f"candidates must be 'sample' or 'beam', got {candidates!r}")
     # The policy searches as inference does (<unk> banned, no <end> after a dangling word).
     ids = SpecialIds.from_vocab(vocab)
-    sampling = GenerationConfig(method="sample", max_length=max_length)
+    if candidates == "beam":
+        sampling = GenerationConfig(method="beam", beam_size=samples, max_length=max_length)
+    else:
+        sampling = GenerationConfig(method="sample", max_length=max_length)
+    n_best = samples if candidates == "beam" and samples > 1 else 1
     greedy = GenerationConfig(method="greedy", max_length=max_length)
 
     def reward(indices: list[int], tokens: list[list[int]]) -> Tensor:
@@ -102,7 +117,10 @@ def scst_loss_fn(
         rep = grid.repeat_interleave(samples, dim=0)  # (B*K, N, C)
         with torch.no_grad():
             step, state = core.decoder.start(grid, grid.mean(1))  # K sample rows per image
-            drawn = generate(step, repeat_rows(state, samples), ids, sampling)
+            if n_best > 1:  # the n best beams of each image, image after image
+                drawn = generate(step, state, ids, sampling, n_best=n_best)
+            else:
+                drawn = generate(step, repeat_rows(state, samples), ids, sampling)
             rep_index = [i for i in index for _ in range(samples)]
             r_sample = reward(rep_index, drawn.tokens)  # (B*K,)
             if baseline == "greedy":

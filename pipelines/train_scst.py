@@ -45,6 +45,11 @@ class ScstTrainConfig(CaptionRunConfig):
         "greedy", "reward baseline: the greedy caption, or the mean of the other samples",
         choices=("greedy", "mean"),
     )  # fmt: skip
+    candidates: str = opt(
+        "sample", "the captions scored per image: --samples sampled ones, or the --samples "
+        "best of a beam search as wide (the captions inference returns)",
+        choices=("sample", "beam"),
+    )  # fmt: skip
 
 
 def check(cfg: ScstTrainConfig) -> str | None:
@@ -52,8 +57,9 @@ def check(cfg: ScstTrainConfig) -> str | None:
     if cfg.trainable_blocks:
         return (f"--trainable-blocks {cfg.trainable_blocks}: SCST keeps the encoder frozen "
                 "(its features are cached); train encoder blocks with `captioner train caption`")  # fmt: skip
-    if cfg.samples < 1 or (cfg.baseline == "mean" and cfg.samples < 2):
-        return f"--samples {cfg.samples}: need at least 1 (2 with --baseline mean)"
+    if cfg.samples < 1 or ((cfg.baseline == "mean" or cfg.candidates == "beam") and cfg.samples < 2):
+        return (f"--samples {cfg.samples}: need at least 1 (2 with --baseline mean or "
+                "--candidates beam)")
     return None
 
 
@@ -91,7 +97,8 @@ def train(cfg: ScstTrainConfig, *, dataset: datasets.DatasetDict | None = None) 
         export(prep, model, out, dist.device)
     start_score = broadcast(start_score, dist)  # every rank must agree on early stopping
     loss_fn = scst_loss_fn(CiderD(prep.train["captions"]), prep.vocab, samples=cfg.samples,
-                           max_length=cfg.max_length, baseline=cfg.baseline)  # fmt: skip
+                           max_length=cfg.max_length, baseline=cfg.baseline,
+                           candidates=cfg.candidates)  # fmt: skip
     trainer = Trainer(
         model=model,
         config=cfg,

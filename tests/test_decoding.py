@@ -128,6 +128,27 @@ def test_batched_beam_search_equals_one_by_one():
         assert torch.allclose(one.alphas[0], batched.alphas[i], atol=1e-5)
 
 
+def test_n_best_returns_each_images_best_beams_in_order():
+    dec = tiny_decoder(vocab=12)
+    grid, pooled = features(batch=3)
+    step, state = dec.start(grid, pooled)
+    ids = SpecialIds(BOS, EOS, PAD)
+    config = GenerationConfig(method="beam", beam_size=4, max_length=9)
+    best = generate(step, state, ids, config)
+    step, state = dec.start(grid, pooled)
+    many = generate(step, state, ids, config, n_best=3)
+    assert len(many.tokens) == len(many.scores) == len(many.alphas) == len(many.ended) == 9
+    for i in range(3):
+        rows = slice(3 * i, 3 * i + 3)
+        assert many.tokens[3 * i] == best.tokens[i]  # the first of each image is its best
+        assert many.scores[rows] == sorted(many.scores[rows], reverse=True)
+        assert len({tuple(t) for t in many.tokens[rows]}) == 3  # three different captions
+    with pytest.raises(ValueError, match="n_best=5 needs beam search with beam_size >= n_best"):
+        generate(step, state, ids, config, n_best=5)
+    with pytest.raises(ValueError, match="n_best=2 needs beam search"):
+        generate(step, state, ids, GenerationConfig(method="greedy"), n_best=2)
+
+
 def test_search_returns_caption_when_end_never_comes():
     dec = tiny_decoder(vocab=7)
     with torch.no_grad():

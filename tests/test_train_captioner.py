@@ -176,6 +176,7 @@ def test_scst_recipe_settings(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--trainable-blocks 2: SCST keeps the encoder frozen" in err[0]
     assert train_scst.main([*base, "--init", "m", "--baseline", "mean", "--samples", "1"]) == 2
+    assert train_scst.main([*base, "--init", "m", "--candidates", "beam", "--samples", "1"]) == 2
     assert "--samples 1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         tc.main([*base, "--scst", "--init", "m"])
@@ -224,6 +225,36 @@ def test_scst_mean_baseline_is_leave_one_out():
     assert logs["baseline"] == pytest.approx(logs["reward"])  # mean of leave-one-out means
     with pytest.raises(ValueError, match="samples >= 2"):
         scst_loss_fn(CiderD(refs), vocab, samples=1, max_length=6, baseline="mean")
+
+
+def test_scst_beam_candidates_are_the_k_best_beams(monkeypatch):
+    """--candidates beam: the captions scored are the K best of a beam search of width K
+    (what inference returns), not samples; their leave-one-out mean is the baseline."""
+    from captioner.pipelines import scst
+    from captioner.text import Vocabulary
+
+    refs = [["a red circle", "a small red circle"], ["two blue stars", "two stars"]]
+    vocab = Vocabulary.build([c for r in refs for c in r])
+    cfg = parse_config(tc.CaptionTrainConfig, ["--dataset", "x", "--out", "y", *TINY])
+    model = tc.CaptionModel(tc.build_decoder(cfg, vocab, feature_dim=8))
+    seen, original = [], scst.generate
+
+    def recording(*args, **kw):
+        seen.append((args[3], kw, original(*args, **kw)))
+        return seen[-1][2]
+
+    monkeypatch.setattr(scst, "generate", recording)
+    batch = {"grid": torch.randn(2, 4, 8), "image_index": torch.tensor([0, 1])}
+    loss_fn = scst.scst_loss_fn(CiderD(refs), vocab, samples=3, max_length=6, baseline="mean",
+                                candidates="beam")  # fmt: skip
+    loss, logs = loss_fn(model, batch)
+    loss.backward()
+    assert torch.isfinite(loss) and model.decoder.embed.weight.grad is not None
+    (config, kw, drawn), = seen
+    assert config.method == "beam" and config.beam_size == 3 and kw == {"n_best": 3}
+    assert len(drawn.tokens) == 6 and logs["baseline"] == pytest.approx(logs["reward"])
+    with pytest.raises(ValueError, match="candidates must be 'sample' or 'beam'"):
+        scst.scst_loss_fn(CiderD(refs), vocab, samples=3, max_length=6, candidates="topk")
 
 
 def test_scst_policy_never_samples_unk_or_ends_on_a_dangling_word(monkeypatch):
