@@ -21,6 +21,8 @@ import argparse
 import logging
 import sys
 
+import torch
+
 log = logging.getLogger(__name__)
 
 # held-out object -> the caption words that name it
@@ -31,6 +33,9 @@ TOP_K = 10
 # "mountain bike" -> bicycle, "tennis ball" -> ball) sum to this much (chosen on dev among
 # 0.02 / 0.05 / 0.1 / 0.2 / 0.3): how far any method that names objects from these tags can go
 TAGGER_MIN_SCORE = 0.05
+# the caption-word detector alone says a word from this probability (chosen on dev among
+# 0.1 / 0.2 / 0.3 / 0.4 / 0.5)
+DETECTOR_MIN_SCORE = 0.2
 
 
 def mention_f1(references: list[list[str]], captions: list[str], words: list[str]) -> float:
@@ -57,40 +62,74 @@ def tagger_alone_f1(references: list[list[str]], tags, words: list[str]) -> floa
     return 2 * hits / (sum(truth) + sum(said)) if sum(truth) + sum(said) else 0.0
 
 
-def caption_with_tags(model_name: str, split, batch_size: int = 32):
-    """(captions, top-K (class, probability) per image) with naming off."""
+def caption_with_tags(model_name: str, split, batch_size: int = 32, detector: str | None = None):
+    """Per image: its caption with the ImageNet tagger's objects in its slots (as the API
+    fills them; naming off), the top-K (class, probability) of that tagger, and with
+    `detector` (a `--caption-objects` recognizer) the caption with the detector's words in its
+    slots and the detector's (word, probability) for every word."""
     from captioner.api import Captioner
+    from captioner.decoding import generate
     from captioner.pipelines import photos
     from captioner.recognition import RecognitionHead
 
     cap = Captioner.from_pretrained(model_name)
     if not cap.generation_defaults:  # a recipe's output: decode like the bundled photo model
         cap.generation_defaults = dict(photos.GENERATION)
-    if cap.recognizer is None:
-        cap.recognizer = RecognitionHead.from_imagenet(cap.encoder).to(cap.device).eval()
+    imagenet = cap.recognizer
+    if imagenet is None or imagenet.config.caption_objects:
+        imagenet = RecognitionHead.from_imagenet(cap.encoder).to(cap.device).eval()
+    words = Captioner.from_pretrained(detector).recognizer if detector else None
+    if words is not None and not words.config.caption_objects:
+        raise ValueError(f"--detector {detector}: not a caption-word detector (train one with "
+                         "`captioner train recognizer --caption-objects`)")  # fmt: skip
     cap.use_backend("auto")
-    index = {label: i for i, label in enumerate(cap.recognizer.config.labels)}
-    captions, tags = [], []
-    for start in range(0, len(split), batch_size):
-        images = split[start : start + batch_size]["image"]
-        for d in cap.describe(images, tags=TOP_K, min_tag_score=0.0, sentiment=False,
-                              name_objects=False):  # fmt: skip
-            captions.append(d.caption)
-            tags.append([(index[label], p) for label, p in d.tags])
-    return captions, tags
+    config = cap.generation_config(None, name_objects=False)
+    out = {"captions": [], "tags": [], "detector captions": [], "detected": []}
+    with torch.inference_mode():
+        for start in range(0, len(split), batch_size):
+            grid, pooled = cap.encoder(cap.preprocess(split[start : start + batch_size]["image"]))
+            step, state = cap.decoder.start(grid, pooled)
+            raw = [cap.vocab.decode(t) for t in generate(step, state, cap.special_ids, config).tokens]
+            cap.recognizer = imagenet
+            out["captions"] += cap._name_objects(raw, pooled, swap=False)
+            values, indices = imagenet.probabilities(pooled).topk(TOP_K, dim=-1)
+            out["tags"] += [list(zip(i.tolist(), v.tolist())) for i, v in zip(indices, values)]
+            if words is not None:
+                cap.recognizer = words
+                out["detector captions"] += cap._name_objects(raw, pooled, swap=False)
+                out["detected"] += words.predict(pooled, top_k=None)
+    return out
 
 
-def score_rows(references, captions, tags) -> dict[str, dict[str, float]]:
+def detector_alone_f1(references: list[list[str]], detected, words: list[str]) -> float:
+    """Mention F1 of the caption-word detector without a caption: `words` are said of an
+    image when one of them reaches DETECTOR_MIN_SCORE."""
+    from captioner.tagwords import mentions
+
+    said = [any(mentions(w, words) and p >= DETECTOR_MIN_SCORE for w, p in found)
+            for found in detected]  # fmt: skip
+    truth = [any(mentions(r, words) for r in refs) for refs in references]
+    hits = sum(t and s for t, s in zip(truth, said))
+    return 2 * hits / (sum(truth) + sum(said)) if sum(truth) + sum(said) else 0.0
+
+
+def score_rows(references, decoded: dict) -> dict[str, dict[str, float]]:
     from captioner.pipelines.evaluate import caption_scores
     from captioner.tagwords import name_objects
+
+    captions, tags = decoded["captions"], decoded["tags"]
 
     def named(same_kind: bool) -> list[str]:
         return [" ".join(name_objects(c.split(" "), t, min_score=0.2, same_kind=same_kind))
                 for c, t in zip(captions, tags)]  # fmt: skip
 
+    variants = [("as decoded", captions)]
+    if decoded.get("detector captions"):
+        variants.append(("slots filled by the caption-word detector", decoded["detector captions"]))
+    variants += [("name_objects", named(True)),
+                 ("naming without the hypernym rule", named(False))]  # fmt: skip
     rows = {}
-    for label, caps in [("as decoded", captions), ("name_objects", named(True)),
-                        ("naming without the hypernym rule", named(False))]:  # fmt: skip
+    for label, caps in variants:
         row = {name: mention_f1(references, caps, words) for name, words in OBJECTS.items()}
         row["mean F1"] = sum(row.values()) / len(OBJECTS)
         scores = caption_scores(references, caps, meteor=False)
@@ -98,6 +137,11 @@ def score_rows(references, captions, tags) -> dict[str, dict[str, float]]:
         rows[label] = row
     alone = {name: tagger_alone_f1(references, tags, words) for name, words in OBJECTS.items()}
     rows["the tagger alone (no caption)"] = {**alone, "mean F1": sum(alone.values()) / len(alone)}
+    if decoded.get("detected"):
+        alone = {name: detector_alone_f1(references, decoded["detected"], words)
+                 for name, words in OBJECTS.items()}  # fmt: skip
+        rows["the caption-word detector alone (no caption)"] = {
+            **alone, "mean F1": sum(alone.values()) / len(alone)}
     return rows
 
 
@@ -110,13 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flickr8k", required=True, help="Flickr8k folder")
     p.add_argument("--split", default="validation", help="validation | test (default: validation)")
     p.add_argument("--limit", type=int, default=None, help="first N images only")
+    p.add_argument("--detector", default=None,
+                   help="a caption-word detector (`captioner train recognizer --caption-objects"
+                        "`) to fill the typed slots with, scored beside the ImageNet tagger")  # fmt: skip
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     split = load_caption_dataset(f"flickr8k:{args.flickr8k}")[args.split]
     if args.limit:
         split = split.select(range(min(args.limit, len(split))))
-    captions, tags = caption_with_tags(args.model, split)
-    rows = score_rows(split["captions"], captions, tags)
+    decoded = caption_with_tags(args.model, split, detector=args.detector)
+    rows = score_rows(split["captions"], decoded)
     keys = [*OBJECTS, "mean F1", "BLEU-4", "CIDEr-D"]
     print(f"| {args.model}, Flickr8k {args.split} ({len(split)}) | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 1) + "|")

@@ -150,7 +150,10 @@ def test_novel_object_scores_count_mentions_against_any_reference():
     assert mention_f1(refs, caps, ["ball"]) == 0.0
     assert mention_f1(refs, ["a cat"] * 3, ["hat"]) == 0.0  # nobody names it: 0, not an error
     tags = [[(MOUNTAIN_BIKE, 0.9)], [(GOLDEN_RETRIEVER, 0.9)], [(TENNIS_BALL, 0.9)]]
-    rows = score_rows(refs, ["a man rides a motorcycle", "a dog runs", "a boy with a toy"], tags)
+    decoded = {"captions": ["a man rides a motorcycle", "a dog runs", "a boy with a toy"],
+               "tags": tags}  # fmt: skip
+    rows = score_rows(refs, decoded)
+    assert "slots filled by the caption-word detector" not in rows  # no detector given
     assert rows["as decoded"]["bicycle"] == 0.0
     assert rows["name_objects"]["bicycle"] == 1.0  # motorcycle -> bicycle
     assert rows["naming without the hypernym rule"]["ball"] == 1.0  # toy -> ball
@@ -158,7 +161,15 @@ def test_novel_object_scores_count_mentions_against_any_reference():
     alone = rows["the tagger alone (no caption)"]  # a confident tag = a mention, no caption
     assert alone["bicycle"] == 1.0 and alone["ball"] == 1.0 and alone["hat"] == 0.0
     weak = [[(MOUNTAIN_BIKE, 0.04)], [], []]  # below TAGGER_MIN_SCORE: not said
-    assert score_rows(refs, caps, weak)["the tagger alone (no caption)"]["bicycle"] == 0.0
+    rows = score_rows(refs, {"captions": caps, "tags": weak})
+    assert rows["the tagger alone (no caption)"]["bicycle"] == 0.0
+    # a caption-word detector: its slot fills and its words alone (from DETECTOR_MIN_SCORE)
+    detected = [[("bike", 0.7), ("hat", 0.1)], [("dog", 0.9)], [("ball", 0.19)]]
+    rows = score_rows(refs, {"captions": caps, "tags": weak, "detected": detected,
+                             "detector captions": ["a man rides a bike", "a dog", "a boy"]})  # fmt: skip
+    assert rows["slots filled by the caption-word detector"]["bicycle"] == 1.0
+    alone = rows["the caption-word detector alone (no caption)"]
+    assert alone["bicycle"] == 1.0 and alone["ball"] == 0.0 and alone["hat"] == 0.0
 
 
 def test_object_slots_replace_object_words_and_fill_from_the_tags():
