@@ -480,7 +480,8 @@ class Captioner:
         if heads.caption:
             config = self.generation_config(generation)
             step, state = (decoder or self.decoder).start(grid, pooled)
-            dec = generate(step, state, self.special_ids, config)
+            bias = self._slot_bias(pooled, config.slot_boost)
+            dec = generate(step, state, self.special_ids, config, bias=bias)
             captions = [self.vocab.decode(t) for t in dec.tokens]
             slots = any(s in self.vocab for s in (SLOT, *TYPED_SLOTS.values()))
             if config.name_objects or slots:
@@ -497,6 +498,28 @@ class Captioner:
 
         translated = translations_of(self, captions, lang)
         return [Description(*row) for row in zip(captions, tag_lists, moods, maps, translated)]
+
+    def _slot_bias(self, pooled: Tensor, boost: float) -> Tensor | None:
+        """`GenerationConfig.slot_boost` as a (B, V) log-probability bonus: each typed slot
+        gets boost x the caption-word detector's best probability for a word of its kind.
+        None when off, or without typed slots or a detector."""
+        from captioner.tagwords import object_kind
+
+        detector = self.recognizer
+        if not boost or detector is None or not detector.config.caption_objects:
+            return None
+        slot_ids = {kind: self.vocab.stoi[slot] for kind, slot in TYPED_SLOTS.items()
+                    if slot in self.vocab.stoi}  # fmt: skip
+        if not slot_ids:
+            return None
+        probs = detector.probabilities(pooled)  # (B, L)
+        kinds = [object_kind(w) for w in detector.labels]
+        bias = torch.zeros(probs.size(0), len(self.vocab), device=probs.device)
+        for kind, slot_id in slot_ids.items():
+            columns = [j for j, k in enumerate(kinds) if k == kind]
+            if columns:
+                bias[:, slot_id] = boost * probs[:, columns].max(dim=1).values
+        return bias
 
     def _name_objects(self, captions: list[str], pooled: Tensor, *, swap: bool) -> list[str]:
         """Captions naming the ImageNet tagger's objects: the object slots of a decoder

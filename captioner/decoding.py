@@ -52,6 +52,12 @@ class GenerationConfig:
             tagger does not see for the object it is confident about ("a man rides a
             motorcycle" -> "a man rides a bicycle"; `captioner.tagwords.name_objects`).
             Needs a model with the ImageNet-1k tagger; others ignore it.
+        slot_boost: for a decoder trained with `--typed-slots` beside a caption-word detector
+            (`captioner train recognizer --caption-objects`): at every step the slot of each
+            kind gets slot_boost x (the detector's highest probability for a word of that
+            kind) added to its log-probability, so the caption makes room for an object the
+            detector sees even where the decoder would not name one (0: off). Other models
+            ignore it.
     """
 
     method: str = "beam"
@@ -65,6 +71,7 @@ class GenerationConfig:
     no_repeat_ngram_size: int = 0
     avoid_dangling: bool = True
     name_objects: bool = False
+    slot_boost: float = 0.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -75,6 +82,7 @@ class GenerationConfig:
             "top_k": (self.top_k >= 0, ">= 0"),
             "top_p": (0 < self.top_p <= 1, "in (0, 1]"),
             "no_repeat_ngram_size": (self.no_repeat_ngram_size >= 0, ">= 0"),
+            "slot_boost": (self.slot_boost >= 0, ">= 0"),
         }
         for name, (ok, want) in checks.items():
             if not ok:
@@ -96,6 +104,8 @@ class GenerationConfig:
             out.update(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
         if self.name_objects:
             out["name_objects"] = True
+        if self.slot_boost:
+            out["slot_boost"] = self.slot_boost
         return out
 
 
@@ -133,19 +143,25 @@ def generate(
     config: GenerationConfig | None = None,
     *,
     n_best: int = 1,
+    bias: Tensor | None = None,
 ) -> Decoded:
     """Search captions for every row of `state` as `config` says (default: beam 3).
 
     n_best: beam search returns the `n_best` best hypotheses of each row (<= beam_size), row
-        after row, best first (rows * n_best results); other searches take only 1."""
+        after row, best first (rows * n_best results); other searches take only 1.
+    bias: (rows, vocabulary) added to each row's log-probabilities at every step (its beams
+        share it): `GenerationConfig.slot_boost` at work."""
     config = config or GenerationConfig()
     if n_best != 1 and (config.search != "beam" or not 1 <= n_best <= config.beam_size):
         raise ValueError(f"n_best={n_best} needs beam search with beam_size >= n_best "
                          f"(got {config.search}, beam_size {config.beam_size})")  # fmt: skip
+    procs = processors(special_ids, config)
+    if bias is not None:
+        procs.insert(0, add_bias(bias))
     with torch.no_grad():
         if config.search == "beam":
-            return _beam_search(step, state, special_ids, config, n_best)
-        return _word_by_word(step, state, special_ids, config)
+            return _beam_search(step, state, special_ids, config, procs, n_best)
+        return _word_by_word(step, state, special_ids, config, procs)
 
 
 def repeat_rows(state: dict[str, Tensor], k: int) -> dict[str, Tensor]:
@@ -181,6 +197,16 @@ def no_end_after(eos_id: int, words: Sequence[int]) -> Processor:
         logp = logp.clone()
         logp[:, eos_id] = logp[:, eos_id].masked_fill(last, NEG_INF)
         return logp
+
+    return process
+
+
+def add_bias(bias: Tensor) -> Processor:
+    """Adds `bias` (rows, V) to the log-probabilities; a search over rows x beams repeats each
+    row for its beams."""
+
+    def process(logp: Tensor, history: Tensor) -> Tensor:
+        return logp + bias.to(logp.device).repeat_interleave(logp.size(0) // bias.size(0), 0)
 
     return process
 
@@ -260,13 +286,13 @@ def _picker(config: GenerationConfig, device: torch.device):
 
 
 def _word_by_word(
-    step: StepFn, state: dict[str, Tensor], ids: SpecialIds, config: GenerationConfig
+    step: StepFn, state: dict[str, Tensor], ids: SpecialIds, config: GenerationConfig, procs
 ) -> Decoded:
     """Greedy or sampling: one word per step for every row, until each row has emitted
     <end> or `max_length` words."""
     first = next(iter(state.values()))
     rows, device = first.size(0), first.device
-    pick, procs = _picker(config, device), processors(ids, config)
+    pick = _picker(config, device)
     temperature = config.temperature if config.search == "sample" else 1.0
     tokens = torch.full((rows,), ids.bos_id, dtype=torch.long, device=device)
     done = torch.zeros(rows, dtype=torch.bool, device=device)
@@ -289,7 +315,7 @@ def _word_by_word(
 
 
 def _beam_search(
-    step: StepFn, state: dict[str, Tensor], ids: SpecialIds, config: GenerationConfig,
+    step: StepFn, state: dict[str, Tensor], ids: SpecialIds, config: GenerationConfig, procs,
     n_best: int = 1,
 ) -> Decoded:
     """Beam search batched over images x beams.
@@ -300,7 +326,6 @@ def _beam_search(
     """
     first = next(iter(state.values()))
     batch, device, k = first.size(0), first.device, config.beam_size
-    procs = processors(ids, config)
     state = repeat_rows(state, k)  # (B*K, ...)
     scores = torch.full((batch, k), NEG_INF, device=device)
     scores[:, 0] = 0.0  # all beams start identical: keep one alive

@@ -147,6 +147,24 @@ def test_n_best_returns_each_images_best_beams_in_order():
         generate(step, state, ids, config, n_best=5)
     with pytest.raises(ValueError, match="n_best=2 needs beam search"):
         generate(step, state, ids, GenerationConfig(method="greedy"), n_best=2)
+    with pytest.raises(ValueError, match="slot_boost must be >= 0"):
+        GenerationConfig(slot_boost=-1.0)
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_a_per_row_bias_moves_each_rows_words(method):
+    dec = tiny_decoder(vocab=12)
+    grid, pooled = features(batch=3)
+    ids = SpecialIds(BOS, EOS, PAD)
+    config = GenerationConfig(method=method, beam_size=3, max_length=4)
+    step, state = dec.start(grid, pooled)
+    plain = generate(step, state, ids, config)
+    bias = torch.zeros(3, 12)
+    bias[0, 5], bias[2, 7] = 100.0, 100.0  # row 1 unbiased
+    step, state = dec.start(grid, pooled)
+    got = generate(step, state, ids, config, bias=bias)
+    assert got.tokens[0] == [5, 5, 5, 5] and got.tokens[2] == [7, 7, 7, 7]
+    assert got.tokens[1] == plain.tokens[1]
 
 
 def test_search_returns_caption_when_end_never_comes():

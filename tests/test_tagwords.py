@@ -166,8 +166,10 @@ def test_novel_object_scores_count_mentions_against_any_reference():
     # a caption-word detector: its slot fills and its words alone (from DETECTOR_MIN_SCORE)
     detected = [[("bike", 0.7), ("hat", 0.1)], [("dog", 0.9)], [("ball", 0.19)]]
     rows = score_rows(refs, {"captions": caps, "tags": weak, "detected": detected,
-                             "detector captions": ["a man rides a bike", "a dog", "a boy"]})  # fmt: skip
+                             "detector captions": ["a man rides a bike", "a dog", "a boy"],
+                             "boosted captions": caps, "slot boost": 2.0})  # fmt: skip
     assert rows["slots filled by the caption-word detector"]["bicycle"] == 1.0
+    assert rows["+ slot boost 2"]["bicycle"] == 2 * 1 / (1 + 2)
     alone = rows["the caption-word detector alone (no caption)"]
     assert alone["bicycle"] == 1.0 and alone["ball"] == 0.0 and alone["hat"] == 0.0
 
@@ -295,3 +297,38 @@ def test_a_caption_word_detector_fills_typed_slots_with_its_best_word_of_the_kin
         head.net[-1].bias.copy_(torch.tensor([-3.0, -1.0, -4.0, -2.0]))  # car, horse lead
     model.recognizer = head
     assert model.caption(torch.zeros(3, 64, 64)) == ["a horse rides a car"]
+
+
+def test_slot_boost_makes_room_for_what_the_detector_sees():
+    """GenerationConfig.slot_boost: a typed-slot decoder whose captions name no animal says
+    the detector's animal once the animal slot is favoured by the detector's confidence."""
+    import torch
+
+    from captioner.api import Captioner
+    from captioner.recognition import RecognitionConfig, RecognitionHead
+    from captioner.text import Vocabulary
+    from tests.tests_support import CAPTIONS, build_encoder, tiny_decoder
+
+    torch.manual_seed(0)
+    encoder = build_encoder("resnet18", weights=None)
+    vocab = Vocabulary.build([*CAPTIONS, "a xanimal near a xvehicle"])
+    decoder = tiny_decoder(vocab, encoder.out_channels)
+    with torch.no_grad():
+        decoder.out.bias[vocab.stoi["xanimal"]] = -30.0  # never says an animal by itself
+    labels = ["bike", "dog", "horse"]
+    head = RecognitionHead(RecognitionConfig(in_dim=encoder.out_channels, labels=labels,
+                                             multi_label=True, caption_objects=True))  # fmt: skip
+    torch.nn.init.zeros_(head.net[-1].weight)
+    with torch.no_grad():
+        head.net[-1].bias.copy_(torch.tensor([-4.0, -3.0, 3.0]))  # a horse, surely
+    model = Captioner(encoder=encoder, decoder=decoder, vocab=vocab, recognizer=head,
+                      device="cpu", name="tiny")  # fmt: skip
+    image = torch.zeros(3, 64, 64)
+    (plain,) = model.caption(image, max_length=6)
+    assert "horse" not in plain.split()
+    (boosted,) = model.caption(image, max_length=6, slot_boost=60.0)
+    assert "horse" in boosted.split() and "xanimal" not in boosted.split()
+    assert model.caption(image, max_length=6, slot_boost=0.0) == [plain]
+    # without a caption-word detector the boost has nothing to go by: no change
+    model.recognizer = None
+    assert "horse" not in model.caption(image, max_length=6, slot_boost=60.0)[0].split()

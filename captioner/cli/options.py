@@ -164,11 +164,21 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def add_decoding(
     p: argparse.ArgumentParser | Any, *, sampling: bool = True, beam_size: int = 3
 ) -> None:
     """--beam-size and --max-length; with `sampling`, also --method, --length-penalty,
-    --no-repeat-ngram-size, --name-objects, --temperature, --top-p and --seed
+    --no-repeat-ngram-size, --name-objects, --slot-boost, --temperature, --top-p and --seed
     (`GenerationConfig` fields)."""
     p.add_argument(
         "--beam-size",
@@ -215,6 +225,14 @@ def add_decoding(
         "confident about (default: the model's own)",
     )
     p.add_argument(
+        "--slot-boost",
+        type=_non_negative_float,
+        metavar="B",
+        default=None,
+        help="typed-slot captioner with a caption-word detector: favour a slot of each kind "
+        "by B x the detector's confidence in it; 0 = off (default: the model's own)",
+    )
+    p.add_argument(
         "--temperature",
         type=_positive_float,
         metavar="T",
@@ -247,7 +265,7 @@ def decoding_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 _DECODING = (
     "beam_size", "max_length", "method", "length_penalty", "no_repeat_ngram_size",
-    "name_objects", "temperature", "top_p", "seed",
+    "name_objects", "slot_boost", "temperature", "top_p", "seed",
 )  # fmt: skip
 
 
