@@ -299,7 +299,7 @@ def test_a_caption_word_detector_fills_typed_slots_with_its_best_word_of_the_kin
     assert model.caption(torch.zeros(3, 64, 64)) == ["a horse rides a car"]
 
 
-def test_slot_boost_makes_room_for_what_the_detector_sees():
+def test_slot_boost_makes_room_for_what_the_detector_sees(tmp_path):
     """GenerationConfig.slot_boost: a typed-slot decoder whose captions name no animal says
     the detector's animal once the animal slot is favoured by the detector's confidence."""
     import torch
@@ -329,6 +329,13 @@ def test_slot_boost_makes_room_for_what_the_detector_sees():
     (boosted,) = model.caption(image, max_length=6, slot_boost=60.0)
     assert "horse" in boosted.split() and "xanimal" not in boosted.split()
     assert model.caption(image, max_length=6, slot_boost=0.0) == [plain]
+    # a model directory keeps the detector and the boost as its own default
+    model.generation_defaults = {"slot_boost": 60.0}
+    again = Captioner.from_pretrained(model.save_pretrained(tmp_path / "m"), device="cpu",
+                                      backend="torch")  # fmt: skip
+    assert again.recognizer.config.caption_objects and again.recognizer.labels == labels
+    assert again.caption(image, max_length=6) == [boosted]
+    model.generation_defaults = {}
     # without a caption-word detector the boost has nothing to go by: no change
     model.recognizer = None
     assert "horse" not in model.caption(image, max_length=6, slot_boost=60.0)[0].split()
