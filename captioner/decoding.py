@@ -315,7 +315,11 @@ def _word_by_word(
 
 
 def _beam_search(
-    step: StepFn, state: dict[str, Tensor], ids: SpecialIds, config: GenerationConfig, procs,
+    step: StepFn,
+    state: dict[str, Tensor],
+    ids: SpecialIds,
+    config: GenerationConfig,
+    procs,
     n_best: int = 1,
 ) -> Decoded:
     """Beam search batched over images x beams.

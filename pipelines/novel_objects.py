@@ -100,7 +100,9 @@ def caption_with_tags(
         for start in range(0, len(split), batch_size):
             grid, pooled = cap.encoder(cap.preprocess(split[start : start + batch_size]["image"]))
             step, state = cap.decoder.start(grid, pooled)
-            raw = [cap.vocab.decode(t) for t in generate(step, state, cap.special_ids, config).tokens]
+            raw = [
+                cap.vocab.decode(t) for t in generate(step, state, cap.special_ids, config).tokens
+            ]
             cap.recognizer = imagenet
             out["captions"] += cap._name_objects(raw, pooled, swap=False)
             values, indices = imagenet.probabilities(pooled).topk(TOP_K, dim=-1)
@@ -160,7 +162,9 @@ def score_rows(references, decoded: dict) -> dict[str, dict[str, float]]:
         alone = {name: detector_alone_f1(references, decoded["detected"], words)
                  for name, words in OBJECTS.items()}  # fmt: skip
         rows["the caption-word detector alone (no caption)"] = {
-            **alone, "mean F1": sum(alone.values()) / len(alone)}
+            **alone,
+            "mean F1": sum(alone.values()) / len(alone),
+        }
     return rows
 
 

@@ -3,15 +3,19 @@
     captioner train recognizer --dataset imagefolder:photos/ --out models/pets
     captioner train recognizer --dataset imagefolder:photos/ --multi-label --out models/tags
     captioner train recognizer --dataset jsonl:tags.jsonl --label-column tags --multi-label ...
+    captioner train recognizer --dataset flickr8k:DIR --caption-objects --out models/words
 
-Labels come from either
+Labels come from one of
 - class subfolders, as torchvision's ImageFolder reads them: `DIR/<label>/*.jpg` (optionally
   under split folders `DIR/train/<label>/...`, `DIR/val/<label>/...`); one label per image;
 - `hf:NAME` (hub id or local `save_to_disk` copy): the ClassLabel, list-of-ClassLabel or text
   column `--label-column` (default `label`);
 - a column of any caption dataset spec (`imagefolder:DIR` with metadata.jsonl, `jsonl:FILE`,
   `csv:FILE`, ...): `--label-column tags` reads a string (one label) or a list of strings
-  (several labels, with `--multi-label`) per image.
+  (several labels, with `--multi-label`) per image;
+- the captions of any caption dataset, `--caption-objects`: the object words they name
+  (animal, vehicle, clothing, equipment: "a dog chases a ball" -> ball, dog), a caption-word
+  detector that fills the typed slots of a `--typed-slots` captioner (README, novel objects).
 See `captioner.pipelines.recognizer_data`.
 
 Single-label heads use softmax + cross-entropy, multi-label heads sigmoid + binary

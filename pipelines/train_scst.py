@@ -57,9 +57,13 @@ def check(cfg: ScstTrainConfig) -> str | None:
     if cfg.trainable_blocks:
         return (f"--trainable-blocks {cfg.trainable_blocks}: SCST keeps the encoder frozen "
                 "(its features are cached); train encoder blocks with `captioner train caption`")  # fmt: skip
-    if cfg.samples < 1 or ((cfg.baseline == "mean" or cfg.candidates == "beam") and cfg.samples < 2):
-        return (f"--samples {cfg.samples}: need at least 1 (2 with --baseline mean or "
-                "--candidates beam)")
+    if cfg.samples < 1 or (
+        (cfg.baseline == "mean" or cfg.candidates == "beam") and cfg.samples < 2
+    ):
+        return (
+            f"--samples {cfg.samples}: need at least 1 (2 with --baseline mean or "
+            "--candidates beam)"
+        )
     return None
 
 

@@ -250,7 +250,7 @@ def test_scst_beam_candidates_are_the_k_best_beams(monkeypatch):
     loss, logs = loss_fn(model, batch)
     loss.backward()
     assert torch.isfinite(loss) and model.decoder.embed.weight.grad is not None
-    (config, kw, drawn), = seen
+    ((config, kw, drawn),) = seen
     assert config.method == "beam" and config.beam_size == 3 and kw == {"n_best": 3}
     assert len(drawn.tokens) == 6 and logs["baseline"] == pytest.approx(logs["reward"])
     with pytest.raises(ValueError, match="candidates must be 'sample' or 'beam'"):
