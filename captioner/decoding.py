@@ -286,10 +286,15 @@ def _picker(config: GenerationConfig, device: torch.device):
 
 
 def _word_by_word(
-    step: StepFn, state: dict[str, Tensor], ids: SpecialIds, config: GenerationConfig, procs
+    step: StepFn,
+    state: dict[str, Tensor],
+    ids: SpecialIds,
+    config: GenerationConfig,
+    procs: list[Processor] | None = None,
 ) -> Decoded:
     """Greedy or sampling: one word per step for every row, until each row has emitted
     <end> or `max_length` words."""
+    procs = processors(ids, config) if procs is None else procs
     first = next(iter(state.values()))
     rows, device = first.size(0), first.device
     pick = _picker(config, device)
@@ -319,7 +324,7 @@ def _beam_search(
     state: dict[str, Tensor],
     ids: SpecialIds,
     config: GenerationConfig,
-    procs,
+    procs: list[Processor] | None = None,
     n_best: int = 1,
 ) -> Decoded:
     """Beam search batched over images x beams.
@@ -328,6 +333,7 @@ def _beam_search(
     where length counts the words and the `<end>` token when one was produced. Beams that
     never produce `<end>` are kept and returned at `max_length`.
     """
+    procs = processors(ids, config) if procs is None else procs
     first = next(iter(state.values()))
     batch, device, k = first.size(0), first.device, config.beam_size
     state = repeat_rows(state, k)  # (B*K, ...)
