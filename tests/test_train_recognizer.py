@@ -104,19 +104,27 @@ def test_cli_main_reads_cached_features_and_is_deterministic(tmp_path, photos):
     assert again == report
 
 
-def test_multi_label_from_metadata_tags(tmp_path):
-    root = tmp_path / "tagged"
+COMBOS = [("red", "blue"), ("red", "green"), ("green", "blue"), ("red", "red"),
+          ("green", "green"), ("blue", "blue")]  # fmt: skip
+
+
+def two_colour_images(root, fields):
+    """18 two-colour images (12 train, 6 validation) in `root` with a metadata.jsonl whose
+    rows also hold `fields(i, left, right)`."""
     root.mkdir()
-    combos = [("red", "blue"), ("red", "green"), ("green", "blue"), ("red", "red"),
-              ("green", "green"), ("blue", "blue")]  # fmt: skip
     rows = []
     for i in range(18):
-        left, right = combos[i % len(combos)]
+        left, right = COMBOS[i % len(COMBOS)]
         name = f"{i:03d}.png"
         halves(left, right, seed=i * 7).save(root / name)
         split = "train" if i < 12 else "validation"
-        rows.append({"file_name": name, "tags": sorted({left, right}), "split": split})
+        rows.append({"file_name": name, "split": split, **fields(i, left, right)})
     (root / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+def test_multi_label_from_metadata_tags(tmp_path):
+    root = two_colour_images(tmp_path / "tagged", lambda i, a, b: {"tags": sorted({a, b})})
     cfg = tiny_config(tmp_path, f"imagefolder:{root}", multi_label=True, label_column="tags",
                       epochs=40, test_split="")  # fmt: skip
     report = tr.train(cfg)
@@ -195,27 +203,19 @@ def test_bad_inputs_give_clear_errors(tmp_path, capsys):
     assert "no images" in capsys.readouterr().err
 
 
-def test_caption_objects_detector_fills_typed_slots(tmp_path):
+def test_caption_objects_labels_are_the_object_words_of_the_captions(tmp_path):
     """--caption-objects: labels are the object words of the captions (singular, rare words
     dropped), learnt well enough to tell the images apart."""
     from captioner import tagwords
 
-    root = tmp_path / "captioned"
-    root.mkdir()
     said = {"red": "a dog runs", "blue": "a man rides two bikes", "green": "a boy in a hat"}
-    combos = [("red", "blue"), ("red", "green"), ("green", "blue"), ("red", "red"),
-              ("green", "green"), ("blue", "blue")]  # fmt: skip
-    rows = []
-    for i in range(18):
-        left, right = combos[i % len(combos)]
-        name = f"{i:03d}.png"
-        halves(left, right, seed=i * 7).save(root / name)
-        captions = [f"{said[left]} .", f"{said[right]} near a bench"]
-        if i == 0:
-            captions.append("a cat sleeps")  # one image only: below --min-label-images
-        rows.append({"file_name": name, "captions": captions,
-                     "split": "train" if i < 12 else "validation"})  # fmt: skip
-    (root / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def captions(i, left, right):
+        found = [f"{said[left]} .", f"{said[right]} near a bench"]
+        # one image only: below --min-label-images
+        return {"captions": found + (["a cat sleeps"] if i == 0 else [])}
+
+    root = two_colour_images(tmp_path / "captioned", captions)
     cfg = tiny_config(tmp_path, f"imagefolder:{root}", caption_objects=True,
                       min_label_images=2, epochs=40, test_split="")  # fmt: skip
     report = tr.train(cfg)
