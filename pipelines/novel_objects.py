@@ -180,19 +180,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detector", default=None,
                    help="a caption-word detector (`captioner train recognizer --caption-objects"
                         "`) to fill the typed slots with, scored beside the ImageNet tagger")  # fmt: skip
-    p.add_argument("--slot-boost", type=float, default=SLOT_BOOST,
+    p.add_argument("--slot-boost", type=float, default=None,
                    help="with --detector: also score captions decoded with this "
                         f"GenerationConfig.slot_boost; 0 = skip (default: {SLOT_BOOST:g})")  # fmt: skip
+    p.add_argument("--examples", type=int, default=0, metavar="N",
+                   help="also print the captions of the first N images whose references name "
+                        "a held-out object")  # fmt: skip
     args = p.parse_args(argv)
+    if args.slot_boost and not args.detector:
+        p.error("--slot-boost needs --detector")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     split = load_caption_dataset(f"flickr8k:{args.flickr8k}")[args.split]
     if args.limit:
         split = split.select(range(min(args.limit, len(split))))
-    if args.slot_boost and not args.detector:
-        p.error("--slot-boost needs --detector")
-    decoded = caption_with_tags(args.model, split, detector=args.detector,
-                                slot_boost=args.slot_boost)  # fmt: skip
-    decoded["slot boost"] = args.slot_boost
+    boost = args.slot_boost if args.slot_boost is not None else SLOT_BOOST * bool(args.detector)
+    decoded = caption_with_tags(args.model, split, detector=args.detector, slot_boost=boost)
+    decoded["slot boost"] = boost
     rows = score_rows(split["captions"], decoded)
     keys = [*OBJECTS, "mean F1", "BLEU-4", "CIDEr-D"]
     print(f"| {args.model}, Flickr8k {args.split} ({len(split)}) | " + " | ".join(keys) + " |")
@@ -200,7 +203,32 @@ def main(argv: list[str] | None = None) -> int:
     for label, row in rows.items():
         print(f"| {label} | " + " | ".join(f"{row[k]:.3f}" if k in row else "-" for k in keys)
               + " |")  # fmt: skip
+    for line in example_lines(split, decoded, args.examples):
+        print(line)
     return 0
+
+
+def example_lines(split, decoded: dict, n: int) -> list[str]:
+    """Markdown rows: the first `n` images whose references name a held-out object, with
+    each caption variant."""
+    from captioner.tagwords import mentions
+
+    names = [("as decoded", "captions"), ("detector", "detector captions"),
+             (f"slot boost {decoded.get('slot boost', 0):g}", "boosted captions")]  # fmt: skip
+    names = [(label, key) for label, key in names if decoded.get(key)]
+    lines = []
+    for i, refs in enumerate(split["captions"]):
+        if len(lines) == n:
+            break
+        held = [name for name, words in OBJECTS.items() if any(mentions(r, words) for r in refs)]
+        if held:
+            lines.append(f"| {split[i]['image_id']} ({', '.join(held)}) | "
+                         + " | ".join(decoded[key][i] for _, key in names) + " |")  # fmt: skip
+    if lines:
+        lines.insert(0, "| image (held-out objects its references name) | "
+                     + " | ".join(label for label, _ in names) + " |")  # fmt: skip
+        lines.insert(1, "|---" * (len(names) + 1) + "|")
+    return lines
 
 
 if __name__ == "__main__":

@@ -174,6 +174,26 @@ def test_novel_object_scores_count_mentions_against_any_reference():
     assert alone["bicycle"] == 1.0 and alone["ball"] == 0.0 and alone["hat"] == 0.0
 
 
+def test_novel_object_examples_show_images_naming_held_out_objects(capsys):
+    import datasets
+
+    from captioner.pipelines import novel_objects
+
+    split = datasets.Dataset.from_dict({
+        "image_id": ["a.jpg", "b.jpg", "c.jpg"],
+        "captions": [["a dog runs"], ["a man rides a bike"], ["a girl in a hat on a bike"]],
+    })  # fmt: skip
+    decoded = {"captions": ["x0", "x1", "x2"], "boosted captions": ["y0", "y1", "y2"],
+               "slot boost": 2.0}  # fmt: skip
+    lines = novel_objects.example_lines(split, decoded, 5)
+    assert lines[2:] == ["| b.jpg (bicycle) | x1 | y1 |", "| c.jpg (bicycle, hat) | x2 | y2 |"]
+    assert lines[0].endswith("| as decoded | slot boost 2 |")
+    assert len(novel_objects.example_lines(split, decoded, 1)) == 3
+    with pytest.raises(SystemExit):  # a boost needs a detector
+        novel_objects.main(["--flickr8k", "x", "--slot-boost", "2"])
+    assert "--slot-boost needs --detector" in capsys.readouterr().err
+
+
 def test_object_slots_replace_object_words_and_fill_from_the_tags():
     assert tagwords.slot_caption("A dog chases a red ball.") == "a xobj chases a red xobj"
     assert tagwords.slot_caption("A man rides his bikes") == "a man rides his xobj"  # plural
