@@ -258,20 +258,30 @@ def fill_typed_slots(
     detected: (object word, probability) of a caption-word detector (a recognizer trained
         with `--caption-objects`); its words come first, most probable first, whatever their
         probability: a slot of a kind takes the detector's best word of that kind."""
-    text = " ".join(w for w in words if w not in KIND_OF_SLOT).lower()
-    ranked = [w for w, _ in sorted(detected, key=lambda wp: -wp[1]) if not mentions(text, w)]
+    said = [object_word(w.lower()) for w in words if w not in KIND_OF_SLOT]
+    ranked = [w for w, _ in sorted(detected, key=lambda wp: -wp[1])]
     ranked += [n for n in _ranked_tags(class_probs, words, skip=KIND_OF_SLOT,
                                        min_score=TYPED_MIN_SCORE) if n not in ranked]  # fmt: skip
+    ranked = [n for n in ranked if not any(_same_thing(n, w) for w in said if w)]
     out = []
     for word in words:
         kind = KIND_OF_SLOT.get(word)
         if kind is not None:
             pick = next((n for n in ranked if object_kind(n) == kind), None)
-            if pick is not None:
-                ranked.remove(pick)
+            if pick is not None:  # said once: neither it nor a synonym fills another slot
+                ranked = [n for n in ranked if not _same_thing(n, pick)]
             word = pick or TYPED_FALLBACK[kind]
         out.append(word)
     return out
+
+
+def _same_thing(a: str, b: str) -> bool:
+    """Whether two object words name the same thing: equal, or naming a common ImageNet
+    class ("bike" and "bicycle", "cap" and "hat" do not: a cap is not every hat)."""
+    if a == b:
+        return True
+    classes = _naming_index()[0]
+    return bool(classes.get(a, frozenset()) & classes.get(b, frozenset()))
 
 
 def caption_objects(captions: list[str]) -> list[str]:

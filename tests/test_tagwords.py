@@ -305,6 +305,14 @@ def test_a_caption_word_detector_fills_typed_slots_with_its_best_word_of_the_kin
     got = tagwords.fill_typed_slots("a hat and a xclothing on a xvehicle".split(),
                                     [(MOUNTAIN_BIKE, 0.9)], detected=[("hat", 0.8), ("car", 0.1)])  # fmt: skip
     assert got == "a hat and a shirt on a car".split()
+    # one thing is named once: after "bike", neither "bike" nor "bicycle" fills another slot
+    detected = [("bike", 0.9), ("bicycle", 0.8), ("boat", 0.1)]
+    got = tagwords.fill_typed_slots("a man rides a xvehicle near a xvehicle".split(), [],
+                                    detected=detected)  # fmt: skip
+    assert got == "a man rides a bike near a boat".split()
+    got = tagwords.fill_typed_slots("a man rides a bike near a xvehicle".split(), [],
+                                    detected=detected)  # fmt: skip
+    assert got == "a man rides a bike near a boat".split()
 
     model = tiny_captioner(sentiment=False)
     model.vocab = type(model.vocab)([*model.vocab.itos, *tagwords.TYPED_SLOTS.values()])
