@@ -207,7 +207,7 @@ def fill_slots(words: list[str], class_probs: list[tuple[int, float]]) -> list[s
 KINDS = (
     ("animal", {"animal", "carnivore", "ungulate", "hoofed mammal", "bird", "fish", "reptile",
                 "amphibian", "insect", "arthropod", "primate", "rodent", "fauna"}),
-    ("vehicle", {"vehicle", "craft", "wheeled vehicle", "conveyance", "boat", "vessel"}),
+    ("vehicle", {"vehicle", "craft", "wheeled vehicle", "conveyance", "boat"}),
     ("clothing", {"clothing", "garment", "headdress", "headgear", "footwear", "wear", "jacket",
                   "coat"}),
     ("equipment", {"game equipment", "sports equipment", "ball", "plaything", "toy",

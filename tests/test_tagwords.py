@@ -252,8 +252,10 @@ def test_slot_training_rewrites_only_the_training_captions():
 
 
 def test_typed_slots_take_only_tags_of_their_kind():
-    kinds = [tagwords.object_kind(w) for w in ("dog", "bike", "shirt", "ball", "camera", "bench")]
-    assert kinds == ["animal", "vehicle", "clothing", "equipment", "equipment", "thing"]
+    words = ("dog", "bike", "canoe", "shirt", "ball", "camera", "bench", "bottle", "bucket")
+    kinds = [tagwords.object_kind(w) for w in words]
+    assert kinds == ["animal", "vehicle", "vehicle", "clothing", "equipment", "equipment",
+                     "thing", "thing", "thing"]  # a bottle is a vessel, but no vehicle  # fmt: skip
     assert tagwords.typed_slot_caption("A man in a red shirt rides a bike past a dog.") == (
         "a man in a red xclothing rides a xvehicle past a xanimal"
     )
