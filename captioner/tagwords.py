@@ -225,6 +225,8 @@ TYPED_MIN_SCORE = 0.05
 @functools.cache
 def object_kind(word: str) -> str:
     """The kind of an object word or tag name: animal, vehicle, clothing, equipment, thing."""
+    if word in PLURAL_ONLY:
+        word = object_word(word) or word
     for kind, markers in KINDS:  # the word itself first: "toy" is equipment, not a toy dog
         if word in markers:
             return kind
@@ -278,10 +280,16 @@ def fill_typed_slots(
 def _same_thing(a: str, b: str) -> bool:
     """Whether two object words name the same thing: equal, or naming a common ImageNet
     class ("bike" and "bicycle", "cap" and "hat" do not: a cap is not every hat)."""
+    a, b = object_word(a) or a, object_word(b) or b  # "jeans" and "jean" are one thing
     if a == b:
         return True
     classes = _naming_index()[0]
     return bool(classes.get(a, frozenset()) & classes.get(b, frozenset()))
+
+
+# garments named in the plural only: a detector label and a filled slot keep the plural
+# ("a man in blue jeans", never "a man in a blue jean")
+PLURAL_ONLY = frozenset({"jeans", "pants", "trousers", "pajamas"})
 
 
 def caption_objects(captions: list[str]) -> list[str]:
@@ -294,5 +302,5 @@ def caption_objects(captions: list[str]) -> list[str]:
         for token in tokenize(caption):
             obj = object_word(token)
             if obj is not None and object_kind(obj) != "thing":
-                found.add(obj)
+                found.add(token if token in PLURAL_ONLY else obj)
     return sorted(found)

@@ -307,6 +307,12 @@ def test_a_caption_word_detector_fills_typed_slots_with_its_best_word_of_the_kin
     got = tagwords.fill_typed_slots("a hat and a xclothing on a xvehicle".split(),
                                     [(MOUNTAIN_BIKE, 0.9)], detected=[("hat", 0.8), ("car", 0.1)])  # fmt: skip
     assert got == "a hat and a shirt on a car".split()
+    # a garment named in the plural only keeps its plural, as a label and in a slot
+    assert tagwords.caption_objects(["a man in blue jeans and a red hat"]) == ["hat", "jeans"]
+    got = tagwords.fill_typed_slots(
+        "a man in blue xclothing".split(), [], detected=[("jeans", 0.9)]
+    )
+    assert got == "a man in blue jeans".split()
     # one thing is named once: after "bike", neither "bike" nor "bicycle" fills another slot
     detected = [("bike", 0.9), ("bicycle", 0.8), ("boat", 0.1)]
     got = tagwords.fill_typed_slots("a man rides a xvehicle near a xvehicle".split(), [],
