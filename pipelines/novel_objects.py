@@ -35,7 +35,7 @@ TOP_K = 10
 TAGGER_MIN_SCORE = 0.05
 # the caption-word detector alone says a word from this probability (chosen on dev among
 # 0.1 / 0.2 / 0.3 / 0.4 / 0.5)
-DETECTOR_MIN_SCORE = 0.3
+DETECTOR_MIN_SCORE = 0.2
 # GenerationConfig.slot_boost of the held-out typed-slot decoder with the detector, chosen on
 # dev among 0 / 2 / 3 / 4: the largest that kept BLEU-4 within 0.01 of the unboosted captions
 SLOT_BOOST = 2.0
