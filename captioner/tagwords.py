@@ -294,7 +294,8 @@ PLURAL_ONLY = frozenset({"jeans", "pants", "trousers", "pajamas"})
 
 def caption_objects(captions: list[str]) -> list[str]:
     """The object words of a kind a typed slot holds (animal, vehicle, clothing, equipment)
-    that any of `captions` names, singular, sorted ("A dog chases two balls" -> ball, dog):
+    that any of `captions` names, singular but for PLURAL_ONLY garments, sorted ("A dog
+    chases two balls in jeans" -> ball, dog, jeans):
     the labels of a caption-word detector (`captioner train recognizer --caption-objects`),
     learnt from images whose captions a decoder may never see, as DCC and NOC train theirs."""
     found = set()

@@ -4,7 +4,8 @@ fine-tune a trained captioner on its own CIDEr-D (the recipe: `train_scst`).
 For each image, K captions are sampled from the model and one is decoded greedily; the reward
 of a sample is its CIDEr-D against the image's references and the greedy caption's CIDEr-D
 is the baseline (`--baseline mean`: the mean reward of the image's other samples
-instead; `--candidates beam`: the K best captions of a beam search instead of K samples), so the policy-gradient loss is
+instead; `--candidates beam`: the K best captions of a beam search instead of K samples), so
+the policy-gradient loss is
     - (r(sample) - r(greedy)) * sum_t log p(w_t | w_<t, image),
 averaged over the sampled tokens.
 """
@@ -103,7 +104,6 @@ def scst_loss_fn(
         sampling = GenerationConfig(method="beam", beam_size=samples, max_length=max_length)
     else:
         sampling = GenerationConfig(method="sample", max_length=max_length)
-    n_best = samples if candidates == "beam" and samples > 1 else 1
     greedy = GenerationConfig(method="greedy", max_length=max_length)
 
     def reward(indices: list[int], tokens: list[list[int]]) -> Tensor:
@@ -117,8 +117,8 @@ def scst_loss_fn(
         rep = grid.repeat_interleave(samples, dim=0)  # (B*K, N, C)
         with torch.no_grad():
             step, state = core.decoder.start(grid, grid.mean(1))  # K sample rows per image
-            if n_best > 1:  # the n best beams of each image, image after image
-                drawn = generate(step, state, ids, sampling, n_best=n_best)
+            if candidates == "beam":  # the K best beams of each image, image after image
+                drawn = generate(step, state, ids, sampling, n_best=samples)
             else:
                 drawn = generate(step, repeat_rows(state, samples), ids, sampling)
             rep_index = [i for i in index for _ in range(samples)]
