@@ -481,7 +481,8 @@ class Captioner:
             config = self.generation_config(generation)
             step, state = (decoder or self.decoder).start(grid, pooled)
             bias = self._slot_bias(pooled, config.slot_boost)
-            dec = generate(step, state, self.special_ids, config, bias=bias)
+            wanted = self._slot_constraints(pooled, config.slot_min_score)
+            dec = generate(step, state, self.special_ids, config, bias=bias, constraints=wanted)
             captions = [self.vocab.decode(t) for t in dec.tokens]
             slots = any(s in self.vocab for s in (SLOT, *TYPED_SLOTS.values()))
             if config.name_objects or slots:
@@ -520,6 +521,30 @@ class Captioner:
             if columns:
                 bias[:, slot_id] = boost * probs[:, columns].max(dim=1).values
         return bias
+
+    def _slot_constraints(self, pooled: Tensor, min_score: float) -> list[list[int]] | None:
+        """`GenerationConfig.slot_min_score` as constrained beam search's constraints: per
+        image, the slot token of each caption-word detector word reaching min_score (most
+        probable first, synonyms once, at most MAX_SLOT_CONSTRAINTS). None when off, or
+        without typed slots or a detector."""
+        from captioner.decoding import MAX_SLOT_CONSTRAINTS
+        from captioner.tagwords import object_kind, same_thing
+
+        detector = self.recognizer
+        if not min_score or detector is None or not detector.config.caption_objects:
+            return None
+        slot_ids = {kind: self.vocab.stoi[slot] for kind, slot in TYPED_SLOTS.items()
+                    if slot in self.vocab.stoi}  # fmt: skip
+        if not slot_ids:
+            return None
+        out = []
+        for found in detector.predict(pooled, top_k=None, threshold=min_score):
+            seen: list[str] = []
+            for word, _ in found:  # most probable first
+                if object_kind(word) in slot_ids and not any(same_thing(word, w) for w in seen):
+                    seen.append(word)
+            out.append([slot_ids[object_kind(w)] for w in seen[:MAX_SLOT_CONSTRAINTS]])
+        return out
 
     def _name_objects(self, captions: list[str], pooled: Tensor, *, swap: bool) -> list[str]:
         """Captions naming the ImageNet tagger's objects: the object slots of a decoder

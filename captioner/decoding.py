@@ -58,6 +58,10 @@ class GenerationConfig:
             kind) added to its log-probability, so the caption makes room for an object the
             detector sees even where the decoder would not name one (0: off). Other models
             ignore it.
+        slot_min_score: for the same pair: every detector word at least this probable must
+            get a slot of its kind in the caption (the most probable MAX_SLOT_CONSTRAINTS
+            words, a thing named once), found by constrained beam search (0: off). Other
+            models ignore it.
     """
 
     method: str = "beam"
@@ -72,6 +76,7 @@ class GenerationConfig:
     avoid_dangling: bool = True
     name_objects: bool = False
     slot_boost: float = 0.0
+    slot_min_score: float = 0.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -83,6 +88,7 @@ class GenerationConfig:
             "top_p": (0 < self.top_p <= 1, "in (0, 1]"),
             "no_repeat_ngram_size": (self.no_repeat_ngram_size >= 0, ">= 0"),
             "slot_boost": (self.slot_boost >= 0, ">= 0"),
+            "slot_min_score": (0 <= self.slot_min_score <= 1, "in [0, 1]"),
         }
         for name, (ok, want) in checks.items():
             if not ok:
@@ -106,6 +112,8 @@ class GenerationConfig:
             out["name_objects"] = True
         if self.slot_boost:
             out["slot_boost"] = self.slot_boost
+        if self.slot_min_score:
+            out["slot_min_score"] = self.slot_min_score
         return out
 
 
@@ -144,14 +152,21 @@ def generate(
     *,
     n_best: int = 1,
     bias: Tensor | None = None,
+    constraints: Sequence[Sequence[int]] | None = None,
 ) -> Decoded:
     """Search captions for every row of `state` as `config` says (default: beam 3).
 
     n_best: beam search returns the `n_best` best hypotheses of each row (<= beam_size), row
         after row, best first (rows * n_best results); other searches take only 1.
     bias: (rows, vocabulary) added to each row's log-probabilities at every step (its beams
-        share it): `GenerationConfig.slot_boost` at work."""
+        share it): `GenerationConfig.slot_boost` at work.
+    constraints: per row, token ids its caption must contain (constrained beam search; a
+        greedy config searches with one beam per state): `GenerationConfig.slot_min_score`
+        at work. A row whose constraints cannot all be met gets the caption that meets most."""
     config = config or GenerationConfig()
+    constrained = constraints is not None and any(constraints)
+    if constrained and config.search == "sample":
+        raise ValueError("constraints need beam search or greedy, not sampling")
     if n_best != 1 and (config.search != "beam" or not 1 <= n_best <= config.beam_size):
         raise ValueError(f"n_best={n_best} needs beam search with beam_size >= n_best "
                          f"(got {config.search}, beam_size {config.beam_size})")  # fmt: skip
@@ -159,8 +174,8 @@ def generate(
     if bias is not None:
         procs.insert(0, add_bias(bias))
     with torch.no_grad():
-        if config.search == "beam":
-            return _beam_search(step, state, special_ids, config, procs, n_best)
+        if config.search == "beam" or constrained:
+            return _beam_search(step, state, special_ids, config, procs, n_best, constraints)
         return _word_by_word(step, state, special_ids, config, procs)
 
 
@@ -326,53 +341,76 @@ def _beam_search(
     config: GenerationConfig,
     procs: list[Processor] | None = None,
     n_best: int = 1,
+    constraints: Sequence[Sequence[int]] | None = None,
 ) -> Decoded:
-    """Beam search batched over images x beams.
+    """Beam search batched over images x beams; with `constraints`, constrained beam search.
 
     Hypotheses are ranked at the end by sum(log p) / length ** length_penalty (0 = raw sum),
     where length counts the words and the `<end>` token when one was produced. Beams that
     never produce `<end>` are kept and returned at `max_length`.
+
+    constraints: per image, token ids its caption must contain (a token listed twice must
+        appear twice). As in Anderson et al. 2017 ("Guided Open Vocabulary Image Captioning
+        with Constrained Beam Search"), each subset of met constraints keeps its own K beams
+        (2 ** C states for C constraints), a word moves a hypothesis to the state that it
+        completes, and the answer comes from the state that meets the most constraints.
     """
     procs = processors(ids, config) if procs is None else procs
     first = next(iter(state.values()))
     batch, device, k = first.size(0), first.device, config.beam_size
-    state = repeat_rows(state, k)  # (B*K, ...)
-    scores = torch.full((batch, k), NEG_INF, device=device)
-    scores[:, 0] = 0.0  # all beams start identical: keep one alive
-    tokens = torch.full((batch * k,), ids.bos_id, dtype=torch.long, device=device)
-    history = torch.empty((batch, k, 0), dtype=torch.long, device=device)
+    n_states, start = _constraint_states(constraints, batch, device)
+    width = n_states * k  # rows per image: K beams for each state
+    state = repeat_rows(state, width)  # (B*S*K, ...)
+    scores = torch.full((batch, width), NEG_INF, device=device)
+    scores[torch.arange(batch, device=device), start * k] = 0.0  # one live beam to start
+    tokens = torch.full((batch * width,), ids.bos_id, dtype=torch.long, device=device)
+    history = torch.empty((batch, width, 0), dtype=torch.long, device=device)
     alpha_hist: Tensor | None = None
-    finished = torch.zeros((batch, k), dtype=torch.bool, device=device)
-    lengths = torch.zeros((batch, k), device=device)
-    offsets = torch.arange(batch, device=device)[:, None] * k
+    finished = torch.zeros((batch, width), dtype=torch.bool, device=device)
+    lengths = torch.zeros((batch, width), device=device)
+    offsets = torch.arange(batch, device=device)[:, None] * width
+    beam_moves: Tensor | None = None  # (B, S*K, V): where each beam's next word takes it
     for _ in range(config.max_length or DEFAULT_MAX_LENGTH):
         logits, state, alpha = step(tokens, state)
-        logp = _log_probs(logits, ids, history.view(batch * k, history.size(2)), procs).view(
-            batch, k, -1
+        logp = _log_probs(logits, ids, history.view(batch * width, history.size(2)), procs).view(
+            batch, width, -1
         )
         vocab = logp.size(-1)
         # A finished beam continues only with <pad> at no cost, so it keeps its score.
         logp = logp.masked_fill(finished[:, :, None], NEG_INF)
         logp[:, :, ids.pad_id] = torch.where(finished, 0.0, NEG_INF)
-        scores, flat = (scores[:, :, None] + logp).view(batch, -1).topk(k, dim=-1)  # (B, K)
+        candidates = scores[:, :, None] + logp  # (B, S*K, V)
+        if n_states > 1 and beam_moves is None:
+            moves = _constraint_moves(constraints, n_states, vocab, device)
+            beam_moves = moves.repeat_interleave(k, 1)
+        if beam_moves is None:
+            scores, flat = candidates.view(batch, -1).topk(k, dim=-1)  # (B, K)
+        else:  # each state keeps the K best candidates that land in it
+            best = [candidates.masked_fill(beam_moves != s, NEG_INF).view(batch, -1).topk(k, -1)
+                    for s in range(n_states)]  # fmt: skip
+            scores = torch.cat([b.values for b in best], 1)  # (B, S*K)
+            flat = torch.cat([b.indices for b in best], 1)
         origin, word = flat // vocab, flat % vocab  # which beam, which word
         state = _reorder(state, (origin + offsets).view(-1))
         history = torch.cat([_gather_beams(history, origin), word[:, :, None]], dim=2)
         if alpha is not None:
-            a = _gather_beams(alpha.view(batch, k, 1, -1), origin)  # (B, K, 1, N)
+            a = _gather_beams(alpha.view(batch, width, 1, -1), origin)  # (B, S*K, 1, N)
             old = None if alpha_hist is None else _gather_beams(alpha_hist, origin)
             alpha_hist = a if old is None else torch.cat([old, a], 2)
         was_finished = finished.gather(1, origin)
         lengths = lengths.gather(1, origin) + (~was_finished).float()
-        finished = was_finished | (word == ids.eos_id)
+        finished = was_finished | (word == ids.eos_id) | torch.isinf(scores)  # dead beams too
         tokens = torch.where(finished, torch.full_like(word, ids.pad_id), word).view(-1)
         if bool(finished.all()):
             break
     penalty = config.length_penalty
     norm = scores / lengths.clamp(min=1) ** penalty if penalty else scores
     norm = norm.masked_fill(torch.isinf(scores), NEG_INF)
-    ranks = norm.topk(n_best, dim=1).indices  # (B, n_best), best first
-    picks = [(b, int(r)) for b in range(batch) for r in ranks[b]]
+    chosen = _best_state(norm.view(batch, n_states, k))  # (B,)
+    cols = chosen[:, None] * k + norm.view(batch, n_states, k)[torch.arange(batch), chosen].topk(
+        n_best, dim=1
+    ).indices  # (B, n_best), best first
+    picks = [(b, int(r)) for b in range(batch) for r in cols[b]]
     rows = [[t for t in history[b, r].tolist() if t != ids.pad_id] for b, r in picks]
     seqs, ended = _finish(rows, ids, config.avoid_dangling)
     out_alphas: list[Tensor | None] = [None] * len(picks)
@@ -380,6 +418,50 @@ def _beam_search(
         out_alphas = [alpha_hist[b, r, : max(len(seq), 1)].cpu()
                       for (b, r), seq in zip(picks, seqs)]  # fmt: skip
     return Decoded(seqs, [float(norm[b, r]) for b, r in picks], out_alphas, ended)
+
+
+MAX_CONSTRAINTS = 4  # per image: 2 ** 4 = 16 states of K beams each
+MAX_SLOT_CONSTRAINTS = 2  # GenerationConfig.slot_min_score: slots asked of one caption
+
+
+def _constraint_states(constraints, batch: int, device) -> tuple[int, Tensor]:
+    """The number of states constrained beam search keeps (1 without constraints) and each
+    image's start state. A state is a bit set of met constraints; an image with fewer than
+    the most constraints starts with its missing ones met."""
+    start = torch.zeros(batch, dtype=torch.long, device=device)
+    if constraints is None or not any(constraints):
+        return 1, start
+    if len(constraints) != batch:
+        raise ValueError(f"constraints: {len(constraints)} lists for {batch} images")
+    n = max(len(c) for c in constraints)
+    if n > MAX_CONSTRAINTS:
+        raise ValueError(f"constraints: at most {MAX_CONSTRAINTS} per image, got {n}")
+    for b, wanted in enumerate(constraints):
+        start[b] = ((1 << n) - 1) ^ ((1 << len(wanted)) - 1)
+    return 1 << n, start
+
+
+def _constraint_moves(constraints, n_states: int, vocab: int, device) -> Tensor:
+    """(B, S, V): the state a hypothesis in state s goes to when it emits a word: its own
+    state, but for a word that meets the first unmet constraint asking for it."""
+    moves = torch.arange(n_states, device=device)[None, :, None].repeat(len(constraints), 1, vocab)
+    for b, wanted in enumerate(constraints):
+        for s in range(n_states):
+            for j in reversed(range(len(wanted))):  # the lowest unmet j is written last
+                if not s >> j & 1:
+                    moves[b, s, wanted[j]] = s | 1 << j
+    return moves
+
+
+def _best_state(norm: Tensor) -> Tensor:
+    """Per image (norm (B, S, K)): the state meeting the most constraints among those with a
+    live hypothesis, the best-scoring one among equals."""
+    n_states = norm.size(1)
+    met = torch.tensor([bin(s).count("1") for s in range(n_states)], device=norm.device)
+    best = norm.max(dim=2).values  # (B, S)
+    alive = torch.isfinite(best)
+    most = torch.where(alive, met[None, :], -1).max(dim=1).values  # (B,)
+    return best.masked_fill(~(alive & (met[None, :] == most[:, None])), NEG_INF).argmax(dim=1)
 
 
 def _gather_beams(x: Tensor, origin: Tensor) -> Tensor:

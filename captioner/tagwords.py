@@ -264,20 +264,20 @@ def fill_typed_slots(
     ranked = [w for w, _ in sorted(detected, key=lambda wp: -wp[1])]
     ranked += [n for n in _ranked_tags(class_probs, words, skip=KIND_OF_SLOT,
                                        min_score=TYPED_MIN_SCORE) if n not in ranked]  # fmt: skip
-    ranked = [n for n in ranked if not any(_same_thing(n, w) for w in said if w)]
+    ranked = [n for n in ranked if not any(same_thing(n, w) for w in said if w)]
     out = []
     for word in words:
         kind = KIND_OF_SLOT.get(word)
         if kind is not None:
             pick = next((n for n in ranked if object_kind(n) == kind), None)
             if pick is not None:  # said once: neither it nor a synonym fills another slot
-                ranked = [n for n in ranked if not _same_thing(n, pick)]
+                ranked = [n for n in ranked if not same_thing(n, pick)]
             word = pick or TYPED_FALLBACK[kind]
         out.append(word)
     return out
 
 
-def _same_thing(a: str, b: str) -> bool:
+def same_thing(a: str, b: str) -> bool:
     """Whether two object words name the same thing: equal, or naming a common ImageNet
     class ("bike" and "bicycle", "cap" and "hat" do not: a cap is not every hat)."""
     a, b = object_word(a) or a, object_word(b) or b  # "jeans" and "jean" are one thing

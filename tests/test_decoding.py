@@ -56,13 +56,16 @@ def features(batch=3, n=5, c=8, seed=1):
     return grid, grid.mean(1)
 
 
-def exhaustive_best(dec, grid, pooled, max_length):
-    """Score every caption up to max_length words (ended by <end> or cut at max_length)."""
+def exhaustive_best(dec, grid, pooled, max_length, must=()):
+    """Score every caption up to max_length words (ended by <end> or cut at max_length) that
+    contains the words `must` (a word listed twice: twice)."""
     allowed = [t for t in range(dec.config.vocab_size) if t not in (PAD, BOS)]
     best = (-math.inf, None)
     for length in range(1, max_length + 1):
         for seq in itertools.product(allowed, repeat=length):
             if EOS in seq[:-1] or (length < max_length and seq[-1] != EOS):
+                continue
+            if any(seq.count(t) < list(must).count(t) for t in must):
                 continue
             step, state = dec.start(grid, pooled)
             tok, total = torch.tensor([BOS]), 0.0
@@ -149,6 +152,62 @@ def test_n_best_returns_each_images_best_beams_in_order():
         generate(step, state, ids, GenerationConfig(method="greedy"), n_best=2)
     with pytest.raises(ValueError, match="slot_boost must be >= 0"):
         GenerationConfig(slot_boost=-1.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("must", [(4,), (4, 5), (5, 5), (3, 4, 5)])
+def test_constrained_beam_search_with_wide_beams_finds_the_best_caption_that_has_the_words(
+    seed, must
+):
+    dec = tiny_decoder(vocab=6, seed=seed)  # words 3, 4, 5 and <end>
+    grid, pooled = features(batch=1, seed=seed)
+    want_score, want = exhaustive_best(dec, grid, pooled, 4, must=must)
+    step, state = dec.start(grid, pooled)
+    got = generate(step, state, SpecialIds(BOS, EOS, PAD),
+                   GenerationConfig(beam_size=256, max_length=4, length_penalty=0.0),
+                   constraints=[list(must)])  # fmt: skip
+    assert got.tokens[0] == want
+    assert got.scores[0] == pytest.approx(want_score, abs=1e-4)
+
+
+def test_constrained_rows_name_their_words_and_the_others_keep_their_captions():
+    dec = tiny_decoder(vocab=12)
+    grid, pooled = features(batch=3)
+    ids = SpecialIds(BOS, EOS, PAD, dangling=(11,))
+    config = GenerationConfig(beam_size=3, max_length=8, no_repeat_ngram_size=2)
+    step, state = dec.start(grid, pooled)
+    plain = generate(step, state, ids, config, n_best=2)
+    absent = [next(t for t in range(3, 11) if t not in plain.tokens[2 * i]) for i in range(3)]
+    wanted = [[absent[0]], [], [absent[2], 10]]
+    for cfg in (config, GenerationConfig(method="greedy", max_length=8)):
+        step, state = dec.start(grid, pooled)
+        got = generate(step, state, ids, cfg, constraints=wanted)
+        assert absent[0] in got.tokens[0]
+        assert absent[2] in got.tokens[2] and 10 in got.tokens[2]
+    step, state = dec.start(grid, pooled)
+    got = generate(step, state, ids, config, constraints=wanted, n_best=2)
+    assert got.tokens[2:4] == plain.tokens[2:4]  # the unconstrained image: as before
+    assert all(absent[0] in t for t in got.tokens[:2])  # both of its best meet the constraint
+
+
+def test_a_constraint_that_cannot_be_met_gives_the_caption_meeting_the_most():
+    dec = tiny_decoder(vocab=8)
+    grid, pooled = features(batch=2)
+    ids = SpecialIds(BOS, EOS, PAD, banned=(3,))
+    config = GenerationConfig(beam_size=3, max_length=5)
+    step, state = dec.start(grid, pooled)
+    plain = generate(step, state, ids, config)
+    step, state = dec.start(grid, pooled)
+    got = generate(step, state, ids, config, constraints=[[3], [3, 6]])  # 3 is banned
+    assert got.tokens[0] == plain.tokens[0]
+    assert 6 in got.tokens[1] and 3 not in got.tokens[1]
+    step, state = dec.start(grid, pooled)
+    with pytest.raises(ValueError, match="constraints need beam search or greedy"):
+        generate(step, state, ids, GenerationConfig(method="sample"), constraints=[[4], []])
+    with pytest.raises(ValueError, match="at most 4 per image, got 5"):
+        generate(step, state, ids, config, constraints=[[4] * 5, []])
+    with pytest.raises(ValueError, match="3 lists for 2 images"):
+        generate(step, state, ids, config, constraints=[[4], [], []])
 
 
 @pytest.mark.parametrize("method", ["greedy", "beam"])

@@ -167,9 +167,14 @@ def test_novel_object_scores_count_mentions_against_any_reference():
     detected = [[("bike", 0.7), ("hat", 0.1)], [("dog", 0.9)], [("ball", 0.19)]]
     rows = score_rows(refs, {"captions": caps, "tags": weak, "detected": detected,
                              "detector captions": ["a man rides a bike", "a dog", "a boy"],
-                             "boosted captions": caps, "slot boost": 2.0})  # fmt: skip
+                             "boosted captions": caps, "slot boost": 2.0,
+                             "constrained captions": ["a bike", "a dog", "a hat and a ball"],
+                             "slot min score": 0.2})  # fmt: skip
     assert rows["slots filled by the caption-word detector"]["bicycle"] == 1.0
     assert rows["+ slot boost 2"]["bicycle"] == 2 * 1 / (1 + 2)
+    constrained = rows["+ constrained beam search, slot_min_score 0.2"]
+    assert constrained["bicycle"] == 1.0 and constrained["ball"] == 1.0
+    assert constrained["hat"] == 0.0  # said, but no reference names a hat
     alone = rows["the caption-word detector alone (no caption)"]
     assert alone["bicycle"] == 1.0 and alone["ball"] == 0.0 and alone["hat"] == 0.0
 
@@ -192,6 +197,12 @@ def test_novel_object_examples_show_images_naming_held_out_objects(capsys):
     with pytest.raises(SystemExit):  # a boost needs a detector
         novel_objects.main(["--flickr8k", "x", "--slot-boost", "2"])
     assert "--slot-boost needs --detector" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        novel_objects.main(["--flickr8k", "x", "--slot-min-score", "0.3"])
+    assert "--slot-min-score needs --detector" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        novel_objects.main(["--flickr8k", "x", "--detector", "d", "--slot-min-score", "2"])
+    assert "--slot-min-score must be between 0 and 1, got 2" in capsys.readouterr().err
 
 
 def test_object_slots_replace_object_words_and_fill_from_the_tags():
@@ -375,3 +386,54 @@ def test_slot_boost_makes_room_for_what_the_detector_sees(tmp_path):
     # without a caption-word detector the boost has nothing to go by: no change
     model.recognizer = None
     assert "horse" not in model.caption(image, max_length=6, slot_boost=60.0)[0].split()
+
+
+def test_slot_min_score_gives_each_confident_detector_word_a_slot(tmp_path):
+    """GenerationConfig.slot_min_score: constrained beam search writes a slot of its kind for
+    every detector word at least that probable, even where the decoder would never name one,
+    and the slots take those words."""
+    import torch
+
+    from captioner.api import Captioner
+    from captioner.recognition import RecognitionConfig, RecognitionHead
+    from captioner.text import Vocabulary
+    from tests.tests_support import CAPTIONS, build_encoder, tiny_decoder
+
+    torch.manual_seed(0)
+    encoder = build_encoder("resnet18", weights=None)
+    vocab = Vocabulary.build([*CAPTIONS, "a xanimal near a xvehicle"])
+    decoder = tiny_decoder(vocab, encoder.out_channels)
+    with torch.no_grad():
+        decoder.out.bias[vocab.stoi["xanimal"]] = -30.0  # never says an animal by itself
+    labels = ["bike", "dog", "horse", "retriever"]
+    head = RecognitionHead(RecognitionConfig(in_dim=encoder.out_channels, labels=labels,
+                                             multi_label=True, caption_objects=True))  # fmt: skip
+    torch.nn.init.zeros_(head.net[-1].weight)
+    with torch.no_grad():  # bike 0.02, dog 0.88, horse 0.95, retriever (a dog) 0.73
+        head.net[-1].bias.copy_(torch.tensor([-4.0, 2.0, 3.0, 1.0]))
+    model = Captioner(encoder=encoder, decoder=decoder, vocab=vocab, recognizer=head,
+                      device="cpu", name="tiny")  # fmt: skip
+    image = torch.zeros(3, 64, 64)
+    (plain,) = model.caption(image, max_length=8)
+    assert not {"horse", "dog", "xanimal"} & set(plain.split())
+    (one,) = model.caption(image, max_length=8, slot_min_score=0.9)  # the horse only
+    assert one.split().count("horse") == 1 and "dog" not in one.split()
+    (two,) = model.caption(image, max_length=8, slot_min_score=0.5)  # horse and dog
+    words = two.split()
+    assert words.count("horse") == 1 and words.count("dog") == 1  # the retriever is a dog
+    assert "retriever" not in words and "xanimal" not in words
+    assert model.caption(image, max_length=8, slot_min_score=0.99) == [plain]  # none reach it
+    # greedy search meets the constraints too, with one beam per state
+    (greedy,) = model.caption(image, max_length=8, beam_size=1, slot_min_score=0.9)
+    assert "horse" in greedy.split()
+    # a model directory keeps the setting as its own default
+    model.generation_defaults = {"slot_min_score": 0.5}
+    again = Captioner.from_pretrained(model.save_pretrained(tmp_path / "m"), device="cpu",
+                                      backend="torch")  # fmt: skip
+    assert again.caption(image, max_length=8) == [two]
+    with pytest.raises(ValueError, match=r"slot_min_score must be in \[0, 1\], got 1.5"):
+        model.caption(image, slot_min_score=1.5)
+    # without a caption-word detector there is nothing to constrain to: no change
+    model.generation_defaults = {}
+    model.recognizer = None
+    assert model.caption(image, max_length=8, slot_min_score=0.5) == [plain]

@@ -176,7 +176,7 @@ def add_decoding(
     p: argparse.ArgumentParser | Any, *, sampling: bool = True, beam_size: int = 3
 ) -> None:
     """--beam-size and --max-length; with `sampling`, also --method, --length-penalty,
-    --no-repeat-ngram-size, --name-objects, --slot-boost, --temperature, --top-p and --seed
+    --no-repeat-ngram-size, --name-objects, --slot-boost, --slot-min-score, --temperature, --top-p and --seed
     (`GenerationConfig` fields)."""
     p.add_argument(
         "--beam-size",
@@ -231,6 +231,15 @@ def add_decoding(
         "by B x the detector's confidence in it; 0 = off (default: the model's own)",
     )
     p.add_argument(
+        "--slot-min-score",
+        type=_probability,
+        metavar="P",
+        default=None,
+        help="typed-slot captioner with a caption-word detector: every detector word at least "
+        "this probable gets a slot of its kind (constrained beam search); 0 = off (default: "
+        "the model's own)",
+    )
+    p.add_argument(
         "--temperature",
         type=_positive_float,
         metavar="T",
@@ -263,7 +272,7 @@ def decoding_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 _DECODING = (
     "beam_size", "max_length", "method", "length_penalty", "no_repeat_ngram_size",
-    "name_objects", "slot_boost", "temperature", "top_p", "seed",
+    "name_objects", "slot_boost", "slot_min_score", "temperature", "top_p", "seed",
 )  # fmt: skip
 
 
