@@ -551,22 +551,24 @@ class Captioner:
         trained with `--object-slots` filled, and with `swap` (`GenerationConfig.name_objects`)
         unseen object words swapped. A recognizer trained on caption words (`captioner train
         recognizer --caption-objects`) fills typed slots with its words instead. Without
-        either, slots say their kind's common word ("object" for untyped slots)."""
-        from captioner.tagwords import fill_slots, fill_typed_slots, name_objects
+        either, slots say their kind's common word ("object" for untyped slots). Articles
+        then agree with the words put in ("an apron", "blue jeans")."""
+        from captioner.tagwords import agree_articles, fill_slots, fill_typed_slots, name_objects
 
         if self.recognizer is not None and self.recognizer.config.caption_objects:
             found = self.recognizer.predict(pooled, top_k=None)
-            return [" ".join(fill_typed_slots(fill_slots(c.split(" "), []), [], detected=d))
-                    for c, d in zip(captions, found)]  # fmt: skip
-        if self.recognizer is None or len(self.recognizer.config.labels) != IMAGENET_CLASSES:
-            return [" ".join(fill_typed_slots(fill_slots(c.split(" "), []), [])) for c in captions]
-        values, indices = self.recognizer.probabilities(pooled).topk(NAMING_TOP_K, dim=-1)
-        out = []
-        for caption, v, i in zip(captions, values, indices):
-            tags = list(zip(i.tolist(), v.tolist()))
-            words = fill_typed_slots(fill_slots(caption.split(" "), tags), tags)
-            out.append(" ".join(name_objects(words, tags) if swap else words))
-        return out
+            filled = [fill_typed_slots(fill_slots(c.split(" "), []), [], detected=d)
+                      for c, d in zip(captions, found)]  # fmt: skip
+        elif self.recognizer is None or len(self.recognizer.config.labels) != IMAGENET_CLASSES:
+            filled = [fill_typed_slots(fill_slots(c.split(" "), []), []) for c in captions]
+        else:
+            values, indices = self.recognizer.probabilities(pooled).topk(NAMING_TOP_K, dim=-1)
+            filled = []
+            for caption, v, i in zip(captions, values, indices):
+                tags = list(zip(i.tolist(), v.tolist()))
+                words = fill_typed_slots(fill_slots(caption.split(" "), tags), tags)
+                filled.append(name_objects(words, tags) if swap else words)
+        return [" ".join(agree_articles(words)) for words in filled]
 
 
 def _attention_maps(tokens: list[int], alphas: Tensor | None, vocab: Vocabulary):

@@ -357,7 +357,8 @@ def _beam_search(
     """
     procs = processors(ids, config) if procs is None else procs
     first = next(iter(state.values()))
-    batch, device, k = first.size(0), first.device, config.beam_size
+    batch, device = first.size(0), first.device
+    k = config.beam_size if config.search == "beam" else 1  # constrained greedy: 1 per state
     n_states, start = _constraint_states(constraints, batch, device)
     width = n_states * k  # rows per image: K beams for each state
     state = repeat_rows(state, width)  # (B*S*K, ...)

@@ -292,6 +292,29 @@ def same_thing(a: str, b: str) -> bool:
 PLURAL_ONLY = frozenset({"jeans", "pants", "trousers", "pajamas"})
 
 
+def agree_articles(words: list[str]) -> list[str]:
+    """`words` with each "a" / "an" fitting the word after it, as a filled slot or a swapped
+    object needs ("a xclothing" -> "an apron", "a xanimal" -> "an elephant"), and none
+    before a garment named in the plural only ("a blue xclothing" -> "blue jeans")."""
+    out: list[str] = []
+    for i, word in enumerate(words):
+        if word in ("a", "an") and i + 1 < len(words):
+            after = words[i + 1 : i + 3]
+            if after[0] in PLURAL_ONLY or (len(after) == 2 and after[1] in PLURAL_ONLY
+                                           and after[0] not in ("pair", "of")):  # fmt: skip
+                continue
+            if after[0].isalpha():
+                word = "an" if _vowel_sound(after[0]) else "a"
+        out.append(word)
+    return out
+
+
+def _vowel_sound(word: str) -> bool:
+    if word.startswith(("hour", "honest", "honor", "heir")):
+        return True
+    return word[0] in "aeiou" and not word.startswith(("uni", "use", "usu", "uk", "eu", "one"))
+
+
 def caption_objects(captions: list[str]) -> list[str]:
     """The object words of a kind a typed slot holds (animal, vehicle, clothing, equipment)
     that any of `captions` names, singular but for PLURAL_ONLY garments, sorted ("A dog

@@ -230,7 +230,7 @@ def test_a_slot_model_fills_its_slots_from_the_tagger_at_decoding(monkeypatch):
     model.vocab = type(model.vocab)([*model.vocab.itos, tagwords.SLOT])
     monkeypatch.setattr(model.vocab, "decode", lambda ids: "a xobj rides a xobj")
     image = torch.zeros(3, 64, 64)
-    assert model.caption(image) == ["a object rides a object"]  # no tagger: generic word
+    assert model.caption(image) == ["an object rides an object"]  # no tagger: generic word
     labels = [f"class {i}" for i in range(1000)]
     head = RecognitionHead(RecognitionConfig(in_dim=model.encoder.out_channels, labels=labels))
     torch.nn.init.zeros_(head.net[-1].weight)
@@ -437,3 +437,40 @@ def test_slot_min_score_gives_each_confident_detector_word_a_slot(tmp_path):
     model.generation_defaults = {}
     model.recognizer = None
     assert model.caption(image, max_length=8, slot_min_score=0.5) == [plain]
+
+
+@pytest.mark.parametrize(
+    "caption, expected",
+    [
+        ("a man in a apron", "a man in an apron"),
+        ("an dog chases an elephant", "a dog chases an elephant"),
+        ("a man in a blue jeans", "a man in blue jeans"),
+        ("a girl in a pants", "a girl in pants"),
+        ("a pair of jeans", "a pair of jeans"),
+        ("a boy in an uniform holds an umbrella", "a boy in a uniform holds an umbrella"),
+        ("a man plays a ukulele for an hour", "a man plays a ukulele for an hour"),
+        ("two dogs and a 8", "two dogs and a 8"),  # not a word: left alone
+        ("a", "a"),
+    ],
+)
+def test_articles_agree_with_the_word_put_after_them(caption, expected):
+    assert " ".join(tagwords.agree_articles(caption.split())) == expected
+
+
+def test_a_filled_slot_gets_the_article_it_needs(monkeypatch):
+    import torch
+
+    from captioner.recognition import RecognitionConfig, RecognitionHead
+    from tests.tests_support import tiny_captioner
+
+    model = tiny_captioner(sentiment=False)
+    model.vocab = type(model.vocab)([*model.vocab.itos, *tagwords.TYPED_SLOTS.values()])
+    monkeypatch.setattr(model.vocab, "decode", lambda ids: "a man in a blue xclothing and a xclothing")
+    labels = ["apron", "jeans", "shirt"]
+    head = RecognitionHead(RecognitionConfig(in_dim=model.encoder.out_channels, labels=labels,
+                                             multi_label=True, caption_objects=True))  # fmt: skip
+    torch.nn.init.zeros_(head.net[-1].weight)
+    with torch.no_grad():
+        head.net[-1].bias.copy_(torch.tensor([1.0, 2.0, -3.0]))  # jeans, then apron
+    model.recognizer = head
+    assert model.caption(torch.zeros(3, 64, 64)) == ["a man in blue jeans and an apron"]
