@@ -273,8 +273,33 @@ def fill_typed_slots(
             if pick is not None:  # said once: neither it nor a synonym fills another slot
                 ranked = [n for n in ranked if not same_thing(n, pick)]
             word = pick or TYPED_FALLBACK[kind]
+            if any(w in COUNT_WORDS for w in out[-2:]):  # "two xanimal" -> "two dogs"
+                word = plural(word)
         out.append(word)
     return out
+
+
+# words after which a slot stands for several things: its word goes in the plural
+COUNT_WORDS = frozenset({"two", "three", "four", "five", "six", "seven", "eight", "nine",
+                         "ten", "several", "many", "multiple", "both", "these", "those"})  # fmt: skip
+_IRREGULAR_PLURALS = {"man": "men", "woman": "women", "child": "children", "person": "people",
+                      "mouse": "mice", "goose": "geese", "foot": "feet", "tooth": "teeth",
+                      "ox": "oxen", "calf": "calves", "wolf": "wolves", "knife": "knives"}  # fmt: skip
+_SAME_PLURALS = frozenset({"sheep", "fish", "deer", "moose", "bison", "cattle", "swine"})
+
+
+def plural(word: str) -> str:
+    """The plural of an object word ("dog" -> "dogs", "bus" -> "buses", "puppy" ->
+    "puppies", "sheep" -> "sheep"); garments named in the plural only stay as they are."""
+    if word in PLURAL_ONLY or word in _SAME_PLURALS:
+        return word
+    if word in _IRREGULAR_PLURALS:
+        return _IRREGULAR_PLURALS[word]
+    if word.endswith(("s", "sh", "ch", "x", "z")):
+        return word + "es"
+    if word.endswith("y") and len(word) > 1 and word[-2] not in "aeiou":
+        return word[:-1] + "ies"
+    return word + "s"
 
 
 def same_thing(a: str, b: str) -> bool:

@@ -474,3 +474,23 @@ def test_a_filled_slot_gets_the_article_it_needs(monkeypatch):
         head.net[-1].bias.copy_(torch.tensor([1.0, 2.0, -3.0]))  # jeans, then apron
     model.recognizer = head
     assert model.caption(torch.zeros(3, 64, 64)) == ["a man in blue jeans and an apron"]
+
+
+@pytest.mark.parametrize(
+    "word, expected",
+    [("dog", "dogs"), ("bus", "buses"), ("puppy", "puppies"), ("toy", "toys"),
+     ("sheep", "sheep"), ("man", "men"), ("jeans", "jeans"), ("box", "boxes")],
+)  # fmt: skip
+def test_plurals_of_object_words(word, expected):
+    assert tagwords.plural(word) == expected
+
+
+def test_a_slot_after_a_count_takes_the_plural():
+    detected = [("dog", 0.9), ("ball", 0.6), ("jeans", 0.5)]
+    got = tagwords.fill_typed_slots("two black xanimal chase a xequipment".split(), [],
+                                    detected=detected)  # fmt: skip
+    assert got == "two black dogs chase a ball".split()
+    got = tagwords.fill_typed_slots("two men in xclothing play".split(), [], detected=detected)
+    assert got == "two men in jeans play".split()  # the count is not the garment's
+    got = tagwords.fill_typed_slots("several xequipment".split(), [], detected=[])
+    assert got == "several toys".split()  # the kind's fallback word too
