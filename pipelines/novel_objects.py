@@ -13,6 +13,11 @@ per held-out object the F1 of mentioning it (an image is positive when any refer
 it), their mean, BLEU-4 and CIDEr-D. A last row scores the tagger alone (an object is said
 when the classes it names sum to >= TAGGER_MIN_SCORE): the ceiling of naming from these tags.
 A model without a tagger gets the pretrained ImageNet head of its encoder.
+
+With `--detector` (a caption-word detector), more rows: the typed slots filled with its
+words, the captions decoded with `--slot-boost` (GenerationConfig.slot_boost) and with
+constrained beam search at `--slot-min-score` (GenerationConfig.slot_min_score), and the
+detector alone (a word is said from DETECTOR_MIN_SCORE).
 """
 
 from __future__ import annotations
