@@ -500,19 +500,25 @@ class Captioner:
         translated = translations_of(self, captions, lang)
         return [Description(*row) for row in zip(captions, tag_lists, moods, maps, translated)]
 
+    def _detector_slots(self) -> dict[str, int]:
+        """{kind: token id} of the typed slots in the vocabulary when the recognizer is a
+        caption-word detector; {} otherwise (nothing for slot_boost / slot_min_score to do)."""
+        detector = self.recognizer
+        if detector is None or not detector.config.caption_objects:
+            return {}
+        return {kind: self.vocab.stoi[slot] for kind, slot in TYPED_SLOTS.items()
+                if slot in self.vocab.stoi}  # fmt: skip
+
     def _slot_bias(self, pooled: Tensor, boost: float) -> Tensor | None:
         """`GenerationConfig.slot_boost` as a (B, V) log-probability bonus: each typed slot
         gets boost x the caption-word detector's best probability for a word of its kind.
         None when off, or without typed slots or a detector."""
         from captioner.tagwords import object_kind
 
-        detector = self.recognizer
-        if not boost or detector is None or not detector.config.caption_objects:
-            return None
-        slot_ids = {kind: self.vocab.stoi[slot] for kind, slot in TYPED_SLOTS.items()
-                    if slot in self.vocab.stoi}  # fmt: skip
+        slot_ids = self._detector_slots() if boost else {}
         if not slot_ids:
             return None
+        detector = self.recognizer
         probs = detector.probabilities(pooled)  # (B, L)
         kinds = [object_kind(w) for w in detector.labels]
         bias = torch.zeros(probs.size(0), len(self.vocab), device=probs.device)
@@ -528,19 +534,15 @@ class Captioner:
         probable first, synonyms once, at most MAX_SLOT_CONSTRAINTS). None when off, or
         without typed slots or a detector."""
         from captioner.decoding import MAX_SLOT_CONSTRAINTS
-        from captioner.tagwords import object_kind, same_thing
+        from captioner.tagwords import object_kind, rank_detected, same_thing
 
-        detector = self.recognizer
-        if not min_score or detector is None or not detector.config.caption_objects:
-            return None
-        slot_ids = {kind: self.vocab.stoi[slot] for kind, slot in TYPED_SLOTS.items()
-                    if slot in self.vocab.stoi}  # fmt: skip
+        slot_ids = self._detector_slots() if min_score else {}
         if not slot_ids:
             return None
         out = []
-        for found in detector.predict(pooled, top_k=None, threshold=min_score):
+        for found in self.recognizer.predict(pooled, top_k=None, threshold=min_score):
             seen: list[str] = []
-            for word, _ in found:  # most probable first
+            for word in rank_detected(found):  # most probable first, the specific first
                 if object_kind(word) in slot_ids and not any(same_thing(word, w) for w in seen):
                     seen.append(word)
             out.append([slot_ids[object_kind(w)] for w in seen[:MAX_SLOT_CONSTRAINTS]])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from captioner.text import tokenize
@@ -261,7 +262,7 @@ def fill_typed_slots(
         with `--caption-objects`); its words come first, most probable first, whatever their
         probability: a slot of a kind takes the detector's best word of that kind."""
     said = [object_word(w.lower()) for w in words if w not in KIND_OF_SLOT]
-    ranked = [w for w, _ in sorted(detected, key=lambda wp: -wp[1])]
+    ranked = rank_detected(detected)
     ranked += [n for n in _ranked_tags(class_probs, words, skip=KIND_OF_SLOT,
                                        min_score=TYPED_MIN_SCORE) if n not in ranked]  # fmt: skip
     ranked = [n for n in ranked if not any(same_thing(n, w) for w in said if w)]
@@ -300,6 +301,35 @@ def plural(word: str) -> str:
     if word.endswith("y") and len(word) > 1 and word[-2] not in "aeiou":
         return word[:-1] + "ies"
     return word + "s"
+
+
+# words that name a kind of thing rather than a thing: a detector's superordinate yields its
+# rank to a word for the same thing with fewer ImageNet classes ("car" for "vehicle") that
+# is at least SPECIFIC_SHARE as probable; basic words keep theirs ("dog" before "retriever")
+SUPERORDINATES = frozenset({"animal", "vehicle", "machine", "clothing", "clothes", "attire"})
+SPECIFIC_SHARE = 0.5
+
+
+def rank_detected(detected: Sequence[tuple[str, float]]) -> list[str]:
+    """A caption-word detector's words, most probable first, except that a superordinate
+    ("vehicle") is preceded by the most probable narrower word for the same thing that
+    reaches SPECIFIC_SHARE of its probability ("vehicle" 0.9 and "car" 0.85 -> car, vehicle;
+    "dog" 0.88 and "retriever" 0.73 stay in that order)."""
+    order = sorted(detected, key=lambda wp: -wp[1])
+    out: list[str] = []
+    for i, (word, p) in enumerate(order):
+        narrower = [v for v, q in order[i + 1 :] if word in SUPERORDINATES and v not in out
+                    and q >= SPECIFIC_SHARE * p and _n_classes(v) < _n_classes(word)
+                    and same_thing(v, word)]  # fmt: skip
+        out.extend(narrower[:1])  # the most probable of them
+        if word not in out:
+            out.append(word)
+    return out
+
+
+def _n_classes(word: str) -> int:
+    classes = _naming_index()[0]
+    return len(classes.get(object_word(word) or word, ())) or len(classes)
 
 
 def same_thing(a: str, b: str) -> bool:

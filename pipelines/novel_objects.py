@@ -107,8 +107,10 @@ def caption_with_tags(
     config = cap.generation_config(None, name_objects=False)
     out = {"captions": [], "tags": [], "detector captions": [], "detected": [],
            "boosted captions": [], "constrained captions": []}  # fmt: skip
-    part_b = {"boosted captions": cap.generation_config(config, slot_boost=slot_boost),
-              "constrained captions": cap.generation_config(config, slot_min_score=slot_min_score)}
+    part_b = {
+        "boosted captions": cap.generation_config(config, slot_boost=slot_boost),
+        "constrained captions": cap.generation_config(config, slot_min_score=slot_min_score),
+    }
     part_b = {key: cfg for key, cfg in part_b.items() if cfg.slot_boost or cfg.slot_min_score}
     with torch.inference_mode():
         for start in range(0, len(split), batch_size):

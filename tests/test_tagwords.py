@@ -352,24 +352,9 @@ def test_slot_boost_makes_room_for_what_the_detector_sees(tmp_path):
     import torch
 
     from captioner.api import Captioner
-    from captioner.recognition import RecognitionConfig, RecognitionHead
-    from captioner.text import Vocabulary
-    from tests.tests_support import CAPTIONS, build_encoder, tiny_decoder
 
-    torch.manual_seed(0)
-    encoder = build_encoder("resnet18", weights=None)
-    vocab = Vocabulary.build([*CAPTIONS, "a xanimal near a xvehicle"])
-    decoder = tiny_decoder(vocab, encoder.out_channels)
-    with torch.no_grad():
-        decoder.out.bias[vocab.stoi["xanimal"]] = -30.0  # never says an animal by itself
     labels = ["bike", "dog", "horse"]
-    head = RecognitionHead(RecognitionConfig(in_dim=encoder.out_channels, labels=labels,
-                                             multi_label=True, caption_objects=True))  # fmt: skip
-    torch.nn.init.zeros_(head.net[-1].weight)
-    with torch.no_grad():
-        head.net[-1].bias.copy_(torch.tensor([-4.0, -3.0, 3.0]))  # a horse, surely
-    model = Captioner(encoder=encoder, decoder=decoder, vocab=vocab, recognizer=head,
-                      device="cpu", name="tiny")  # fmt: skip
+    model = _animal_shy_captioner(labels, [-4.0, -3.0, 3.0])  # a horse, surely
     image = torch.zeros(3, 64, 64)
     (plain,) = model.caption(image, max_length=6)
     assert "horse" not in plain.split()
@@ -395,24 +380,9 @@ def test_slot_min_score_gives_each_confident_detector_word_a_slot(tmp_path):
     import torch
 
     from captioner.api import Captioner
-    from captioner.recognition import RecognitionConfig, RecognitionHead
-    from captioner.text import Vocabulary
-    from tests.tests_support import CAPTIONS, build_encoder, tiny_decoder
 
-    torch.manual_seed(0)
-    encoder = build_encoder("resnet18", weights=None)
-    vocab = Vocabulary.build([*CAPTIONS, "a xanimal near a xvehicle"])
-    decoder = tiny_decoder(vocab, encoder.out_channels)
-    with torch.no_grad():
-        decoder.out.bias[vocab.stoi["xanimal"]] = -30.0  # never says an animal by itself
-    labels = ["bike", "dog", "horse", "retriever"]
-    head = RecognitionHead(RecognitionConfig(in_dim=encoder.out_channels, labels=labels,
-                                             multi_label=True, caption_objects=True))  # fmt: skip
-    torch.nn.init.zeros_(head.net[-1].weight)
-    with torch.no_grad():  # bike 0.02, dog 0.88, horse 0.95, retriever (a dog) 0.73
-        head.net[-1].bias.copy_(torch.tensor([-4.0, 2.0, 3.0, 1.0]))
-    model = Captioner(encoder=encoder, decoder=decoder, vocab=vocab, recognizer=head,
-                      device="cpu", name="tiny")  # fmt: skip
+    # bike 0.02, dog 0.88, horse 0.95, retriever (a dog) 0.73
+    model = _animal_shy_captioner(["bike", "dog", "horse", "retriever"], [-4.0, 2.0, 3.0, 1.0])
     image = torch.zeros(3, 64, 64)
     (plain,) = model.caption(image, max_length=8)
     assert not {"horse", "dog", "xanimal"} & set(plain.split())
@@ -465,7 +435,9 @@ def test_a_filled_slot_gets_the_article_it_needs(monkeypatch):
 
     model = tiny_captioner(sentiment=False)
     model.vocab = type(model.vocab)([*model.vocab.itos, *tagwords.TYPED_SLOTS.values()])
-    monkeypatch.setattr(model.vocab, "decode", lambda ids: "a man in a blue xclothing and a xclothing")
+    monkeypatch.setattr(
+        model.vocab, "decode", lambda ids: "a man in a blue xclothing and a xclothing"
+    )
     labels = ["apron", "jeans", "shirt"]
     head = RecognitionHead(RecognitionConfig(in_dim=model.encoder.out_channels, labels=labels,
                                              multi_label=True, caption_objects=True))  # fmt: skip
@@ -494,3 +466,41 @@ def test_a_slot_after_a_count_takes_the_plural():
     assert got == "two men in jeans play".split()  # the count is not the garment's
     got = tagwords.fill_typed_slots("several xequipment".split(), [], detected=[])
     assert got == "several toys".split()  # the kind's fallback word too
+
+
+def test_a_narrower_word_for_the_same_thing_fills_the_slot_when_nearly_as_probable():
+    detected = [("vehicle", 0.9), ("car", 0.85), ("toy", 0.54)]
+    assert tagwords.rank_detected(detected)[:2] == ["car", "vehicle"]
+    got = tagwords.fill_typed_slots("a boy on a xvehicle".split(), [], detected=detected)
+    assert got == "a boy on a car".split()
+    assert tagwords.rank_detected([("vehicle", 0.9), ("car", 0.3)])[:1] == ["vehicle"]  # unsure
+    # a basic word keeps its rank: the dog is not called by its breed
+    assert tagwords.rank_detected([("retriever", 0.7), ("dog", 0.95)]) == ["dog", "retriever"]
+    got = tagwords.fill_typed_slots("a xanimal runs".split(), [],
+                                    detected=[("dog", 0.95), ("collie", 0.3)])  # fmt: skip
+    assert got == "a dog runs".split()
+
+
+def _animal_shy_captioner(labels: list[str], logits: list[float]):
+    """A tiny typed-slot captioner that never says an animal by itself, beside a caption-word
+    detector of `labels` whose probabilities are sigmoid(`logits`) for every image."""
+    import torch
+
+    from captioner.api import Captioner
+    from captioner.recognition import RecognitionConfig, RecognitionHead
+    from captioner.text import Vocabulary
+    from tests.tests_support import CAPTIONS, build_encoder, tiny_decoder
+
+    torch.manual_seed(0)
+    encoder = build_encoder("resnet18", weights=None)
+    vocab = Vocabulary.build([*CAPTIONS, "a xanimal near a xvehicle"])
+    decoder = tiny_decoder(vocab, encoder.out_channels)
+    with torch.no_grad():
+        decoder.out.bias[vocab.stoi["xanimal"]] = -30.0
+    head = RecognitionHead(RecognitionConfig(in_dim=encoder.out_channels, labels=labels,
+                                             multi_label=True, caption_objects=True))  # fmt: skip
+    torch.nn.init.zeros_(head.net[-1].weight)
+    with torch.no_grad():
+        head.net[-1].bias.copy_(torch.tensor(logits))
+    return Captioner(encoder=encoder, decoder=decoder, vocab=vocab, recognizer=head,
+                     device="cpu", name="tiny")  # fmt: skip
