@@ -446,7 +446,8 @@ def _constraint_states(constraints, batch: int, device) -> tuple[int, Tensor]:
 def _constraint_moves(constraints, n_states: int, vocab: int, device) -> Tensor:
     """(B, S, V): the state a hypothesis in state s goes to when it emits a word: its own
     state, but for a word that meets the first unmet constraint asking for it."""
-    moves = torch.arange(n_states, device=device)[None, :, None].repeat(len(constraints), 1, vocab)
+    states = torch.arange(n_states, dtype=torch.uint8, device=device)  # n_states <= 16
+    moves = states[None, :, None].repeat(len(constraints), 1, vocab)
     for b, wanted in enumerate(constraints):
         for s in range(n_states):
             for j in reversed(range(len(wanted))):  # the lowest unmet j is written last
