@@ -50,10 +50,9 @@ def main() -> None:
         for _ in range(args.repeats):
             t0, named = time.perf_counter(), 0
             for s in range(0, args.images, args.batch_size):
-                step, state = cap.decoder.start(grid[s : s + args.batch_size],
-                                                pooled[s : s + args.batch_size])  # fmt: skip
-                rows = state[next(iter(state))].size(0)
-                wanted = [ids[:n_words]] * rows if n_words else None
+                g, p = grid[s : s + args.batch_size], pooled[s : s + args.batch_size]
+                step, state = cap.decoder.start(g, p)
+                wanted = [ids[:n_words]] * len(p) if n_words else None
                 out = generate(step, state, cap.special_ids, config, constraints=wanted)
                 named += sum(all(i in t for i in ids[:n_words]) for t in out.tokens)
             best = min(best, time.perf_counter() - t0)

@@ -407,11 +407,10 @@ def _beam_search(
     penalty = config.length_penalty
     norm = scores / lengths.clamp(min=1) ** penalty if penalty else scores
     norm = norm.masked_fill(torch.isinf(scores), NEG_INF)
-    chosen = _best_state(norm.view(batch, n_states, k))  # (B,)
-    cols = (
-        chosen[:, None] * k
-        + norm.view(batch, n_states, k)[torch.arange(batch), chosen].topk(n_best, dim=1).indices
-    )  # (B, n_best), best first
+    per_state = norm.view(batch, n_states, k)
+    chosen = _best_state(per_state)  # (B,)
+    ranks = per_state[torch.arange(batch), chosen].topk(n_best, dim=1).indices
+    cols = chosen[:, None] * k + ranks  # (B, n_best), best first
     picks = [(b, int(r)) for b in range(batch) for r in cols[b]]
     rows = [[t for t in history[b, r].tolist() if t != ids.pad_id] for b, r in picks]
     seqs, ended = _finish(rows, ids, config.avoid_dangling)

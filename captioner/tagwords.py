@@ -281,11 +281,15 @@ def fill_typed_slots(
 
 
 # words after which a slot stands for several things: its word goes in the plural
-COUNT_WORDS = frozenset({"two", "three", "four", "five", "six", "seven", "eight", "nine",
-                         "ten", "several", "many", "multiple", "both", "these", "those"})  # fmt: skip
-_IRREGULAR_PLURALS = {"man": "men", "woman": "women", "child": "children", "person": "people",
-                      "mouse": "mice", "goose": "geese", "foot": "feet", "tooth": "teeth",
-                      "ox": "oxen", "calf": "calves", "wolf": "wolves", "knife": "knives"}  # fmt: skip
+COUNT_WORDS = frozenset({
+    "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "several", "many", "multiple", "both", "these", "those",
+})  # fmt: skip
+_IRREGULAR_PLURALS = {
+    "man": "men", "woman": "women", "child": "children", "person": "people", "mouse": "mice",
+    "goose": "geese", "foot": "feet", "tooth": "teeth", "ox": "oxen", "calf": "calves",
+    "wolf": "wolves", "knife": "knives",
+}  # fmt: skip
 _SAME_PLURALS = frozenset({"sheep", "fish", "deer", "moose", "bison", "cattle", "swine"})
 
 
@@ -328,8 +332,7 @@ def rank_detected(detected: Sequence[tuple[str, float]]) -> list[str]:
 
 
 def _n_classes(word: str) -> int:
-    classes = _naming_index()[0]
-    return len(classes.get(object_word(word) or word, ())) or len(classes)
+    return len(_naming_index()[0].get(object_word(word) or word, ()))
 
 
 def same_thing(a: str, b: str) -> bool:

@@ -218,9 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     split = load_caption_dataset(f"flickr8k:{args.flickr8k}")[args.split]
     if args.limit:
         split = split.select(range(min(args.limit, len(split))))
-    boost = args.slot_boost if args.slot_boost is not None else SLOT_BOOST * bool(args.detector)
-    min_score = SLOT_MIN_SCORE * bool(args.detector)
-    min_score = args.slot_min_score if args.slot_min_score is not None else min_score
+    on = bool(args.detector)  # the defaults need a detector
+    boost = SLOT_BOOST * on if args.slot_boost is None else args.slot_boost
+    min_score = SLOT_MIN_SCORE * on if args.slot_min_score is None else args.slot_min_score
     decoded = caption_with_tags(args.model, split, detector=args.detector, slot_boost=boost,
                                 slot_min_score=min_score)  # fmt: skip
     decoded["slot boost"], decoded["slot min score"] = boost, min_score

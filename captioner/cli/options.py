@@ -176,8 +176,8 @@ def add_decoding(
     p: argparse.ArgumentParser | Any, *, sampling: bool = True, beam_size: int = 3
 ) -> None:
     """--beam-size and --max-length; with `sampling`, also --method, --length-penalty,
-    --no-repeat-ngram-size, --name-objects, --slot-boost, --slot-min-score, --temperature, --top-p and --seed
-    (`GenerationConfig` fields)."""
+    --no-repeat-ngram-size, --name-objects, --slot-boost, --slot-min-score, --temperature,
+    --top-p and --seed (`GenerationConfig` fields)."""
     p.add_argument(
         "--beam-size",
         type=positive,
