@@ -53,8 +53,15 @@ def mention_f1(references: list[list[str]], captions: list[str], words: list[str
     """F1 of `captions` mentioning `words` against images whose references mention them."""
     from captioner.tagwords import mentions
 
+    return said_f1(references, [mentions(c, words) for c in captions], words)
+
+
+def said_f1(references: list[list[str]], said: list[bool], words: list[str]) -> float:
+    """F1 of saying `words` (one flag per image) against the images whose references mention
+    them: the arithmetic every mention F1 here shares."""
+    from captioner.tagwords import mentions
+
     truth = [any(mentions(r, words) for r in refs) for refs in references]
-    said = [mentions(c, words) for c in captions]
     hits = sum(t and s for t, s in zip(truth, said))
     return 2 * hits / (sum(truth) + sum(said)) if sum(truth) + sum(said) else 0.0
 
@@ -68,9 +75,7 @@ def tagger_alone_f1(references: list[list[str]], tags, words: list[str]) -> floa
         sum(p for c, p in image_tags if mentions(tag_name(c), words)) >= TAGGER_MIN_SCORE
         for image_tags in tags
     ]
-    truth = [any(mentions(r, words) for r in refs) for refs in references]
-    hits = sum(t and s for t, s in zip(truth, said))
-    return 2 * hits / (sum(truth) + sum(said)) if sum(truth) + sum(said) else 0.0
+    return said_f1(references, said, words)
 
 
 def caption_with_tags(
@@ -141,9 +146,7 @@ def detector_alone_f1(references: list[list[str]], detected, words: list[str]) -
 
     said = [any(mentions(w, words) and p >= DETECTOR_MIN_SCORE for w, p in found)
             for found in detected]  # fmt: skip
-    truth = [any(mentions(r, words) for r in refs) for refs in references]
-    hits = sum(t and s for t, s in zip(truth, said))
-    return 2 * hits / (sum(truth) + sum(said)) if sum(truth) + sum(said) else 0.0
+    return said_f1(references, said, words)
 
 
 def score_rows(references, decoded: dict) -> dict[str, dict[str, float]]:
