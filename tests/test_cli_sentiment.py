@@ -51,6 +51,9 @@ def test_file_and_stdin_give_one_row_a_line(model_dir, tmp_path, capsys, monkeyp
         "square",
         "awful day",
     ]
+    monkeypatch.setattr("sys.stdin", io.StringIO("lovely\n"))  # a lone '-' reads stdin too
+    assert cli.main(["--model", str(model_dir), "--json", "-"]) == 0
+    assert [json.loads(x)["text"] for x in capsys.readouterr().out.splitlines()] == ["lovely"]
 
 
 def test_bad_input_is_named(model_dir, tmp_path, monkeypatch):

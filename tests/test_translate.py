@@ -227,6 +227,9 @@ def test_translate_command(trained, capsys, monkeypatch):
     assert run_command("translate", ["--to", "de", "--translator", out, "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert rows == [{"text": EN[i], "translation": DE[i], "lang": "de"} for i in (2, 3)]
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{EN[4]}\n"))  # a lone '-' reads stdin too
+    assert run_command("translate", ["-", "--to", "de", "--translator", out]) == 0
+    assert capsys.readouterr().out.splitlines() == [DE[4]]
     assert run_command("translate", ["x", "--to", "xx"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("captioner translate: error: unknown language 'xx'") and "\n" not in err

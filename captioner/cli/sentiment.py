@@ -1,6 +1,6 @@
 """`captioner sentiment [TEXT...] [--file FILE]`: the sentiment of each text, as a table or
 JSON lines. Texts come from the arguments, from a file (one text a line; `-` = stdin) or,
-when neither is given, from stdin. Only the model's sentiment part is loaded: the image
+when neither is given (or the one argument is `-`), from stdin. Only the model's sentiment part is loaded: the image
 encoder is never built."""
 
 from __future__ import annotations
@@ -20,7 +20,12 @@ def build_parser(command: str = "sentiment") -> argparse.ArgumentParser:
         "  captioner sentiment --file captions.txt --json\n"
         "  cut -f2 captions.tsv | captioner sentiment",
     )
-    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify (default: none)")
+    p.add_argument(
+        "texts",
+        nargs="*",
+        metavar="TEXT",
+        help="texts to classify; '-' alone = stdin (default: none)",
+    )
     p.add_argument(
         "--file",
         metavar="FILE",
@@ -42,21 +47,24 @@ def read_texts(
     args: argparse.Namespace, stdin=None, *, prog: str = "captioner sentiment"
 ) -> list[str]:
     """The texts to read: arguments, then --file lines (blank lines skipped); stdin when
-    neither is given. No text at all is a usage error (`prog` names the command)."""
+    neither is given, or when the only argument is `-` (as `--file -`). No text at all is a
+    usage error (`prog` names the command)."""
     stdin = stdin if stdin is not None else sys.stdin
-    texts = list(args.texts)
-    if args.file == "-" or (args.file is None and not texts):
-        if args.file is None and stdin.isatty():
+    texts, file = list(args.texts), args.file
+    if texts == ["-"] and file is None:  # `captioner sentiment -`: a dash means stdin
+        texts, file = [], "-"
+    if file == "-" or (file is None and not texts):
+        if file is None and stdin.isatty():
             raise SystemExit(f"{prog}: give TEXT arguments, --file FILE or pipe texts")
         texts += [line.strip() for line in stdin if line.strip()]
-    elif args.file is not None:
+    elif file is not None:
         from captioner.checkpoint import CheckpointError
 
         try:
-            with open(args.file, encoding="utf-8") as f:
+            with open(file, encoding="utf-8") as f:
                 texts += [line.strip() for line in f if line.strip()]
         except (OSError, UnicodeDecodeError) as e:
-            raise CheckpointError(f"--file {args.file}: cannot read texts ({e})") from None
+            raise CheckpointError(f"--file {file}: cannot read texts ({e})") from None
     return texts
 
 

@@ -1,6 +1,6 @@
 """`captioner translate [TEXT...] [--file FILE] --to de`: translate English sentences (captions)
 with an attentive RNN translator. Texts come from the arguments, from a file (one sentence a
-line; `-` = stdin) or, when neither is given, from stdin; one translation a line comes out,
+line; `-` = stdin) or, when neither is given (or the one argument is `-`), from stdin; one translation a line comes out,
 in order (or JSON lines with --json). Only the translator is loaded: no image model."""
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ def build_parser(command: str = "translate") -> argparse.ArgumentParser:
         "  cut -f2 captions.tsv | captioner translate --to de --translator my-en-de",
     )
     p.add_argument(
-        "texts", nargs="*", metavar="TEXT", help="sentences to translate (default: none)"
+        "texts",
+        nargs="*",
+        metavar="TEXT",
+        help="sentences to translate; '-' alone = stdin (default: none)",
     )
     p.add_argument(
         "--file",
