@@ -480,13 +480,16 @@ class Captioner:
         if heads.caption:
             config = self.generation_config(generation)
             step, state = (decoder or self.decoder).start(grid, pooled)
-            bias = self._slot_bias(pooled, config.slot_boost)
-            wanted = self._slot_constraints(pooled, config.slot_min_score)
+            detected = self._detected(pooled)  # one detector pass for bias, constraints, fill
+            bias = self._slot_bias(detected, config.slot_boost, pooled.device)
+            wanted = self._slot_constraints(detected, config.slot_min_score)
             dec = generate(step, state, self.special_ids, config, bias=bias, constraints=wanted)
             captions = [self.vocab.decode(t) for t in dec.tokens]
             slots = any(s in self.vocab for s in (SLOT, *TYPED_SLOTS.values()))
             if config.name_objects or slots:
-                captions = self._name_objects(captions, pooled, swap=config.name_objects)
+                captions = self._name_objects(
+                    captions, pooled, swap=config.name_objects, detected=detected
+                )
             if attention:
                 maps = [_attention_maps(t, a, self.vocab) for t, a in zip(dec.tokens, dec.alphas)]
         tag_lists: list[Any] = [None] * n
@@ -500,6 +503,14 @@ class Captioner:
         translated = translations_of(self, captions, lang)
         return [Description(*row) for row in zip(captions, tag_lists, moods, maps, translated)]
 
+    def _detected(self, pooled: Tensor) -> list[list[tuple[str, float]]] | None:
+        """Per image, every word of the caption-word detector with its probability, most
+        probable first; None when the recognizer is not such a detector."""
+        detector = self.recognizer
+        if detector is None or not detector.config.caption_objects:
+            return None
+        return detector.predict(pooled, top_k=None)
+
     def _detector_slots(self) -> dict[str, int]:
         """{kind: token id} of the typed slots in the vocabulary when the recognizer is a
         caption-word detector; {} otherwise (nothing for slot_boost / slot_min_score to do)."""
@@ -509,26 +520,32 @@ class Captioner:
         return {kind: self.vocab.stoi[slot] for kind, slot in TYPED_SLOTS.items()
                 if slot in self.vocab.stoi}  # fmt: skip
 
-    def _slot_bias(self, pooled: Tensor, boost: float) -> Tensor | None:
+    def _slot_bias(
+        self, detected: list[list[tuple[str, float]]] | None, boost: float, device: torch.device
+    ) -> Tensor | None:
         """`GenerationConfig.slot_boost` as a (B, V) log-probability bonus: each typed slot
-        gets boost x the caption-word detector's best probability for a word of its kind.
-        None when off, or without typed slots or a detector."""
+        gets boost x the caption-word detector's best probability for a word of its kind
+        (`detected`: `_detected`'s words). None when off, or without typed slots or a
+        detector."""
         from captioner.tagwords import object_kind
 
-        slot_ids = self._detector_slots() if boost else {}
+        slot_ids = self._detector_slots() if boost and detected is not None else {}
         if not slot_ids:
             return None
-        detector = self.recognizer
-        probs = detector.probabilities(pooled)  # (B, L)
-        kinds = [object_kind(w) for w in detector.labels]
-        bias = torch.zeros(probs.size(0), len(self.vocab), device=probs.device)
-        for kind, slot_id in slot_ids.items():
-            columns = [j for j, k in enumerate(kinds) if k == kind]
-            if columns:
-                bias[:, slot_id] = boost * probs[:, columns].max(dim=1).values
-        return bias
+        bias = torch.zeros(len(detected), len(self.vocab))
+        for row, found in enumerate(detected):
+            best: dict[int, float] = {}
+            for word, p in found:  # most probable first: the first word of a kind is its best
+                slot_id = slot_ids.get(object_kind(word))
+                if slot_id is not None:
+                    best.setdefault(slot_id, p)
+            for slot_id, p in best.items():
+                bias[row, slot_id] = boost * p
+        return bias.to(device)
 
-    def _slot_constraints(self, pooled: Tensor, min_score: float) -> list[list[int]] | None:
+    def _slot_constraints(
+        self, detected: list[list[tuple[str, float]]] | None, min_score: float
+    ) -> list[list[int]] | None:
         """`GenerationConfig.slot_min_score` as constrained beam search's constraints: per
         image, the slot token of each caption-word detector word reaching min_score (most
         probable first, synonyms once, at most MAX_SLOT_CONSTRAINTS). None when off, or
@@ -536,29 +553,38 @@ class Captioner:
         from captioner.decoding import MAX_SLOT_CONSTRAINTS
         from captioner.tagwords import object_kind, rank_detected, same_thing
 
-        slot_ids = self._detector_slots() if min_score else {}
+        slot_ids = self._detector_slots() if min_score and detected is not None else {}
         if not slot_ids:
             return None
         out = []
-        for found in self.recognizer.predict(pooled, top_k=None, threshold=min_score):
+        for found in detected:
             seen: list[str] = []
-            for word in rank_detected(found):  # most probable first, the specific first
+            confident = [(w, p) for w, p in found if p >= min_score]
+            for word in rank_detected(confident):  # most probable first, the specific first
                 if object_kind(word) in slot_ids and not any(same_thing(word, w) for w in seen):
                     seen.append(word)
             out.append([slot_ids[object_kind(w)] for w in seen[:MAX_SLOT_CONSTRAINTS]])
         return out
 
-    def _name_objects(self, captions: list[str], pooled: Tensor, *, swap: bool) -> list[str]:
+    def _name_objects(
+        self,
+        captions: list[str],
+        pooled: Tensor,
+        *,
+        swap: bool,
+        detected: list[list[tuple[str, float]]] | None = None,
+    ) -> list[str]:
         """Captions naming the ImageNet tagger's objects: the object slots of a decoder
         trained with `--object-slots` filled, and with `swap` (`GenerationConfig.name_objects`)
         unseen object words swapped. A recognizer trained on caption words (`captioner train
         recognizer --caption-objects`) fills typed slots with its words instead. Without
         either, slots say their kind's common word ("object" for untyped slots). Articles
-        then agree with the words put in ("an apron", "blue jeans")."""
+        then agree with the words put in ("an apron", "blue jeans"). `detected`: the
+        detector's words when the caller already has them (`_detected`)."""
         from captioner.tagwords import agree_articles, fill_slots, fill_typed_slots, name_objects
 
         if self.recognizer is not None and self.recognizer.config.caption_objects:
-            found = self.recognizer.predict(pooled, top_k=None)
+            found = detected if detected is not None else self._detected(pooled)
             filled = [fill_typed_slots(fill_slots(c.split(" "), []), [], detected=d)
                       for c, d in zip(captions, found)]  # fmt: skip
         elif self.recognizer is None or len(self.recognizer.config.labels) != IMAGENET_CLASSES:
