@@ -511,12 +511,8 @@ class Captioner:
             return None
         return detector.predict(pooled, top_k=None)
 
-    def _detector_slots(self) -> dict[str, int]:
-        """{kind: token id} of the typed slots in the vocabulary when the recognizer is a
-        caption-word detector; {} otherwise (nothing for slot_boost / slot_min_score to do)."""
-        detector = self.recognizer
-        if detector is None or not detector.config.caption_objects:
-            return {}
+    def _typed_slot_ids(self) -> dict[str, int]:
+        """{kind: token id} of the typed slots in the vocabulary ({} for a model without)."""
         return {kind: self.vocab.stoi[slot] for kind, slot in TYPED_SLOTS.items()
                 if slot in self.vocab.stoi}  # fmt: skip
 
@@ -529,7 +525,7 @@ class Captioner:
         detector."""
         from captioner.tagwords import object_kind
 
-        slot_ids = self._detector_slots() if boost and detected is not None else {}
+        slot_ids = self._typed_slot_ids() if boost and detected is not None else {}
         if not slot_ids:
             return None
         bias = torch.zeros(len(detected), len(self.vocab))
@@ -553,7 +549,7 @@ class Captioner:
         from captioner.decoding import MAX_SLOT_CONSTRAINTS
         from captioner.tagwords import object_kind, rank_detected, same_thing
 
-        slot_ids = self._detector_slots() if min_score and detected is not None else {}
+        slot_ids = self._typed_slot_ids() if min_score and detected is not None else {}
         if not slot_ids:
             return None
         out = []
@@ -583,8 +579,8 @@ class Captioner:
         detector's words when the caller already has them (`_detected`)."""
         from captioner.tagwords import agree_articles, fill_slots, fill_typed_slots, name_objects
 
-        if self.recognizer is not None and self.recognizer.config.caption_objects:
-            found = detected if detected is not None else self._detected(pooled)
+        found = detected if detected is not None else self._detected(pooled)
+        if found is not None:  # a caption-word detector
             filled = [fill_typed_slots(fill_slots(c.split(" "), []), [], detected=d)
                       for c, d in zip(captions, found)]  # fmt: skip
         elif self.recognizer is None or len(self.recognizer.config.labels) != IMAGENET_CLASSES:

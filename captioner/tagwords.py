@@ -322,10 +322,10 @@ def rank_detected(detected: Sequence[tuple[str, float]]) -> list[str]:
     order = sorted(detected, key=lambda wp: -wp[1])
     out: list[str] = []
     for i, (word, p) in enumerate(order):
-        narrower = [v for v, q in order[i + 1 :] if word in SUPERORDINATES and v not in out
-                    and q >= SPECIFIC_SHARE * p and _n_classes(v) < _n_classes(word)
-                    and same_thing(v, word)]  # fmt: skip
-        out.extend(narrower[:1])  # the most probable of them
+        if word in SUPERORDINATES:  # the most probable narrower word goes first
+            narrower = [v for v, q in order[i + 1 :] if v not in out and q >= SPECIFIC_SHARE * p
+                        and _n_classes(v) < _n_classes(word) and same_thing(v, word)]  # fmt: skip
+            out.extend(narrower[:1])
         if word not in out:
             out.append(word)
     return out

@@ -1,7 +1,7 @@
 """`captioner sentiment [TEXT...] [--file FILE]`: the sentiment of each text, as a table or
 JSON lines. Texts come from the arguments, from a file (one text a line; `-` = stdin) or,
-when neither is given (or the one argument is `-`), from stdin. Only the model's sentiment part is loaded: the image
-encoder is never built."""
+when neither is given (or the one argument is `-`), from stdin. Only the model's sentiment
+part is loaded: the image encoder is never built."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """`captioner translate [TEXT...] [--file FILE] --to de`: translate English sentences (captions)
 with an attentive RNN translator. Texts come from the arguments, from a file (one sentence a
-line; `-` = stdin) or, when neither is given (or the one argument is `-`), from stdin; one translation a line comes out,
-in order (or JSON lines with --json). Only the translator is loaded: no image model."""
+line; `-` = stdin) or, when neither is given (or the one argument is `-`), from stdin; one
+translation a line comes out, in order (or JSON lines with --json). Only the translator is
+loaded: no image model."""
 
 from __future__ import annotations
 
