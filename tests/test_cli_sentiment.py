@@ -58,11 +58,12 @@ def test_file_and_stdin_give_one_row_a_line(model_dir, tmp_path, capsys, monkeyp
 
 def test_bad_input_is_named(model_dir, tmp_path, monkeypatch):
     from captioner.checkpoint import CheckpointError
+    from captioner.cli.textinput import TextInputError
 
-    with pytest.raises(CheckpointError, match="missing.txt"):
+    with pytest.raises(TextInputError, match="missing.txt"):
         cli.main(["--model", str(model_dir), "--file", str(tmp_path / "missing.txt")])
     monkeypatch.setattr("sys.stdin", io.StringIO("\n\n"))
-    with pytest.raises(SystemExit, match="no texts"):
+    with pytest.raises(TextInputError, match="stdin: no texts to classify"):
         cli.main(["--model", str(model_dir)])
     (tmp_path / "nosent").mkdir()
     with pytest.raises(CheckpointError, match="config.json"):

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 SHARED = ("captioner.cli.infer",)
 VERBOSITY = ("-q", "--quiet", "-v", "--verbose")
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a Unix tool piped to head
 
 
 def usage() -> str:
@@ -52,15 +53,34 @@ def run_command(name: str, argv: list[str]) -> int:
     target = COMMANDS[name][0]
     try:
         module = importlib.import_module(target)
-        return int(module.main([name, *argv] if target in SHARED else argv) or 0)
+        status = int(module.main([name, *argv] if target in SHARED else argv) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return status
     except CaptionerError as e:
         print(f"captioner {name}: error: {e}", file=sys.stderr)
         return 2
     except SystemExit as e:  # argparse: --help (0) or a usage error (2, already printed)
+        if isinstance(e.code, str):  # SystemExit("message"): print it as Python would
+            print(e.code, file=sys.stderr)
         return e.code if isinstance(e.code, int) else 2
+    except BrokenPipeError:  # `captioner caption ... | head -1`: stop quietly, as Unix tools do
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print(f"captioner {name}: interrupted", file=sys.stderr)
         return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's flush at exit cannot raise
+    BrokenPipeError again (Python's documented way to exit on a closed pipe)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout already closed or replaced
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,24 +47,25 @@ def read_texts(
     args: argparse.Namespace, stdin=None, *, prog: str = "captioner sentiment"
 ) -> list[str]:
     """The texts to read: arguments, then --file lines (blank lines skipped); stdin when
-    neither is given, or when the only argument is `-` (as `--file -`). No text at all is a
-    usage error (`prog` names the command)."""
+    neither is given, or when the only argument is `-` (as `--file -`). A blank argument, a
+    file or stdin without text, binary or over `textinput.MAX_TEXT_BYTES` is a
+    `TextInputError` (one line, exit 2; `prog` names the command)."""
+    from captioner.cli.textinput import TextInputError, read_lines
+
     stdin = stdin if stdin is not None else sys.stdin
     texts, file = list(args.texts), args.file
     if texts == ["-"] and file is None:  # `captioner sentiment -`: a dash means stdin
         texts, file = [], "-"
+    for i, text in enumerate(texts, 1):
+        if not text.strip():
+            raise TextInputError(f"TEXT argument {i} is empty; give the text itself")
+    what = "sentences to translate" if "translate" in prog else "texts to classify"
     if file == "-" or (file is None and not texts):
         if file is None and stdin.isatty():
-            raise SystemExit(f"{prog}: give TEXT arguments, --file FILE or pipe texts")
-        texts += [line.strip() for line in stdin if line.strip()]
+            raise TextInputError("give TEXT arguments, --file FILE or pipe texts")
+        texts += read_lines("-", stdin=stdin, what=what)
     elif file is not None:
-        from captioner.checkpoint import CheckpointError
-
-        try:
-            with open(file, encoding="utf-8") as f:
-                texts += [line.strip() for line in f if line.strip()]
-        except (OSError, UnicodeDecodeError) as e:
-            raise CheckpointError(f"--file {file}: cannot read texts ({e})") from None
+        texts += read_lines(file, what=what)
     return texts
 
 
