@@ -286,6 +286,10 @@ def run_recipe(
     cfg = config_from_args(cls, parser, ns)
     configure_logging(ns, chatty=("captioner.pipelines",))
     problem = check(cfg) if check else None
+    if not problem and getattr(cfg, "out", ""):  # never write over a user's own files
+        from captioner.pipelines.runstate import out_dir_problem
+
+        problem = out_dir_problem(cfg.out)
     if problem:
         print(f"{prog}: error: {problem}", file=sys.stderr)
         return 2

@@ -221,24 +221,71 @@ def load_checkpoint(
 
 
 # ---------------------------------------------------------------------- model dir / batches
-def publish_model_dir(
-    src: str | Path, dst: str | Path, *, keep: tuple[str, ...] = ("run",)
-) -> Path:
-    """Copy the files of model directory `src` into `dst`, each atomically, and remove other
-    files of `dst` except the names in `keep` (the run folder lives beside the model)."""
+# The files a model directory of ours holds (`save_model_dir`, the model card): the only
+# names `publish_model_dir` ever replaces or removes in an output folder.
+MODEL_FILES = frozenset({
+    "config.json", "model.safetensors", "vocab.json", "labels.json", "sentiment_vocab.json",
+    "subwords.model", "README.md", "scores.json",
+})  # fmt: skip
+RUN = "run"  # the training run's folder inside the output folder
+
+
+def is_our_model_dir(path: str | Path) -> bool:
+    """Whether `path` holds a model directory of ours: a `config.json` in the captioner
+    format, read within the checkpoint limits (a pipe or device at the name is not one)."""
+    try:
+        config = read_json(Path(path), "config.json")
+    except CheckpointError:
+        return False
+    return isinstance(config, dict) and config.get("format") == "captioner"
+
+
+def out_dir_problem(out: str | Path) -> str | None:
+    """Why a training run must not write into `out`, or None: it may be missing, empty, a
+    model directory of ours or the output folder of an earlier run (its `run/` folder).
+    Anything else holds someone's files, which training never replaces or deletes."""
+    out = Path(out)
+    flag = f"--out {out}"
+    if not os.path.lexists(out):
+        return None
+    if not out.is_dir():
+        return f"{flag}: exists and is not a folder; give a folder for the model directory"
+    run = out / RUN
+    if os.path.lexists(run) and not run.is_dir():
+        return f"{flag}: {run} exists and is not a folder (training keeps its run files there)"
+    try:
+        entries = os.listdir(out)
+    except OSError as e:
+        return f"{flag}: cannot read the folder ({e.strerror or e})"
+    if not entries or run.is_dir() or is_our_model_dir(out):
+        return None
+    shown = ", ".join(sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
+    return (
+        f"{flag}: the folder holds other files ({len(entries)}: {shown}) and is not a model "
+        "directory; give a new or empty folder"
+    )
+
+
+def publish_model_dir(src: str | Path, dst: str | Path, *, keep: tuple[str, ...] = (RUN,)) -> Path:
+    """Copy the files of model directory `src` into `dst` beside its run folder. Each file
+    is written to a temporary name and renamed into place, `config.json` last, so a reader
+    or a crash meets the old config or the new one, never a torn file. Only model-file
+    names (`MODEL_FILES`) are replaced or, when `src` lacks them, removed: any other file in
+    `dst` is left alone, and a `dst` that holds other files without being a model directory
+    of ours is refused (`CheckpointError`) before anything is written."""
     src, dst = Path(src), Path(dst)
+    problem = out_dir_problem(dst)
+    if problem:
+        raise CheckpointError(problem)
     dst.mkdir(parents=True, exist_ok=True)
     names = {p.name for p in src.iterdir() if p.is_file()}
     for name in sorted(names, key=lambda n: n == "config.json"):  # config last
-        write_bytes_atomic(dst / name, (src / name).read_bytes())
-    for p in dst.iterdir():
-        if (
-            p.is_file()
-            and p.name not in names
-            and p.name not in keep
-            and not p.name.startswith(".")
-        ):
-            p.unlink()
+        with open(src / name, "rb") as fin, atomic_write(dst / name, "wb", within=dst) as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+    for name in sorted(MODEL_FILES - names - set(keep)):  # a part the new model lacks
+        stale = dst / name
+        if stale.is_file() and not stale.is_symlink():
+            stale.unlink()
     return dst
 
 

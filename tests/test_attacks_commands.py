@@ -119,3 +119,81 @@ def test_closed_stdout_pipe_exits_quietly(model_dir):
         os.close(write_end)
     assert done.returncode == EXIT_BROKEN_PIPE
     assert done.stderr.decode().strip() == "", done.stderr.decode()
+
+
+# ---------------------------------------------------------------- train --out
+def user_folder(path: Path) -> dict[str, bytes]:
+    path.mkdir(parents=True, exist_ok=True)
+    files = {"thesis.tex": b"\\chapter{one}", "photo.jpg": b"\xff\xd8", "notes.txt": b"keep me"}
+    for name, data in files.items():
+        (path / name).write_bytes(data)
+    return files
+
+
+def assert_untouched(path: Path, files: dict[str, bytes]) -> None:
+    assert sorted(p.name for p in path.iterdir()) == sorted(files)
+    for name, data in files.items():
+        assert (path / name).read_bytes() == data
+
+
+@pytest.mark.parametrize("recipe", ["sentiment", "caption", "translate"])
+def test_train_out_refuses_a_folder_of_user_files(recipe, tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "mine"
+    files = user_folder(folder)
+    extra = {"translate": ["--src", "en", "--tgt", "de"]}.get(recipe, [])
+    args = ["train", recipe, "--dataset", "nowhere:x", *extra, "--epochs", "1"]
+    code, _, err = run_cli([*args, "--out", str(folder)], capsys)
+    one_line_error(code, err, "not a model directory")
+    assert_untouched(folder, files)
+    monkeypatch.chdir(folder)  # `--out .` emptied the current folder's top level
+    code, _, err = run_cli([*args, "--out", "."], capsys)
+    one_line_error(code, err, "--out .")
+    assert_untouched(folder, files)
+
+
+def test_train_out_file_is_one_line(tmp_path, capsys):
+    target = tmp_path / "model.txt"
+    target.write_text("mine")
+    code, _, err = run_cli(
+        ["train", "sentiment", "--dataset", "nowhere:x", "--out", str(target)], capsys
+    )
+    one_line_error(code, err, "is not a folder")
+    assert target.read_text() == "mine"
+
+
+def fake_model(path: Path, **files: str) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text('{"format": "captioner", "version": 1}')
+    (path / "model.safetensors").write_bytes(b"weights")
+    for name, text in files.items():
+        (path / name.replace("_", ".")).write_text(text)
+    return path
+
+
+def test_publish_keeps_user_files_and_replaces_the_model(tmp_path):
+    from captioner.checkpoint import CheckpointError
+    from captioner.pipelines.runstate import publish_model_dir
+
+    new = fake_model(tmp_path / "new")
+    (new / "model.safetensors").write_bytes(b"new weights")
+    out = fake_model(tmp_path / "out", labels_json="[]")  # an older model with a tagger
+    (out / "my-notes.txt").write_text("results of run 3")
+    (out / "run").mkdir()
+    publish_model_dir(new, out)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["config.json", "model.safetensors", "my-notes.txt", "run"]
+    assert (out / "model.safetensors").read_bytes() == b"new weights"
+    assert (out / "my-notes.txt").read_text() == "results of run 3"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary left
+    foreign = tmp_path / "foreign"
+    files = user_folder(foreign)
+    with pytest.raises(CheckpointError, match="not a model directory"):
+        publish_model_dir(new, foreign)
+    assert_untouched(foreign, files)
+    fake_config = tmp_path / "fake"  # a config.json that is not ours does not make it ours
+    files = user_folder(fake_config)
+    (fake_config / "config.json").write_text('{"name": "someone else"}')
+    files["config.json"] = b'{"name": "someone else"}'
+    with pytest.raises(CheckpointError, match="not a model directory"):
+        publish_model_dir(new, fake_config)
+    assert_untouched(fake_config, files)
