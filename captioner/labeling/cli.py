@@ -19,8 +19,55 @@ from contextlib import contextmanager
 from captioner.cli import options as flags
 from captioner.labeling.distributed import merge_command
 from captioner.labeling.flags import build_parser
+from captioner.labeling.safefiles import shown
 
 log = logging.getLogger(__name__)
+
+
+def std_streams() -> None:
+    """Open a closed stdin, stdout or stderr (`2>&-`) on /dev/null: otherwise the next file
+    opened (the journal) takes its number and whatever is written to fd 2 lands in it, and
+    `sys.stderr` is None (the run then goes on quietly)."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            new = os.open(os.devnull, os.O_RDWR)
+            if new != fd:
+                os.dup2(new, fd)
+                os.close(new)
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
+
+
+class _Printable(logging.Filter):
+    """Log lines with control characters of file names escaped (`safefiles.shown`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        safe = "\n".join(shown(line) for line in message.split("\n"))
+        if safe != message:
+            record.msg, record.args = safe, None
+        return True
+
+
+def escape_logged_names() -> None:
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _Printable) for f in handler.filters):
+            handler.addFilter(_Printable())
+
+
+def say(text: str) -> None:
+    """Lines to stderr, file names escaped; a closed or broken stderr is not an error."""
+    try:
+        print("\n".join(shown(line) for line in text.split("\n")), file=sys.stderr)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def error(text: str) -> None:
+    say(f"captioner label: error: {shown(text)}")
 
 
 @contextmanager
@@ -57,11 +104,22 @@ def _print_summary(summary) -> None:
     if summary.interrupted:
         lines.append("interrupted: finished images are saved; run the same command to resume")
     for err in summary.errors[:5]:
-        lines.append(f"  error: {err}")
+        lines.append(f"  error: {shown(err)}")
     if summary.failed > 5:
         lines.append(f"  ... and {summary.failed - 5} more (see the error field)")
-    lines += [f"  -> {out}" for out in summary.outputs]
-    print("\n".join(lines), file=sys.stderr)
+    for err in summary.export_errors[:5]:
+        lines.append(f"  error: {shown(err)}")
+    if summary.export_failed > 5:
+        lines.append(f"  ... and {summary.export_failed - 5} more sidecar(s) not written")
+    lines += [f"  -> {shown(out)}" for out in summary.outputs]
+    say("\n".join(lines))
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 def _calibration(args: argparse.Namespace, first: int = 3000) -> list[str]:
@@ -74,7 +132,10 @@ def _calibration(args: argparse.Namespace, first: int = 3000) -> list[str]:
     folders = [args.calibration] if args.calibration else args.folders
     scan = ScanOptions(include=tuple(args.include), exclude=tuple(args.exclude))
     found = (os.path.join(f, rel) for f in folders for rel in iter_files(f, scan))
-    return list(islice(found, first))
+    files = list(islice(found, first))
+    if not files:
+        raise ValueError(f"no image files to calibrate the int8 encoder on in {', '.join(folders)}")
+    return files
 
 
 def _engine(args: argparse.Namespace):
@@ -88,7 +149,12 @@ def _engine(args: argparse.Namespace):
         # the engine picks the encoder runtime itself (--backend)
         captioner = Captioner.from_pretrained(args.model, device=args.device, backend="torch")
     except (FileNotFoundError, CheckpointError, RuntimeError, ValueError) as e:
-        print(f"captioner label: error: cannot load model {args.model!r}: {e}", file=sys.stderr)
+        error(f"cannot load model {args.model!r}: {e}")
+        return None
+    try:
+        calibration = _calibration(args) if args.encoder == "int8" else ()
+    except (OSError, ValueError) as e:
+        error(f"--calibration: {e}")
         return None
     options = EngineOptions(
         backend=args.backend,
@@ -98,44 +164,43 @@ def _engine(args: argparse.Namespace):
         max_length=args.max_length,
         int8_decoder=args.int8_decoder,
         encoder=args.encoder,
-        calibration=_calibration(args) if args.encoder == "int8" else (),
+        calibration=calibration,
         lang=args.lang,
         translator=args.translator,
     )
     try:
         return LabelEngine(captioner, options)
     except (OnnxBackendError, ValueError) as e:
-        print(f"captioner label: error: {e}", file=sys.stderr)
+        error(str(e))
         return None
 
 
 def main(argv: list[str] | None = None) -> int:
+    std_streams()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, or a usage error (already printed)
         return int(e.code or 0)
     flags.configure_logging(args)
+    escape_logged_names()
     return run(args)
 
 
 def run(args: argparse.Namespace, *, merge_after: bool = True) -> int:
     """`captioner label` with parsed arguments; `merge_after=False`: a shard run leaves the
     merge to another process (torchrun's rank 0)."""
-    for folder in args.folders:
+    for folder in [*args.folders, *([args.calibration] if args.calibration else [])]:
         if not os.path.isdir(folder):
             what = "is not a folder" if os.path.exists(folder) else "no such folder"
-            print(f"captioner label: error: {folder}: {what}", file=sys.stderr)
+            flag = "--calibration " if folder is args.calibration else ""
+            error(f"{flag}{folder}: {what}")
             return 2
     if args.out is not None and os.path.isdir(args.out):
-        print(
-            f"captioner label: error: --out {args.out} is a folder; give a file path "
-            "such as labels.jsonl",
-            file=sys.stderr,
-        )
+        error(f"--out {args.out} is a folder; give a file path such as labels.jsonl")
         return 2
     formats = tuple(dict.fromkeys(["jsonl", *(f for group in args.format for f in group)]))
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    progress = _isatty(sys.stderr) if args.progress is None else args.progress
 
     from captioner.labeling.pipeline import LabelOptions, label_folders
     from captioner.labeling.scan import ScanOptions
@@ -163,7 +228,7 @@ def run(args: argparse.Namespace, *, merge_after: bool = True) -> int:
             merge=merge_after,
         )
     except ValueError as e:
-        print(f"captioner label: error: {e}", file=sys.stderr)
+        error(str(e))
         return 2
     if args.merge:
         return merge_command(args, scan, formats)
@@ -175,14 +240,14 @@ def run(args: argparse.Namespace, *, merge_after: bool = True) -> int:
     try:
         with _sigterm_stops_cleanly():
             summary = label_folders(args.folders, engine, options)
-    except JournalError as e:
-        print(f"captioner label: error: {e}", file=sys.stderr)
+    except JournalError as e:  # not a labels file, busy, a pipe or device at an output name
+        error(str(e))
         return 2
     except OSError as e:
         hint = "" if args.out else " (write the labels elsewhere with --out FILE.jsonl)"
         if e.errno == errno.ENOSPC and "intact" not in str(e):  # an export ran out of space
             hint = "; the labels journal is intact: free some space and run the same command"
-        print(f"captioner label: error: {e}{hint}", file=sys.stderr)
+        error(f"{e}{hint}")
         return 1
     _print_summary(summary)
     return summary.exit_code

@@ -51,6 +51,7 @@ def _shard(text: str):
 
 def merge_command(args: argparse.Namespace, scan, formats: tuple[str, ...]) -> int:
     """`captioner label DIR --merge`: exit 0 merged (or nothing to merge), 2 refused."""
+    from captioner.labeling import cli
     from captioner.labeling.merge import merge_labels
     from captioner.labeling.writers import JournalError
 
@@ -59,12 +60,12 @@ def merge_command(args: argparse.Namespace, scan, formats: tuple[str, ...]) -> i
             args.folders, out=args.out, scan=scan, formats=formats, xmp_naming=args.xmp_name
         )
     except JournalError as e:  # unfinished shards, other settings, another run busy
-        print(f"captioner label: error: {e}", file=sys.stderr)
+        cli.error(str(e))
         return 2
     if not result.merged:
-        print("nothing to merge: no shard journals found (merged already?)", file=sys.stderr)
+        cli.say("nothing to merge: no shard journals found (merged already?)")
     for out in result.outputs:
-        print(f"  -> {out}", file=sys.stderr)
+        cli.say(f"  -> {out}")
     return 0
 
 
@@ -73,11 +74,13 @@ def torchrun_main(argv: list[str] | None = None) -> int:
     from captioner.cli import options as flags
     from captioner.labeling import cli
 
+    cli.std_streams()
     try:
         args = cli.build_parser().parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
     flags.configure_logging(args)
+    cli.escape_logged_names()
     if "WORLD_SIZE" not in os.environ:
         return cli.run(args)
     if args.shard is not None or args.merge:

@@ -1,6 +1,11 @@
 """Exports regenerated from the JSONL journal at the end of a run, each written atomically:
 a CSV (quoted by the csv module, so any file name survives) and `metadata.jsonl` in the
-format `datasets.load_dataset("imagefolder", data_dir=DIR)` reads."""
+format `datasets.load_dataset("imagefolder", data_dir=DIR)` reads.
+
+Both are valid UTF-8 whatever the file names: a name that is not UTF-8 is written `\\xe9`
+in the CSV, and left out of `metadata.jsonl` (no UTF-8 text names that file, and one such
+row made `datasets` refuse the whole folder). A `labels.csv` or `metadata.jsonl` that this
+tool did not write is kept as `NAME.orig` (never replaced silently)."""
 
 from __future__ import annotations
 
@@ -12,7 +17,14 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from captioner.atomic import remove_stale, stale_temp_files
+from captioner.labeling.safefiles import (
+    output_path,
+    read_head,
+    readable_text,
+    removable,
+    stale_temps,
+    utf8_name,
+)
 from captioner.labeling.writers import atomic_writer
 
 log = logging.getLogger(__name__)
@@ -79,15 +91,31 @@ def write_csv(
     """CSV (RFC 4180 quoting by the csv module: commas, quotes, newlines are safe; cells a
     spreadsheet would run as formulas are quote-prefixed). Each of `languages` adds a last
     column `caption_LANG`: the caption's translation (empty where a record has none)."""
-    n = 0
-    with atomic_writer(Path(path), newline="", mode_of=mode_of) as f:
+    n, path = 0, Path(path)
+    target = output_path(path, path.parent)
+    if not _csv_is_ours(target):
+        _keep_foreign(target)
+    with atomic_writer(target, newline="", mode_of=mode_of) as f:
         writer = csv.writer(f, quoting=csv.QUOTE_MINIMAL)
         writer.writerow([*CSV_COLUMNS, *(f"caption_{lang}" for lang in languages)])
         for rec in records:
             row = csv_row(rec) + [translation_cell(rec, lang) for lang in languages]
-            writer.writerow([spreadsheet_safe(c) for c in row])
+            writer.writerow([spreadsheet_safe(_text(c)) for c in row])
             n += 1
     return n
+
+
+def _text(cell: Any) -> Any:
+    return readable_text(cell) if isinstance(cell, str) else cell
+
+
+CSV_HEAD = ",".join(CSV_COLUMNS).encode("ascii")
+
+
+def _csv_is_ours(path: Path) -> bool:
+    """Whether the CSV at `path` is missing, empty or one this tool wrote (our header)."""
+    head = read_head(path, 4096)
+    return not head or head.startswith(CSV_HEAD)
 
 
 def metadata_row(rec: dict[str, Any]) -> dict[str, Any]:
@@ -103,14 +131,12 @@ def metadata_row(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_ours(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            first = f.readline()
-    except OSError:
-        return False
-    if not first.strip():
+    """Whether `path` is missing, empty, or a metadata file this tool wrote: its first line
+    is one of our rows (a blank first line is someone else's file)."""
+    head = read_head(path, 1 << 16)
+    if not head:
         return True
-    rec = _parse_any(first)
+    rec = _parse_any(head.split(b"\n", 1)[0])
     return isinstance(rec, dict) and tuple(rec) == META_KEYS
 
 
@@ -124,7 +150,7 @@ def _parse_any(line: bytes) -> Any:
 def _keep_foreign(path: Path) -> None:
     """Move a metadata file that this tool did not write out of the way (never delete it)."""
     n, target = 0, path.with_name(path.name + ".orig")
-    while target.exists():
+    while os.path.lexists(target):
         n += 1
         target = path.with_name(f"{path.name}.orig{n}")
     os.replace(path, target)
@@ -142,21 +168,24 @@ def write_metadata(
     (`file_name` relative to the folder). Only images labelled without error, and still
     present, are listed. `mode_of`: the file whose permissions they take (the journal).
     Returns rows written per folder."""
-    exists = exists or (lambda folder, rel: os.path.isfile(os.path.join(folder, rel)))
+    exists = exists or _exists
     folders = list(dict.fromkeys(folders))
     counts = dict.fromkeys(folders, 0)
-    writers, stack = {}, []
+    writers, stack, not_utf8 = {}, [], 0
     try:
         for folder in folders:
-            target = Path(folder) / METADATA_NAME
-            if target.exists() and not _is_ours(target):
+            target = output_path(Path(folder) / METADATA_NAME, folder)
+            if not _is_ours(target):
                 _keep_foreign(target)
-            cm = atomic_writer(target, mode_of=mode_of)
+            cm = atomic_writer(target, within=Path(folder), mode_of=mode_of)
             writers[folder] = cm.__enter__()
             stack.append(cm)
         for rec in records:
             folder = rec.get("folder")
             if folder in writers and rec.get("error") is None and exists(folder, rec["path"]):
+                if utf8_name(rec["path"]) is None:
+                    not_utf8 += 1
+                    continue
                 line = json.dumps(metadata_row(rec), ensure_ascii=False)
                 writers[folder].write(line + "\n")
                 counts[folder] += 1
@@ -166,7 +195,21 @@ def write_metadata(
         raise
     for cm in reversed(stack):
         cm.__exit__(None, None, None)
+    if not_utf8:
+        log.warning(
+            "%d image(s) whose names are not valid UTF-8 were left out of %s (datasets "
+            "cannot name them); rename them to list them",
+            not_utf8,
+            METADATA_NAME,
+        )
     return counts
+
+
+def _exists(folder: str, rel: str) -> bool:
+    try:
+        return os.path.isfile(os.path.join(folder, rel))
+    except (OSError, ValueError):
+        return False
 
 
 def remove_stale_temp_files(journals: Iterable[Path], folders: Iterable[str]) -> int:
@@ -175,10 +218,17 @@ def remove_stale_temp_files(journals: Iterable[Path], folders: Iterable[str]) ->
     stale = []
     for journal in journals:
         for name in (journal.name, journal.with_suffix(".csv").name):
-            stale += stale_temp_files(journal.parent, name)
+            stale += stale_temps(journal.parent, name)
     for folder in folders:
-        stale += stale_temp_files(folder, METADATA_NAME)
-    removed = remove_stale(stale)
+        stale += stale_temps(folder, METADATA_NAME)
+    removed = 0
+    for path in stale:
+        try:
+            if removable(path):  # never a pipe or device put at such a name
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
     if removed:
         log.info("removed %d temporary file(s) left by an interrupted run", removed)
     return removed

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from captioner.labeling.exports import write_csv, write_metadata
-from captioner.labeling.shards import Shard, shard_journal
+from captioner.labeling.exports import METADATA_NAME, write_csv, write_metadata
+from captioner.labeling.lock import lock_path
+from captioner.labeling.safefiles import output_path
+from captioner.labeling.scan import OwnOutputs
+from captioner.labeling.shards import Shard, settings_path, shard_journal
 from captioner.labeling.writers import Key, LabelStore
 from captioner.labeling.xmp import write_sidecars
 
@@ -49,6 +53,31 @@ class Journals:
         self.dirty: set[int] = set()  # stores that need compaction
         self.models: set[str] = set()  # model names in the journals
 
+    def all_stores(self) -> list[LabelStore]:
+        """The run's stores and (for a shard run) their main journals."""
+        return list({id(s): s for s in [*self.stores, *self.mains.values()]}.values())
+
+    def check_outputs(self, formats: tuple[str, ...]) -> None:
+        """Refuse at once, before any lock is taken or image labelled, output names that
+        hold a named pipe, a device or a folder, or a link leading out of their folder
+        (`safefiles.UnsafeFileError`)."""
+        for store in self.all_stores():
+            store.check_names()
+            if "csv" in formats:
+                output_path(store.path.with_suffix(".csv"), store.path.parent)
+        if "metadata" in formats:
+            for folder in self.of_folder:
+                output_path(Path(folder) / METADATA_NAME, folder)
+
+    def own_outputs(self) -> OwnOutputs:
+        """Every file this run may write (never labelled, wherever --out puts them)."""
+        paths: list[Path] = []
+        for store in self.all_stores():
+            p = store.path
+            paths += [p, p.with_suffix(".csv"), store.rejected, lock_path(p), settings_path(p)]
+        paths += [Path(f) / METADATA_NAME for f in self.of_folder]
+        return OwnOutputs.of(paths)
+
     def load(self, overwrite: bool) -> dict[Key, bool]:
         done: dict[Key, bool] = {}
         for store in self.stores:
@@ -59,7 +88,7 @@ class Journals:
             if overwrite and store.path.exists():
                 store.path.unlink()
                 d, stats = store.load()
-            if stats.bad_lines or stats.junk_lines or stats.duplicates:
+            if stats.bad_lines or stats.junk_lines or stats.duplicates or stats.malformed:
                 self.dirty.add(id(store))
             self.models |= stats.models
             if len(stats.models) > 1:
@@ -78,15 +107,23 @@ class Journals:
                 store.compact()
 
 
+@dataclass
+class ExportProblems:
+    count: int = 0  # outputs of single images that could not be written (sidecars)
+    errors: list[str] = field(default_factory=list)  # the first few, one line each
+
+
 def export(
     journals: Journals,
     roots: list[str],
     formats: tuple[str, ...],
     xmp_naming: str,
     stores: list[LabelStore] | None = None,
+    problems: ExportProblems | None = None,
 ) -> list[str]:
     """Regenerate the CSV, metadata.jsonl and XMP sidecars from each journal (or those of
-    `stores`); returns what was written."""
+    `stores`); returns what was written. Files whose sidecar could not be written (a name
+    too long) are added to `problems`, one line each, and the export goes on."""
     outputs = []
     wanted = set(roots)
     for store in journals.stores if stores is None else stores:
@@ -105,5 +142,11 @@ def export(
         if "xmp" in formats:
             records = (r for r in store.iter_records() if r.get("folder") in wanted)
             stats = write_sidecars(records, naming=xmp_naming)
-            outputs.append(f"{stats.written} XMP sidecar(s) written, {stats.unchanged} unchanged")
+            failed = f", {stats.failed} not written (see the errors)" if stats.failed else ""
+            outputs.append(
+                f"{stats.written} XMP sidecar(s) written, {stats.unchanged} unchanged{failed}"
+            )
+            if problems is not None:
+                problems.count += stats.failed
+                problems.errors += stats.errors
     return outputs

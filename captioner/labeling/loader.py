@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from captioner.imageio import MAX_PIXELS, ImageLoadError, open_image, plain_jpeg_bytes
 from captioner.labeling.engine import PixelSpec
-from captioner.labeling.scan import ScanOptions, iter_files
+from captioner.labeling.scan import OwnOutputs, ScanOptions, iter_files
 from captioner.labeling.shards import Shard
 
 Key = tuple[str, str]
@@ -37,11 +37,12 @@ def iter_todo(
     scan: ScanOptions,
     skip: frozenset[Key] | set[Key],
     select: Shard | None = None,
+    own: OwnOutputs | None = None,
 ) -> Iterator[tuple[int, str]]:
     """(folder index, relative path) of every candidate file not in `skip` (and, with
-    `select`, in that shard)."""
+    `select`, in that shard; never the run's own outputs `own`)."""
     for fi, folder in enumerate(folders):
-        for rel in iter_files(folder, scan):
+        for rel in iter_files(folder, scan, own):
             if (folder, rel) not in skip and (select is None or select.owns(fi, rel)):
                 yield fi, rel
 
@@ -129,13 +130,15 @@ class FolderBatches(IterableDataset):
         max_pixels: int = MAX_PIXELS,
         select: Shard | None = None,
         raw_jpegs: bool = False,
+        own: OwnOutputs | None = None,
     ):
         self.folders, self.scan, self.skip, self.select = list(folders), scan, skip, select
+        self.own = own
         self.raw_jpegs = raw_jpegs and spec.uint8
         self.spec, self.batch_size, self.max_pixels = spec, batch_size, max_pixels
 
     def chunks(self) -> Iterator[list[tuple[int, str]]]:
-        todo = iter_todo(self.folders, self.scan, self.skip, self.select)
+        todo = iter_todo(self.folders, self.scan, self.skip, self.select, self.own)
         while chunk := list(itertools.islice(todo, self.batch_size)):
             yield chunk
 

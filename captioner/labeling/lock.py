@@ -13,9 +13,11 @@ import errno
 import fcntl
 import logging
 import os
+import stat
 from pathlib import Path
 
-from captioner.atomic import FILE_MODE
+from captioner.atomic import FILE_MODE, kind_of
+from captioner.labeling.safefiles import UnsafeFileError, shown
 from captioner.labeling.writers import JournalError
 
 log = logging.getLogger(__name__)
@@ -50,16 +52,39 @@ class JournalLock:
         self._fd: int | None = None
 
     def _open(self) -> int:
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        """The lock file, opened; a pipe, device or folder at its name is refused (never
+        written to, never removed)."""
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+        try:  # a device is not even opened (opening one can act: a tape rewinds)
+            mode = os.lstat(self.path).st_mode
+        except OSError:
+            mode = None
+        if mode is not None and not stat.S_ISLNK(mode) and kind_of(mode) is not None:
+            raise UnsafeFileError(
+                f"{shown(str(self.path))}: is {kind_of(mode)}, not a lock file; refused (remove it)"
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)  # --out into a new folder
-            return os.open(self.path, flags, FILE_MODE)
+            fd = os.open(self.path, flags, FILE_MODE)
         except OSError as e:
             if e.errno == errno.ELOOP:
-                raise JournalError(f"{self.path}: is a symbolic link; remove it") from None
+                raise JournalError(
+                    f"{shown(str(self.path))}: is a symbolic link; remove it"
+                ) from None
+            if e.errno in (errno.EISDIR, errno.ENXIO):
+                raise UnsafeFileError(
+                    f"{shown(str(self.path))}: not a regular file ({e.strerror}); remove it"
+                ) from None
             raise OSError(
                 e.errno, f"cannot create the lock file ({e.strerror})", str(self.path)
             ) from None
+        kind = kind_of(os.fstat(fd).st_mode)
+        if kind is not None:
+            os.close(fd)
+            raise UnsafeFileError(
+                f"{shown(str(self.path))}: is {kind}, not a lock file; refused (remove it)"
+            )
+        return fd
 
     def _lock(self, fd: int) -> None:
         try:
@@ -97,7 +122,9 @@ class JournalLock:
         if self._fd is None:
             return
         try:
-            os.unlink(self.path)  # still holding the lock: see `acquire`
+            # still holding the lock (see `acquire`); only the file this run locked
+            if os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(self._fd).st_ino:
+                os.unlink(self.path)
         except OSError:
             pass
         os.close(self._fd)

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from captioner.atomic import atomic_write, fsync_dir
+from captioner.atomic import fsync_dir
 from captioner.labeling.journals import Journals, export
 from captioner.labeling.lock import FolderBusyError, JournalLock
+from captioner.labeling.safefiles import MAX_LINE, open_read, read_lines, replaced
 from captioner.labeling.scan import ScanOptions, iter_files
 from captioner.labeling.shards import (
     Shard,
@@ -66,6 +67,8 @@ def merge_labels(
     scan = scan or ScanOptions()
     roots = list(dict.fromkeys(os.path.abspath(os.fspath(f)) for f in folders))
     journals = Journals(roots, out)
+    journals.check_outputs(formats)
+    own = journals.own_outputs()
     result = MergeResult()
     want = _scan_settings(scan)
     for store in journals.stores:
@@ -78,7 +81,7 @@ def merge_labels(
             store.load()  # refuses a file that is not a labels journal; cuts a torn line
             files = [store, *(LabelStore(p, folder_override=store.folder_override) for p in shards)]
             folders_of = journals.folders_of[id(store)]
-            missing = _missing(_index(files), roots, folders_of, scan, n)
+            missing = _missing(_index(files), roots, folders_of, scan, n, own)
             try:
                 if missing:
                     raise ShardsIncomplete(_incomplete(store.path, missing, n))
@@ -90,7 +93,7 @@ def merge_labels(
                 log.info("%s", e)
                 result.waiting.append(str(e))
                 continue
-            _write_merged(store, files, _index(files), roots, folders_of, scan)
+            _write_merged(store, files, _index(files), roots, folders_of, scan, own)
             result.outputs += export(journals, roots, formats, xmp_naming, stores=[store])
             for path in shards:
                 path.unlink(missing_ok=True)
@@ -120,30 +123,25 @@ def _index(files: list[LabelStore]) -> dict[Key, tuple[int, int]]:
     """key -> (file number, byte offset) of its last complete row across `files`."""
     index: dict[Key, tuple[int, int]] = {}
     for i, store in enumerate(files):
-        if not store.path.exists():
-            continue
-        with open(store.path, "rb") as f:
-            offset = 0
-            for line in f:
-                rec = parse_record(line) if line.endswith(b"\n") else None
-                if rec is not None:
-                    index.pop(store.key(rec), None)  # re-insert: the order is the last row's
-                    index[store.key(rec)] = (i, offset)
-                offset += len(line)
+        for _, offset, line in read_lines(store.path):  # bounded; a pipe is refused
+            rec = parse_record(line) if line.endswith(b"\n") else None
+            if rec is not None:
+                index.pop(store.key(rec), None)  # re-insert: the order is the last row's
+                index[store.key(rec)] = (i, offset)
     return index
 
 
-def _walk(roots: list[str], folders: list[str], scan: ScanOptions):
+def _walk(roots: list[str], folders: list[str], scan: ScanOptions, own=None):
     for fi, root in enumerate(roots):
         if root in folders:
-            for rel in iter_files(root, scan):
+            for rel in iter_files(root, scan, own):
                 yield fi, root, rel
 
 
-def _missing(index, roots, folders, scan, n: int) -> Counter:
+def _missing(index, roots, folders, scan, n: int, own=None) -> Counter:
     """Images without a row, per shard."""
     return Counter(
-        shard_of(fi, rel, n) for fi, root, rel in _walk(roots, folders, scan)
+        shard_of(fi, rel, n) for fi, root, rel in _walk(roots, folders, scan, own)
         if (root, rel) not in index
     )  # fmt: skip
 
@@ -159,16 +157,17 @@ def _incomplete(main: Path, missing: Counter, n: int) -> str:
 def _line(handles: list[BinaryIO], where: tuple[int, int]) -> bytes:
     f = handles[where[0]]
     f.seek(where[1])
-    return f.readline()
+    return f.readline(MAX_LINE + 1)
 
 
-def _write_merged(store: LabelStore, files, index, roots, folders, scan) -> None:
+def _write_merged(store: LabelStore, files, index, roots, folders, scan, own=None) -> None:
     with ExitStack() as stack:
-        handles = [
-            stack.enter_context(open(s.path, "rb")) if s.path.exists() else None for s in files
-        ]
-        with atomic_write(store.path, "wb", within=store.path.parent) as out:
-            for _, root, rel in _walk(roots, folders, scan):
+        handles = []
+        for s in files:
+            f = open_read(s.path)
+            handles.append(stack.enter_context(f) if f is not None else None)
+        with replaced(store.path, within=store.path.parent, mode="wb") as out:
+            for _, root, rel in _walk(roots, folders, scan, own):
                 where = index.pop((root, rel), None)
                 if where is not None:
                     out.write(_line(handles, where))

@@ -27,7 +27,7 @@ from captioner.imageio import MAX_PIXELS
 from captioner.labeling.device_decode import decode_on_device
 from captioner.labeling.engine import LabelEngine
 from captioner.labeling.exports import remove_stale_temp_files
-from captioner.labeling.journals import Journals, export
+from captioner.labeling.journals import ExportProblems, Journals, export
 from captioner.labeling.loader import FolderBatches, Key, iter_todo, make_loader
 from captioner.labeling.lock import JournalLock
 from captioner.labeling.merge import merge_labels
@@ -70,6 +70,12 @@ class LabelOptions:
             raise ValueError(f"XMP naming must be one of {NAMINGS}, got {self.xmp_naming!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.out is not None and (
+            not os.fspath(self.out).strip() or Path(self.out).name in ("", ".", "..")
+        ):
+            raise ValueError(
+                f"--out {os.fspath(self.out)!r}: not a file name; give a path such as labels.jsonl"
+            )
         if self.out is not None:
             name = Path(self.out).name.lower()
             if name == "metadata.jsonl" or name.endswith((".csv", ".xmp")):
@@ -91,12 +97,16 @@ class LabelSummary:
     outputs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # the first few error messages
     waiting: list[str] = field(default_factory=list)  # a shard run: why nothing was merged
+    # images labelled whose own output could not be written (a sidecar name too long)
+    export_failed: int = 0
+    export_errors: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
         if self.interrupted:
             return EXIT_INTERRUPTED
-        return EXIT_FAILED if self.failed or self.previously_failed else EXIT_OK
+        failed = self.failed or self.previously_failed or self.export_failed
+        return EXIT_FAILED if failed else EXIT_OK
 
     @property
     def rate(self) -> float:
@@ -114,6 +124,7 @@ def label_folders(
         if not os.path.isdir(root):
             raise NotADirectoryError(f"{root}: no such folder")
     journals = Journals(roots, o.out, o.shard)
+    journals.check_outputs(o.formats)  # a pipe or device at an output name: refused at once
     settings = run_settings(engine, o)
     with ExitStack() as held:
         for store in journals.stores:  # one run per journal; exports written under it too
@@ -162,7 +173,8 @@ def _label_locked(
     skip = {k for k, ok in done.items() if ok or not o.retry_failed}
     summary = LabelSummary()
     todo = 0
-    for fi, rel in iter_todo(roots, o.scan, frozenset(), o.shard):
+    own = journals.own_outputs()  # never labelled, wherever --out puts them
+    for fi, rel in iter_todo(roots, o.scan, frozenset(), o.shard, own):
         summary.total += 1
         state = done.get((roots[fi], rel))
         if state is None or (state is False and o.retry_failed):
@@ -187,6 +199,7 @@ def _label_locked(
         if todo:
             dataset = FolderBatches(
                 roots,
+                own=own,
                 scan=o.scan,
                 skip=skip,
                 spec=engine.spec,
@@ -218,7 +231,9 @@ def _label_locked(
     if o.shard:  # the exports are written once, by the merge
         summary.outputs = [str(s.path) for s in journals.stores if s.path.exists()]
     else:
-        summary.outputs = export(journals, roots, o.formats, o.xmp_naming)
+        problems = ExportProblems()
+        summary.outputs = export(journals, roots, o.formats, o.xmp_naming, problems=problems)
+        summary.export_failed, summary.export_errors = problems.count, problems.errors
     return summary
 
 

@@ -10,8 +10,12 @@ Rules (`ScanOptions`):
   pipes, sockets, devices) that look like images are still yielded, so the labeler records an
   error row for them. Links to folders are followed once: a folder reached twice (a loop, or
   two links to one place) is walked once.
-- the labeler's own outputs (`labels.jsonl`, `labels.csv`, `metadata.jsonl`, sidecars, lock
-  and temporary files) are never candidates, whatever `include` says.
+- the labeler's own outputs (`labels.jsonl`, `labels.csv`, `metadata.jsonl` and the
+  `.orig` copies of foreign ones, sidecars, lock and temporary files) are never candidates,
+  whatever `include` says; nor are the files of `own` (`OwnOutputs`: the run's journal and
+  exports wherever `--out` puts them, whatever their names).
+- folders deeper than PATH_MAX are listed too (opened one level at a time), so the files
+  in them get an error row instead of vanishing from the run.
 
 Entries are sorted by name in each folder, so runs are reproducible; memory holds the
 listings of the folders on the current path only (never the whole tree).
@@ -22,7 +26,8 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from captioner.imageio import IMAGE_EXTENSIONS
@@ -30,6 +35,32 @@ from captioner.imageio import IMAGE_EXTENSIONS
 log = logging.getLogger(__name__)
 
 OWN_OUTPUT_SUFFIXES = (".xmp", ".jsonl", ".csv", ".tmp", ".lock", ".rejected")
+KEPT_FOREIGN = re.compile(r".*\.(jsonl|csv)\.orig\d*")  # metadata.jsonl.orig, labels.csv.orig2
+try:
+    PATH_MAX = os.pathconf("/", "PC_PATH_MAX")
+except (OSError, ValueError, AttributeError):
+    PATH_MAX = 4096
+DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+@dataclass(frozen=True)
+class OwnOutputs:
+    """Files a run writes, never labelled whatever their names (`--out DIR/zz.jpg`): their
+    names, and their paths with links resolved."""
+
+    names: frozenset[str] = frozenset()
+    paths: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, paths: Iterable[str | os.PathLike]) -> OwnOutputs:
+        paths = [os.fspath(p) for p in paths]
+        return cls(
+            frozenset(os.path.basename(p) for p in paths),
+            frozenset(os.path.realpath(p) for p in paths),
+        )
+
+    def __contains__(self, path: str) -> bool:
+        return os.path.basename(path) in self.names and os.path.realpath(path) in self.paths
 
 
 @dataclass
@@ -52,7 +83,7 @@ def is_candidate(rel: str, name: str, options: ScanOptions) -> bool:
     """Whether the file at relative path `rel` (file name `name`) should be labelled."""
     if not options.hidden and name.startswith("."):
         return False
-    if name.lower().endswith(OWN_OUTPUT_SUFFIXES):
+    if name.lower().endswith(OWN_OUTPUT_SUFFIXES) or KEPT_FOREIGN.fullmatch(name.lower()):
         return False
     if options.include:
         chosen = _matches(rel, name, options.include)
@@ -61,13 +92,52 @@ def is_candidate(rel: str, name: str, options: ScanOptions) -> bool:
     return chosen and not _matches(rel, name, options.exclude)
 
 
-def _entries(path: str) -> list[os.DirEntry]:
+Entry = tuple[str, bool, "tuple[int, int] | None"]  # name, is a folder (links followed), id
+
+
+def _open_dir(root: str, rel: str) -> int:
+    """A descriptor of folder `root/rel`; a path too long for one open (PATH_MAX) is
+    opened one folder at a time."""
+    path = os.path.join(root, rel) if rel else root
+    if len(os.fsencode(path)) < PATH_MAX - 1:
+        return os.open(path, DIR_FLAGS)
+    fd = os.open(root, DIR_FLAGS)
     try:
-        with os.scandir(path) as it:
-            return sorted(it, key=lambda e: e.name, reverse=True)  # pop() takes the first
+        for part in rel.split("/"):
+            if part:
+                inner = os.open(part, DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _entries(root: str, rel: str) -> list[Entry]:
+    """The entries of folder `root/rel`, sorted by name, last first (pop() takes the first)."""
+    where = os.path.join(root, rel) if rel else root
+    try:
+        fd = _open_dir(root, rel)
     except OSError as e:
-        log.warning("%s: cannot list folder (%s); skipped", path, e.strerror or e)
+        log.warning("%s: cannot list folder (%s); skipped", where, e.strerror or e)
         return []
+    entries: list[Entry] = []
+    try:
+        with os.scandir(fd) as it:
+            for entry in it:
+                try:
+                    is_dir = entry.is_dir()  # follows links
+                    st = entry.stat() if is_dir else None
+                except OSError:
+                    is_dir, st = False, None
+                entries.append((entry.name, is_dir, (st.st_dev, st.st_ino) if st else None))
+    except OSError as e:
+        log.warning("%s: cannot list folder (%s); skipped", where, e.strerror or e)
+        return []
+    finally:
+        os.close(fd)
+    return sorted(entries, key=lambda e: e[0], reverse=True)
 
 
 def _dir_id(path: str) -> tuple[int, int] | None:
@@ -78,8 +148,11 @@ def _dir_id(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def iter_files(root: str | os.PathLike, options: ScanOptions | None = None) -> Iterator[str]:
-    """Relative POSIX paths of the files to label under `root`, in a stable order."""
+def iter_files(
+    root: str | os.PathLike, options: ScanOptions | None = None, own: OwnOutputs | None = None
+) -> Iterator[str]:
+    """Relative POSIX paths of the files to label under `root`, in a stable order; `own`:
+    the run's output files, never yielded."""
     options = options or ScanOptions()
     root = os.fspath(root)
     if not os.path.isdir(root):
@@ -88,32 +161,28 @@ def iter_files(root: str | os.PathLike, options: ScanOptions | None = None) -> I
     root_id = _dir_id(root)
     if root_id:
         seen.add(root_id)
-    # Depth-first with an explicit stack of (folder path, relative prefix, sorted entries).
-    stack: list[tuple[str, list[os.DirEntry]]] = [("", _entries(root))]
+    # Depth-first with an explicit stack of (relative prefix, sorted entries).
+    stack: list[tuple[str, list[Entry]]] = [("", _entries(root, ""))]
     while stack:
         prefix, entries = stack[-1]
         if not entries:
             stack.pop()
             continue
-        entry = entries.pop()
-        name = entry.name
+        name, is_dir, ident = entries.pop()
         rel = f"{prefix}{name}"
-        try:
-            is_dir = entry.is_dir()  # follows links
-        except OSError:
-            is_dir = False
         if is_dir:
             if not options.recursive or (not options.hidden and name.startswith(".")):
                 continue
             if _matches(rel, name, options.exclude):
                 continue
-            ident = _dir_id(entry.path)
             if ident is None or ident in seen:
                 if ident is not None:
                     log.info("%s: folder already walked (symbolic link loop?); skipped", rel)
                 continue
             seen.add(ident)
-            stack.append((rel + "/", _entries(entry.path)))
+            stack.append((rel + "/", _entries(root, rel)))
             continue
         if is_candidate(rel, name, options):
+            if own is not None and name in own.names and os.path.join(root, rel) in own:
+                continue
             yield rel  # special files too: reading them gives an error row

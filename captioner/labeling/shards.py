@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from captioner.atomic import atomic_write
+from captioner.labeling.safefiles import read_head, replaced
 from captioner.labeling.writers import JournalError
+
+MAX_SETTINGS = 1 << 20
 
 SHARD_RE = r"\.shard-(\d{5})-of-(\d{5})"
 SETTINGS_SUFFIX = ".settings.jsonl"
@@ -88,11 +90,14 @@ def find_shards(main: Path) -> dict[Path, Shard]:
 
 def read_settings(journal: Path) -> dict[str, Any] | None:
     path = settings_path(journal)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
+    try:  # never blocks on a pipe, never reads more than a settings file holds
+        data = read_head(path, MAX_SETTINGS + 1)
+        if data is None:
+            return None
+        if len(data) > MAX_SETTINGS:
+            raise ValueError("larger than 1 MiB")
+        return json.loads(data.decode("utf-8"))
+    except (OSError, ValueError) as e:  # UnsafeFileError (a pipe) is a ValueError too
         raise ShardError(f"{path}: unreadable shard settings ({e}); remove it") from None
 
 
@@ -132,5 +137,5 @@ def check_shards(main: Path, count: int | None, settings: dict[str, Any] | None)
 
 
 def write_settings(journal: Path, settings: dict[str, Any]) -> None:
-    with atomic_write(settings_path(journal), "w") as f:
+    with replaced(settings_path(journal), within=journal.parent) as f:
         f.write(json.dumps(settings, sort_keys=True) + "\n")

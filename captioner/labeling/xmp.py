@@ -4,29 +4,35 @@ The caption goes to `dc:description` (a language alternative, `x-default`) and t
 `dc:subject` (an unordered bag of keywords). Sidecars are named `photo.jpg.xmp`
 (`naming="ext"`: darktable, digiKam) or `photo.xmp` (`naming="stem"`: Lightroom, Bridge).
 The image itself is never touched. A sidecar that another program wrote is never replaced:
-only files carrying `xmp:CreatorTool="captioner"` are rewritten.
+only files carrying `xmp:CreatorTool="captioner"` are rewritten. A sidecar is written only
+inside the labelled folder (not through a link, nor into a linked sub-folder, leading out)
+and only over a regular file; one that cannot be written (a name too long) is reported and
+the others are written.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from captioner.atomic import (
-    TMP_SUFFIX,
-    UnsafePathError,
-    remove_stale,
-    safe_target,
-    write_bytes_atomic,
-)
+from captioner.atomic import TMP_SUFFIX
 from captioner.imageio import IMAGE_EXTENSIONS
+from captioner.labeling.safefiles import (
+    UnsafeFileError,
+    output_path,
+    read_head,
+    removable,
+    shown,
+    write_replacing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +85,15 @@ def render(caption: str | None, tags: Iterable[str] | None) -> str:
 
 def is_ours(path: Path) -> bool:
     try:
-        head = path.read_bytes()[:4096]
-    except OSError:
+        head = read_head(path, 4096) or b""
+    except (OSError, UnsafeFileError):
         return False
     return b'xmp:CreatorTool="captioner"' in head or b"<xmp:CreatorTool>captioner<" in head
+
+
+def _same(path: Path, data: bytes) -> bool:
+    """Whether the regular file at `path` holds exactly `data` (reads at most that much)."""
+    return read_head(path, len(data) + 1) == data
 
 
 @lru_cache(maxsize=8)
@@ -107,7 +118,9 @@ def _stale_sidecar_temps(folder: Path) -> list[Path]:
     except OSError:
         return []
     return [
-        folder / n for n in names if n.startswith(".") and ".xmp." in n and n.endswith(TMP_SUFFIX)
+        folder / n
+        for n in names
+        if n.startswith(".") and ".xmp." in n and n.endswith(TMP_SUFFIX) and removable(folder / n)
     ]
 
 
@@ -117,7 +130,9 @@ class SidecarStats:
     unchanged: int = 0
     foreign: int = 0  # sidecars by another program, left alone
     ambiguous: int = 0  # photo.jpg + photo.png would share photo.xmp: skipped
-    unsafe: int = 0  # a symbolic link at the sidecar's name leads out of the folder: skipped
+    unsafe: int = 0  # a link or linked folder leads out, or a pipe/device at the name: skipped
+    failed: int = 0  # could not be written (a name too long for the file system, ...)
+    errors: list[str] = field(default_factory=list)  # the first few of those, one line each
 
 
 def write_sidecars(records: Iterable[dict[str, Any]], *, naming: str = "ext") -> SidecarStats:
@@ -132,36 +147,15 @@ def write_sidecars(records: Iterable[dict[str, Any]], *, naming: str = "ext") ->
         if not rec.get("caption") and not tags:
             continue
         image = Path(rec["folder"]) / rec["path"]
-        if not image.is_file():
-            continue
-        target = sidecar_path(image, naming)
-        if naming == "stem" and _image_stems(str(image.parent)).get(image.stem, 0) > 1:
-            stats.ambiguous += 1
-            continue
-        if str(image.parent) not in cleaned:
-            cleaned.add(str(image.parent))
-            remove_stale(_stale_sidecar_temps(image.parent))
-        data = render(rec.get("caption"), tags).encode("utf-8")
         try:
-            # a link at the sidecar's name is followed only when it stays in the folder
-            target = safe_target(target, rec["folder"])
-        except UnsafePathError as e:
+            _write_one(rec, image, tags, naming, stats, cleaned)
+        except UnsafeFileError as e:
             log.warning("%s; sidecar skipped", e)
             stats.unsafe += 1
-            continue
-        if target.exists():
-            if not is_ours(target):
-                stats.foreign += 1
-                continue
-            if target.read_bytes() == data:
-                stats.unchanged += 1
-                continue
-        try:
-            write_bytes_atomic(target, data, within=rec["folder"])
         except OSError as e:
-            log.warning("%s: could not write XMP sidecar (%s)", target, e.strerror or e)
-            continue
-        stats.written += 1
+            stats.failed += 1
+            if len(stats.errors) < 10:
+                stats.errors.append(_failure(image, naming, e))
     if stats.foreign:
         log.warning(
             "%d XMP sidecar(s) written by other programs were left unchanged", stats.foreign
@@ -172,4 +166,50 @@ def write_sidecars(records: Iterable[dict[str, Any]], *, naming: str = "ext") ->
             "no photo.xmp written for them; use --xmp-name ext",
             stats.ambiguous,
         )
+    if stats.failed:
+        log.warning("%d XMP sidecar(s) could not be written", stats.failed)
     return stats
+
+
+def _failure(image: Path, naming: str, e: OSError) -> str:
+    name = sidecar_path(image, naming).name
+    if e.errno == errno.ENAMETOOLONG:
+        size = len(os.fsencode(name))
+        return (
+            f"{shown(str(image))}: name too long for its XMP sidecar ({size} bytes with "
+            "'.xmp', over the file system's limit); no sidecar written"
+        )
+    return f"{shown(str(image))}: XMP sidecar not written ({shown(e.strerror or str(e))})"
+
+
+def _write_one(
+    rec: dict[str, Any],
+    image: Path,
+    tags: list[str],
+    naming: str,
+    stats: SidecarStats,
+    cleaned: set[str],
+) -> None:
+    if not image.is_file():
+        return
+    target = sidecar_path(image, naming)
+    if naming == "stem" and _image_stems(str(image.parent)).get(image.stem, 0) > 1:
+        stats.ambiguous += 1
+        return
+    # inside the labelled folder only (no link, no linked sub-folder leading out), and
+    # only over a regular file
+    target = output_path(target, rec["folder"])
+    if str(image.parent) not in cleaned:
+        cleaned.add(str(image.parent))
+        for stale in _stale_sidecar_temps(image.parent):
+            stale.unlink(missing_ok=True)
+    data = render(rec.get("caption"), tags).encode("utf-8")
+    if os.path.lexists(target):
+        if not is_ours(target):
+            stats.foreign += 1
+            return
+        if _same(target, data):
+            stats.unchanged += 1
+            return
+    write_replacing(target, data, within=rec["folder"])
+    stats.written += 1
