@@ -22,7 +22,7 @@ from captioner import checkpoint as ckpt
 from captioner.decoders import CaptionDecoder
 from captioner.decoding import GenerationConfig, SpecialIds, generate
 from captioner.devices import resolve_device
-from captioner.errors import MissingHeadError, ModelNotFoundError
+from captioner.errors import MissingHeadError, ModelNotFoundError, check_batch_size
 from captioner.imageio import load_image
 from captioner.model_card import read_training_data, write_card
 from captioner.sentiment import SentimentModel, encode_texts
@@ -312,6 +312,7 @@ class Captioner:
         return torch.stack(pixels).to(self.device, non_blocking=True)
 
     def _batches(self, images: Any, batch_size: int) -> Iterator[list]:
+        check_batch_size(batch_size)
         items = _as_list(images)
         for i in range(0, len(items), batch_size):
             yield items[i : i + batch_size]
@@ -390,6 +391,7 @@ class Captioner:
     ) -> list[tuple[str, float]]:
         """Texts -> (label, probability) each."""
         self._require("sentiment")
+        check_batch_size(batch_size)
         texts = [texts] if isinstance(texts, str) else list(texts)
         labels = self.sentiment_model.config.labels
         out: list[tuple[str, float]] = []

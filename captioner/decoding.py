@@ -17,6 +17,7 @@ trailing dangling words.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,12 +84,14 @@ class GenerationConfig:
             "method": (self.method in METHODS, f"one of {', '.join(METHODS)}"),
             "beam_size": (self.beam_size >= 1, ">= 1"),
             "max_length": (self.max_length is None or self.max_length >= 1, ">= 1 or None"),
-            "temperature": (self.temperature > 0, "> 0"),
+            "temperature": (0 < self.temperature < math.inf, "> 0 and finite"),
             "top_k": (self.top_k >= 0, ">= 0"),
             "top_p": (0 < self.top_p <= 1, "in (0, 1]"),
             "no_repeat_ngram_size": (self.no_repeat_ngram_size >= 0, ">= 0"),
             "slot_boost": (self.slot_boost >= 0, ">= 0"),
             "slot_min_score": (0 <= self.slot_min_score <= 1, "in [0, 1]"),
+            "length_penalty": (math.isfinite(self.length_penalty), "a finite number"),
+            "seed": (self.seed is None or 0 <= self.seed < 2**64, "in [0, 2**64) or None"),
         }
         for name, (ok, want) in checks.items():
             if not ok:

@@ -23,3 +23,14 @@ class MissingHeadError(CaptionerError, RuntimeError):
 
 class ModelNotFoundError(CaptionerError, FileNotFoundError):
     """No model directory, bundled model or hub repository of that name."""
+
+
+class ArgumentValueError(CaptionerError, ValueError):
+    """An argument value that makes no sense (a batch size of 0, a NaN setting)."""
+
+
+def check_batch_size(batch_size: object) -> int:
+    """`batch_size` when it is an integer >= 1, else `ArgumentValueError`."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ArgumentValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    return batch_size

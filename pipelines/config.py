@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -57,6 +58,31 @@ def opt(
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+def check_ranges(
+    config: Any,
+    *,
+    at_least_1: tuple[str, ...] = (),
+    at_least_0: tuple[str, ...] = (),
+    positive: tuple[str, ...] = (),
+) -> None:
+    """`ValueError` naming the first field of `config` out of its range: the `at_least_1`
+    fields must be >= 1, `at_least_0` >= 0, `positive` > 0, and every float field finite
+    (a NaN or infinite learning rate trains a junk model)."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"--{f.name.replace('_', '-')} must be a finite number, got {value}")
+    for names, ok, rule in (
+        (at_least_1, lambda v: v >= 1, ">= 1"),
+        (at_least_0, lambda v: v >= 0, ">= 0"),
+        (positive, lambda v: v > 0, "> 0"),
+    ):
+        for name in names:
+            value = getattr(config, name)
+            if isinstance(value, (int, float)) and not ok(value):
+                raise ValueError(f"--{name.replace('_', '-')} must be {rule}, got {value}")
 
 
 def _base_type(tp: Any) -> tuple[Any, bool]:

@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from captioner.checkpoint import write_json_atomic
 from captioner.pipelines import runstate
-from captioner.pipelines.config import opt, to_dict
+from captioner.pipelines.config import check_ranges, opt, to_dict
 from captioner.pipelines.optim import amp_settings, build_scheduler, param_groups
 from captioner.pipelines.runstate import (
     DistInfo,
@@ -109,6 +109,18 @@ class TrainConfig:
     keep_checkpoints: int = opt(
         2, "how many epoch checkpoints to keep (2: a damaged last one falls back to the one before)"
     )
+
+    def __post_init__(self) -> None:  # a nonsense value is refused before any work
+        check_ranges(self, at_least_1=_AT_LEAST_1, at_least_0=_AT_LEAST_0, positive=("lr",))
+        if not 0 <= self.seed < 2**64:  # what torch.manual_seed takes
+            raise ValueError(f"--seed must be in [0, 2**64), got {self.seed}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"--min-lr-ratio must be between 0 and 1, got {self.min_lr_ratio}")
+
+
+_AT_LEAST_1 = ("epochs", "batch_size", "step_epochs", "log_every", "keep_checkpoints")
+_AT_LEAST_0 = ("encoder_lr", "weight_decay", "warmup", "gamma", "grad_clip", "num_workers",
+               "threads", "patience", "stop_after", "plot_every")  # fmt: skip
 
 
 @dataclass

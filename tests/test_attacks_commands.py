@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tests_support import tiny_model_dir
 
@@ -197,3 +198,75 @@ def test_publish_keeps_user_files_and_replaces_the_model(tmp_path):
     with pytest.raises(CheckpointError, match="not a model directory"):
         publish_model_dir(new, fake_config)
     assert_untouched(fake_config, files)
+
+
+# ---------------------------------------------------------------- nonsense values
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--epochs", "0"], "--epochs must be >= 1"),
+        (["--epochs", "-1"], "--epochs must be >= 1"),
+        (["--lr", "inf"], "--lr must be a finite number"),
+        (["--lr", "nan"], "--lr must be a finite number"),
+        (["--lr", "0"], "--lr must be > 0"),
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--dropout", "nan"], "--dropout must be a finite number"),
+        (["--seed", str(2**80)], "--seed must be in"),
+    ],
+)
+def test_train_refuses_nonsense_values(flags, needle, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        ["train", "sentiment", "--dataset", "nowhere:x", "--out", str(out), *flags], capsys
+    )
+    assert code == 2 and needle in err, err
+    assert len(err.strip().splitlines()) <= 2, err  # a short usage line and the error
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--length-penalty", "nan"], "finite number"),
+        (["--temperature", "inf"], "finite number"),
+        (["--seed", str(2**80)], "below 2**64"),
+        (["--seed", "-3"], ">= 0"),
+    ],
+)
+def test_decoding_flags_refuse_nonsense(flags, needle, tmp_path, capsys):
+    code, out, err = run_cli(["caption", str(tmp_path / "x.png"), *flags], capsys)
+    assert code == 2 and needle in err and out == "", err
+    assert len(err.strip().splitlines()) == 2 and err.startswith("usage: captioner caption")
+
+
+def test_generation_config_refuses_nonsense():
+    from captioner.decoding import GenerationConfig
+
+    for bad in ({"length_penalty": float("nan")}, {"temperature": float("inf")},
+                {"seed": 2**80}, {"seed": -1}):  # fmt: skip
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            GenerationConfig(**bad)
+
+
+def test_argparse_errors_are_two_lines(capsys):
+    for argv in (["train", "caption", "--no-such-flag"], ["caption"], ["data", "info"],
+                 ["sentiment", "--batch-size", "x"]):  # fmt: skip
+        code, _, err = run_cli(argv, capsys)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 2, err
+        assert lines[0].startswith("usage: captioner") and ": error: " in lines[1]
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 1.5])
+def test_api_batch_size_must_be_positive(batch_size):
+    from tests_support import tiny_captioner
+
+    from captioner.errors import CaptionerError
+
+    model = tiny_captioner()
+    image = np.zeros((8, 8, 3), dtype="uint8")
+    for call in (model.caption, model.describe):  # the tiny model has no tagger
+        with pytest.raises(CaptionerError, match="batch_size must be an integer >= 1"):
+            call([image], batch_size=batch_size)
+    with pytest.raises(CaptionerError, match="batch_size"):
+        model.sentiment(["good"], batch_size=batch_size)

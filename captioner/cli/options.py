@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from typing import Any
 
 from captioner.devices import DEVICE_HELP
@@ -24,9 +25,22 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=32)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """Usage errors in two lines: a short usage naming the positional arguments, and the
+    error (argparse's own usage of a training recipe ran to 40 lines)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        words = []
+        for a in self._get_positional_actions():
+            name = a.metavar if isinstance(a.metavar, str) else a.dest
+            words.append(f"{name} ..." if a.nargs in ("+", "*", argparse.REMAINDER) else name)
+        usage = " ".join([self.prog, "[options]", *words])
+        self.exit(2, f"usage: {usage}  (--help lists the options)\n{self.prog}: error: {message}\n")
+
+
 def parser(prog: str, description: str = "", epilog: str | None = None) -> argparse.ArgumentParser:
     """A parser with the shared formatter and `--quiet` / `--verbose`."""
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=prog, description=description, epilog=epilog, formatter_class=HelpFormatter
     )
     add_verbosity(p)
@@ -126,9 +140,20 @@ EXPORT_MIN_TAG_SCORE = 0.05  # exports leave out tags like "plastic bag 0.0014"
 
 def _number(text: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):  # nan / inf make every comparison downstream meaningless
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def seed_number(text: str) -> int:
+    """argparse type: a random seed, 0 <= N < 2**64 (what torch generators take)."""
+    value = non_negative(text)
+    if value >= 2**64:
+        raise argparse.ArgumentTypeError(f"must be below 2**64, got {value}")
+    return value
 
 
 def _probability(text: str) -> float:
@@ -202,7 +227,7 @@ def add_decoding(
     )
     p.add_argument(
         "--length-penalty",
-        type=float,
+        type=_number,
         metavar="A",
         default=1.0,
         help="beam hypotheses rank by log p / length ** this; 0 = raw log p (default: 1.0)",
@@ -256,7 +281,7 @@ def add_decoding(
     )
     p.add_argument(
         "--seed",
-        type=int,
+        type=seed_number,
         metavar="N",
         default=None,
         help="random seed for sampling (default: none)",
