@@ -182,7 +182,19 @@ def load_model_dir(directory: str | Path) -> tuple[dict, dict[str, torch.Tensor]
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights}: malformed safetensors file ({e})") from None
+    check_finite(tensors, source=weights)
     return config, dequantize_int8(tensors, source=weights)
+
+
+def check_finite(tensors: dict[str, torch.Tensor], *, source: Any) -> None:
+    """A `CheckpointError` naming `source` and the first tensor holding NaN or infinity (a
+    diverged training run): such a model would answer every input with junk."""
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(
+                f"{source}: tensor {name!r} holds NaN or infinite values (a diverged training "
+                "run?); refused"
+            )
 
 
 # int8 storage: a large 2-D weight W is stored as int8 Q with one float32 scale per row under

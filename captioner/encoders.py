@@ -25,9 +25,17 @@ from PIL import Image
 from torch import Tensor, nn
 
 from captioner import efficientnet_lite as lite
+from captioner.errors import CaptionerError
 from captioner.imageio import load_image
 
 log = logging.getLogger(__name__)
+
+DOWNLOAD_TIMEOUT_S = 30  # a weights download that gets no answer fails instead of hanging
+
+
+class EncoderWeightsError(CaptionerError, RuntimeError):
+    """Encoder weights that cannot be had: a download without network, a pickled file."""
+
 
 CACHE_VERSION = "v1"  # bump when preprocessing or feature extraction changes meaning
 WEIGHT_FILE_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
@@ -237,12 +245,22 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"could not read encoder weights {path}: {e}") from e
+        raise ValueError(f"could not read encoder weights {path}: {_one_line(e)}") from None
     if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict) or not all(isinstance(v, Tensor) for v in sd.values()):
         raise ValueError(f"encoder weights {path} is not a state dict of tensors")
     return sd
+
+
+def _one_line(e: Exception) -> str:
+    """torch.load's refusal of a pickle runs to many lines: the gist in one."""
+    text = str(e)
+    if "Weights only load failed" in text:
+        found = [ln.strip() for ln in text.splitlines() if "WeightsUnpickler error" in ln]
+        why = found[0].split("error:", 1)[-1].strip() if found else "not plain tensors"
+        return f"a pickle holding more than tensors ({why}); it is never unpickled"
+    return " ".join(text.split()) or type(e).__name__
 
 
 def _load_file_into(model: nn.Module, path: Path, family: str) -> bool:
@@ -339,15 +357,21 @@ def _build_torchvision(name: str, weights: str | None) -> dict[str, Any]:
         has_head, wid = _load_file_into(model, path, family), _file_id(path)
     else:
         enum = _resolve_enum(name, weights)
+        import socket
+
+        timeout = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # urllib's download waits forever
         try:
             model = builder(weights=enum, progress=False)
         except (OSError, RuntimeError) as e:
-            raise RuntimeError(
-                f"could not get {enum} for encoder {name!r} from {enum.url}: {e}. "
+            raise EncoderWeightsError(
+                f"could not get {enum} for encoder {name!r} from {enum.url}: {_one_line(e)}. "
                 f"Downloading it needs network access (it is then cached under "
                 f"{torch.hub.get_dir()}/checkpoints); offline, pass weights=<local .pth or "
                 ".safetensors file> or weights=None"
-            ) from e
+            ) from None
+        finally:
+            socket.setdefaulttimeout(timeout)
         default, has_head, wid = enum, True, f"torchvision-{enum}"
     backbone, blocks, classifier = _split_torchvision(model, family)
     tf = default.transforms()

@@ -270,3 +270,68 @@ def test_api_batch_size_must_be_positive(batch_size):
             call([image], batch_size=batch_size)
     with pytest.raises(CaptionerError, match="batch_size"):
         model.sentiment(["good"], batch_size=batch_size)
+
+
+# ---------------------------------------------------------------- model files
+def copy_model(src: Path, dst: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(src, dst))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_weights_holding_nan_or_inf_are_refused_at_load(value, model_dir, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    bad = copy_model(model_dir, tmp_path / "diverged")
+    tensors = load_file(str(bad / "model.safetensors"))
+    name = next(k for k in tensors if k.startswith("decoder.") and tensors[k].is_floating_point())
+    tensors[name].view(-1)[0] = value
+    save_file(tensors, str(bad / "model.safetensors"))
+    code, _, err = run_cli(["sentiment", "--model", str(bad), "good"], capsys)
+    one_line_error(code, err, "model.safetensors", name, "NaN or infinite")
+    code, _, err = run_cli(["caption", "--model", str(bad), str(tmp_path / "x.png")], capsys)
+    one_line_error(code, err, "model.safetensors", "NaN or infinite")
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_pickled_encoder_weights_are_refused_in_one_line(tmp_path):
+    import pickle
+
+    from captioner.encoders import build_encoder
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "ran"),))
+
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(pickle.dumps({"conv1.weight": Payload()}))
+    with pytest.raises(ValueError) as info:
+        build_encoder("resnet18", weights=str(weights))
+    message = str(info.value)
+    assert "\n" not in message and "weights.pth" in message and "never unpickled" in message
+    assert not (tmp_path / "ran").exists()
+
+
+def test_encoder_needing_a_download_offline_is_one_line(model_dir, tmp_path, capsys, monkeypatch):
+    import json
+    import urllib.error
+
+    import torch.hub
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    from safetensors.torch import load_file, save_file
+
+    needs = copy_model(model_dir, tmp_path / "needs-download")
+    tensors = load_file(str(needs / "model.safetensors"))
+    save_file({k: v for k, v in tensors.items() if not k.startswith("encoder.")},
+              str(needs / "model.safetensors"))  # fmt: skip
+    config = json.loads((needs / "config.json").read_text())
+    config["encoder"]["weights"] = "IMAGENET1K_V1"
+    (needs / "config.json").write_text(json.dumps(config))
+    code, _, err = run_cli(["caption", "--model", str(needs), str(tmp_path / "x.png")], capsys)
+    one_line_error(code, err, "IMAGENET1K_V1", "network")
