@@ -53,6 +53,14 @@ class DecoderConfig:
     attention: str = "soft"
     dropout: float = 0.3
     tie_weights: bool = False
+    # Concepts (captioner.concepts): with num_concepts > 0 the decoder also reads the caption
+    # words the tagger sees. It holds a copy of the ImageNet tagger (num_classes outputs) and
+    # which classes name which concept, so `start(grid, pooled)` finds a photo's concepts on
+    # its own; training passes them explicitly (text-only captions have no photo).
+    num_concepts: int = 0
+    num_classes: int = 1000
+    concept_top_k: int = 5
+    concept_threshold: float = 0.1
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -64,6 +72,8 @@ class DecoderConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.num_concepts < 0 or (self.num_concepts and self.concept_top_k <= 0):
+            raise ValueError("num_concepts must be >= 0 and concept_top_k positive")
 
 
 class SoftAttention(nn.Module):
@@ -112,6 +122,15 @@ class CaptionDecoder(nn.Module):
             self.attend = self.gate = None
             self.inject = nn.Linear(c.feature_dim, c.embed_dim)
         input_dim = c.embed_dim + (c.feature_dim if c.attention == "soft" else c.embed_dim)
+        if c.num_concepts:
+            self.tagger = nn.Linear(c.feature_dim, c.num_classes).requires_grad_(False)
+            self.register_buffer("concept_classes", torch.zeros(c.num_classes, c.num_concepts))
+            self.register_buffer("concept_ids", torch.zeros(c.num_concepts, dtype=torch.long))
+            self.concept_init = nn.Linear(c.embed_dim, c.hidden_dim)
+            self.copy = nn.Linear(c.hidden_dim, 1)  # how much each step copies a concept
+            input_dim += c.embed_dim
+        else:
+            self.tagger = self.concept_init = self.copy = None
         cell_cls = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}[c.cell]
         self.rnn = cell_cls(input_dim, c.hidden_dim)
         self.drop = nn.Dropout(c.dropout)
@@ -123,27 +142,55 @@ class CaptionDecoder(nn.Module):
             self.pre_out = None
             self.out = nn.Linear(c.hidden_dim, c.vocab_size)
 
-    def init_state(self, grid: Tensor, pooled: Tensor) -> State:
+    def concepts(self, pooled: Tensor) -> tuple[Tensor, Tensor]:
+        """A photo's concepts from its pooled features (B, C): vocabulary ids (B, K) and
+        weights (B, K), the summed tagger probability of each concept's classes, most
+        probable first; concepts under `concept_threshold` get weight 0."""
+        c = self.config
+        probs = torch.softmax(self.tagger(pooled.float()), dim=-1)  # (B, classes)
+        scores = probs @ self.concept_classes.float()  # (B, num_concepts)
+        weights, idx = scores.topk(min(c.concept_top_k, c.num_concepts), dim=1)
+        weights = torch.where(weights >= c.concept_threshold, weights, torch.zeros_like(weights))
+        return self.concept_ids[idx], weights
+
+    def init_state(self, grid: Tensor, pooled: Tensor, context: Context | None = None) -> State:
         """grid (B, N, C), pooled (B, C) -> the per-row state before the first word."""
         mean = grid.mean(dim=1) if self.config.attention == "soft" else pooled  # (B, C)
-        state: State = {"h": torch.tanh(self.init_h(mean))}
-        if self.init_c is not None:
-            state["c"] = torch.tanh(self.init_c(mean))
+        h, c = self.init_h(mean), self.init_c(mean) if self.init_c is not None else None
+        if context is not None and "concept" in context:
+            extra = self.concept_init(context["concept"])  # (B, H)
+            h = h + extra
+            c = c + extra if c is not None else None
+        state: State = {"h": torch.tanh(h)}
+        if c is not None:
+            state["c"] = torch.tanh(c)
         return state
 
-    def context(self, grid: Tensor, pooled: Tensor) -> Context:
+    def context(
+        self, grid: Tensor, pooled: Tensor, concepts: tuple[Tensor, Tensor] | None = None
+    ) -> Context:
         """The per-image tensors every step reads: grid (B, N, C) and its attention keys, or
-        the injected image vector (B, E). Computed once per image, shared by its rows."""
+        the injected image vector (B, E); with concepts their ids, weights (B, K) and
+        weighted mean embedding (B, E). Computed once per image, shared by its rows."""
         if self.config.attention == "soft":
-            return {"grid": grid, "keys2": self.attend.keys2(grid)}
-        return {"image": self.inject(pooled)}
+            ctx = {"grid": grid, "keys2": self.attend.keys2(grid)}
+        else:
+            ctx = {"image": self.inject(pooled)}
+        if self.config.num_concepts:
+            ids, weights = concepts if concepts is not None else self.concepts(pooled)
+            weights = weights.to(grid.dtype)
+            ctx["concept_ids"], ctx["concept_weights"] = ids, weights
+            ctx["concept"] = (self.embed(ids) * weights[..., None]).sum(1)  # (B, E)
+        return ctx
 
-    def start(self, grid: Tensor, pooled: Tensor) -> tuple[StepFn, State]:
+    def start(
+        self, grid: Tensor, pooled: Tensor, concepts: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[StepFn, State]:
         """`step(tokens, state)` bound to these images' context, and the first state: what
-        the searches in `captioner.decoding` take."""
-        return functools.partial(self.step, context=self.context(grid, pooled)), self.init_state(
-            grid, pooled
-        )
+        the searches in `captioner.decoding` take. `concepts` (ids, weights), each (B, K),
+        replace the ones the decoder's tagger finds (training on text-only captions)."""
+        context = self.context(grid, pooled, concepts)
+        return functools.partial(self.step, context=context), self.init_state(grid, pooled, context)
 
     def step(
         self, tokens: Tensor, state: State, context: Context
@@ -161,6 +208,9 @@ class CaptionDecoder(nn.Module):
             k = tokens.size(0) // image.size(0)
             x = torch.cat([x.view(image.size(0), k, -1), image[:, None].expand(-1, k, -1)], -1)
             x = x.view(tokens.size(0), -1)  # (R, 2E)
+        concept = context.get("concept")
+        if concept is not None:  # (B, E) -> one row per beam / sample
+            x = torch.cat([x, _rows(concept, tokens.size(0))], dim=-1)
         if self.config.cell == "lstm":
             h, c = self.rnn(x, (h, state["c"]))
             new = {"h": h, "c": c}
@@ -169,15 +219,24 @@ class CaptionDecoder(nn.Module):
         out = self.drop(new["h"])
         if self.pre_out is not None:
             out = self.pre_out(out)
-        return self.out(out), new, alpha
+        logits = self.out(out)
+        if concept is not None:  # copy: a learned, per-step bonus for the concept words
+            r = tokens.size(0)
+            bonus = self.copy(new["h"]) * _rows(context["concept_weights"], r)  # (R, K)
+            logits = logits.scatter_add(1, _rows(context["concept_ids"], r), bonus)
+        return logits, new, alpha
 
     def forward(
-        self, grid: Tensor, pooled: Tensor, captions: Tensor
+        self,
+        grid: Tensor,
+        pooled: Tensor,
+        captions: Tensor,
+        concepts: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Teacher forcing. captions (B, T) start with <start>; returns logits (B, T-1, V)
         predicting captions[:, 1:], and attention weights (B, T-1, N) or None.
         Padding positions are masked by the loss (see `caption_loss`)."""
-        step, state = self.start(grid, pooled)
+        step, state = self.start(grid, pooled, concepts)
         logits, alphas = [], []
         for t in range(captions.size(1) - 1):
             step_logits, state, alpha = step(captions[:, t], state)
@@ -185,6 +244,14 @@ class CaptionDecoder(nn.Module):
             if alpha is not None:
                 alphas.append(alpha)
         return torch.stack(logits, 1), (torch.stack(alphas, 1) if alphas else None)
+
+
+def _rows(per_image: Tensor, rows: int) -> Tensor:
+    """(B, ...) per-image tensor -> (R, ...) with R = B*K rows grouped by image."""
+    b = per_image.size(0)
+    if rows == b:
+        return per_image
+    return per_image.repeat_interleave(rows // b, dim=0)
 
 
 def caption_loss(

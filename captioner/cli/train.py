@@ -2,6 +2,7 @@
 
     captioner train caption    --dataset scenes --out models/scenes
     captioner train scst       --init models/scenes --dataset scenes --out models/scenes-scst
+    captioner train everyday   --out models/everyday --epochs 8
     captioner train recognizer --dataset ... --out ...
     captioner train sentiment  --dataset uci-sentiment --out ...
     captioner train translate  --dataset multi30k:DIR --src en --tgt de --out ...
@@ -28,6 +29,11 @@ RECIPES: dict[str, tuple[str, str, str]] = {
         "captioner.pipelines.train_scst",
         "ScstTrainConfig",
         "self-critical (CIDEr-D) fine-tuning of a trained captioner",
+    ),
+    "everyday": (
+        "captioner.pipelines.train_everyday",
+        "EverydayConfig",
+        "concept-bridged captioner: Flickr8k photos + 185k text-only captions",
     ),
     "recognizer": (
         "captioner.pipelines.train_recognizer",

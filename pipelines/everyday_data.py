@@ -1,0 +1,242 @@
+"""The data of the everyday-photo recipe (`captioner.pipelines.train_everyday`).
+
+- `TextCorpus`: the text-only captions (COCO val2017, Flickr30k, Conceptual Captions), read
+  from `../shared/data` or given folders.
+- `encode_bank(model, paths)`: grid features (float16), pooled features and the photo's
+  concepts, through the same `Captioner` preprocessing and encoder inference uses.
+- `pair_captions(...)`: every text-only caption gets a stand-in photo from the bank: the photo
+  whose tagger concepts best cover the caption's concepts, ties broken by how much its own
+  captions share the caption's words (TF-IDF), drawn among the best few (unpaired captioning
+  through a concept detector, in the spirit of Feng et al. 2019).
+- `EverydayRows`: the training rows, photo captions and paired text-only captions alike, each
+  with the concepts the decoder reads (a text row's are the concepts its caption mentions,
+  some dropped, with the paired photo's own tagger concepts as distractors).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from captioner.concepts import ConceptSet
+from captioner.text import Vocabulary, tokenize
+
+log = logging.getLogger(__name__)
+
+TEXT_SOURCES = {
+    "coco": "coco/val2017_text.jsonl",
+    "flickr30k": "flickr30k_text/captions.jsonl",
+    "cc": "cc_val/captions.txt",
+}
+
+
+def read_text_captions(path: str | Path) -> list[str]:
+    """Captions of a text-only corpus file: JSON lines with a `captions` list (COCO val2017
+    text, Flickr30k) or plain text, one caption a line (Conceptual Captions)."""
+    path = Path(path)
+    out: list[str] = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            if line.startswith("{"):
+                try:
+                    caps = json.loads(line)["captions"]
+                except (ValueError, KeyError, TypeError):
+                    raise ValueError(
+                        f"{path}:{n}: expected a JSON object with 'captions'"
+                    ) from None
+                out.extend(str(c).strip() for c in caps if str(c).strip())
+            else:
+                out.append(line)
+    return out
+
+
+@dataclass
+class Bank:
+    """Photos with their features: grid (P, N, C) float16, pooled (P, C), concepts per photo
+    as (concept word, score) lists, and the photos' own captions ([] for unlabeled ones)."""
+
+    paths: list[str]
+    grid: Tensor
+    pooled: Tensor
+    concepts: list[list[tuple[str, float]]]
+    captions: list[list[str]]
+
+
+@torch.inference_mode()
+def encode_bank(
+    model, paths: list[str], concept_set: ConceptSet, captions: list[list[str]] | None = None,
+    *, batch_size: int = 32, top_k: int = 5, threshold: float = 0.1, desc: str = "photos",
+) -> Bank:  # fmt: skip
+    """Encode `paths` with `model` (a `Captioner`) exactly as inference does."""
+    from captioner.progress import progress_bar
+
+    grids, pooleds, concepts = [], [], []
+    bar = progress_bar(total=len(paths), desc=f"{desc} features", unit="img")
+    for i in range(0, len(paths), batch_size):
+        batch = paths[i : i + batch_size]
+        grid, pooled = model.encoder(model.preprocess(batch))
+        probs = model.recognizer.probabilities(pooled)
+        concepts.extend(concept_set.from_probs(probs, top_k=top_k, threshold=threshold))
+        grids.append(grid.to(torch.float16).cpu())
+        pooleds.append(pooled.float().cpu())
+        bar.update(len(batch))
+    bar.close()
+    caps = captions if captions is not None else [[] for _ in paths]
+    return Bank(list(paths), torch.cat(grids), torch.cat(pooleds), concepts, caps)
+
+
+def _tfidf(docs: list[list[str]], vocab: dict[str, int], idf: np.ndarray):
+    from scipy import sparse
+
+    rows, cols, vals = [], [], []
+    for r, doc in enumerate(docs):
+        counts = Counter(vocab[t] for t in doc if t in vocab)
+        norm = math.sqrt(sum((c * idf[i]) ** 2 for i, c in counts.items())) or 1.0
+        for i, c in counts.items():
+            rows.append(r)
+            cols.append(i)
+            vals.append(c * idf[i] / norm)
+    return sparse.csr_matrix((vals, (rows, cols)), shape=(len(docs), len(vocab)), dtype=np.float32)
+
+
+def pair_captions(
+    texts_tokens: list[list[str]],
+    text_concepts: list[list[str]],
+    bank: Bank,
+    concept_set: ConceptSet,
+    *,
+    candidates: int = 5,
+    chunk: int = 4096,
+) -> np.ndarray:
+    """(T, candidates) bank indices for each text caption, best first: concept coverage
+    (the summed tagger score of the caption's concepts in the photo) plus 0.5 x the TF-IDF
+    cosine between the caption and the photo's own captions and concepts."""
+    from scipy import sparse
+
+    cindex = concept_set.index
+    words = Counter(t for toks in texts_tokens for t in set(toks))
+    vocab = {w: i for i, w in enumerate(sorted(words))}
+    idf = np.array([math.log(len(texts_tokens) / words[w]) + 1.0 for w in sorted(words)])
+    photo_docs = [
+        [t for c in caps for t in tokenize(c)] + [w for w, _ in found]
+        for caps, found in zip(bank.captions, bank.concepts)
+    ]
+    docs = _tfidf(photo_docs, vocab, idf).T.tocsc()  # (V, P)
+    pc = np.zeros((len(cindex), len(bank.paths)), dtype=np.float32)  # concept score per photo
+    for p, found in enumerate(bank.concepts):
+        for w, s in found:
+            pc[cindex[w], p] = s
+    out = np.zeros((len(texts_tokens), candidates), dtype=np.int64)
+    for start in range(0, len(texts_tokens), chunk):
+        toks = texts_tokens[start : start + chunk]
+        q = _tfidf(toks, vocab, idf)
+        score = np.asarray((q @ docs).todense()) * 0.5  # (n, P)
+        rows, cols = [], []
+        for r, cs in enumerate(text_concepts[start : start + chunk]):
+            for w in cs:
+                rows.append(r)
+                cols.append(cindex[w])
+        qc = sparse.csr_matrix(
+            (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(toks), len(cindex))
+        )
+        score += np.asarray(qc @ pc)
+        top = torch.from_numpy(score).topk(candidates, dim=1).indices.numpy()
+        out[start : start + len(toks)] = top
+    return out
+
+
+@dataclass
+class Row:
+    photo: int  # bank index
+    ids: list[int]  # caption token ids with <start> / <end>
+    concepts: list[str] | None  # a text row's mentioned concepts; None: the photo's own
+    candidates: tuple[int, ...] = ()  # a text row's stand-in photos (one drawn per epoch)
+
+
+class EverydayRows(Dataset):
+    """Training rows: all photo rows every epoch plus `text_per_epoch` text rows, a different
+    slice each epoch (`set_epoch`). An item is the photo's grid, the caption ids and the
+    concepts (vocabulary ids and weights, `top_k` of them, most confident first)."""
+
+    def __init__(
+        self,
+        bank: Bank,
+        photo_rows: list[Row],
+        text_rows: list[Row],
+        vocab: Vocabulary,
+        *,
+        text_per_epoch: int,
+        top_k: int = 5,
+        drop: float = 0.2,
+        seed: int = 0,
+    ):
+        self.bank, self.photo_rows, self.text_rows = bank, photo_rows, text_rows
+        self.vocab, self.top_k, self.drop, self.seed = vocab, top_k, drop, seed
+        self.text_per_epoch = min(text_per_epoch, len(text_rows))
+        self.order = list(range(len(text_rows)))
+        random.Random(seed).shuffle(self.order)
+        self.epoch = 1
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.photo_rows) + self.text_per_epoch
+
+    def row(self, i: int) -> Row:
+        if i < len(self.photo_rows):
+            return self.photo_rows[i]
+        k = (self.epoch - 1) * self.text_per_epoch + (i - len(self.photo_rows))
+        return self.text_rows[self.order[k % len(self.text_rows)]]
+
+    def concepts_of(self, row: Row, photo: int, rng: random.Random) -> list[tuple[str, float]]:
+        own = self.bank.concepts[photo]
+        if row.concepts is None:
+            return own
+        scores = dict(own)
+        chosen = [
+            (w, scores.get(w) or rng.uniform(0.15, 0.95))
+            for w in row.concepts
+            if rng.random() >= self.drop
+        ]
+        taken = {w for w, _ in chosen}
+        chosen += [(w, s) for w, s in own if w not in taken]  # the photo's real tags
+        return sorted(chosen, key=lambda ws: -ws[1])[: self.top_k]
+
+    def __getitem__(self, i: int):
+        row = self.row(i)
+        rng = random.Random(hash((self.seed, self.epoch, i)))
+        photo = rng.choice(row.candidates) if row.candidates else row.photo
+        found = self.concepts_of(row, photo, rng)
+        ids = torch.zeros(self.top_k, dtype=torch.long)
+        weights = torch.zeros(self.top_k)
+        for k, (w, s) in enumerate(found):
+            ids[k], weights[k] = self.vocab.stoi.get(w, self.vocab.unk_id), s
+        return self.bank.grid[photo], torch.tensor(row.ids), ids, weights
+
+
+def collate(items, pad_id: int = 0) -> dict[str, Tensor]:
+    grids, caps, ids, weights = zip(*items)
+    length = max(len(c) for c in caps)
+    captions = torch.full((len(caps), length), pad_id, dtype=torch.long)
+    for r, c in enumerate(caps):
+        captions[r, : len(c)] = c
+    return {
+        "grid": torch.stack(grids),
+        "captions": captions,
+        "concept_ids": torch.stack(ids),
+        "concept_weights": torch.stack(weights),
+    }

@@ -1,0 +1,320 @@
+"""Everyday photos: a caption decoder that learns its language from every caption we have,
+bridged to images by the tagger's concepts.
+
+    captioner train everyday --out runs/everyday --epochs 8
+    python -m captioner.pipelines.train_everyday --out runs/everyday --resume
+
+Flickr8k has 40k captions with photos; the text-only corpora beside it (COCO val2017 text,
+Flickr30k, Conceptual Captions: `../shared/data`) hold 185k more about the everyday world
+(cats on sofas, pizzas, buses, giraffes) that Flickr8k never shows. The ImageNet tagger knows
+that world; concepts (`captioner.concepts`) are the bridge:
+
+1. Photos (Flickr8k train and the unlabeled COCO photos) are encoded once, exactly as
+   inference does, and their concepts read off the tagger.
+2. Every text-only caption that mentions a concept gets a stand-in photo: the bank photo whose
+   concepts best cover the caption's (`everyday_data.pair_captions`), one of the best few
+   drawn per epoch.
+3. The decoder (`DecoderConfig.num_concepts`) reads the image grid and the concepts; a learned
+   copy gate lets it say a concept word the tagger saw. A text row's concepts are the ones
+   its caption mentions (some dropped) plus the stand-in photo's real tagger concepts.
+4. It starts from the `--init` model's decoder (the bundled default), the concept paths at
+   zero, so epoch 0 is the old model; every epoch adds a new slice of text rows, scores the
+   COCO dev photos (CIDEr-D and main object named) and Flickr8k dev, and keeps the best.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from captioner.concepts import ConceptSet, build_concept_set
+from captioner.decoders import CaptionDecoder, caption_loss
+from captioner.pipelines import everyday_data as ed
+from captioner.pipelines.config import opt, run_recipe, to_dict
+from captioner.pipelines.engine import TrainConfig, Trainer, param_groups, setup
+from captioner.text import Vocabulary, tokenize
+
+log = logging.getLogger("captioner.pipelines.train_everyday")  # also under python -m
+
+
+@dataclass
+class EverydayConfig(TrainConfig):
+    out: str = opt("", "output model directory (run files go to OUT/run/)", required=True)
+    data: str = opt("../shared/data", "folder with flickr8k/, coco/, flickr30k_text/, cc_val/")
+    init: str = opt("default", "model whose encoder, tagger, sentiment and decoder start the run")
+    sources: str = opt("coco,flickr30k,cc", "text-only corpora to use (comma-separated)")
+    min_count: int = opt(8, "keep words seen at least this often in all captions")
+    concept_min_count: int = opt(20, "concept words: seen at least this often in captions")
+    max_length: int = opt(20, "longest caption in words")
+    text_per_epoch: int = opt(60000, "text-only rows per epoch (a new slice each epoch)")
+    concept_drop: float = opt(0.2, "drop each mentioned concept of a text row with this chance")
+    concept_top_k: int = opt(5, "concepts the decoder reads per photo")
+    concept_threshold: float = opt(0.1, "least summed tagger probability of a concept")
+    candidates: int = opt(5, "stand-in photos per text caption (one drawn per epoch)")
+    dropout: float = opt(0.5, "dropout before the output layer")
+    alpha_c: float = opt(1.0, "doubly stochastic attention regulariser weight")
+    label_smoothing: float = opt(0.1, "label smoothing of the word loss")
+    beam_size: int = opt(3, "validation beam")
+    flickr_eval: int = opt(250, "Flickr8k dev photos scored each epoch (0 = none)")
+    monitor: str = opt("score", "validation score that selects the best model")
+    name: str = opt("everyday", "model name stored in config.json")
+    limit: int | None = opt(None, "use only the first N photos of each set (smoke tests)")
+    text_limit: int | None = opt(None, "use only the first N captions of each text corpus")
+
+
+# ---------------------------------------------------------------------------- data
+def flickr8k_split(root: Path, split: str) -> tuple[list[str], list[list[str]]]:
+    """Image paths and their captions for a Flickr8k split ("train" / "dev" / "test")."""
+    names = (root / f"Flickr_8k.{split}Images.txt").read_text().split()
+    caps: dict[str, list[str]] = {}
+    for line in (root / "Flickr8k.token.txt").read_text(encoding="utf-8").splitlines():
+        if "\t" in line:
+            key, text = line.split("\t", 1)
+            caps.setdefault(key.split("#")[0], []).append(text.strip())
+    folder = next((root / d for d in ("Flicker8k_Dataset", "Images") if (root / d).is_dir()), root)
+    names = [n for n in names if n in caps and (folder / n).is_file()]
+    return [str(folder / n) for n in names], [caps[n] for n in names]
+
+
+def coco_dev(root: Path) -> tuple[list[str], list[list[str]]]:
+    import json
+
+    data = json.loads((root / "coco" / "dev_captions.json").read_text(encoding="utf-8"))
+    caps: dict[int, list[str]] = {}
+    for a in data["annotations"]:
+        caps.setdefault(a["image_id"], []).append(a["caption"].strip())
+    images = sorted(data["images"], key=lambda im: im["id"])
+    folder = root / "coco" / "dev_images"
+    return [str(folder / im["file_name"]) for im in images], [caps[im["id"]] for im in images]
+
+
+def unlabeled_coco(root: Path) -> list[str]:
+    folder = root / "coco" / "unlabeled_images"
+    return sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
+
+
+@dataclass
+class Prepared:
+    vocab: Vocabulary
+    concept_set: ConceptSet
+    bank: ed.Bank
+    rows: ed.EverydayRows
+    val: dict[str, tuple[Tensor, list[list[str]]]]  # name -> (grids, references)
+
+
+def _find_flickr8k(root: Path) -> Path:
+    return root / "flickr8k"
+
+
+def prepare(cfg: EverydayConfig, model) -> Prepared:
+    """Read every corpus, choose vocabulary and concepts, encode the photos, pair the texts
+    (about 10 minutes on two CPU cores; a resumed run does it again, deterministically)."""
+    root = Path(cfg.data).expanduser()
+    f8k = _find_flickr8k(root)
+    train_paths, train_caps = flickr8k_split(f8k, "train")
+    if cfg.limit:
+        train_paths, train_caps = train_paths[: cfg.limit], train_caps[: cfg.limit]
+    texts: list[str] = []
+    for source in [s.strip() for s in cfg.sources.split(",") if s.strip()]:
+        texts += ed.read_text_captions(root / ed.TEXT_SOURCES[source])[: cfg.text_limit or None]
+    log.info("%d Flickr8k train photos, %d text-only captions", len(train_paths), len(texts))
+    text_tokens = [tokenize(t) for t in texts]
+    photo_tokens = [[tokenize(c) for c in caps] for caps in train_caps]
+    counts = Counter(t for toks in text_tokens for t in toks)
+    counts.update(t for caps in photo_tokens for toks in caps for t in toks)
+    concept_set = build_concept_set(counts, min_count=cfg.concept_min_count)
+    kept = sorted(
+        (t for t, c in counts.items() if c >= cfg.min_count), key=lambda t: (-counts[t], t)
+    )
+    kept += [w for w in concept_set.words if w not in set(kept)]
+    vocab = Vocabulary(["<pad>", "<start>", "<end>", "<unk>", *kept])
+    log.info("vocabulary %d words, %d concepts", len(vocab), len(concept_set.words))
+
+    coco_paths = unlabeled_coco(root)[: cfg.limit or None]
+    kw = {"top_k": cfg.concept_top_k, "threshold": cfg.concept_threshold}
+    bank = ed.encode_bank(model, train_paths + coco_paths, concept_set,
+                          train_caps + [[] for _ in coco_paths], desc="bank", **kw)  # fmt: skip
+    hyper = concept_set.hypernyms()
+    text_concepts = [concept_set.from_text(toks, hyper) for toks in text_tokens]
+    keep = [i for i, cs in enumerate(text_concepts) if cs and len(text_tokens[i]) <= cfg.max_length]
+    log.info("%d text-only captions mention a concept and are paired with a photo", len(keep))
+    cands = ed.pair_captions([text_tokens[i] for i in keep], [text_concepts[i] for i in keep],
+                             bank, concept_set, candidates=cfg.candidates)  # fmt: skip
+    photo_rows = [
+        ed.Row(p, vocab.encode(toks), None)
+        for p, caps in enumerate(photo_tokens)
+        for toks in caps
+        if len(toks) <= cfg.max_length
+    ]
+    text_rows = [
+        ed.Row(int(c[0]), vocab.encode(text_tokens[i]), text_concepts[i], tuple(int(x) for x in c))
+        for i, c in zip(keep, cands)
+    ]
+    rows = ed.EverydayRows(bank, photo_rows, text_rows, vocab, text_per_epoch=cfg.text_per_epoch,
+                           top_k=cfg.concept_top_k, drop=cfg.concept_drop, seed=cfg.seed)  # fmt: skip
+    val = {}
+    dev_paths, dev_caps = coco_dev(root)
+    dev_paths, dev_caps = dev_paths[: cfg.limit or None], dev_caps[: cfg.limit or None]
+    val["coco"] = (
+        ed.encode_bank(model, dev_paths, concept_set, desc="coco dev", **kw).grid,
+        dev_caps,
+    )
+    if cfg.flickr_eval:
+        paths, caps = flickr8k_split(f8k, "dev")
+        paths, caps = paths[: cfg.flickr_eval], caps[: cfg.flickr_eval]
+        val["flickr8k"] = (
+            ed.encode_bank(model, paths, concept_set, desc="flickr8k dev", **kw).grid,
+            caps,
+        )
+    return Prepared(vocab, concept_set, bank, rows, val)
+
+
+# ---------------------------------------------------------------------------- model
+def build_decoder(cfg: EverydayConfig, init: CaptionDecoder, init_vocab: Vocabulary,
+                  vocab: Vocabulary, concept_set: ConceptSet, tagger: nn.Linear) -> CaptionDecoder:  # fmt: skip
+    """A concept decoder with `vocab`, started from `init` (a decoder without concepts): the
+    shared words' embeddings and output rows, every recurrent / attention weight, the new
+    input columns and the concept paths at zero; the tagger copied from the model's."""
+    old = init.config
+    config = dataclasses.replace(
+        old, vocab_size=len(vocab), dropout=cfg.dropout, num_concepts=len(concept_set.words),
+        num_classes=tagger.out_features, concept_top_k=cfg.concept_top_k,
+        concept_threshold=cfg.concept_threshold,
+    )  # fmt: skip
+    new = CaptionDecoder(config)
+    src, dst = init.state_dict(), new.state_dict()
+    with torch.no_grad():
+        shared = [(vocab.stoi[t], i) for i, t in enumerate(init_vocab.itos) if t in vocab.stoi]
+        to, frm = torch.tensor([a for a, _ in shared]), torch.tensor([b for _, b in shared])
+        for name in ("embed.weight", "out.weight", "out.bias"):
+            dst[name][to] = src[name][frm].to(dst[name].dtype)
+        for name, tensor in src.items():
+            if name in ("embed.weight", "out.weight", "out.bias"):
+                continue
+            if name == "rnn.weight_ih":  # new concept columns at the end start at zero
+                dst[name].zero_()
+                dst[name][:, : tensor.size(1)] = tensor
+            elif name in dst and dst[name].shape == tensor.shape:
+                dst[name].copy_(tensor)
+        for name in ("concept_init.weight", "concept_init.bias", "copy.weight", "copy.bias"):
+            dst[name].zero_()
+        dst["tagger.weight"].copy_(tagger.weight)
+        dst["tagger.bias"].copy_(tagger.bias)
+        dst["concept_classes"].copy_(concept_set.matrix(tagger.out_features))
+        dst["concept_ids"].copy_(torch.tensor([vocab.stoi[w] for w in concept_set.words]))
+    new.load_state_dict(dst)
+    new.tagger.requires_grad_(False)
+    return new
+
+
+class EverydayModel(nn.Module):
+    def __init__(self, decoder: CaptionDecoder):
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, batch: dict[str, Tensor]):
+        grid = batch["grid"].float()
+        concepts = (batch["concept_ids"], batch["concept_weights"])
+        return self.decoder(grid, grid.mean(dim=1), batch["captions"], concepts)
+
+
+def _tagger(model) -> nn.Linear:
+    linears = [m for m in model.recognizer.modules() if isinstance(m, nn.Linear)]
+    if len(linears) != 1:
+        raise SystemExit("train everyday: --init's tagger must be one linear layer")
+    return linears[0]
+
+
+# ---------------------------------------------------------------------------- validation
+def validate(prep: Prepared, decoder: CaptionDecoder, cfg: EverydayConfig, device) -> dict:
+    from captioner.metrics.objects import main_object_named
+    from captioner.pipelines.evaluate import caption_scores, decode_grids
+
+    scores: dict[str, float] = {}
+    for name, (grids, refs) in prep.val.items():
+        hyps = decode_grids(decoder, prep.vocab, grids, beam_size=cfg.beam_size,
+                            max_length=cfg.max_length, no_repeat_ngram_size=3,
+                            device=device)  # fmt: skip
+        s = caption_scores(refs, hyps, meteor=False)
+        scores[f"{name}_CIDEr-D"] = s["CIDEr-D"]
+        scores[f"{name}_BLEU-4"] = s["BLEU-4"]
+        if name == "coco":
+            scores["coco_object"] = main_object_named(refs, hyps)["main_object_named"]
+        log.info("%s sample: %r", name, hyps[:4])
+    # one number to select on: COCO dev CIDEr-D and object naming, Flickr8k dev CIDEr-D
+    scores["score"] = (
+        scores.get("coco_CIDEr-D", 0) + 0.5 * scores.get("coco_object", 0)
+        + 0.5 * scores.get("flickr8k_CIDEr-D", 0)
+    )  # fmt: skip
+    return scores
+
+
+def export(model, decoder: CaptionDecoder, vocab: Vocabulary, out: Path, cfg) -> None:
+    import copy
+
+    from captioner.decoding import SpecialIds
+
+    m = copy.copy(model)
+    m.decoder, m.vocab = copy.deepcopy(decoder).eval(), vocab
+    m.special_ids = SpecialIds.from_vocab(vocab)
+    m.name = cfg.name
+    m.training_data = sorted(set(model.training_data) | {"flickr8k", "coco-text", "flickr30k-text",
+                                                          "cc-val"})  # fmt: skip
+    from captioner.pipelines.runstate import publish_model_dir
+
+    publish_model_dir(m.save_pretrained(out / "run" / "best", dtype=torch.int8), out)
+    log.info("exported %s", out)
+
+
+def train(cfg: EverydayConfig):
+    from captioner.api import Captioner
+
+    dist = setup(cfg)
+    model = Captioner.from_pretrained(cfg.init, device="cpu")
+    if model.decoder is None or model.recognizer is None:
+        raise SystemExit(f"train everyday: --init {cfg.init} needs a caption decoder and a tagger")
+    model.use_backend("auto")
+    prep = prepare(cfg, model)
+    decoder = build_decoder(cfg, model.decoder, model.vocab, prep.vocab, prep.concept_set,
+                            _tagger(model))  # fmt: skip
+    net = EverydayModel(decoder)
+    out = Path(cfg.out)
+
+    def loss_fn(m, batch):
+        logits, alphas = m(batch)
+        return caption_loss(logits, batch["captions"], alphas, alpha_c=cfg.alpha_c,
+                            label_smoothing=cfg.label_smoothing)  # fmt: skip
+
+    trainer = Trainer(
+        model=net,
+        config=cfg,
+        train_dataset=prep.rows,
+        collate_fn=ed.collate,
+        loss_fn=loss_fn,
+        evaluate_fn=lambda m, epoch: validate(prep, m.decoder, cfg, dist.device),
+        monitor=cfg.monitor,
+        mode="max",
+        on_best=lambda m, scores, epoch: export(model, m.decoder, prep.vocab, out, cfg),
+        run_dir=out / "run",
+        param_groups=param_groups(net, cfg),
+        run_config={"recipe": "everyday", **to_dict(cfg)},
+        dist=dist,
+    )
+    return trainer.fit()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_recipe(EverydayConfig, train, argv, prog="captioner train everyday",
+                      description=__doc__.split("\n\n")[0])  # fmt: skip
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    sys.exit(main())
