@@ -109,19 +109,25 @@ def caption_stats(
 ) -> dict[str, float]:
     """How finished and varied captions read: the share ending in a dangling word (a, the,
     of, with...: target 0), mean length in words beside the references' mean, and the share
-    of distinct captions."""
+    of distinct captions. With 5 or more references per image, also the share of photos
+    whose main object (a COCO object kind 3 references name, people aside) the caption
+    names (`captioner.metrics.objects.main_object_named`)."""
+    from captioner.metrics.objects import main_object_named
     from captioner.text import DANGLING_WORDS, tokenize
 
     hyp_tokens = [tokenize(h) for h in hypotheses]
     ref_lengths = [len(tokenize(r)) for refs in references for r in refs]
     n = max(1, len(hyp_tokens))
-    return {
+    stats = {
         "dangling_end": sum(bool(t) and t[-1] in DANGLING_WORDS for t in hyp_tokens) / n,
         "empty": sum(not t for t in hyp_tokens) / n,
         "mean_length": sum(map(len, hyp_tokens)) / n,
         "reference_mean_length": sum(ref_lengths) / max(1, len(ref_lengths)),
         "distinct": len(set(hypotheses)) / n,
     }
+    if references and min(len(r) for r in references) >= 5:
+        stats.update(main_object_named(references, hypotheses))
+    return stats
 
 
 def evaluate_captions(

@@ -1,7 +1,5 @@
 """The data of the everyday-photo recipe (`captioner.pipelines.train_everyday`).
 
-- `TextCorpus`: the text-only captions (COCO val2017, Flickr30k, Conceptual Captions), read
-  from `../shared/data` or given folders.
 - `encode_bank(model, paths)`: grid features (float16), pooled features and the photo's
   concepts, through the same `Captioner` preprocessing and encoder inference uses.
 - `pair_captions(...)`: every text-only caption gets a stand-in photo from the bank: the photo
@@ -15,13 +13,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,35 +28,6 @@ from captioner.concepts import ConceptSet
 from captioner.text import Vocabulary, tokenize
 
 log = logging.getLogger(__name__)
-
-TEXT_SOURCES = {
-    "coco": "coco/val2017_text.jsonl",
-    "flickr30k": "flickr30k_text/captions.jsonl",
-    "cc": "cc_val/captions.txt",
-}
-
-
-def read_text_captions(path: str | Path) -> list[str]:
-    """Captions of a text-only corpus file: JSON lines with a `captions` list (COCO val2017
-    text, Flickr30k) or plain text, one caption a line (Conceptual Captions)."""
-    path = Path(path)
-    out: list[str] = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            if line.startswith("{"):
-                try:
-                    caps = json.loads(line)["captions"]
-                except (ValueError, KeyError, TypeError):
-                    raise ValueError(
-                        f"{path}:{n}: expected a JSON object with 'captions'"
-                    ) from None
-                out.extend(str(c).strip() for c in caps if str(c).strip())
-            else:
-                out.append(line)
-    return out
 
 
 @dataclass

@@ -49,7 +49,11 @@ class EverydayConfig(TrainConfig):
     out: str = opt("", "output model directory (run files go to OUT/run/)", required=True)
     data: str = opt("../shared/data", "folder with flickr8k/, coco/, flickr30k_text/, cc_val/")
     init: str = opt("default", "model whose encoder, tagger, sentiment and decoder start the run")
-    sources: str = opt("coco,flickr30k,cc", "text-only corpora to use (comma-separated)")
+    texts: str = opt(
+        "coco-text:{data}/coco/val2017_text.jsonl+flickr30k-text:{data}/flickr30k_text/"
+        "captions.jsonl+cc-text:{data}/cc_val/captions.txt",
+        "text-only caption corpora (captioner.data.text_corpora specs; {data} is --data)",
+    )
     min_count: int = opt(8, "keep words seen at least this often in all captions")
     concept_min_count: int = opt(20, "concept words: seen at least this often in captions")
     max_length: int = opt(20, "longest caption in words")
@@ -66,7 +70,7 @@ class EverydayConfig(TrainConfig):
     monitor: str = opt("score", "validation score that selects the best model")
     name: str = opt("everyday", "model name stored in config.json")
     limit: int | None = opt(None, "use only the first N photos of each set (smoke tests)")
-    text_limit: int | None = opt(None, "use only the first N captions of each text corpus")
+    text_limit: int | None = opt(None, "use only the first N text-only captions")
 
 
 # ---------------------------------------------------------------------------- data
@@ -121,9 +125,10 @@ def prepare(cfg: EverydayConfig, model) -> Prepared:
     train_paths, train_caps = flickr8k_split(f8k, "train")
     if cfg.limit:
         train_paths, train_caps = train_paths[: cfg.limit], train_caps[: cfg.limit]
-    texts: list[str] = []
-    for source in [s.strip() for s in cfg.sources.split(",") if s.strip()]:
-        texts += ed.read_text_captions(root / ed.TEXT_SOURCES[source])[: cfg.text_limit or None]
+    from captioner.data.text_corpora import load_text_captions
+
+    corpus = load_text_captions(cfg.texts.replace("{data}", str(root)))
+    texts = [c for caps in corpus["captions"] for c in caps][: cfg.text_limit or None]
     log.info("%d Flickr8k train photos, %d text-only captions", len(train_paths), len(texts))
     text_tokens = [tokenize(t) for t in texts]
     photo_tokens = [[tokenize(c) for c in caps] for caps in train_caps]
