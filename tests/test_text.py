@@ -102,3 +102,62 @@ def test_vocabulary_decode_is_detokenised():
     vocab = Vocabulary.build(["a toy's ball", "the dog can't jump"])
     ids = vocab.encode("the toy's ball")
     assert vocab.decode(ids) == "the toy's ball"
+
+
+# ---------------------------------------------------------------- the Treebank tokenizer
+TRICKY = [
+    'He said, "I can\'t go -- not now..." (really) [maybe] {no} <yes>.',
+    "Good muffins cost $3.88\nin New York.  Please buy me\ntwo of them.\nThanks.",
+    "They'll save and invest more. I'm sure she'd've won; we're 100% @home #1 & more'n that",
+    "cannot gonna gotta gimme lemme wanna d'ye 'tis 'twas CANNOT Gonna WANNA",
+    "a dog's ball, the dogs' bone: 10:30, 3,000 people; ''quoted'' ``quoted'' 'single' ",
+    "Is it? Yes! No!! What?! ...and then.",
+    "a man in a red shirt .",
+    '"Hello," she said.\x1c',
+    "ends with a period.)\"'  ",
+    "a\u00a0non-breaking space.\u00a0",
+    "",
+    "   ",
+]
+
+
+def _sentences() -> list[str]:
+    """TRICKY, a few hundred seeded random strings over Treebank's special characters and
+    the captions of Flickr8k when ../shared/data has them."""
+    import random
+    from pathlib import Path
+
+    rng = random.Random(0)
+    parts = list("abXY 09.,:;'\"`()[]{}<>!?-@#$%&\n\t") + [
+        "n't", "'s", "'ll", "'re", "cannot", "gonna", "wanna ", " 'tis", "d'ye", "''", "``",
+        "...", "--", "\u00a0", "\x1c", "é",
+    ]  # fmt: skip
+    out = TRICKY + [
+        "".join(rng.choice(parts) for _ in range(rng.randint(1, 20))) for _ in range(600)
+    ]
+    flickr = Path(__file__).resolve().parents[2] / "shared/data/flickr8k/Flickr8k.token.txt"
+    if flickr.is_file():
+        lines = flickr.read_text(encoding="utf-8").splitlines()
+        out += [line.split("\t", 1)[-1] for line in lines[::40]]
+    return out
+
+
+def test_treebank_tokens_are_nltks():
+    nltk_treebank = pytest.importorskip("nltk.tokenize.treebank")
+    from captioner.text import treebank_tokens
+
+    reference = nltk_treebank.TreebankWordTokenizer()
+    sentences = _sentences()
+    assert len(sentences) >= 600
+    for text in sentences:
+        for variant in (text, text.lower()):
+            assert treebank_tokens(variant) == reference.tokenize(variant), repr(variant)
+
+
+def test_the_tokenizer_does_not_import_nltk():
+    import subprocess
+    import sys
+
+    code = "import sys, captioner.text; print('nltk' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
