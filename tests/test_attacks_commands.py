@@ -335,3 +335,62 @@ def test_encoder_needing_a_download_offline_is_one_line(model_dir, tmp_path, cap
     (needs / "config.json").write_text(json.dumps(config))
     code, _, err = run_cli(["caption", "--model", str(needs), str(tmp_path / "x.png")], capsys)
     one_line_error(code, err, "IMAGENET1K_V1", "network")
+
+
+# ---------------------------------------------------------------- data / eval / demo
+@pytest.mark.parametrize("spec", ["scenes:0", "scenes:99999999999"])
+def test_data_info_scene_counts_out_of_range(spec, capsys):
+    code, _, err = run_cli(["data", "info", spec], capsys)  # today: IndexError / a hang
+    one_line_error(code, err, spec, "from 1 to")
+
+
+def test_scene_builder_refuses_absurd_sizes():
+    from captioner.data.common import DataError
+    from captioner.data.scenes import MAX_SCENES, build_scene_dataset
+
+    with pytest.raises(DataError, match="split sizes"):
+        build_scene_dataset(num_train=MAX_SCENES + 1)
+    with pytest.raises(DataError, match="image_size"):
+        build_scene_dataset(num_train=1, num_eval=1, image_size=10**6)
+
+
+def test_eval_on_an_empty_split_is_one_line(model_dir, tmp_path, capsys):
+    table = tmp_path / "reviews.csv"
+    table.write_text("text,label\n", encoding="utf-8")  # every split is empty
+    argv = ["eval", "--model", str(model_dir), "--dataset", f"sentiment-csv:{table}"]
+    code, out, err = run_cli(argv, capsys)
+    one_line_error(code, err, "split 'test' is empty")
+    assert out == ""
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--port", "70000"], "1..65535"),
+        (["--port", "0"], ">= 1"),
+        (["--max-file-size", "abc"], "expected a size"),
+        (["--max-file-size", "0mb"], "expected a size"),
+    ],
+)
+def test_demo_flags_are_checked_at_parse_time(flags, needle, capsys):
+    code, _, err = run_cli(["demo", "--no-default", *flags], capsys)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 2, err
+
+
+def test_demo_address_is_checked_before_any_model_loads(capsys, monkeypatch):
+    import socket
+
+    import captioner.demo.app as demo_app
+
+    def never(*a, **k):
+        raise AssertionError("the demo went on to load models")
+
+    monkeypatch.setattr(demo_app, "serve", never)
+    code, _, err = run_cli(["demo", "--host", "999.1.1.1"], capsys)  # never exited before
+    one_line_error(code, err, "--host 999.1.1.1")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = run_cli(["demo", "--port", str(port)], capsys)
+    one_line_error(code, err, f"127.0.0.1:{port}", "in use")

@@ -199,7 +199,10 @@ def test_load_models_names_the_directory_that_fails(tmp_path, capsys):
     ):
         demo_app.load_models([str(tmp_path / "missing-model")], default=False)
     # a bad --model is an error before any server starts, even beside a good default
-    assert run_command("demo", ["--model", str(tmp_path / "nope"), "--port", "1"]) == 2
+    with socket.socket() as s:  # a free port: the address is checked before the models
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    assert run_command("demo", ["--model", str(tmp_path / "nope"), "--port", port]) == 2
     err = capsys.readouterr().err
     assert err.startswith("captioner demo: error: could not load model") and "nope" in err
     assert run_command("demo", ["--no-default"]) == 2

@@ -7,7 +7,9 @@ Every model named is loaded before the server starts: one that cannot be loaded 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import re
 import sys
 
 from captioner.cli import options
@@ -40,7 +42,7 @@ def build_parser(command: str = "demo") -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--port",
-        type=options.positive,
+        type=port_number,
         default=None,
         help="port (default: the first free one from 7860)",
     )
@@ -50,7 +52,12 @@ def build_parser(command: str = "demo") -> argparse.ArgumentParser:
         help="also open a public *.gradio.live link; needs internet, and anyone with the "
         "link can use it (default: off)",
     )
-    p.add_argument("--max-file-size", default="20mb", help="upload size limit (default: 20mb)")
+    p.add_argument(
+        "--max-file-size",
+        type=file_size,
+        default="20mb",
+        help="upload size limit: a number of bytes or with kb, mb, gb (default: 20mb)",
+    )
     p.add_argument(
         "--concurrency",
         type=options.positive,
@@ -70,9 +77,51 @@ def build_parser(command: str = "demo") -> argparse.ArgumentParser:
     return p
 
 
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 1..65535."""
+    value = options.positive(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1..65535, got {value}")
+    return value
+
+
+def file_size(text: str) -> str:
+    """argparse type: an upload limit as Gradio reads it (`20mb`, `1.5 gb`, `500000`)."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(b|kb|mb|gb|tb)?\s*", text, re.IGNORECASE)
+    if not found or float(found.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 20mb, 500kb or 1gb, got {text!r}"
+        )
+    return text.strip().lower()
+
+
+def check_address(host: str, port: int | None) -> None:
+    """A `CaptionerError` (one line) when the server could not listen on `host` (`port`):
+    checked before any model loads, so a typo or a taken port never starts a server that
+    hangs or fails later."""
+    import socket
+
+    from captioner.errors import CaptionerError
+
+    try:
+        infos = socket.getaddrinfo(host, port or 0, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as e:
+        raise CaptionerError(f"--host {host}: not an address of this machine ({e})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            s.bind(address)
+        except OSError as e:
+            where = f"{host}:{port}" if port else host
+            why = "the port is in use" if e.errno == errno.EADDRINUSE else e.strerror or e
+            raise CaptionerError(f"cannot listen on {where}: {why}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     options.configure_logging(args, chatty=("captioner.demo",))
+    check_address(args.host, args.port)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's pings of its own URL
     from captioner.demo.env import prepare_environment
 

@@ -87,12 +87,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def pick_split(dsd, args: argparse.Namespace):
     """The `--split` of a DatasetDict, cut to `--limit` items; a missing split is an error
-    listing the ones there are."""
+    listing the ones there are, an empty one an error saying so."""
     if args.split not in dsd:
         raise CaptionerError(
             f"{args.dataset} has no split {args.split!r} (splits: {', '.join(dsd)})"
         )
     split = dsd[args.split]
+    if len(split) == 0:  # scores of nothing are NaN or a ZeroDivisionError
+        raise CaptionerError(f"{args.dataset}: split {args.split!r} is empty; nothing to score")
     return split.select(range(min(args.limit, len(split)))) if args.limit else split
 
 

@@ -62,6 +62,8 @@ HELD_OUT_PAIRS = (("purple", "circle"), ("orange", "square"), ("blue", "triangle
 SEEN_PAIRS = tuple((c, s) for c in COLORS for s in SHAPES if (c, s) not in HELD_OUT_PAIRS)
 BACKGROUNDS = ("plain", "gradient", "stripes", "checker", "paper")
 SPLITS = ("train", "validation", "test", "test_novel")
+MAX_SCENES = 200_000  # per split: about an hour to draw on one core, 3 GB of PNG
+MAX_IMAGE_SIZE = 1024
 
 RADIUS = {"small": 0.07, "large": 0.13}  # circumradius as a fraction of the image side
 MAX_OBJECTS = 4  # objects in a scene, all groups together
@@ -329,10 +331,15 @@ def build_scene_dataset(
     Every row is a pure function of (seed, split, index, image_size), so `num_proc` worker
     processes (forked where the platform allows) give the same bytes as one process.
     """
-    if num_train < 0 or num_eval < 0:
-        raise ValueError(
-            f"split sizes must be >= 0, got num_train={num_train}, num_eval={num_eval}"
+    from captioner.data.common import DataError
+
+    if not (0 <= num_train <= MAX_SCENES and 0 <= num_eval <= MAX_SCENES):
+        raise DataError(
+            f"split sizes must be from 0 to {MAX_SCENES:,}, got num_train={num_train}, "
+            f"num_eval={num_eval}"
         )
+    if not 16 <= image_size <= MAX_IMAGE_SIZE:
+        raise DataError(f"image_size must be from 16 to {MAX_IMAGE_SIZE}, got {image_size}")
     if num_proc < 1:
         raise ValueError(f"num_proc must be >= 1, got {num_proc}")
     import datasets

@@ -215,6 +215,11 @@ def _scenes(arg: str | None = None, **options):
     from captioner.data.scene_cache import cached_scene_dataset
 
     if arg:
+        from captioner.data.scenes import MAX_SCENES
+
+        if not 1 <= int(arg) <= MAX_SCENES:
+            raise DataError(f"scenes:{arg}: the number of training scenes must be from 1 to "
+                            f"{MAX_SCENES:,}")  # fmt: skip
         options["num_train"] = int(arg)
     # rows are pure functions of (seed, split, index): worker processes give the same bytes
     options.setdefault("num_proc", _cpus())
