@@ -46,13 +46,8 @@ def to_rgb(img: Image.Image) -> Image.Image:
     """
     if img.mode == "RGB":
         return img
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        a = np.asarray(img, dtype=np.float64)
-        lo, hi = float(a.min()), float(a.max())
-        # 16-bit images use the full 0..65535 range; scale by the range the mode allows.
-        top = 65535.0 if img.mode.startswith("I;16") or hi > 255 else 255.0
-        a = np.clip(a / top * 255.0, 0, 255) if hi > lo or hi > 0 else np.zeros_like(a)
-        return Image.fromarray(a.astype(np.uint8), "L").convert("RGB")
+    if img.mode in WIDE_MODES:
+        return _to_l8(img).convert("RGB")
     if img.mode == "P":
         img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
     if img.mode in ("LA", "La", "PA"):
@@ -62,6 +57,53 @@ def to_rgb(img: Image.Image) -> Image.Image:
         background.paste(img, mask=img.getchannel("A"))
         return background
     return img.convert("RGB")
+
+
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # 16/32-bit grey: no reduce()
+_STRIP_PIXELS = 1 << 20  # pixels converted at once: 8 MB of float64 working memory
+
+
+def _to_l8(img: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit integer or float grey image as 8-bit "L", converted a strip of rows
+    at a time, so the working memory stays near `_STRIP_PIXELS` x 16 bytes whatever the
+    image's size (a whole-image float64 copy of a 125 MP PNG peaked at 3.5 GB)."""
+    lo, hi = (float(v) for v in img.getextrema())
+    # 16-bit images use the full 0..65535 range; scale by the range the mode allows.
+    top = 65535.0 if img.mode.startswith("I;16") or hi > 255 else 255.0
+    w, h = img.size
+    out = np.zeros((h, w), dtype=np.uint8)
+    if hi > lo or hi > 0:
+        rows = max(1, _STRIP_PIXELS // max(w, 1))
+        for y in range(0, h, rows):
+            strip = np.asarray(img.crop((0, y, w, min(h, y + rows))), dtype=np.float64)
+            out[y : y + rows] = np.clip(strip / top * 255.0, 0, 255).astype(np.uint8)
+    small = Image.fromarray(out, "L")
+    small.info.update(img.info)  # EXIF orientation, ICC profile
+    return small
+
+
+# Memory budget of opening an image for a model (`draft_size`): one above this many pixels
+# is reduced (box filter, a whole factor) until its short side is under 2 x draft_size
+# before it is converted to RGB, so decoding holds the decoded image (4 bytes a pixel at
+# most: 512 MB at MAX_PIXELS; a palette image also its RGB(A) form, 640 MB at most) plus
+# about 16 MB; 16-bit grey is converted in strips. JPEGs are scaled by draft() as they
+# decode. (A 125 MP 16-bit PNG peaked at 3.5 GB before.)
+REDUCE_ABOVE_PIXELS = 16_000_000
+
+
+def _reduced(img: Image.Image, draft_size: int) -> Image.Image:
+    """`img` reduced for a model that needs `draft_size` px (see REDUCE_ABOVE_PIXELS)."""
+    w, h = img.size
+    factor = min(w, h) // (2 * draft_size)
+    if w * h <= REDUCE_ABOVE_PIXELS or factor < 2 or img.format == "JPEG":
+        return img  # JPEGs were scaled by draft() while decoding
+    if img.mode in WIDE_MODES:
+        img = _to_l8(img)
+    elif img.mode not in ("L", "LA", "RGB", "RGBA", "CMYK"):  # P, 1, ...: no reduce()
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    small = img.reduce(factor)
+    small.info.update(img.info)
+    return small
 
 
 def _megapixels(n: int) -> str:
@@ -138,6 +180,8 @@ def open_image(
                     if draft_size and img.format == "JPEG":
                         img.draft("RGB", (draft_size, draft_size))  # scaled DCT: before decoding
                     img.load()
+                    if draft_size:
+                        img = _reduced(img, draft_size)
                     img = ImageOps.exif_transpose(img)
                     return to_rgb(img)
         except ImageLoadError:
@@ -160,6 +204,8 @@ def load_image(src: Any, *, draft_size: int | None = None) -> Image.Image:
     if isinstance(src, (str, os.PathLike)):
         return open_image(src, draft_size=draft_size)
     if isinstance(src, Image.Image):
+        if 0 in src.size:
+            raise ImageLoadError(f"image of size {src.size[0]}x{src.size[1]} has no pixels")
         return to_rgb(ImageOps.exif_transpose(src))
     try:
         import torch
@@ -179,6 +225,12 @@ def load_image(src: Any, *, draft_size: int | None = None) -> Image.Image:
             raise ImageLoadError(
                 f"array of shape {src.shape} is not an image (H, W), (H, W, 3) or (H, W, 4)"
             )
+        if a.size == 0:
+            raise ImageLoadError(f"array of shape {src.shape} has no pixels")
+        if a.dtype.kind not in "uifb":
+            raise ImageLoadError(f"array of dtype {a.dtype} is not an image")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise ImageLoadError(f"array of shape {src.shape} holds NaN or infinite values")
         if a.dtype != np.uint8:
             a = a.astype(np.float64)
             if a.size and a.max() <= 1.0:

@@ -394,3 +394,65 @@ def test_demo_address_is_checked_before_any_model_loads(capsys, monkeypatch):
         port = taken.getsockname()[1]
         code, _, err = run_cli(["demo", "--port", str(port)], capsys)
     one_line_error(code, err, f"127.0.0.1:{port}", "in use")
+
+
+# ---------------------------------------------------------------- images
+@pytest.mark.parametrize(
+    ("array", "needle"),
+    [
+        (np.zeros((0, 0, 3), dtype=np.uint8), "no pixels"),
+        (np.zeros((0, 7), dtype=np.float32), "no pixels"),
+        (np.full((8, 8, 3), np.nan), "NaN or infinite"),
+        (np.full((8, 8), np.inf, dtype=np.float32), "NaN or infinite"),
+        (np.zeros((8, 8, 3), dtype=complex), "not an image"),
+    ],
+)
+def test_arrays_without_an_image_are_image_load_errors(array, needle):
+    import torch
+
+    from captioner.imageio import ImageLoadError, load_image
+
+    with pytest.raises(ImageLoadError, match=needle):
+        load_image(array)
+    if array.dtype != complex:
+        with pytest.raises(ImageLoadError, match=needle):
+            load_image(torch.from_numpy(np.ascontiguousarray(array)))
+
+
+def test_zero_size_pil_image_is_an_image_load_error():
+    from PIL import Image
+
+    from captioner.imageio import ImageLoadError, load_image
+
+    with pytest.raises(ImageLoadError, match="no pixels"):
+        load_image(Image.new("RGB", (0, 0)))
+
+
+def test_large_16_bit_png_decodes_within_the_memory_budget(tmp_path):
+    import tracemalloc
+
+    from PIL import Image
+
+    from captioner.imageio import REDUCE_ABOVE_PIXELS, open_image
+
+    side = 4096  # 16.8 MP: above REDUCE_ABOVE_PIXELS; numpy used 32 bytes a pixel before
+    assert side * side > REDUCE_ABOVE_PIXELS
+    ramp = (np.arange(side, dtype=np.uint32) * 16).astype(np.uint16)  # 0 .. 65520
+    grey = Image.fromarray(np.broadcast_to(ramp, (side, side)).copy())
+    assert grey.mode == "I;16"
+    path = tmp_path / "wide.png"
+    grey.save(path, compress_level=1)
+    del grey
+    tracemalloc.start()
+    try:
+        img = open_image(path, draft_size=224)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 48 * 2**20, f"numpy peak {peak / 2**20:.0f} MB"  # was about 500 MB
+    assert img.mode == "RGB" and 448 <= min(img.size) < 2 * 448
+    row = np.asarray(img)[0, :, 0].astype(float)
+    assert row[0] < 3 and row[-1] > 250 and np.all(np.diff(row) >= 0)  # the ramp survives
+    small = tmp_path / "small.png"  # under the threshold: converted as before, full size
+    Image.fromarray(np.broadcast_to(ramp[:300], (200, 300)).copy()).save(small)
+    assert open_image(small, draft_size=224).size == (300, 200)
