@@ -456,3 +456,49 @@ def test_large_16_bit_png_decodes_within_the_memory_budget(tmp_path):
     small = tmp_path / "small.png"  # under the threshold: converted as before, full size
     Image.fromarray(np.broadcast_to(ramp[:300], (200, 300)).copy()).save(small)
     assert open_image(small, draft_size=224).size == (300, 200)
+
+
+# ---------------------------------------------------------------- --model names
+def test_local_folder_does_not_shadow_a_bundled_model(tmp_path, capsys, monkeypatch, caplog):
+    from captioner.cli import infer
+    from captioner.cli.options import model_name
+
+    bundled = Path(model_name.__code__.co_filename).resolve().parent.parent / "models"
+    if not (bundled / "default" / "config.json").is_file():
+        pytest.skip("no bundled default model")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "default").mkdir()  # someone's photos folder that happens to be so named
+    (tmp_path / "default" / "x.jpg").write_bytes(b"\xff\xd8")
+    with caplog.at_level("WARNING", logger="captioner.cli"):
+        args = infer.build_parser("caption").parse_args(["x.png"])  # --model default
+    assert Path(args.model) == bundled / "default"
+    assert "write --model ./default for the folder" in caplog.text
+    args = infer.build_parser("caption").parse_args(["x.png", "--model", "./default"])
+    assert args.model == "./default"
+    code, out, err = run_cli(["sentiment", "--json", "a lovely day"], capsys)
+    assert code == 0 and '"label"' in out, err
+    (tmp_path / "default").rename(tmp_path / "elsewhere")  # no folder: no note, name as given
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="captioner.cli"):
+        assert infer.build_parser("caption").parse_args(["x.png"]).model == "default"
+    assert caplog.text == ""
+
+
+def test_closed_stdout_pipe_after_captions_exits_quietly(model_dir, tmp_path):
+    from PIL import Image
+
+    images = []
+    for i in range(3):
+        images.append(str(tmp_path / f"{i}.png"))
+        Image.new("RGB", (32, 32), (40 * i, 90, 200)).save(images[-1])
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess_cli(
+            ["caption", "--model", str(model_dir), "--device", "cpu", "--backend", "torch",
+             *images], stdout=write_end,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert done.returncode == EXIT_BROKEN_PIPE
+    assert done.stderr.decode().strip() == "", done.stderr.decode()

@@ -100,9 +100,28 @@ def configure_logging(args: argparse.Namespace, *, chatty: tuple[str, ...] = ())
         logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.INFO)
 
 
+def model_name(text: str) -> str:
+    """argparse type of --model: a bundled model's bare name ("default", "scenes") means the
+    bundled model even when a folder of that name sits in the current directory (a note
+    says so; `./default` names the folder). Anything else passes unchanged."""
+    import os
+    from pathlib import Path
+
+    bundled = Path(__file__).resolve().parent.parent / "models" / text
+    bare = text and "/" not in text and os.sep not in text and not text.startswith(".")
+    if bare and (bundled / "config.json").is_file() and os.path.lexists(text):
+        logging.getLogger("captioner.cli").warning(
+            "--model %s: the bundled model %r; write --model ./%s for the folder here",
+            text, text, text,
+        )  # fmt: skip
+        return str(bundled)
+    return text
+
+
 def add_model(p: argparse.ArgumentParser | Any, *, default: str = "default") -> None:
     p.add_argument(
         "--model",
+        type=model_name,
         default=default,
         metavar="MODEL",
         help=f"model directory, bundled name or Hugging Face hub id (default: {default})",
