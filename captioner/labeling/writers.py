@@ -66,7 +66,7 @@ class LoadStats:
 
 __all__ = ["JournalError", "Key", "LabelStore", "LoadStats", "UnsafeFileError", "parse_record"]
 
-REPORTED = 5  # malformed records named one by one in the log; the rest are counted
+REPORTED = 20  # malformed records named one by one in the log; the rest are counted
 
 
 class LabelStore:
@@ -200,7 +200,12 @@ class LabelStore:
         fd, rejected = open_append(self.rejected, self.path.parent)
         with os.fdopen(fd, "ab") as out:
             out.writelines(line if line.endswith(b"\n") else line + b"\n" for line in bad)
-        log.warning("%s: %d unreadable line(s) moved to %s", self.path, len(bad), rejected.name)
+        log.warning(
+            "%s: %d unreadable line(s) or malformed record(s) moved to %s",
+            self.path,
+            len(bad),
+            rejected.name,
+        )
 
     def compact(self) -> int:
         """Rewrite the journal atomically with one (the last) record per image. Unreadable
