@@ -421,6 +421,7 @@ def _beam_search(
     if alpha_hist is not None:
         out_alphas = [alpha_hist[b, r, : max(len(seq), 1)].cpu()
                       for (b, r), seq in zip(picks, seqs)]  # fmt: skip
+    norm = norm.detach()  # scores are numbers, also when a caller searches with grad on
     return Decoded(seqs, [float(norm[b, r]) for b, r in picks], out_alphas, ended)
 
 
