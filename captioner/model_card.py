@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 CARD, SCORES = "README.md", "scores.json"
+# a card's YAML header: between a first line "---" and the next line "---"
+_YAML_HEADER = re.compile(r"\s*---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|$)", re.S)
 MARKER = "<!-- written by captioner.model_card; edit freely after removing this line -->"
 
 # `--vectors` of a sentiment model -> what a card says about them (source and terms)
@@ -190,14 +193,17 @@ def read_training_data(directory: str | Path) -> list[str]:
     path = Path(directory) / CARD
     if not path.is_file():
         return []
-    from huggingface_hub.repocard import metadata_load
+    import yaml  # not huggingface_hub.repocard: its import costs every model load ~0.3 s
 
     try:
-        meta = metadata_load(path) or {}
-    except Exception as e:  # a hand-written card with broken YAML
+        header = _YAML_HEADER.match(path.read_text(encoding="utf-8-sig"))
+        meta = yaml.safe_load(header[1]) if header else {}
+        if not isinstance(meta, dict | None):
+            raise ValueError("the header is not a mapping")
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as e:  # hand-written card
         log.warning("%s: unreadable YAML header (%s)", path, e)
         return []
-    data = meta.get("training_data") or []
+    data = (meta or {}).get("training_data") or []
     return [str(d) for d in data] if isinstance(data, list) else []
 
 

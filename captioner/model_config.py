@@ -214,6 +214,11 @@ def load_strict(
         raise CheckpointError(
             f"{source}: the {prefix} weights do not match config.json ({'; '.join(problems)})"
         )
+    if prefix != "encoder" and any(t.is_meta for t in module.state_dict().values()):
+        from captioner.noinit import assign_state  # built by noinit.empty_modules: no copy
+
+        assign_state(module, stored)
+        return
     module.load_state_dict(stored, strict=False)  # classifier aside, checked exactly above
 
 

@@ -21,6 +21,7 @@ from captioner.model_config import (
     encoder_state,
     load_strict,
 )
+from captioner.noinit import empty_modules
 from captioner.sentiment import SentimentModel
 from captioner.text import Vocabulary
 
@@ -53,14 +54,17 @@ def read_parts(directory: Path) -> tuple[CaptionerConfig, dict[str, Any], dict[s
         if stored_encoder:
             load_strict(parts["encoder"], tensors, "encoder", source=weights)
         if config.decoder is not None:
-            parts["decoder"] = CaptionDecoder(config.decoder)
+            with empty_modules():  # no random init: load_strict assigns the stored tensors
+                parts["decoder"] = CaptionDecoder(config.decoder)
             load_strict(parts["decoder"], tensors, "decoder", source=weights)
             parts["vocab"] = Vocabulary.load(directory / "vocab.json")
         if config.recognition is not None:
-            parts["recognizer"] = RecognitionHead(config.recognition)
+            with empty_modules():
+                parts["recognizer"] = RecognitionHead(config.recognition)
             load_strict(parts["recognizer"], tensors, "recognition", source=weights)
         if config.sentiment is not None:
-            parts["sentiment"] = SentimentModel(config.sentiment)
+            with empty_modules():
+                parts["sentiment"] = SentimentModel(config.sentiment)
             load_strict(parts["sentiment"], tensors, "sentiment", source=weights)
             parts["sentiment_vocab"] = Vocabulary.load(directory / "sentiment_vocab.json")
         present = {"encoder", *(k for k in CaptionerConfig.SUBCONFIGS if getattr(config, k))}

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from captioner.checkpoint import CONFIG, WEIGHTS, CheckpointError, model_file, read_json
+from captioner.noinit import empty_modules
 
 MAX_DIM = 1 << 22  # any width or vocabulary size (4M); the header check bounds memory anyway
 LIMITS = {"num_layers": (1, 16), "max_length": (1, 1024)}
@@ -54,7 +55,7 @@ def _check_shapes(
     weights: Path, header: dict, prefix: str, build: Callable[[], torch.nn.Module]
 ) -> None:
     """The module `build` makes (on the meta device: no memory) against the header."""
-    with torch.device("meta"):
+    with empty_modules():  # meta device, no torch.nn.init (which would import torch._dynamo)
         expected = {f"{prefix}.{k}": list(v.shape) for k, v in build().state_dict().items()}
     stored = {k: v["shape"] for k, v in header.items() if k.startswith(prefix + ".")}
     missing = sorted(set(expected) - set(stored))

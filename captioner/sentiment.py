@@ -146,6 +146,7 @@ def binary_decision(probs: Tensor, labels: Sequence[str]) -> Tensor:
 def load_sentiment(directory: str | Path) -> tuple[SentimentModel, Vocabulary]:
     """The sentiment part of a model directory, without building the image encoder."""
     from captioner import checkpoint as ckpt
+    from captioner.noinit import assign_state, empty_modules
 
     directory = Path(directory)
     config, tensors = ckpt.load_model_dir(directory)
@@ -156,8 +157,9 @@ def load_sentiment(directory: str | Path) -> tuple[SentimentModel, Vocabulary]:
     except (FileNotFoundError, ValueError) as e:
         raise ckpt.CheckpointError(str(e)) from None
     try:
-        model = SentimentModel(SentimentConfig.from_dict(config["sentiment"]))
-        model.load_state_dict({k: v.float() for k, v in ckpt.subset(tensors, "sentiment").items()})
+        with empty_modules():  # no random init: the stored tensors are assigned
+            model = SentimentModel(SentimentConfig.from_dict(config["sentiment"]))
+        assign_state(model, ckpt.subset(tensors, "sentiment"))
     except (TypeError, ValueError, RuntimeError) as e:
         raise ckpt.CheckpointError(
             f"{directory}: sentiment config and weights do not match ({type(e).__name__}: {e})"

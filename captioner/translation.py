@@ -133,6 +133,7 @@ class TranslationModel:
         """Load a translator directory strictly; every problem is a `CheckpointError` naming
         the file at fault."""
         from captioner.model_config import CaptionerConfig, check_consumed, load_strict
+        from captioner.noinit import empty_modules
 
         directory = Path(directory)
         raw, tensors = ckpt.load_model_dir(directory)
@@ -142,7 +143,8 @@ class TranslationModel:
                 f"{directory / ckpt.CONFIG}: not a translator (no 'translator' section)"
             )
         weights = str(directory / ckpt.WEIGHTS)
-        model = Translator(config.translator)
+        with empty_modules():  # no random init: load_strict assigns the stored tensors
+            model = Translator(config.translator)
         load_strict(model, tensors, "translator", source=weights)
         check_consumed(tensors, {"translator"}, source=weights)
         path = directory / SUBWORDS_FILE

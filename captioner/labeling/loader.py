@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from captioner.encoders import resize_square
 from captioner.imageio import MAX_PIXELS, ImageLoadError, open_image, plain_jpeg_bytes
 from captioner.labeling.engine import PixelSpec
 from captioner.labeling.scan import OwnOutputs, ScanOptions, iter_files
@@ -70,12 +70,7 @@ def load_one(path: str, spec: PixelSpec, max_pixels: int) -> Any:
         img = open_image(path, draft_size=spec.size, max_pixels=max_pixels)
     if spec.transform is not None:
         return spec.transform(img)
-    img = TF.resize(
-        img,
-        [spec.size, spec.size],
-        interpolation=TF.InterpolationMode(spec.interpolation),
-        antialias=True,
-    )
+    img = resize_square(img, spec.size, spec.interpolation)  # torchvision's pixels
     arr = np.asarray(img, dtype=np.uint8)
     if arr.shape != (spec.size, spec.size, 3):
         raise ImageLoadError(f"{path}: decoded to an unexpected shape {arr.shape}")
