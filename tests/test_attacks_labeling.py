@@ -355,6 +355,15 @@ def test_escape_sequences_in_names_are_escaped_when_printed(tmp_path, cli_with, 
     assert "evil\\x1b]0;pwned\\x07\\x1b[2J.jpg" in err
 
 
+def test_escape_sequences_in_logged_paths_are_escaped(tmp_path, cli_with, caplog):
+    folder = tmp_path / "ph\x1b[2Jotos"
+    make_photos(folder, 2, sub_every=0)
+    (folder / "labels.jsonl").write_text(record("p000.jpg", tags=5) + record("p001.jpg"))
+    assert cli_with(folder) == 0
+    assert "\x1b" not in caplog.text and "ph\\x1b[2Jotos" in caplog.text
+    assert "line 1: tags is 5" in caplog.text
+
+
 def test_names_that_are_not_utf8_keep_the_exports_readable(tmp_path, engine):
     make_photos(tmp_path, 2, sub_every=0)
     color_image(5).save(os.path.join(os.fsencode(tmp_path), b"caf\xe9.jpg"), "JPEG")

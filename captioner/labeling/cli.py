@@ -42,11 +42,11 @@ def std_streams() -> None:
 
 
 class _Printable(logging.Filter):
-    """Log lines with control characters of file names escaped (`safefiles.shown`)."""
+    """Log lines with control characters (of file names) escaped (`safefiles.shown`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        safe = "\n".join(shown(line) for line in message.split("\n"))
+        safe = shown(message)  # a newline in a name cannot fake a log line either
         if safe != message:
             record.msg, record.args = safe, None
         return True
@@ -100,7 +100,7 @@ def _print_summary(summary) -> None:
         )
         + f", {summary.seconds:.1f} s{rate}"
     ]
-    lines += [f"  {why}" for why in summary.waiting]
+    lines += [f"  {shown(why)}" for why in summary.waiting]
     if summary.interrupted:
         lines.append("interrupted: finished images are saved; run the same command to resume")
     for err in summary.errors[:5]:
