@@ -50,7 +50,8 @@ def _shard(text: str):
 
 
 def merge_command(args: argparse.Namespace, scan, formats: tuple[str, ...]) -> int:
-    """`captioner label DIR --merge`: exit 0 merged (or nothing to merge), 2 refused."""
+    """`captioner label DIR --merge`: exit 0 merged (or nothing to merge), 2 refused, 3 some
+    sidecars could not be written."""
     from captioner.labeling import cli
     from captioner.labeling.merge import merge_labels
     from captioner.labeling.writers import JournalError
@@ -64,9 +65,11 @@ def merge_command(args: argparse.Namespace, scan, formats: tuple[str, ...]) -> i
         return 2
     if not result.merged:
         cli.say("nothing to merge: no shard journals found (merged already?)")
+    for err in result.problems.errors[:5]:
+        cli.say(f"  error: {err}")
     for out in result.outputs:
         cli.say(f"  -> {out}")
-    return 0
+    return 3 if result.problems.count else 0
 
 
 def torchrun_main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,10 @@ outputs:
   --format metadata     DIR/metadata.jsonl, read by datasets.load_dataset("imagefolder",
                         data_dir=DIR)
   --format xmp          XMP sidecars (dc:description + dc:subject) for photo managers
-Formats combine: --format csv,metadata,xmp. Images are only ever read.
+Formats combine: --format csv,metadata,xmp. Images are only ever read. Outputs are
+written only inside DIR (or --out's folder), never through a link leading out, and only over
+regular files (a pipe or device at an output name is refused); a labels.csv or metadata.jsonl
+of yours is kept as NAME.orig.
 
 Run the same command again to resume: images already labelled are skipped.
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from captioner.atomic import fsync_dir
-from captioner.labeling.journals import Journals, export
+from captioner.labeling.journals import ExportProblems, Journals, export
 from captioner.labeling.lock import FolderBusyError, JournalLock
 from captioner.labeling.safefiles import MAX_LINE, open_read, read_lines, replaced
 from captioner.labeling.scan import ScanOptions, iter_files
@@ -48,6 +48,7 @@ class MergeResult:
     merged: list[str] = field(default_factory=list)  # main journals written
     outputs: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)  # why a journal was not merged yet
+    problems: ExportProblems = field(default_factory=ExportProblems)  # sidecars not written
 
 
 def merge_labels(
@@ -94,7 +95,9 @@ def merge_labels(
                 result.waiting.append(str(e))
                 continue
             _write_merged(store, files, _index(files), roots, folders_of, scan, own)
-            result.outputs += export(journals, roots, formats, xmp_naming, stores=[store])
+            result.outputs += export(
+                journals, roots, formats, xmp_naming, stores=[store], problems=result.problems
+            )
             for path in shards:
                 path.unlink(missing_ok=True)
                 settings_path(path).unlink(missing_ok=True)

@@ -148,6 +148,8 @@ def label_folders(
         )  # fmt: skip
         summary.outputs += merged.outputs
         summary.waiting = merged.waiting
+        summary.export_failed += merged.problems.count
+        summary.export_errors += merged.problems.errors
     summary.seconds = time.perf_counter() - start
     return summary
 
