@@ -13,11 +13,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import random
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -46,23 +48,43 @@ class Bank:
 def encode_bank(
     model, paths: list[str], concept_set: ConceptSet, captions: list[list[str]] | None = None,
     *, batch_size: int = 32, top_k: int = 5, threshold: float = 0.1, desc: str = "photos",
+    cache: Path | None = None,
 ) -> Bank:  # fmt: skip
-    """Encode `paths` with `model` (a `Captioner`) exactly as inference does."""
+    """Encode `paths` with `model` (a `Captioner`) exactly as inference does. With `cache`
+    (a .safetensors file), features saved there for the same paths are read instead."""
+    from safetensors.torch import load_file, save_file
+
     from captioner.progress import progress_bar
 
-    grids, pooleds, concepts = [], [], []
+    key = hashlib.sha1("\n".join(paths).encode()).hexdigest()
+    if cache is not None and cache.is_file():
+        stored = load_file(str(cache))
+        if bytes(stored.pop("key").tolist()).decode() == key:
+            grid, pooled = stored["grid"], stored["pooled"]
+            return _bank(model, paths, concept_set, captions, grid, pooled, top_k, threshold)
+    grids, pooleds = [], []
     bar = progress_bar(total=len(paths), desc=f"{desc} features", unit="img")
     for i in range(0, len(paths), batch_size):
         batch = paths[i : i + batch_size]
         grid, pooled = model.encoder(model.preprocess(batch))
-        probs = model.recognizer.probabilities(pooled)
-        concepts.extend(concept_set.from_probs(probs, top_k=top_k, threshold=threshold))
         grids.append(grid.to(torch.float16).cpu())
         pooleds.append(pooled.float().cpu())
         bar.update(len(batch))
     bar.close()
+    grid, pooled = torch.cat(grids), torch.cat(pooleds)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tag = torch.tensor(list(key.encode()), dtype=torch.uint8)
+        save_file({"grid": grid, "pooled": pooled, "key": tag}, str(cache))
+    return _bank(model, paths, concept_set, captions, grid, pooled, top_k, threshold)
+
+
+@torch.inference_mode()
+def _bank(model, paths, concept_set, captions, grid, pooled, top_k, threshold) -> Bank:
+    probs = model.recognizer.probabilities(pooled.to(model.device))
+    concepts = concept_set.from_probs(probs.cpu(), top_k=top_k, threshold=threshold)
     caps = captions if captions is not None else [[] for _ in paths]
-    return Bank(list(paths), torch.cat(grids), torch.cat(pooleds), concepts, caps)
+    return Bank(list(paths), grid, pooled, concepts, caps)
 
 
 def _tfidf(docs: list[list[str]], vocab: dict[str, int], idf: np.ndarray):

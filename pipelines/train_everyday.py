@@ -144,8 +144,10 @@ def prepare(cfg: EverydayConfig, model) -> Prepared:
 
     coco_paths = unlabeled_coco(root)[: cfg.limit or None]
     kw = {"top_k": cfg.concept_top_k, "threshold": cfg.concept_threshold}
+    features = Path(cfg.out) / "run" / "features"
     bank = ed.encode_bank(model, train_paths + coco_paths, concept_set,
-                          train_caps + [[] for _ in coco_paths], desc="bank", **kw)  # fmt: skip
+                          train_caps + [[] for _ in coco_paths], desc="bank",
+                          cache=features / "bank.safetensors", **kw)  # fmt: skip
     hyper = concept_set.hypernyms()
     text_concepts = [concept_set.from_text(toks, hyper) for toks in text_tokens]
     keep = [i for i, cs in enumerate(text_concepts) if cs and len(text_tokens[i]) <= cfg.max_length]
@@ -168,14 +170,28 @@ def prepare(cfg: EverydayConfig, model) -> Prepared:
     dev_paths, dev_caps = coco_dev(root)
     dev_paths, dev_caps = dev_paths[: cfg.limit or None], dev_caps[: cfg.limit or None]
     val["coco"] = (
-        ed.encode_bank(model, dev_paths, concept_set, desc="coco dev", **kw).grid,
+        ed.encode_bank(
+            model,
+            dev_paths,
+            concept_set,
+            desc="coco dev",
+            cache=features / "coco_dev.safetensors",
+            **kw,
+        ).grid,
         dev_caps,
     )
     if cfg.flickr_eval:
         paths, caps = flickr8k_split(f8k, "dev")
         paths, caps = paths[: cfg.flickr_eval], caps[: cfg.flickr_eval]
         val["flickr8k"] = (
-            ed.encode_bank(model, paths, concept_set, desc="flickr8k dev", **kw).grid,
+            ed.encode_bank(
+                model,
+                paths,
+                concept_set,
+                desc="flickr8k dev",
+                cache=features / "flickr8k_dev.safetensors",
+                **kw,
+            ).grid,
             caps,
         )
     return Prepared(vocab, concept_set, bank, rows, val)
