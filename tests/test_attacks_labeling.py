@@ -151,6 +151,13 @@ def test_a_named_pipe_at_the_lock_name_is_refused_and_kept(tmp_path, engine):
     assert stat.S_ISFIFO(os.lstat(lock_path(tmp_path / "labels.jsonl")).st_mode)
 
 
+def test_a_journal_link_loop_is_one_line_and_exit_2(tmp_path, cli_with, capsys):
+    make_photos(tmp_path, 2, sub_every=0)
+    os.symlink("labels.jsonl", tmp_path / "labels.jsonl")
+    assert cli_with(tmp_path) == 2
+    assert "loop" in one_error_line(capsys.readouterr().err)
+
+
 def test_a_pipe_at_a_temporary_file_name_is_not_removed(tmp_path, engine):
     make_photos(tmp_path, 2, sub_every=0)
     pipe, stale = tmp_path / ".labels.jsonl.abc123.tmp", tmp_path / ".labels.jsonl.old.tmp"
@@ -380,6 +387,14 @@ def test_names_that_are_not_utf8_keep_the_exports_readable(tmp_path, engine):
     datasets = pytest.importorskip("datasets")
     loaded = datasets.load_dataset("imagefolder", data_dir=str(tmp_path), split="train")
     assert loaded.num_rows == 2 and "caption" in loaded.column_names
+
+
+def test_a_lone_surrogate_in_a_caption_keeps_metadata_readable(tmp_path, engine):
+    make_photos(tmp_path, 2, sub_every=0)
+    (tmp_path / "labels.jsonl").write_text(record("p000.jpg", caption="a \ud800 cat"))
+    run(tmp_path, engine, formats=("jsonl", "metadata"))
+    meta = (tmp_path / "metadata.jsonl").read_bytes().decode("utf-8")
+    assert "\\ud800" not in meta and len(meta.splitlines()) == 2
 
 
 # ---------------------------------------------------------------- own outputs never labelled

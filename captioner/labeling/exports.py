@@ -187,6 +187,8 @@ def write_metadata(
                     not_utf8 += 1
                     continue
                 line = json.dumps(metadata_row(rec), ensure_ascii=False)
+                if utf8_name(line) is None:  # a lone surrogate in a caption: JSON readers fail
+                    line = line.encode("utf-8", "replace").decode("utf-8")
                 writers[folder].write(line + "\n")
                 counts[folder] += 1
     except BaseException as e:

@@ -75,6 +75,10 @@ def output_path(path: str | os.PathLike, within: str | os.PathLike | None) -> Pa
         st = os.stat(path)
     except FileNotFoundError:
         return path
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UnsafeFileError(f"{shown(str(path))}: symbolic link loop; remove it") from None
+        raise
     kind = kind_of(st.st_mode)
     if kind is not None:
         raise _not_regular(path, kind)
