@@ -27,7 +27,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from captioner import efficientnet_lite as lite
-from captioner.errors import CaptionerError
+from captioner.errors import CaptionerError, one_line
 from captioner.imageio import load_image
 
 log = logging.getLogger(__name__)
@@ -270,22 +270,12 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"could not read encoder weights {path}: {_one_line(e)}") from None
+        raise ValueError(f"could not read encoder weights {path}: {one_line(e)}") from None
     if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict) or not all(isinstance(v, Tensor) for v in sd.values()):
         raise ValueError(f"encoder weights {path} is not a state dict of tensors")
     return sd
-
-
-def _one_line(e: Exception) -> str:
-    """torch.load's refusal of a pickle runs to many lines: the gist in one."""
-    text = str(e)
-    if "Weights only load failed" in text:
-        found = [ln.strip() for ln in text.splitlines() if "WeightsUnpickler error" in ln]
-        why = found[0].split("error:", 1)[-1].strip() if found else "not plain tensors"
-        return f"a pickle holding more than tensors ({why}); it is never unpickled"
-    return " ".join(text.split()) or type(e).__name__
 
 
 def _load_file_into(model: nn.Module, path: Path, family: str) -> bool:
@@ -403,7 +393,7 @@ def _build_torchvision(name: str, weights: str | None) -> dict[str, Any]:
             model = builder(weights=enum, progress=False)
         except (OSError, RuntimeError) as e:
             raise EncoderWeightsError(
-                f"could not get {enum} for encoder {name!r} from {enum.url}: {_one_line(e)}. "
+                f"could not get {enum} for encoder {name!r} from {enum.url}: {one_line(e)}. "
                 f"Downloading it needs network access (it is then cached under "
                 f"{torch.hub.get_dir()}/checkpoints); offline, pass weights=<local .pth or "
                 ".safetensors file> or weights=None"

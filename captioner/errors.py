@@ -34,3 +34,14 @@ def check_batch_size(batch_size: object) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ArgumentValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     return batch_size
+
+
+def one_line(e: BaseException) -> str:
+    """The gist of an exception's message in one line. torch.load's refusal of a pickle
+    runs to many lines; it becomes one naming what the pickle held."""
+    text = str(e)
+    if "Weights only load failed" in text:
+        found = [ln.strip() for ln in text.splitlines() if "WeightsUnpickler error" in ln]
+        why = found[0].split("error:", 1)[-1].strip() if found else "not plain tensors"
+        return f"a pickle holding more than tensors ({why}); it is never unpickled"
+    return " ".join(text.split()) or type(e).__name__

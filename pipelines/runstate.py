@@ -34,6 +34,7 @@ from safetensors.torch import load_file, save
 from captioner.atomic import atomic_write, write_bytes_atomic
 from captioner.checkpoint import CheckpointError, read_json, write_json_atomic
 from captioner.devices import resolve_device
+from captioner.errors import one_line
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ def _read_epoch_dir(
         state = torch.load(target / "state.pt", map_location=map_location, weights_only=True)
     except Exception as e:  # safetensors / unpickling errors of several kinds
         raise CheckpointError(
-            f"{target}: unreadable checkpoint ({type(e).__name__}: {e})"
+            f"{target}: unreadable checkpoint ({type(e).__name__}: {one_line(e)})"
         ) from None
     if not isinstance(state, dict) or int(state.get("epoch", -1)) != int(target.name[6:]):
         raise CheckpointError(f"{target / 'state.pt'}: its epoch does not match {target.name}")

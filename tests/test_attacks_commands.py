@@ -502,3 +502,29 @@ def test_closed_stdout_pipe_after_captions_exits_quietly(model_dir, tmp_path):
         os.close(write_end)
     assert done.returncode == EXIT_BROKEN_PIPE
     assert done.stderr.decode().strip() == "", done.stderr.decode()
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_pickled_training_state_is_refused_in_one_line(tmp_path):
+    import json
+    import pickle
+
+    import torch
+    from safetensors.torch import save_file
+
+    from captioner.checkpoint import CheckpointError
+    from captioner.pipelines.runstate import load_checkpoint
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "ran"),))
+
+    epoch = tmp_path / "checkpoints" / "epoch-0001"
+    epoch.mkdir(parents=True)
+    save_file({"w": torch.zeros(2)}, str(epoch / "model.safetensors"))
+    (epoch / "state.pt").write_bytes(pickle.dumps({"epoch": 1, "x": Payload()}))
+    (tmp_path / "checkpoints" / "last.json").write_text(json.dumps({"epoch": 1, "dir": epoch.name}))
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(tmp_path / "checkpoints")
+    assert "\n" not in str(info.value) and "never unpickled" in str(info.value)
+    assert not (tmp_path / "ran").exists()
