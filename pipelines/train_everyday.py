@@ -201,8 +201,9 @@ def prepare(cfg: EverydayConfig, model) -> Prepared:
 def build_decoder(cfg: EverydayConfig, init: CaptionDecoder, init_vocab: Vocabulary,
                   vocab: Vocabulary, concept_set: ConceptSet, tagger: nn.Linear) -> CaptionDecoder:  # fmt: skip
     """A concept decoder with `vocab`, started from `init` (a decoder without concepts): the
-    shared words' embeddings and output rows, every recurrent / attention weight, the new
-    input columns and the concept paths at zero; the tagger copied from the model's."""
+    shared words' embeddings and output rows, every recurrent / attention weight; the new
+    input columns and the concept paths at zero, new words as unlikely as the least likely
+    old one (so it captions as `init` did); the tagger copied from the model's."""
     old = init.config
     config = dataclasses.replace(
         old, vocab_size=len(vocab), dropout=cfg.dropout, num_concepts=len(concept_set.words),
@@ -214,6 +215,10 @@ def build_decoder(cfg: EverydayConfig, init: CaptionDecoder, init_vocab: Vocabul
     with torch.no_grad():
         shared = [(vocab.stoi[t], i) for i, t in enumerate(init_vocab.itos) if t in vocab.stoi]
         to, frm = torch.tensor([a for a, _ in shared]), torch.tensor([b for _, b in shared])
+        new_rows = torch.ones(len(vocab), dtype=torch.bool)
+        new_rows[to] = False
+        dst["out.weight"][new_rows] = 0.0  # new words start as the least likely old word
+        dst["out.bias"][new_rows] = src["out.bias"].min()
         for name in ("embed.weight", "out.weight", "out.bias"):
             dst[name][to] = src[name][frm].to(dst[name].dtype)
         for name, tensor in src.items():

@@ -88,7 +88,9 @@ def test_decoder_reads_the_concepts_its_tagger_finds(concepts):
     grid = torch.randn(2, 4, 16)
     caps = torch.randint(4, 40, (2, 5))
     own, _ = d(grid, pooled, caps)
-    given, _ = d(grid, pooled, caps, (torch.tensor([[5, 0, 0]] * 2), torch.tensor([[0.9, 0, 0]] * 2)))
+    given, _ = d(
+        grid, pooled, caps, (torch.tensor([[5, 0, 0]] * 2), torch.tensor([[0.9, 0, 0]] * 2))
+    )
     assert not torch.allclose(own, given)
 
 
