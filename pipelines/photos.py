@@ -52,6 +52,19 @@ SCST_ARGS = [
     "--threads", "1",
 ]  # fmt: skip
 QUICK_ARGS = ["--epochs", "1", "--limit", "64", "--eval-limit", "16"]
+# The everyday step (`captioner.pipelines.train_everyday`), from the Flickr8k bundle; settings
+# chosen on the COCO dev photos and Flickr8k dev.
+EVERYDAY_ARGS = [
+    "--epochs", "10",
+    "--batch-size", "128",
+    "--lr", "5e-4",
+    "--warmup", "0.02",
+    "--text-per-epoch", "40000",
+    "--threads", "1",
+    "--log-every", "20",
+]  # fmt: skip
+QUICK_EVERYDAY = ["--epochs", "1", "--limit", "40", "--text-limit", "2000",
+                  "--text-per-epoch", "200", "--flickr-eval", "20"]  # fmt: skip
 # The bundle's decoding defaults, chosen on Flickr8k dev (1,000 images, beam 3, cross-entropy
 # model): trigram blocking +0.002 BLEU-4 / +0.003 CIDEr-D and no "a red shirt and a red
 # shirt"; beam 5 and length penalty 0.5 traded distinct or CIDEr-D for BLEU.
@@ -95,6 +108,20 @@ def train(work: Path, flickr8k: Path, device: str, *, quick: bool = False) -> Pa
                      [*dataset, *XE_ARGS, *quick_args])  # fmt: skip
     return _train_step("photos SCST", train_scst.main, work / "photos-scst", device,
                        [*dataset, "--init", str(xe), *SCST_ARGS, *quick_args])  # fmt: skip
+
+
+def train_everyday(
+    work: Path, init: Path, data: Path, flickr8k: Path, device: str, *, quick: bool = False
+) -> Path:
+    """The everyday-photo decoder, started from the Flickr8k bundle `init` (its captioner,
+    tagger and sentiment model), on Flickr8k and the text-only corpora under `data`."""
+    from captioner.pipelines import train_everyday
+    from captioner.pipelines.release import _train_step
+
+    argv = ["--init", str(init), "--data", str(data), "--flickr8k", str(flickr8k),
+            "--name", "default", *EVERYDAY_ARGS]  # fmt: skip
+    return _train_step("everyday", train_everyday.main, work / "everyday", device,
+                       [*argv, *(QUICK_EVERYDAY if quick else [])])  # fmt: skip
 
 
 def score(model_dir: Path, flickr8k: Path, *, beam_size: int = 3, limit: int | None = None):

@@ -19,7 +19,8 @@ captioner of the demo's scene tab; and two caption translators, `translate-en-de
    plus the Tux Paint stamps;
 4. `default`: train the photo captioner on Flickr8k train (cross-entropy, then SCST from its
    best epoch; `captioner.pipelines.photos`), read from `--flickr8k DIR` (default
-   `DATA/flickr8k`);
+   `DATA/flickr8k`), then teach it the everyday world: the concept-bridged decoder of
+   `captioner train everyday` on Flickr8k and the text-only corpora under `--data`;
 5. assemble each model directory: captioner + ImageNet-1k recognition head from the
    pretrained classifier + sentiment model, large weight matrices stored int8 with one scale
    per row, the rest float16 (the encoder's weights
@@ -388,7 +389,12 @@ def main(argv: list[str] | None = None) -> int:
         results.update(scene_rows)
     if flickr8k is not None:
         photo_dir = photos.train(work, flickr8k, args.device, quick=args.quick)
-        out = assemble(photo_dir, sentiment_dir, models / "default", "default",
+        # the Flickr8k captioner with its tagger: where the everyday recipe starts from
+        start_dir = assemble(photo_dir, sentiment_dir, work / "photos-bundle", "photos")
+        everyday_dir = photos.train_everyday(
+            work, start_dir, data, flickr8k, args.device, quick=args.quick
+        )
+        out = assemble(everyday_dir, sentiment_dir, models / "default", "default",
                        generation=photos.GENERATION)  # fmt: skip
         results["flickr8k/test"] = photos.score(out, flickr8k, limit=limit)
         record_scores(out, {"flickr8k/test": results["flickr8k/test"]})

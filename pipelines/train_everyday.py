@@ -48,6 +48,7 @@ log = logging.getLogger("captioner.pipelines.train_everyday")  # also under pyth
 class EverydayConfig(TrainConfig):
     out: str = opt("", "output model directory (run files go to OUT/run/)", required=True)
     data: str = opt("../shared/data", "folder with flickr8k/, coco/, flickr30k_text/, cc_val/")
+    flickr8k: str = opt("", "Flickr8k folder (default: DATA/flickr8k)")
     init: str = opt("default", "model whose encoder, tagger, sentiment and decoder start the run")
     texts: str = opt(
         "coco-text:{data}/coco/val2017_text.jsonl+flickr30k-text:{data}/flickr30k_text/"
@@ -113,15 +114,11 @@ class Prepared:
     val: dict[str, tuple[Tensor, list[list[str]]]]  # name -> (grids, references)
 
 
-def _find_flickr8k(root: Path) -> Path:
-    return root / "flickr8k"
-
-
 def prepare(cfg: EverydayConfig, model) -> Prepared:
     """Read every corpus, choose vocabulary and concepts, encode the photos, pair the texts
     (about 10 minutes on two CPU cores; a resumed run does it again, deterministically)."""
     root = Path(cfg.data).expanduser()
-    f8k = _find_flickr8k(root)
+    f8k = Path(cfg.flickr8k).expanduser() if cfg.flickr8k else root / "flickr8k"
     train_paths, train_caps = flickr8k_split(f8k, "train")
     if cfg.limit:
         train_paths, train_caps = train_paths[: cfg.limit], train_caps[: cfg.limit]
