@@ -32,6 +32,8 @@ Processor = Callable[[Tensor, Tensor], Tensor]  # (log_probs (R, V), history (R,
 NEG_INF = float("-inf")
 METHODS = ("beam", "greedy", "sample")
 DEFAULT_MAX_LENGTH = 20
+MAX_BEAM_SIZE = 256  # wider searches only cost memory and time (100000: 10 GB, no end)
+MAX_LENGTH = 1000  # tokens: far above any caption or sentence
 
 
 @dataclass
@@ -82,8 +84,11 @@ class GenerationConfig:
     def __post_init__(self) -> None:
         checks = {
             "method": (self.method in METHODS, f"one of {', '.join(METHODS)}"),
-            "beam_size": (self.beam_size >= 1, ">= 1"),
-            "max_length": (self.max_length is None or self.max_length >= 1, ">= 1 or None"),
+            "beam_size": (1 <= self.beam_size <= MAX_BEAM_SIZE, f"in [1, {MAX_BEAM_SIZE}]"),
+            "max_length": (
+                self.max_length is None or 1 <= self.max_length <= MAX_LENGTH,
+                f"in [1, {MAX_LENGTH}] or None",
+            ),
             "temperature": (0 < self.temperature < math.inf, "> 0 and finite"),
             "top_k": (self.top_k >= 0, ">= 0"),
             "top_p": (0 < self.top_p <= 1, "in (0, 1]"),

@@ -528,3 +528,18 @@ def test_pickled_training_state_is_refused_in_one_line(tmp_path):
         load_checkpoint(tmp_path / "checkpoints")
     assert "\n" not in str(info.value) and "never unpickled" in str(info.value)
     assert not (tmp_path / "ran").exists()
+
+
+def test_beam_width_and_length_are_bounded(tmp_path, capsys):
+    from captioner.decoding import MAX_BEAM_SIZE, MAX_LENGTH, GenerationConfig
+
+    for flags in (["--beam-size", "100000"], ["--max-length", "1000000000"]):  # 10 GB, no end
+        code, _, err = run_cli(["caption", str(tmp_path / "x.png"), *flags], capsys)
+        assert code == 2 and "must be <=" in err and len(err.strip().splitlines()) == 2, err
+    code, _, err = run_cli(["translate", "--to", "de", "a dog", "--beam-size", "100000"], capsys)
+    assert code == 2 and "must be <= 256" in err, err
+    GenerationConfig(beam_size=MAX_BEAM_SIZE, max_length=MAX_LENGTH)
+    with pytest.raises(ValueError, match="beam_size"):
+        GenerationConfig(beam_size=MAX_BEAM_SIZE + 1)
+    with pytest.raises(ValueError, match="max_length"):
+        GenerationConfig(max_length=MAX_LENGTH + 1)

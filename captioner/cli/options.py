@@ -47,7 +47,7 @@ def parser(prog: str, description: str = "", epilog: str | None = None) -> argpa
     return p
 
 
-def _int_at_least(low: int):
+def _int_at_least(low: int, high: int | None = None):
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -55,6 +55,8 @@ def _int_at_least(low: int):
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high}, got {value}")
         return value
 
     parse.__name__ = "integer"
@@ -63,6 +65,9 @@ def _int_at_least(low: int):
 
 positive = _int_at_least(1)
 non_negative = _int_at_least(0)
+# = captioner.decoding.MAX_BEAM_SIZE / MAX_LENGTH (not imported: it would import torch)
+beam_width = _int_at_least(1, 256)  # 100000 beams took 10 GB and never finished
+length_limit = _int_at_least(1, 1000)
 
 
 def device_name(text: str) -> str:
@@ -224,14 +229,14 @@ def add_decoding(
     --top-p and --seed (`GenerationConfig` fields)."""
     p.add_argument(
         "--beam-size",
-        type=positive,
+        type=beam_width,
         metavar="N",
         default=beam_size,
         help=f"beam width; 1 = greedy (default: {beam_size})",
     )
     p.add_argument(
         "--max-length",
-        type=positive,
+        type=length_limit,
         metavar="N",
         default=None,
         help="longest caption in words (default: the model's own)",
