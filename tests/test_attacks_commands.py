@@ -543,3 +543,17 @@ def test_beam_width_and_length_are_bounded(tmp_path, capsys):
         GenerationConfig(beam_size=MAX_BEAM_SIZE + 1)
     with pytest.raises(ValueError, match="max_length"):
         GenerationConfig(max_length=MAX_LENGTH + 1)
+
+
+@pytest.mark.parametrize("command", ["sentiment", "translate"])
+def test_one_text_is_bounded_too(command, model_dir, tmp_path, capsys, monkeypatch):
+    from captioner.cli import textinput
+
+    monkeypatch.setattr(textinput, "MAX_TEXT_CHARS", 50)
+    extra = ["--model", str(model_dir)] if command == "sentiment" else ["--to", "de"]
+    long = "a dog runs " * 10
+    (tmp_path / "t.txt").write_text(f"a dog\n\n{long}\n", encoding="utf-8")
+    code, _, err = run_cli([command, *extra, "--file", str(tmp_path / "t.txt")], capsys)
+    one_line_error(code, err, "t.txt: line 3 has 109 characters, above the 50")
+    code, _, err = run_cli([command, *extra, "a dog", long], capsys)
+    one_line_error(code, err, "TEXT argument 2 has 110 characters")

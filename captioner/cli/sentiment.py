@@ -50,7 +50,7 @@ def read_texts(
     neither is given, or when the only argument is `-` (as `--file -`). A blank argument, a
     file or stdin without text, binary or over `textinput.MAX_TEXT_BYTES` is a
     `TextInputError` (one line, exit 2; `prog` names the command)."""
-    from captioner.cli.textinput import TextInputError, read_lines
+    from captioner.cli.textinput import TextInputError, check_length, read_lines
 
     stdin = stdin if stdin is not None else sys.stdin
     texts, file = list(args.texts), args.file
@@ -59,6 +59,7 @@ def read_texts(
     for i, text in enumerate(texts, 1):
         if not text.strip():
             raise TextInputError(f"TEXT argument {i} is empty; give the text itself")
+        check_length(text, f"TEXT argument {i}")
     what = "sentences to translate" if "translate" in prog else "texts to classify"
     if file == "-" or (file is None and not texts):
         if file is None and stdin.isatty():

@@ -13,6 +13,7 @@ from typing import BinaryIO
 from captioner.errors import CaptionerError
 
 MAX_TEXT_BYTES = 32 * 1024 * 1024  # the most text one command reads (about 300k captions)
+MAX_TEXT_CHARS = 100_000  # one text: a long review fits; a 1 MB line took 40 s to translate
 _CHUNK = 1 << 20
 
 
@@ -47,7 +48,20 @@ def decode_lines(data: bytes, *, name: str) -> list[str]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise TextInputError(f"{name}: not UTF-8 text (byte offset {e.start})") from None
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    lines = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            lines.append(check_length(line.strip(), f"{name}: line {n}"))
+    return lines
+
+
+def check_length(text: str, where: str) -> str:
+    """`text` when it has at most `MAX_TEXT_CHARS` characters, else a `TextInputError`."""
+    if len(text) > MAX_TEXT_CHARS:
+        raise TextInputError(
+            f"{where} has {len(text):,} characters, above the {MAX_TEXT_CHARS:,} of one text"
+        )
+    return text
 
 
 def read_lines(path: str, *, stdin: object = None, what: str = "texts") -> list[str]:
