@@ -310,7 +310,8 @@ def run_recipe(
     parser = build_parser(cls, prog=prog, description=description)
     ns = parser.parse_args(argv)
     cfg = config_from_args(cls, parser, ns)
-    configure_logging(ns, chatty=("captioner.pipelines",))
+    # the recipe's own progress, and the feature cache's (captioner.data.features)
+    configure_logging(ns, chatty=("captioner.pipelines", "captioner.data.features"))
     problem = check(cfg) if check else None
     if not problem and getattr(cfg, "out", ""):  # never write over a user's own files
         from captioner.pipelines.runstate import out_dir_problem

@@ -54,6 +54,7 @@ from captioner.pipelines.runstate import (
     shutdown_distributed,
     to_device,
 )
+from captioner.progress import StepProgress
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,10 @@ class TrainConfig:
     resume: bool = opt(False, "continue from the last checkpoint of the run directory")
     stop_after: int = opt(0, "stop this invocation after N epochs (0 = run all; --resume later)")
     log_every: int = opt(1, "write a step record to metrics.jsonl every N steps")
+    progress_every: int = opt(
+        50, "without a terminal, log a progress line (loss, tokens/s, ETA) every N steps (0 = "
+        "only at the epoch's end); a terminal shows a bar instead"
+    )  # fmt: skip
     plot_every: int = opt(1, "redraw curves.png every N epochs and at the end (0 = never)")
     keep_checkpoints: int = opt(
         2, "how many epoch checkpoints to keep (2: a damaged last one falls back to the one before)"
@@ -120,7 +125,7 @@ class TrainConfig:
 
 _AT_LEAST_1 = ("epochs", "batch_size", "step_epochs", "log_every", "keep_checkpoints")
 _AT_LEAST_0 = ("encoder_lr", "weight_decay", "warmup", "gamma", "grad_clip", "num_workers",
-               "threads", "patience", "stop_after", "plot_every")  # fmt: skip
+               "threads", "patience", "stop_after", "plot_every", "progress_every")  # fmt: skip
 
 
 @dataclass
@@ -313,10 +318,10 @@ class Trainer:
             if hasattr(part, "set_epoch"):  # DistributedSampler, per-epoch reference choice...
                 part.set_epoch(epoch)
         total, count = 0.0, 0
-        bar = runstate.progress(
-            self.loader, enabled=self.dist.is_main, desc=f"epoch {epoch}/{c.epochs}"
-        )
-        for batch in bar:
+        progress = StepProgress(desc=f"epoch {epoch}/{c.epochs}", total=len(self.loader),
+                                every=c.progress_every, enabled=self.dist.is_main, log=log)  # fmt: skip
+        for batch in self.loader:
+            tokens = batch_tokens(batch)  # counted on the CPU batch, before it moves
             loss, norm, extra = self._train_step(batch)
             self.step += 1
             total, count = total + loss, count + 1
@@ -333,8 +338,8 @@ class Trainer:
                         **extra,
                     }
                 )
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{loss:.3f}", gnorm=f"{norm:.2f}", refresh=False)
+            progress.update(1, tokens=tokens, loss=loss, gnorm=norm)
+        progress.close()
         return runstate.mean_across(total, count, self.dist, self.device)
 
     def _evaluate(self, epoch: int) -> dict[str, float]:
@@ -405,6 +410,20 @@ class Trainer:
             runstate.truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
             _warn_config_changes(self.run_dir / "config.json", self.run_config)
         log.info("resumed %s at epoch %d, step %d", ckpt_dir, self.epoch, self.step)
+
+
+def batch_tokens(batch: Any) -> int | None:
+    """The tokens a training batch holds, for tokens/s: the non-padding ids of its target
+    sequences (`tgt` for translation, `captions`; padding is id 0 in every vocabulary here),
+    else the summed `lengths` (sentiment texts); None for a batch without text (images)."""
+    if not isinstance(batch, dict):
+        return None
+    for key in ("tgt", "captions"):
+        ids = batch.get(key)
+        if isinstance(ids, Tensor) and not ids.is_floating_point():
+            return int((ids != 0).sum())
+    lengths = batch.get("lengths")
+    return int(lengths.sum()) if isinstance(lengths, Tensor) else None
 
 
 def _fmt(scores: dict[str, float]) -> str:

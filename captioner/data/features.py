@@ -20,16 +20,21 @@ float16 rounding of the cache) before it is used.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from captioner.data.common import DataError, cache_root
+from captioner.progress import StepProgress
 
 logger = logging.getLogger("captioner.data")
+# progress lines apart, so training can show them without every captioner.data note
+progress_log = logging.getLogger("captioner.data.features")
 
 
 def feature_cache_dir() -> Path:
@@ -44,6 +49,19 @@ def cache_path(ds, encoder, cache_dir: str | Path | None = None) -> Path:
     return root / f"{name}-{key}-{ds._fingerprint}.arrow"
 
 
+@contextlib.contextmanager
+def _without_datasets_bars() -> Iterator[None]:
+    import datasets
+
+    was_off = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_off:
+            datasets.enable_progress_bars()
+
+
 def _decode(value: dict, draft_size: int):
     """An undecoded `datasets.Image` value ({"bytes", "path"}) -> RGB PIL image."""
     from PIL import Image
@@ -55,7 +73,7 @@ def _decode(value: dict, draft_size: int):
     return open_image(value["path"], draft_size=draft_size)
 
 
-def _encode_batch(encoder, device, batch: dict, indices: list[int]) -> dict:
+def _encode_batch(encoder, device, batch: dict, indices: list[int], progress=None) -> dict:
     import numpy as np
     import torch
 
@@ -71,6 +89,8 @@ def _encode_batch(encoder, device, batch: dict, indices: list[int]) -> dict:
             ) from None
     with torch.inference_mode():
         grid, pooled = encoder(torch.stack(tensors).to(device))  # (B, N, C), (B, C)
+    if progress is not None:
+        progress.update(len(tensors))
     return {
         "grid": grid.to(torch.float16).cpu().numpy(),
         "pooled": pooled.float().cpu().numpy().astype(np.float32),
@@ -146,19 +166,24 @@ def compute_features(
         run = encoder
         if not trainable and isinstance(encoder, Encoder):  # a frozen encoder of ours
             run, _ = encoder_for_backend(encoder, backend, device)
-        ds.cast_column("image", Image(decode=False)).map(
-            lambda batch, idx: _encode_batch(run, device, batch, idx),
-            batched=True,
-            batch_size=batch_size,
-            with_indices=True,
-            remove_columns=["image"],
-            features=features,
-            cache_file_name=str(tmp),
-            load_from_cache_file=False,
-            # named by the cache file: spares datasets hashing the encoder's weights
-            new_fingerprint=hashlib.sha1(path.name.encode()).hexdigest(),
-            desc=f"encoding images ({getattr(encoder, 'name', 'encoder')})",
-        )
+        name = getattr(encoder, "name", "encoder")
+        # our own bar (a line every 20 batches without a terminal), not datasets' map bar
+        progress = StepProgress(desc=f"encoding images ({name})", total=len(ds), unit="img",
+                                every=20 * batch_size, log=progress_log)  # fmt: skip
+        with _without_datasets_bars():
+            ds.cast_column("image", Image(decode=False)).map(
+                lambda batch, idx: _encode_batch(run, device, batch, idx, progress),
+                batched=True,
+                batch_size=batch_size,
+                with_indices=True,
+                remove_columns=["image"],
+                features=features,
+                cache_file_name=str(tmp),
+                load_from_cache_file=False,
+                # named by the cache file: spares datasets hashing the encoder's weights
+                new_fingerprint=hashlib.sha1(path.name.encode()).hexdigest(),
+            )
+        progress.close()
         tmp.replace(path)
     finally:
         encoder.train(was_training)
