@@ -25,6 +25,10 @@ setup: $(VENV)/.installed
 label: $(VENV)/.installed
 	CAPTIONER_CACHE="$(CACHE)" XDG_CACHE_HOME="$(CACHE)/xdg" \
 		$(VENV)/bin/captioner label "$(DIR)" --out "$(OUT)"
+	@echo
+	@echo "captioner is installed in $(abspath $(VENV)); to use it from a new shell:"
+	@echo "  source $(abspath $(VENV))/bin/activate   # then: captioner --help"
+	@echo "  $(abspath $(VENV))/bin/captioner --help  # or by its path, without activating"
 
 # Chromium (browser test of the demo) and Java (METEOR and the COCO reference metrics).
 system-deps:

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,3 +56,17 @@ def test_label_exports_cut_at_five_percent_by_default(model, tmp_path, monkeypat
     (row,) = [json.loads(line) for line in (photos / "labels.jsonl").read_text().splitlines()]
     assert len(row["tags"]) == 5
     assert label_main([str(photos), *base, "--min-tag-score", "1.5"]) == 2  # not a probability
+
+
+def test_one_min_tag_score_default_for_tag_describe_label_and_the_demo():
+    """Issue 25: `tag` used to keep tags down to 0.0 ("minibus (0.00)")."""
+    from captioner.cli import infer, options
+    from captioner.labeling.flags import build_parser as label_parser
+
+    defaults = {c: infer.build_parser(c).parse_args(["x.jpg"]).min_tag_score
+                for c in ("tag", "describe")}  # fmt: skip
+    defaults["label"] = label_parser().parse_args(["photos"]).min_tag_score
+    assert defaults == dict.fromkeys(("tag", "describe", "label"), options.EXPORT_MIN_TAG_SCORE)
+    assert options.EXPORT_MIN_TAG_SCORE == 0.05
+    source = (Path(__file__).resolve().parents[1] / "demo" / "handlers.py").read_text()
+    assert "min_tag_score=EXPORT_MIN_TAG_SCORE" in source

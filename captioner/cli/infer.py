@@ -38,9 +38,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     if command in ("caption", "describe"):
         options.add_decoding(p)
         options.add_language(p)
-    if command in ("tag", "describe"):  # `tag` lists the top K; --json rows are exports
-        options.add_tags(p, min_score=0.0 if command == "tag" else options.EXPORT_MIN_TAG_SCORE,
-                         at_least=1)  # fmt: skip
+    if command in ("tag", "describe"):  # the same --min-tag-score default as label, the demo
+        options.add_tags(p, at_least=1)
     return p
 
 

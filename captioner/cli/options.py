@@ -159,7 +159,8 @@ def add_batch_size(p: argparse.ArgumentParser | Any, *, default: int) -> None:
     )
 
 
-EXPORT_MIN_TAG_SCORE = 0.05  # exports leave out tags like "plastic bag 0.0014"
+# tag, describe, label and the demo leave out tags like "plastic bag 0.0014" (one default)
+EXPORT_MIN_TAG_SCORE = 0.05
 
 
 def _number(text: str) -> float:
@@ -325,14 +326,23 @@ _DECODING = (
 )  # fmt: skip
 
 
+def installed_languages(*, english: bool = True) -> str:
+    """The languages captions can be written in with the installed (bundled) translators,
+    as flag help lists them: "en | de | fr"."""
+    from captioner.translation import available_languages
+
+    return " | ".join(code for code, _ in available_languages() if english or code != "en")
+
+
 def add_language(p: argparse.ArgumentParser | Any) -> None:
     """--lang (the caption's language) and --translator (a translator directory)."""
     p.add_argument(
         "--lang",
         default="en",
         metavar="LANG",
-        help="write captions in this language too: en | de | fr | cs; the record keeps the "
-        "English caption beside the translation (default: en)",
+        help=f"write captions in this language too: {installed_languages()} (another with "
+        "--translator); the record keeps the English caption beside the translation "
+        "(default: en)",
     )
     p.add_argument(
         "--translator",

@@ -34,8 +34,9 @@ def build_parser(command: str = "translate") -> argparse.ArgumentParser:
         help="read sentences from FILE, one a line; '-' = stdin (default: none)",
     )
     p.add_argument(
-        "--to", dest="tgt", required=True, metavar="LANG", help="target language: de | fr | cs "
-        "(required)",
+        "--to", dest="tgt", required=True, metavar="LANG",
+        help=f"target language: {options.installed_languages(english=False)} (another with "
+        "--translator) (required)",
     )  # fmt: skip
     p.add_argument(
         "--from", dest="src", default="en", metavar="LANG", help="source language (default: en)"
