@@ -1,20 +1,28 @@
 """Start-up time of the commands a new user types first: cold (first run) and warm.
 
     python bench/startup.py [--repeats 5] [--image demo/examples/photo-chelsea.jpg]
+    python bench/startup.py --before /tmp/old     # also an older checkout, runs alternating
 
 Each command runs as a fresh process, as from a shell. "cold" is its first run with empty
 captioner caches (a new `CAPTIONER_CACHE` / `XDG_CACHE_HOME`: the first image command exports
 the encoder to ONNX there); "warm" is the median of `--repeats` runs after it, with those
 caches present. Python writes bytecode as in a user's shell (`PYTHONDONTWRITEBYTECODE` is
 dropped), so warm runs read compiled modules. `import torch` is timed alongside, as the floor
-every model command pays. The OS file cache is not dropped. The machine's load moves every
-number: compare rows measured in the same run.
+every model command pays. The OS file cache is not dropped.
+
+The machine's load moves the wall times; the CPU seconds (user + system, of the process and
+its children) move much less, so they are printed beside them: on an idle machine the warm
+wall time of these mostly single-threaded start-ups is close to them. `--before DIR` runs
+the same commands from another checkout of the repository (its `captioner` package first on
+`PYTHONPATH`, with the same virtual environment), alternating with this one run by run, so
+both see the same load.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -44,40 +52,64 @@ def commands(image: str) -> list[tuple[str, list[str]]]:
     ]  # fmt: skip
 
 
-def timed(argv: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True)
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run of `argv`."""
+    start, cpu = time.perf_counter(), _cpu()
+    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return seconds
+    return seconds, _cpu() - cpu
+
+
+def environment(tree: Path, tmp: Path) -> dict[str, str]:
+    env = {**os.environ, "CAPTIONER_CACHE": str(tmp / "cache"), "XDG_CACHE_HOME": str(tmp / "xdg")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's shell keeps compiled bytecode
+    if tree != ROOT:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
+    return env
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--repeats", type=int, default=5, help="warm runs per command (median)")
     p.add_argument("--image", default="demo/examples/photo-chelsea.jpg", help="for caption")
+    p.add_argument("--before", type=Path, default=None, help="another checkout to compare")
     args = p.parse_args()
+    trees = [ROOT] + ([args.before.resolve()] if args.before else [])
     tmp = Path(tempfile.mkdtemp(prefix="captioner-startup-"))
-    env = {**os.environ, "CAPTIONER_CACHE": str(tmp / "cache"), "XDG_CACHE_HOME": str(tmp / "xdg")}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's shell keeps compiled bytecode
+    envs = [environment(tree, tmp / str(i)) for i, tree in enumerate(trees)]
     rows = []
     try:
         for name, argv in commands(args.image):
-            cold = timed(argv, env)
-            warm = [timed(argv, env) for _ in range(args.repeats)]
-            rows.append((name, cold, statistics.median(warm), min(warm), max(warm)))
-            print(f"  {name}: cold {cold:.2f} s, warm {statistics.median(warm):.2f} s",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            row: list = [name]
+            colds = [timed(argv, env, tree)[0] for tree, env in zip(trees, envs)]
+            runs: list[list[tuple[float, float]]] = [[] for _ in trees]
+            for _ in range(args.repeats):
+                for k, (tree, env) in enumerate(zip(trees, envs)):
+                    runs[k].append(timed(argv, env, tree))
+            for cold, done in zip(colds, runs):
+                row += [cold, statistics.median(w for w, _ in done),
+                        statistics.median(c for _, c in done)]  # fmt: skip
+            rows.append(row)
+            print(f"  {name}: " + " | ".join(f"{x:.2f}" for x in row[1:]), file=sys.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     width = max(len(r[0]) for r in rows)
-    print(
-        f"\n{'command':<{width}}  {'cold s':>6}  {'warm s':>6}  (warm min-max, {args.repeats} runs)"
-    )
-    for name, cold, median, low, high in rows:
-        print(f"{name:<{width}}  {cold:6.2f}  {median:6.2f}  ({low:.2f}-{high:.2f})")
-    print(f"\n{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
+    heads = ["cold s", "warm s", "warm CPU s"]
+    labels = ["this tree"] + ([f"before ({args.before})"] if args.before else [])
+    print(f"\n{'':<{width}}  " + "  ".join(f"{label:<32}" for label in labels))
+    print(f"{'command':<{width}}  " + "  ".join("  ".join(f"{h:>10}" for h in heads)
+                                             for _ in trees))  # fmt: skip
+    for row in rows:
+        print(f"{row[0]:<{width}}  " + "  ".join(f"{x:10.2f}" for x in row[1:]))
+    print(f"\n{os.cpu_count()} CPUs; warm: median of {args.repeats} runs; load average "
+          f"{os.getloadavg()[0]:.1f} at the end")  # fmt: skip
 
 
 if __name__ == "__main__":
