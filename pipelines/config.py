@@ -149,11 +149,16 @@ def add_arguments(
         parser.add_argument(flag, metavar=metavar, **kwargs)
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a sparse 8 GB "config" was read whole
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a JSON (`.json`) or TOML (anything else) config file into a flat dict."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {path.stat().st_size:,} bytes, too large for a config file")
     try:
         text = path.read_text(encoding="utf-8")
         if path.suffix.lower() == ".json":

@@ -557,3 +557,25 @@ def test_one_text_is_bounded_too(command, model_dir, tmp_path, capsys, monkeypat
     one_line_error(code, err, "t.txt: line 3 has 109 characters, above the 50")
     code, _, err = run_cli([command, *extra, "a dog", long], capsys)
     one_line_error(code, err, "TEXT argument 2 has 110 characters")
+
+
+def test_data_build_out_never_a_file_or_a_folder_of_user_files(tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    base = ["data", "build", "scenes", "--num-train", "1", "--num-eval", "1", "--image-size", "32"]
+    code, _, err = run_cli([*base, "--out", str(target)], capsys)  # was a FileExistsError
+    one_line_error(code, err, "is not a folder")
+    folder = tmp_path / "mine"
+    files = user_folder(folder)
+    code, _, err = run_cli([*base, "--out", str(folder)], capsys)
+    one_line_error(code, err, "not a saved dataset")
+    assert_untouched(folder, files)
+
+
+def test_config_file_reads_are_bounded(tmp_path, capsys):
+    sparse = tmp_path / "sparse.json"
+    with open(sparse, "wb") as f:
+        f.truncate(8 << 30)  # 8 GB of holes: read whole before
+    argv = ["train", "sentiment", "--config", str(sparse), "--dataset", "x", "--out", "o"]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and "too large for a config file" in err, err

@@ -101,6 +101,23 @@ def _options(items: list[str]) -> dict:
     return out
 
 
+def _check_out(out: str) -> None:
+    """`data build --out`: a new or empty folder, or a saved dataset to replace; never a file
+    or a folder of someone's files."""
+    import os
+
+    if not os.path.lexists(out):
+        return
+    if not os.path.isdir(out):
+        raise CaptionerError(f"--out {out}: exists and is not a folder")
+    entries = os.listdir(out)
+    if entries and "dataset_dict.json" not in entries:
+        raise CaptionerError(
+            f"--out {out}: the folder holds other files and is not a saved dataset; give a "
+            "new or empty folder"
+        )
+
+
 def _print_sizes(dsd, what: str) -> None:
     print(what)
     for split, ds in dsd.items():
@@ -132,9 +149,13 @@ def _build(args) -> int:
         }.items()
         if v is not None
     }
+    _check_out(args.out)
     start = time.perf_counter()
     dsd = build_scene_dataset(**kwargs)
-    dsd.save_to_disk(args.out)
+    try:
+        dsd.save_to_disk(args.out)
+    except OSError as e:
+        raise CaptionerError(f"--out {args.out}: cannot write ({e.strerror or e})") from None
     _print_sizes(
         dsd,
         f"saved the scene world to {args.out} in {time.perf_counter() - start:.1f} s "
