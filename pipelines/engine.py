@@ -27,6 +27,7 @@ state is read with `torch.load(..., weights_only=True)`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -116,7 +117,12 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:  # a nonsense value is refused before any work
-        check_ranges(self, at_least_1=_AT_LEAST_1, at_least_0=_AT_LEAST_0, positive=("lr",))
+        sizes = tuple(  # a recipe's sizes: --hidden-dim 0 / --max-length 0 make no model
+            f.name for f in dataclasses.fields(self) if f.name.endswith(_SIZE_SUFFIXES)
+        )
+        check_ranges(
+            self, at_least_1=_AT_LEAST_1 + sizes, at_least_0=_AT_LEAST_0, positive=("lr",)
+        )
         if not 0 <= self.seed < 2**64:  # what torch.manual_seed takes
             raise ValueError(f"--seed must be in [0, 2**64), got {self.seed}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
@@ -124,6 +130,7 @@ class TrainConfig:
 
 
 _AT_LEAST_1 = ("epochs", "batch_size", "step_epochs", "log_every", "keep_checkpoints")
+_SIZE_SUFFIXES = ("_dim", "_layers", "max_length", "beam_size", "_beam", "vocab_size", "samples")
 _AT_LEAST_0 = ("encoder_lr", "weight_decay", "warmup", "gamma", "grad_clip", "num_workers",
                "threads", "patience", "stop_after", "plot_every", "progress_every")  # fmt: skip
 

@@ -579,3 +579,18 @@ def test_config_file_reads_are_bounded(tmp_path, capsys):
     argv = ["train", "sentiment", "--config", str(sparse), "--dataset", "x", "--out", "o"]
     code, _, err = run_cli(argv, capsys)
     assert code == 2 and "too large for a config file" in err, err
+
+
+@pytest.mark.parametrize(
+    ("recipe", "flag"),
+    [("caption", "--max-length"), ("caption", "--hidden-dim"), ("sentiment", "--embed-dim"),
+     ("translate", "--encoder-layers"), ("scst", "--samples")],
+)  # fmt: skip
+def test_recipe_sizes_of_zero_are_refused_before_training(recipe, flag, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["train", recipe, "--dataset", "x", "--out", str(out), flag, "0"]
+    if recipe == "scst":
+        argv += ["--init", str(tmp_path)]
+    code, _, err = run_cli(argv, capsys)  # --max-length 0 trained an epoch, then failed
+    assert code == 2 and f"{flag} must be >= 1" in err, err
+    assert not out.exists()
