@@ -120,9 +120,7 @@ class TrainConfig:
         sizes = tuple(  # a recipe's sizes: --hidden-dim 0 / --max-length 0 make no model
             f.name for f in dataclasses.fields(self) if f.name.endswith(_SIZE_SUFFIXES)
         )
-        check_ranges(
-            self, at_least_1=_AT_LEAST_1 + sizes, at_least_0=_AT_LEAST_0, positive=("lr",)
-        )
+        check_ranges(self, at_least_1=_AT_LEAST_1 + sizes, at_least_0=_AT_LEAST_0, positive=("lr",))
         if not 0 <= self.seed < 2**64:  # what torch.manual_seed takes
             raise ValueError(f"--seed must be in [0, 2**64), got {self.seed}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
