@@ -101,6 +101,9 @@ def _tfidf(docs: list[list[str]], vocab: dict[str, int], idf: np.ndarray):
     return sparse.csr_matrix((vals, (rows, cols)), shape=(len(docs), len(vocab)), dtype=np.float32)
 
 
+SATURATION = 0.25  # a tagger score from which a photo counts as showing the concept
+
+
 def pair_captions(
     texts_tokens: list[list[str]],
     text_concepts: list[list[str]],
@@ -108,11 +111,15 @@ def pair_captions(
     concept_set: ConceptSet,
     *,
     candidates: int = 5,
-    chunk: int = 4096,
+    chunk: int = 1024,
+    hub_penalty: float = 0.05,
 ) -> np.ndarray:
-    """(T, candidates) bank indices for each text caption, best first: concept coverage
-    (the summed tagger score of the caption's concepts in the photo) plus 0.5 x the TF-IDF
-    cosine between the caption and the photo's own captions and concepts."""
+    """(T, candidates) bank indices for each text caption, best first: concept coverage (the
+    mean over the caption's concepts of the photo's tagger score, counted in full from
+    `SATURATION` up, so that among photos that clearly show the concepts the words decide)
+    plus the TF-IDF cosine between the caption and the photo's own captions and concepts,
+    less `hub_penalty` x log(1 + captions the photo already took), so that no photo becomes
+    the stand-in for every caption of a common concept (chunk by chunk, deterministic)."""
     from scipy import sparse
 
     cindex = concept_set.index
@@ -127,23 +134,26 @@ def pair_captions(
     pc = np.zeros((len(cindex), len(bank.paths)), dtype=np.float32)  # concept score per photo
     for p, found in enumerate(bank.concepts):
         for w, s in found:
-            pc[cindex[w], p] = s
+            pc[cindex[w], p] = min(1.0, s / SATURATION)
     out = np.zeros((len(texts_tokens), candidates), dtype=np.int64)
+    used = np.zeros(len(bank.paths), dtype=np.float32)
     for start in range(0, len(texts_tokens), chunk):
         toks = texts_tokens[start : start + chunk]
         q = _tfidf(toks, vocab, idf)
-        score = np.asarray((q @ docs).todense()) * 0.5  # (n, P)
-        rows, cols = [], []
+        score = np.asarray((q @ docs).todense())  # (n, P)
+        rows, cols, vals = [], [], []
         for r, cs in enumerate(text_concepts[start : start + chunk]):
             for w in cs:
                 rows.append(r)
                 cols.append(cindex[w])
+                vals.append(1.0 / len(cs))
         qc = sparse.csr_matrix(
-            (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(toks), len(cindex))
+            (np.array(vals, np.float32), (rows, cols)), shape=(len(toks), len(cindex))
         )
-        score += np.asarray(qc @ pc)
+        score += np.asarray(qc @ pc) - hub_penalty * np.log1p(used)[None]
         top = torch.from_numpy(score).topk(candidates, dim=1).indices.numpy()
         out[start : start + len(toks)] = top
+        np.add.at(used, top[:, 0], 1.0)
     return out
 
 
