@@ -94,3 +94,36 @@ def test_onnx_session_threads_follow_the_plan(monkeypatch):
     assert onnx_backend._session("x.onnx", None) == "session" and seen["threads"] == 6
     onnx_backend._session("x.onnx", 3)
     assert seen["threads"] == 3
+
+
+def test_small_op_commands_run_on_the_decoder_threads_and_restore_them(monkeypatch):
+    """Issue 25: sentiment / translate / caption load a model and run small ops; on a 2-core
+    machine with a busy core, 2 PyTorch threads made them several times slower."""
+    import importlib
+
+    import torch
+
+    cli_main = importlib.import_module("captioner.cli.main")  # the module, not cli.main()
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(cpus, "usable_cores", lambda *a, **k: 4)
+    with cpus.small_op_threads() as n:
+        assert n == torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's choice wins
+    with cpus.small_op_threads() as n:
+        assert n == before
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    seen = {}
+
+    class Command:
+        @staticmethod
+        def main(argv):
+            seen["threads"] = torch.get_num_threads()
+            return 0
+
+    monkeypatch.setattr(cli_main.importlib, "import_module", lambda name: Command)
+    assert cli_main.run_command("sentiment", ["x"]) == 0 and seen["threads"] == 1
+    assert cli_main.run_command("train", ["x"]) == 0 and seen["threads"] == before
+    assert torch.get_num_threads() == before

@@ -8,6 +8,7 @@ and exit status 2, whatever the command.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 
@@ -32,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "push": ("captioner.cli.push", "upload a model directory with its model card to the HF hub"),
 }
 SHARED = ("captioner.cli.infer",)
+# commands whose CPU work is loading a model and many small ops (see captioner.cpus)
+SMALL_OPS = ("caption", "tag", "describe", "sentiment", "translate")
 VERBOSITY = ("-q", "--quiet", "-v", "--verbose")
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a Unix tool piped to head
 
@@ -48,12 +51,22 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def _threads(name: str) -> contextlib.AbstractContextManager:
+    """Commands that load a model and run small ops take `captioner.cpus.small_op_threads`."""
+    if name not in SMALL_OPS:
+        return contextlib.nullcontext()
+    from captioner.cpus import small_op_threads
+
+    return small_op_threads()
+
+
 def run_command(name: str, argv: list[str]) -> int:
     """Run command `name` with its arguments; `CaptionerError` -> one line, status 2."""
     target = COMMANDS[name][0]
     try:
         module = importlib.import_module(target)
-        status = int(module.main([name, *argv] if target in SHARED else argv) or 0)
+        with _threads(name):
+            status = int(module.main([name, *argv] if target in SHARED else argv) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
         return status
     except CaptionerError as e:
