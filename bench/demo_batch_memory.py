@@ -22,6 +22,7 @@ CHILD = """
 import json, resource, sys
 from pathlib import Path
 from captioner.demo import batch
+from captioner.encoders import ImageTransform
 
 class Result:
     def __init__(self, size): self.size = size
@@ -41,7 +42,8 @@ def rss_mb():
 start = rss_mb()
 model = Model()
 work = Path(sys.argv[1])
-items = batch.iter_batch_items([work / "huge.zip"], work_dir=work, draft_size=224)
+transform = ImageTransform(224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+items = batch.iter_batch_items([work / "huge.zip"], work_dir=work, transform=transform)
 records = batch.describe_items(model, items, batch_size=16)
 errors = sum(r["error"] is not None for r in records)
 print(json.dumps({"start_mb": start, "peak_mb": rss_mb(), "images": len(records),

@@ -22,6 +22,7 @@ from captioner import checkpoint as ckpt
 from captioner.decoders import CaptionDecoder
 from captioner.decoding import GenerationConfig, SpecialIds, generate
 from captioner.devices import resolve_device
+from captioner.encoders import ImageTransform
 from captioner.errors import MissingHeadError, ModelNotFoundError, check_batch_size
 from captioner.imageio import load_image
 from captioner.model_card import read_training_data, write_card
@@ -32,10 +33,6 @@ from captioner.text import Vocabulary
 log = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).parent / "models"
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _as_list(images: Any) -> list:
@@ -198,8 +195,7 @@ class Captioner:
             revision: for a hub id, the branch, tag or commit to load (pins the model).
         """
         model = cls._load(name_or_path, device=device, revision=revision)
-        if backend != "torch":
-            model.use_backend(backend)
+        model.use_backend(backend)
         return model
 
     @classmethod
@@ -306,10 +302,13 @@ class Captioner:
 
     # ------------------------------------------------------------------ inference
     def preprocess(self, images: Sequence[Any]) -> Tensor:
-        """Images -> normalised batch (B, 3, S, S) on the model's device."""
-        size = getattr(self.encoder, "image_size", None)
-        pixels = [self.encoder.transform(load_image(im, draft_size=size)) for im in images]
-        return torch.stack(pixels).to(self.device, non_blocking=True)
+        """Images -> normalised batch (B, 3, S, S) on the model's device: the encoder's
+        `ImageTransform.pixels` of each, normalised as a batch (as `captioner label` does)."""
+        t = self.encoder.transform
+        if not isinstance(t, ImageTransform):  # a custom transform: PIL -> float (3, S, S)
+            return torch.stack([t(load_image(im)) for im in images]).to(self.device)
+        pixels = torch.from_numpy(np.stack([t.pixels(im) for im in images]))
+        return t.normalise(pixels.to(self.device, non_blocking=True))
 
     def _batches(self, images: Any, batch_size: int) -> Iterator[list]:
         check_batch_size(batch_size)

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from captioner import efficientnet_lite as lite
 from captioner.errors import CaptionerError, one_line
-from captioner.imageio import load_image
+from captioner.imageio import MAX_PIXELS, load_image
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +96,22 @@ class ImageTransform:
     interpolation: str = "bilinear"
 
     def __call__(self, image: Image.Image | Any) -> Tensor:
-        img = image if isinstance(image, Image.Image) and image.mode == "RGB" else load_image(image)
-        img = resize_square(img, self.size, self.interpolation)
-        # torchvision's to_tensor + normalize, op for op: (x / 255 - mean) / std
-        x = torch.from_numpy(np.array(img, np.uint8, copy=True)).permute(2, 0, 1).contiguous()
-        mean = torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1)
-        std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1)
-        return x.to(torch.float32).div(255).sub_(mean).div_(std)  # (3, S, S)
+        return self.normalise(torch.from_numpy(self.pixels(image))[None])[0]  # (3, S, S)
+
+    def pixels(self, image: Any, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+        """Any image `load_image` reads (a path, PIL, numpy, tensor) -> uint8 (S, S, 3): the
+        one way every caller (API, labeling workers, demo, eval, feature cache) gets a
+        model's pixels, so one photo gives one caption whichever way it enters."""
+        img = load_image(image, draft_size=self.size, max_pixels=max_pixels)
+        return np.array(resize_square(img, self.size, self.interpolation), np.uint8, copy=True)
+
+    def normalise(self, batch: Tensor) -> Tensor:
+        """uint8 (B, S, S, 3) -> float (B, 3, S, S): torchvision's to_tensor + normalize,
+        op for op, (x / 255 - mean) / std (elementwise, so the same for any batch)."""
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=batch.device)
+        std = torch.tensor(self.std, dtype=torch.float32, device=batch.device)
+        x = batch.permute(0, 3, 1, 2).to(torch.float32).div_(255)
+        return x.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1)).contiguous()
 
 
 class Encoder(nn.Module):

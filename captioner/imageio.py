@@ -86,8 +86,9 @@ def _to_l8(img: Image.Image) -> Image.Image:
 # is reduced (box filter, a whole factor) until its short side is under 2 x draft_size
 # before it is converted to RGB, so decoding holds the decoded image (4 bytes a pixel at
 # most: 512 MB at MAX_PIXELS; a palette image also its RGB(A) form, 640 MB at most) plus
-# about 16 MB; 16-bit grey is converted in strips. JPEGs are scaled by draft() as they
-# decode. (A 125 MP 16-bit PNG peaked at 3.5 GB before.)
+# about 16 MB; 16-bit grey is converted in strips. (A 125 MP 16-bit PNG peaked at 3.5 GB
+# before.) JPEGs are not scaled by draft() while decoding: its scaled DCT gives other pixels
+# than the same photo handed over decoded (PIL, numpy), and so other captions (issue 24).
 REDUCE_ABOVE_PIXELS = 16_000_000
 
 
@@ -95,8 +96,8 @@ def _reduced(img: Image.Image, draft_size: int) -> Image.Image:
     """`img` reduced for a model that needs `draft_size` px (see REDUCE_ABOVE_PIXELS)."""
     w, h = img.size
     factor = min(w, h) // (2 * draft_size)
-    if w * h <= REDUCE_ABOVE_PIXELS or factor < 2 or img.format == "JPEG":
-        return img  # JPEGs were scaled by draft() while decoding
+    if w * h <= REDUCE_ABOVE_PIXELS or factor < 2:
+        return img
     if img.mode in WIDE_MODES:
         img = _to_l8(img)
     elif img.mode not in ("L", "LA", "RGB", "RGBA", "CMYK"):  # P, 1, ...: no reduce()
@@ -160,8 +161,8 @@ def open_image(
 ) -> Image.Image:
     """Open an image file as RGB, applying EXIF orientation.
 
-    `draft_size`: for JPEG, let the decoder scale down by 1/2, 1/4 or 1/8 while keeping both
-    sides >= draft_size (much faster for large photos when the model needs 224 px).
+    `draft_size`: the model's input size; an image above REDUCE_ABOVE_PIXELS is reduced for
+    it (`_reduced`), as `load_image` reduces a decoded one.
     """
     path = Path(path)
     with _open_regular(path) as f:
@@ -177,8 +178,6 @@ def open_image(
                         )
                     if getattr(img, "n_frames", 1) > 1:
                         img.seek(0)  # animated: first frame
-                    if draft_size and img.format == "JPEG":
-                        img.draft("RGB", (draft_size, draft_size))  # scaled DCT: before decoding
                     img.load()
                     if draft_size:
                         img = _reduced(img, draft_size)
@@ -198,15 +197,18 @@ def open_image(
             raise ImageLoadError(f"{path}: corrupt or truncated image ({e})") from None
 
 
-def load_image(src: Any, *, draft_size: int | None = None) -> Image.Image:
+def load_image(
+    src: Any, *, draft_size: int | None = None, max_pixels: int = MAX_PIXELS
+) -> Image.Image:
     """Path, PIL image, numpy array (H, W[, C], uint8 or float in 0..1) or tensor
-    ((C, H, W) or (H, W, C)) -> RGB PIL image."""
+    ((C, H, W) or (H, W, C)) -> RGB PIL image; `draft_size` as in `open_image`, for every
+    kind of source alike."""
     if isinstance(src, (str, os.PathLike)):
-        return open_image(src, draft_size=draft_size)
+        return open_image(src, draft_size=draft_size, max_pixels=max_pixels)
     if isinstance(src, Image.Image):
         if 0 in src.size:
             raise ImageLoadError(f"image of size {src.size[0]}x{src.size[1]} has no pixels")
-        return to_rgb(ImageOps.exif_transpose(src))
+        return to_rgb(ImageOps.exif_transpose(_reduced(src, draft_size) if draft_size else src))
     try:
         import torch
 
@@ -236,7 +238,8 @@ def load_image(src: Any, *, draft_size: int | None = None) -> Image.Image:
             if a.size and a.max() <= 1.0:
                 a = a * 255.0
             a = np.clip(a, 0, 255).astype(np.uint8)
-        return to_rgb(Image.fromarray(a))
+        img = Image.fromarray(a)
+        return to_rgb(_reduced(img, draft_size) if draft_size else img)
     raise ImageLoadError(f"cannot read an image from a {_describe(src)}")
 
 

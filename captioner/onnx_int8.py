@@ -51,15 +51,17 @@ def calibration_key(paths: Sequence[str | os.PathLike]) -> str:
 
 
 def _batches(encoder: Any, paths: Sequence[str], batch: int = 8) -> Iterator[np.ndarray]:
-    from captioner.labeling.engine import normalise, pixel_spec
-    from captioner.labeling.loader import load_batch
-
-    spec = pixel_spec(encoder)
+    """Normalised batches of the readable images among `paths`, as inference sees them."""
+    t = encoder.transform
     for i in range(0, len(paths), batch):
-        got = load_batch([""], [(0, p) for p in paths[i : i + batch]], spec)
-        if got.pixels is not None:
-            x = normalise(got.pixels, spec) if spec.uint8 else got.pixels.float()
-            yield np.ascontiguousarray(x.numpy())
+        pixels = []
+        for p in paths[i : i + batch]:
+            try:
+                pixels.append(t.pixels(p))
+            except Exception:  # noqa: BLE001 - calibration goes on with the readable images
+                continue
+        if pixels:
+            yield np.ascontiguousarray(t.normalise(torch.from_numpy(np.stack(pixels))).numpy())
 
 
 def _quantize(float_path: Path, out: Path, batches: list[np.ndarray]) -> None:

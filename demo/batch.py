@@ -64,21 +64,12 @@ class PixelBudget:
         return None
 
 
-def _shrink(img: Image.Image, size: int | None) -> Image.Image:
-    """Down to (a bit above) the encoder's input size right away, so a batch holds small
-    images only (the encoder resizes to `size` itself)."""
-    factor = min(img.size) // size if size else 1
-    return img.reduce(factor) if factor >= 2 else img
-
-
-def _load(
-    file: Path, name: str, draft_size: int | None, budget: PixelBudget, **where: str
-) -> BatchItem:
+def _load(file: Path, name: str, transform: Any, budget: PixelBudget, **where: str) -> BatchItem:
     refused = budget.take(file)
     if refused is not None:
         return BatchItem(name, None, f"{name}: {refused}; not labelled", **where)
-    try:
-        img = _shrink(open_image(file, draft_size=draft_size), draft_size)
+    try:  # the model's own pixels at once (`ImageTransform.pixels`): a batch holds small images
+        img = Image.fromarray(transform.pixels(file)) if transform else open_image(file)
         return BatchItem(name, img, **where)
     except ImageLoadError as e:
         return BatchItem(name, None, str(e).replace(str(file), name), **where)
@@ -95,9 +86,7 @@ def _is_image_member(info: zipfile.ZipInfo) -> bool:
     )
 
 
-def _zip_members(
-    archive: Path, name: str, work_dir: Path, draft_size: int | None, budget: PixelBudget
-):
+def _zip_members(archive: Path, name: str, work_dir: Path, transform: Any, budget: PixelBudget):
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as e:
@@ -118,7 +107,7 @@ def _zip_members(
             try:
                 with os.fdopen(fd, "wb") as out, zf.open(info) as src:
                     out.write(src.read(MAX_MEMBER_BYTES + 1))
-                yield _load(Path(tmp), member, draft_size, budget, **where)
+                yield _load(Path(tmp), member, transform, budget, **where)
             except (zipfile.BadZipFile, OSError, RuntimeError, ValueError) as e:
                 yield BatchItem(member, None, f"{member}: cannot unpack ({e})", **where)
             finally:
@@ -130,13 +119,14 @@ def iter_batch_items(
     *,
     work_dir: str | os.PathLike,
     max_images: int = 200,
-    draft_size: int | None = None,
+    transform: Any = None,
     max_pixels: int = MAX_BATCH_PIXELS,
 ) -> Iterator[BatchItem]:
     """Uploaded files (images or zips of images) -> one `BatchItem` each image, in order.
 
-    Images are decoded one at a time (JPEGs in draft mode) and shrunk to about the encoder's
-    size (`draft_size`) at once, so memory holds one full-size image at most; images past
+    Images are decoded one at a time and turned into the encoder's input pixels at once
+    (`transform`: its `ImageTransform`; None keeps them whole), so memory holds one
+    full-size image at most, and a photo gets the caption it gets alone; images past
     `max_pixels` decoded pixels in all get an error row. Stops after `max_images` items; the
     caller says so to the user. Iterate lazily: the items are meant to be consumed as made."""
     count, budget = 0, PixelBudget(max_pixels)
@@ -144,11 +134,9 @@ def iter_batch_items(
         path = Path(p)
         name = path.name
         if path.suffix.lower() == ".zip":
-            items: Iterable[BatchItem] = _zip_members(
-                path, name, Path(work_dir), draft_size, budget
-            )
+            items: Iterable[BatchItem] = _zip_members(path, name, Path(work_dir), transform, budget)
         else:
-            items = [_load(path, name, draft_size, budget)]
+            items = [_load(path, name, transform, budget)]
         for item in items:
             if count >= max_images:
                 return

@@ -180,7 +180,7 @@ class Handlers:
             paths,
             work_dir=out_dir,
             max_images=self.max_batch_images,
-            draft_size=getattr(cap.encoder, "image_size", None),
+            transform=getattr(cap.encoder, "transform", None),
         )
         report = None if progress is None else (lambda n: progress((n, todo), unit="images"))
         rows = self._run(

@@ -234,6 +234,7 @@ def test_batch_images_are_shrunk_one_at_a_time_within_a_pixel_budget(tmp_path):
     import zipfile
 
     from captioner.demo import batch as batching
+    from captioner.encoders import ImageTransform
 
     big = tmp_path / "big.png"
     Image.new("RGB", (2000, 1500), (10, 200, 30)).save(big)
@@ -241,8 +242,9 @@ def test_batch_images_are_shrunk_one_at_a_time_within_a_pixel_budget(tmp_path):
         for i in range(5):
             zf.write(big, f"img{i}.png")
     items = batching.iter_batch_items(
-        [tmp_path / "many.zip"], work_dir=tmp_path, draft_size=224, max_pixels=10_000_000
-    )
+        [tmp_path / "many.zip"], work_dir=tmp_path, max_pixels=10_000_000,
+        transform=ImageTransform(224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    )  # fmt: skip
     got = list(items)
     sizes = [it.image.size for it in got if it.image is not None]
     assert len(sizes) == 3 and all(224 <= min(s) < 448 for s in sizes)  # 3 x 3 MP fit 10 MP

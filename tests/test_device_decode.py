@@ -12,13 +12,14 @@ from PIL import Image
 from test_labeling_support import color_image, make_zoo, tiny_model
 from torchvision.io import ImageReadMode, decode_jpeg
 
+from captioner.encoders import ImageTransform
 from captioner.imageio import plain_jpeg_bytes
 from captioner.labeling import LabelEngine, LabelOptions, label_folders
 from captioner.labeling import device_decode as dd
-from captioner.labeling.engine import EngineOptions, PixelSpec
+from captioner.labeling.engine import EngineOptions
 from captioner.labeling.loader import load_batch
 
-SPEC = PixelSpec(size=24, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+SPEC = ImageTransform(size=24, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
 CPU = torch.device("cpu")
 
 

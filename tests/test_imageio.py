@@ -53,10 +53,18 @@ def test_animated_gif_gives_first_frame(tmp_path):
     assert r > 200 and b < 50
 
 
-def test_jpeg_draft_mode_decodes_smaller(tmp_path):
-    path = save(Image.new("RGB", (2000, 1600), (10, 200, 30)), tmp_path / "big.jpg")
-    small = open_image(path, draft_size=224)
-    assert 224 <= min(small.size) < 1600 / 2
+@pytest.mark.parametrize("size", [(2000, 1600), (5000, 3400)])  # 3.2 MP; 17 MP: reduced
+def test_a_jpeg_opened_for_a_model_gives_the_pixels_of_its_decoded_image(tmp_path, size):
+    """No draft(): its scaled DCT gave other pixels (and captions) than the same photo
+    handed over as PIL or numpy; a large image is reduced alike whichever way it comes."""
+    rng = np.random.default_rng(0)
+    noise = Image.fromarray(rng.integers(0, 255, (size[1] // 50, size[0] // 50, 3), np.uint8))
+    path = save(noise.resize(size, Image.Resampling.BILINEAR), tmp_path / "big.jpg")
+    by_path = np.asarray(open_image(path, draft_size=224))
+    decoded = Image.open(path)
+    assert np.array_equal(by_path, np.asarray(load_image(decoded, draft_size=224)))
+    assert np.array_equal(by_path, np.asarray(load_image(np.asarray(decoded), draft_size=224)))
+    assert (min(by_path.shape[:2]) < min(size)) == (size[0] * size[1] > 16_000_000)
 
 
 @pytest.mark.parametrize(

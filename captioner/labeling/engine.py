@@ -22,6 +22,7 @@ from torch import Tensor
 from captioner.cpus import plan_cores
 from captioner.decoders import quantize_decoder
 from captioner.decoding import GenerationConfig
+from captioner.encoders import ImageTransform
 from captioner.onnx_backend import encoder_for_backend, resolve_backend
 
 ENCODERS = ("float", "int8")
@@ -44,51 +45,23 @@ def torch_threads(n: int | None) -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class PixelSpec:
-    """How a worker turns an RGB image into model input (picklable).
-
-    With `size`/`mean`/`std` known (the encoders' `ImageTransform`), workers send resized
-    uint8 images (4x less to copy between processes) and the main process normalises the
-    batch exactly as `torchvision.transforms.functional.to_tensor` + `normalize` do.
-    Otherwise `transform` (any callable PIL -> float (3, S, S)) runs in the worker.
-    """
+class CustomTransform:
+    """An encoder transform other than `ImageTransform` (any callable PIL -> float
+    (3, S, S)): it runs whole in the decoding workers."""
 
     size: int
-    interpolation: str = "bilinear"
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
-    transform: Any = None
+    transform: Any
 
-    @property
-    def uint8(self) -> bool:
-        return self.transform is None
+
+# How a worker turns an image into model input (picklable): with an `ImageTransform`,
+# workers send its uint8 `pixels` (4x less to copy between processes) and the engine
+# normalises the batch with its `normalise`, as `Captioner.preprocess` does.
+PixelSpec = ImageTransform | CustomTransform
 
 
 def pixel_spec(encoder: Any) -> PixelSpec:
-    from captioner.encoders import ImageTransform
-
     t = encoder.transform
-    if isinstance(t, ImageTransform):
-        return PixelSpec(
-            size=int(t.size),
-            interpolation=str(t.interpolation),
-            mean=tuple(t.mean),
-            std=tuple(t.std),
-        )
-    return PixelSpec(size=int(encoder.image_size), transform=t)
-
-
-def normalise(batch: Tensor, spec: PixelSpec) -> Tensor:
-    """uint8 (B, S, S, 3) -> contiguous float (B, 3, S, S), like to_tensor + normalize per
-    image (within 1e-6): one converting copy and one fused scale-and-shift, 2x cheaper than
-    the four passes of the textbook formula."""
-    n, h, w, _ = batch.shape
-    x = torch.empty((n, 3, h, w), dtype=torch.float32, device=batch.device)
-    x.copy_(batch.permute(0, 3, 1, 2))
-    std = torch.tensor(spec.std, dtype=torch.float32)
-    scale = (1.0 / (255.0 * std))[None, :, None, None]
-    shift = (-torch.tensor(spec.mean, dtype=torch.float32) / std)[None, :, None, None]
-    return x.mul_(scale.to(x.device)).add_(shift.to(x.device))
+    return t if isinstance(t, ImageTransform) else CustomTransform(int(encoder.image_size), t)
 
 
 @dataclass
@@ -138,9 +111,6 @@ class LabelEngine:
         self.decoder_threads = o.decoder_threads or (
             plan.decoder_threads if self.device.type == "cpu" else None
         )
-        self.channels_last = self.backend == "torch" and self.device.type == "cpu"
-        if self.channels_last:
-            self.encoder = self.encoder.to(memory_format=torch.channels_last)
         self.decoder = captioner.decoder
         if o.lang != "en":  # a missing translator fails here, before any image is read
             captioner.use_translator(o.lang, o.translator)
@@ -207,12 +177,16 @@ class LabelEngine:
 
     def to_input(self, pixels: Tensor) -> Tensor:
         if self.backend == "onnx":
-            x = normalise(pixels, self.spec) if self.spec.uint8 else pixels.float()
+            x = self.spec.normalise(pixels) if self.uint8 else pixels.float()
             return x.contiguous()
         # uint8 crosses to the device (4x fewer bytes than float; pinned: asynchronous)
         x = pixels.to(self.device, non_blocking=True)
-        x = normalise(x, self.spec) if self.spec.uint8 else x.float()
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        return self.spec.normalise(x) if self.uint8 else x.float()  # as Captioner.preprocess
+
+    @property
+    def uint8(self) -> bool:
+        """Whether the workers send uint8 pixels (an `ImageTransform`'s)."""
+        return isinstance(self.spec, ImageTransform)
 
     @property
     def overlap(self) -> bool:
@@ -225,7 +199,7 @@ class LabelEngine:
     def decodes_jpeg(self) -> bool:
         """Whether JPEGs are decoded on the device (`device_decode`): CUDA with the standard
         resize-and-normalise preprocessing."""
-        return self.device.type == "cuda" and self.spec.uint8
+        return self.device.type == "cuda" and self.uint8
 
     @torch.inference_mode()
     def encode(self, pixels: Tensor) -> tuple[Tensor, Tensor]:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from captioner.encoders import resize_square
+from captioner.encoders import ImageTransform
 from captioner.imageio import MAX_PIXELS, ImageLoadError, open_image, plain_jpeg_bytes
 from captioner.labeling.engine import PixelSpec
 from captioner.labeling.scan import OwnOutputs, ScanOptions, iter_files
@@ -64,14 +64,13 @@ class Batch:
 
 
 def load_one(path: str, spec: PixelSpec, max_pixels: int) -> Any:
-    """Decode one file: uint8 (S, S, 3) array or float (3, S, S) tensor. Raises on failure."""
+    """Decode one file: uint8 (S, S, 3) array (`ImageTransform.pixels`) or float (3, S, S)
+    tensor. Raises on failure."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # e.g. PIL's "Corrupt EXIF data"
-        img = open_image(path, draft_size=spec.size, max_pixels=max_pixels)
-    if spec.transform is not None:
-        return spec.transform(img)
-    img = resize_square(img, spec.size, spec.interpolation)  # torchvision's pixels
-    arr = np.asarray(img, dtype=np.uint8)
+        if not isinstance(spec, ImageTransform):
+            return spec.transform(open_image(path, draft_size=spec.size, max_pixels=max_pixels))
+        arr = spec.pixels(path, max_pixels=max_pixels)
     if arr.shape != (spec.size, spec.size, 3):
         raise ImageLoadError(f"{path}: decoded to an unexpected shape {arr.shape}")
     return arr
@@ -108,7 +107,9 @@ def load_batch(
     pixels = None
     if arrays:
         pixels = (
-            torch.from_numpy(np.stack(arrays)) if spec.transform is None else torch.stack(arrays)
+            torch.from_numpy(np.stack(arrays))
+            if isinstance(spec, ImageTransform)
+            else torch.stack(arrays)
         )
     return Batch(items=items, pixels=pixels, ok=ok, errors=errors, jpegs=jpegs)
 
@@ -129,7 +130,7 @@ class FolderBatches(IterableDataset):
     ):
         self.folders, self.scan, self.skip, self.select = list(folders), scan, skip, select
         self.own = own
-        self.raw_jpegs = raw_jpegs and spec.uint8
+        self.raw_jpegs = raw_jpegs and isinstance(spec, ImageTransform)
         self.spec, self.batch_size, self.max_pixels = spec, batch_size, max_pixels
 
     def chunks(self) -> Iterator[list[tuple[int, str]]]:
