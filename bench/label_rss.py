@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 from label_throughput import load_model, photo
 
+from captioner.decoding import GenerationConfig
 from captioner.labeling import LabelEngine, LabelOptions, label_folders
 from captioner.labeling.engine import EngineOptions
 
 
 def rss_child(folder: str, model: str, vocab: int, batch: int, workers: int | None) -> None:
     cap = load_model(model, vocab, "cpu")
-    eng = LabelEngine(cap, EngineOptions(max_length=6))
+    eng = LabelEngine(cap, EngineOptions(generation=GenerationConfig(max_length=6)))
     s = label_folders(
         [folder],
         eng,

@@ -33,7 +33,7 @@ from PIL import Image
 from captioner import Captioner
 from captioner.cpus import usable_cores
 from captioner.decoders import quantize_decoder
-from captioner.decoding import generate
+from captioner.decoding import GenerationConfig, generate
 from captioner.imageio import open_image
 from captioner.labeling import LabelEngine, LabelOptions, label_folders
 from captioner.labeling.engine import EngineOptions, torch_threads
@@ -155,8 +155,7 @@ def model_rate(cap, paths, *, int8, batch, beam, max_length, cache) -> float:
         cap,
         EngineOptions(
             backend="auto",
-            beam_size=beam,
-            max_length=max_length,
+            generation=GenerationConfig(beam_size=beam, max_length=max_length),
             int8_decoder=int8,
             onnx_cache=cache,
         ),
@@ -176,8 +175,7 @@ def pipeline_rate(cap, folder, *, backend, int8, batch, workers, beam, max_lengt
         cap,
         EngineOptions(
             backend=backend,
-            beam_size=beam,
-            max_length=max_length,
+            generation=GenerationConfig(beam_size=beam, max_length=max_length),
             int8_decoder=int8,
             onnx_cache=cache,
         ),

@@ -321,7 +321,9 @@ class Captioner:
     ) -> GenerationConfig:
         """`generation` (default: beam 3 with the model's own `generation_defaults`) with
         `overrides` (GenerationConfig fields) applied and max_length None replaced by the
-        model's own."""
+        model's own. A whole `generation` with nothing to change is returned as it is."""
+        if generation is not None and not overrides and generation.max_length is not None:
+            return generation
         base = generation or GenerationConfig(**(self.generation_defaults or {}))
         config = dataclasses.replace(base, **overrides)
         if config.max_length is None:

@@ -20,6 +20,7 @@ from PIL import Image
 
 from captioner import translation
 from captioner.cli.options import EXPORT_MIN_TAG_SCORE
+from captioner.decoding import METHODS
 from captioner.demo import batch as batching
 from captioner.demo import render
 from captioner.demo.env import temp_dir
@@ -28,7 +29,6 @@ from captioner.errors import CaptionerError
 from captioner.imageio import ImageLoadError, load_image
 
 log = logging.getLogger(__name__)
-METHODS = ("beam", "greedy", "sample")
 SCENE_MODEL = "scenes"  # the bundled scene-world captioner
 TAGGER_ONLY = (
     "**No caption:** model `{name}` has no caption decoder; it is an ImageNet tagger only "
@@ -47,16 +47,19 @@ def read_image(image: str | None) -> Image.Image:
         raise gr.Error(message, title="Unreadable image", print_exception=False) from None
 
 
-def decoding_options(method: str, beam_size: float, temperature: float) -> dict[str, Any]:
+def decoding_options(cap: Any, method: str, beam_size: float, temperature: float) -> dict:
+    """The page's decoding controls over `cap`'s own settings: {"generation": the one
+    `GenerationConfig` of this request}."""
     if method not in METHODS:
         raise gr.Error(f"decoding must be one of {', '.join(METHODS)}, not {method!r}")
     if not temperature > 0:
         raise gr.Error(f"temperature must be above 0, got {temperature}")
-    return {
-        "method": method,
-        "beam_size": max(1, int(beam_size)),
-        "temperature": float(temperature),
-    }
+    chosen = {"method": method, "beam_size": max(1, int(beam_size))}
+    chosen["temperature"] = float(temperature)
+    try:
+        return {"generation": cap.generation_config(**chosen)}
+    except ValueError as e:
+        raise gr.Error(f"decoding: {e}", print_exception=False) from None
 
 
 def caption_languages() -> list[tuple[str, str]]:
@@ -129,7 +132,7 @@ class Handlers:
         """-> caption (in `lang`), the English caption (None for English), tags, sentiment,
         attention gallery, notes (Markdown)."""
         cap, img = self.model(model), read_image(image)
-        opts = decoding_options(method, beam_size, temperature) | self.translation(lang)
+        opts = decoding_options(cap, method, beam_size, temperature) | self.translation(lang)
         d = self._run(cap, cap.describe, [img], tags=int(num_tags), attention=True, **opts)[0]
         notes = []
         if d.caption is None:
@@ -149,14 +152,14 @@ class Handlers:
     def caption(self, image, model, method, beam_size, temperature, lang="en") -> str:
         """The caption of one image in `lang` (an error for a tagger-only model)."""
         cap, img = self.model(model), read_image(image)
-        opts = decoding_options(method, beam_size, temperature) | self.translation(lang)
+        opts = decoding_options(cap, method, beam_size, temperature) | self.translation(lang)
         return self._run(cap, cap.caption, [img], **opts)[0]
 
     def describe(self, image, model, method, beam_size, temperature, num_tags, lang="en"):
         """Caption (null for a tagger-only model), tags and caption sentiment, as JSON; with
         `lang`, the caption's translation under `translations`."""
         cap, img = self.model(model), read_image(image)
-        opts = decoding_options(method, beam_size, temperature) | self.translation(lang)
+        opts = decoding_options(cap, method, beam_size, temperature) | self.translation(lang)
         d = self._run(cap, cap.describe, [img], tags=int(num_tags), **opts)[0]
         return {**d.to_record(), "model": cap.name}
 
@@ -169,7 +172,7 @@ class Handlers:
         if not files:
             raise gr.Error("No files yet: upload images or a .zip of images first.")
         cap = self.model(model)
-        opts = decoding_options(method, beam_size, temperature) | self.translation(lang)
+        opts = decoding_options(cap, method, beam_size, temperature) | self.translation(lang)
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in files]
         total = batching.count_batch_inputs(paths)
         todo = min(total, self.max_batch_images)
@@ -228,7 +231,7 @@ class Handlers:
             raise gr.Error("the seed must be a whole number from 0 to 2**63 - 1")
         # the scene-world model when it is loaded (the photo model never saw a scene)
         cap = self.model(SCENE_MODEL if SCENE_MODEL in self.models else model)
-        opts = decoding_options(method, beam_size, temperature)
+        opts = decoding_options(cap, method, beam_size, temperature)
         scene = make_scene(int(seed))
         truth = "\n".join(f"{i}. {c}" for i, c in enumerate(scene.captions, 1))
         if cap.decoder is None:

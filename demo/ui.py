@@ -14,10 +14,11 @@ import gradio as gr
 from PIL import UnidentifiedImageError
 
 from captioner import translation
+from captioner.decoding import METHODS
 from captioner.demo import render
 from captioner.demo.batch import TABLE_COLUMNS
 from captioner.demo.env import temp_dir
-from captioner.demo.handlers import METHODS, Handlers, caption_languages
+from captioner.demo.handlers import Handlers, caption_languages
 
 # Batch table column widths: wide enough that no header ("sentiment_score") wraps mid-word;
 # a translated caption (`caption_de`) is as wide as the English one.

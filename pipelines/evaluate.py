@@ -131,14 +131,15 @@ def caption_stats(
 
 
 def evaluate_captions(
-    model, split, *, beam_size: int = 3, max_length: int | None = None,
-    batch_size: int = 32, meteor: bool = True,
+    model, split, *, generation: GenerationConfig | None = None, batch_size: int = 32,
+    meteor: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
-    """Caption every image of a dataset split with `model` (a Captioner) and score it."""
+    """Caption every image of a dataset split with `model` (a Captioner) and score it;
+    `generation`: how to search (default: the model's own settings)."""
     from captioner.pipelines.runstate import progress
 
     start = time.perf_counter()
-    generation = model.generation_config(beam_size=beam_size, max_length=max_length)
+    generation = model.generation_config(generation)
     hyps: list[str] = []
     images = split.select_columns(["image"])
     for i in progress(range(0, len(split), batch_size), enabled=True, desc="captioning"):
@@ -151,7 +152,7 @@ def evaluate_captions(
         "n": len(split),
         "decoding": {
             "method": generation.search,
-            "beam_size": beam_size,
+            "beam_size": generation.beam_size,
             "max_length": generation.max_length,
         },  # fmt: skip
         "scores": scores,

@@ -135,7 +135,7 @@ def score(model_dir: Path, flickr8k: Path, *, beam_size: int = 3, limit: int | N
     split = load_caption_dataset(f"flickr8k:{flickr8k}")["test"]
     if limit:
         split = split.select(range(min(limit, len(split))))
-    r = evaluate_captions(model, split, beam_size=beam_size)
+    r = evaluate_captions(model, split, generation=model.generation_config(beam_size=beam_size))
     log.info("release: flickr8k/test %s %s", r["scores"], r["stats"])
     return {"n": r["n"], "decoding": r["decoding"], **r["scores"], **r["stats"]}
 

@@ -229,7 +229,7 @@ def score_scenes(model_dir: Path, *, beam_size: int = 3, limit: int | None = Non
     ]:
         if limit:
             split = split.select(range(min(limit, len(split))))
-        r = evaluate_captions(model, split, beam_size=beam_size)
+        r = evaluate_captions(model, split, generation=model.generation_config(beam_size=beam_size))
         results[name] = {"n": r["n"], "decoding": r["decoding"], **r["scores"]}
         log.info("release: %s %s", name, results[name])
     return results
@@ -269,7 +269,7 @@ def compare(work: Path, device: str) -> dict:
 
         dsd = load_caption_dataset(COMPARE_DATASET)
         rows[f"{cell}/{attention}"] = {
-            split: evaluate_captions(model, dsd[split], beam_size=3)["scores"]
+            split: evaluate_captions(model, dsd[split])["scores"]
             for split in ("test", "test_novel")
         }
     return rows

@@ -17,6 +17,7 @@ import pytest
 from test_labeling_support import color_image, make_photos, tiny_model
 from tests_support import tiny_model_dir
 
+from captioner.decoding import GenerationConfig
 from captioner.labeling import LabelEngine, LabelOptions, ScanOptions, label_folders
 from captioner.labeling.engine import EngineOptions
 from captioner.labeling.lock import lock_path
@@ -29,7 +30,7 @@ needs_root = pytest.mark.skipif(not ROOT, reason="making device nodes needs root
 
 @pytest.fixture(scope="module")
 def engine():
-    return LabelEngine(tiny_model(), EngineOptions(backend="torch", beam_size=1, top_k=2))
+    return LabelEngine(tiny_model(), EngineOptions(backend="torch", generation=GenerationConfig(beam_size=1), top_k=2))
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from test_engine import _trainer
 from test_labeling_support import make_photos, tiny_model
 
 from captioner.checkpoint import CheckpointError
+from captioner.decoding import GenerationConfig
 from captioner.labeling import LabelEngine, LabelOptions, label_folders
 from captioner.labeling.engine import EngineOptions
 from captioner.labeling.lock import FolderBusyError, lock_path
@@ -31,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def engine():
-    return LabelEngine(tiny_model(), EngineOptions(backend="torch", beam_size=1, top_k=2))
+    return LabelEngine(tiny_model(), EngineOptions(backend="torch", generation=GenerationConfig(beam_size=1), top_k=2))
 
 
 def journal_rows(path: Path) -> list[dict]:

@@ -12,6 +12,7 @@ from PIL import Image
 from test_labeling_support import color_image, make_zoo, tiny_model
 from torchvision.io import ImageReadMode, decode_jpeg
 
+from captioner.decoding import GenerationConfig
 from captioner.encoders import ImageTransform
 from captioner.imageio import plain_jpeg_bytes
 from captioner.labeling import LabelEngine, LabelOptions, label_folders
@@ -112,7 +113,7 @@ def test_label_pipeline_through_the_device_path_gives_the_same_rows(tmp_path, mo
         color_image(i, (64, 48)).save(tmp_path / "photos" / f"p{i}.jpg", quality=95)
 
     def run(out, gpu):
-        eng = LabelEngine(tiny_model(), EngineOptions(backend="torch", beam_size=2))
+        eng = LabelEngine(tiny_model(), EngineOptions(backend="torch", generation=GenerationConfig(beam_size=2)))
         if gpu:
             monkeypatch.setattr(type(eng), "decodes_jpeg", property(lambda self: True))
             monkeypatch.setattr(dd, "nvjpeg_decode", cpu_nvjpeg(calls))

@@ -47,7 +47,7 @@ def test_label_and_caption_commands_keep_the_models_defaults_unless_a_flag_says(
 
     cap = tiny_captioner()
     cap.generation_defaults = {"no_repeat_ngram_size": 3}
-    engine = LabelEngine(cap, EngineOptions(backend="torch", beam_size=2))
+    engine = LabelEngine(cap, EngineOptions(backend="torch", generation=cap.generation_config(beam_size=2)))  # fmt: skip
     assert (engine.generation.no_repeat_ngram_size, engine.generation.beam_size) == (3, 2)
     args = infer.build_parser("caption").parse_args(["x.jpg"])
     assert infer._engine(cap, "caption", args).generation.no_repeat_ngram_size == 3

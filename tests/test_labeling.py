@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from PIL import Image
 from test_labeling_support import TAGS, WEIRD_NAMES, make_photos, make_zoo, snapshot, tiny_model
 
+from captioner.decoding import GenerationConfig
 from captioner.imageio import MAX_PIXELS
 from captioner.labeling import LabelEngine, LabelOptions, ScanOptions, label_folders
 from captioner.labeling.cli import main
@@ -21,7 +23,10 @@ from captioner.labeling.scan import iter_files
 
 @pytest.fixture(scope="module")
 def engine():
-    return LabelEngine(tiny_model(), EngineOptions(backend="torch", beam_size=2, top_k=3))
+    return LabelEngine(
+        tiny_model(),
+        EngineOptions(backend="torch", generation=GenerationConfig(beam_size=2), top_k=3),
+    )
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -59,7 +64,7 @@ def test_every_bad_file_gets_a_clear_error_row_and_the_run_goes_on(tmp_path, eng
 def test_awkward_but_valid_images_decode_right(tmp_path):
     make_zoo(tmp_path)
     spec = LabelEngine(tiny_model(caption=False), EngineOptions(backend="torch")).spec
-    big = load_one(str(tmp_path / "rotated.jpg"), spec.__class__(size=64), MAX_PIXELS)
+    big = load_one(str(tmp_path / "rotated.jpg"), dataclasses.replace(spec, size=64), MAX_PIXELS)
     top, bottom = big[5, 32], big[58, 32]  # EXIF orientation 6: red on top, blue below
     assert top[0] > 200 and top[2] < 60 and bottom[2] > 200 and bottom[0] < 60
     anim = load_one(str(tmp_path / "anim.gif"), spec, MAX_PIXELS)
@@ -148,8 +153,10 @@ def test_any_encoder_transform_works(tmp_path, engine):
     make_photos(tmp_path, 6)
     model = tiny_model()
     model.encoder.transform = OpaqueTransform(model.encoder.transform)
-    other = LabelEngine(model, EngineOptions(backend="torch", beam_size=2, top_k=3))
-    assert not other.spec.uint8 and engine.spec.uint8
+    other = LabelEngine(
+        model, EngineOptions(backend="torch", generation=GenerationConfig(beam_size=2), top_k=3)
+    )
+    assert not other.uint8 and engine.uint8
     run(tmp_path, engine, out=tmp_path / "a.jsonl")
     run(tmp_path, other, out=tmp_path / "b.jsonl", workers=1, batch_size=2)
     a, b = read_jsonl(tmp_path / "a.jsonl"), read_jsonl(tmp_path / "b.jsonl")

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from test_labeling_support import WEIRD_NAMES, make_photos, tiny_model
 
+from captioner.decoding import GenerationConfig
 from captioner.labeling import LabelEngine, LabelOptions, label_folders
 from captioner.labeling.engine import EngineOptions
 from captioner.labeling.exports import CSV_COLUMNS, write_csv
@@ -26,7 +27,7 @@ NS = {
 
 @pytest.fixture(scope="module")
 def engine():
-    return LabelEngine(tiny_model(), EngineOptions(backend="torch", beam_size=2, top_k=3))
+    return LabelEngine(tiny_model(), EngineOptions(backend="torch", generation=GenerationConfig(beam_size=2), top_k=3))
 
 
 def read_jsonl(path: Path) -> list[dict]:

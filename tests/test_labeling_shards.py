@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from test_labeling_support import make_photos, tiny_model
 
+from captioner.decoding import GenerationConfig
 from captioner.labeling import LabelEngine, LabelOptions, label_folders
 from captioner.labeling.cli import main as label_main
 from captioner.labeling.engine import EngineOptions
@@ -36,7 +37,7 @@ class KillingEngine(LabelEngine):
 
 
 def engine(beam: int = 2, **kw) -> KillingEngine:
-    return KillingEngine(tiny_model(), EngineOptions(backend="torch", beam_size=beam), **kw)
+    return KillingEngine(tiny_model(), EngineOptions(backend="torch", generation=GenerationConfig(beam_size=beam)), **kw)
 
 
 def run(folder: Path, eng, **kw):

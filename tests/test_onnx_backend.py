@@ -80,7 +80,7 @@ def test_backends_give_the_same_labels(tmp_path, cache):
     make_photos(tmp_path, 14)
     model = tiny_model()
     for backend in ("torch", "onnx"):
-        eng = LabelEngine(model, EngineOptions(backend=backend, beam_size=3, onnx_cache=cache))
+        eng = LabelEngine(model, EngineOptions(backend=backend, onnx_cache=cache))
         assert eng.backend == backend
         label_folders(
             [tmp_path],

@@ -28,7 +28,7 @@ def result():
 
     model = Captioner.from_pretrained("default", device="cpu")
     split = load_caption_dataset(f"flickr8k:{FLICKR8K}")["test"].select(range(SAMPLE))
-    return evaluate_captions(model, split, beam_size=3, meteor=False)
+    return evaluate_captions(model, split, meteor=False)
 
 
 @pytest.mark.parametrize("metric", sorted(EXPECTED))

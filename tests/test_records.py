@@ -12,6 +12,7 @@ from tests_support import tiny_captioner
 
 from captioner.api import SCORE_DIGITS, Description, Heads
 from captioner.cli.infer import main as infer_main
+from captioner.decoding import GenerationConfig
 from captioner.demo import batch as batching
 from captioner.labeling import LabelEngine, LabelOptions, label_folders
 from captioner.labeling.engine import EngineOptions
@@ -35,7 +36,7 @@ def test_label_describe_json_and_demo_batch_give_the_same_records(model_and_dir,
     rels = make_photos(photos, 4, sub_every=0)
     paths = [str(photos / r) for r in rels]
 
-    engine = LabelEngine(model, EngineOptions(backend="torch", beam_size=3, top_k=3))
+    engine = LabelEngine(model, EngineOptions(backend="torch", generation=GenerationConfig(beam_size=3), top_k=3))
     label_folders([photos], engine, LabelOptions(out=tmp_path / "l.jsonl", progress=False))
     lines = (tmp_path / "l.jsonl").read_text().splitlines()
     labelled = {r["path"]: r for r in map(json.loads, lines)}

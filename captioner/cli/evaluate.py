@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         if model.decoder is None:
             raise MissingHeadError(f"model {args.model} has no caption decoder")
         result = evaluate_captions(
-            model, split, beam_size=args.beam_size, max_length=args.max_length,
+            model, split, generation=options.generation_config(args, model),
             batch_size=args.batch_size, meteor=not args.no_meteor,
         )  # fmt: skip
     result = {"model": str(args.model), "dataset": args.dataset, "split": args.split, **result}

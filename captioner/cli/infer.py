@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 
 from captioner.cli import options
-from captioner.errors import CaptionerError, MissingHeadError
+from captioner.errors import MissingHeadError
 
 EXIT_FAILED = 3  # some inputs could not be read
 COMMANDS = ("caption", "tag", "describe")
@@ -68,11 +68,7 @@ def _engine(model, command: str, args: argparse.Namespace):
     head = {"caption": model.decoder, "tag": model.recognizer}.get(command, True)
     if head is None:
         raise MissingHeadError(f"model {model.name!r} has no {command} head")
-    decoding = options.decoding_kwargs(args) if hasattr(args, "beam_size") else {}
-    try:  # the flags given, over the model's own defaults
-        generation = model.generation_config(**decoding)
-    except ValueError as e:  # e.g. --top-p 2
-        raise CaptionerError(f"decoding flags: {e}") from None
+    generation = options.generation_config(args, model)
     return LabelEngine(
         model,
         EngineOptions(

@@ -15,7 +15,6 @@ from typing import Any
 from captioner.devices import DEVICE_HELP
 
 BACKENDS = ("auto", "torch", "onnx")
-METHODS = ("beam", "greedy", "sample")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -246,7 +245,7 @@ def add_decoding(
         return
     p.add_argument(
         "--method",
-        choices=METHODS,
+        type=_method,
         default="beam",
         help="beam search, greedy, or random sampling (default: beam)",
     )
@@ -311,6 +310,27 @@ def add_decoding(
         default=None,
         help="random seed for sampling (default: none)",
     )
+
+
+def _method(text: str) -> str:
+    """argparse type of --method: one of `captioner.decoding.METHODS` (imported only when
+    the flag is given: it needs torch)."""
+    from captioner.decoding import METHODS
+
+    if text not in METHODS:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(METHODS)}, not {text!r}")
+    return text
+
+
+def generation_config(args: argparse.Namespace, model: Any) -> Any:
+    """The one `GenerationConfig` a command searches with: its decoding flags (none for a
+    command without them) over `model`'s own defaults, built once and passed whole."""
+    from captioner.errors import CaptionerError
+
+    try:
+        return model.generation_config(**decoding_kwargs(args))
+    except ValueError as e:  # e.g. --top-p 2
+        raise CaptionerError(f"decoding flags: {e}") from None
 
 
 def decoding_kwargs(args: argparse.Namespace) -> dict[str, Any]:

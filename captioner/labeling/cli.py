@@ -142,6 +142,7 @@ def _engine(args: argparse.Namespace):
     """The model and its inference engine, or None after printing why not."""
     from captioner.api import Captioner
     from captioner.checkpoint import CheckpointError
+    from captioner.errors import CaptionerError
     from captioner.labeling.engine import EngineOptions, LabelEngine
     from captioner.onnx_backend import OnnxBackendError
 
@@ -156,12 +157,16 @@ def _engine(args: argparse.Namespace):
     except (OSError, ValueError) as e:
         error(f"--calibration: {e}")
         return None
+    try:
+        generation = flags.generation_config(args, captioner)
+    except CaptionerError as e:
+        error(str(e))
+        return None
     options = EngineOptions(
         backend=args.backend,
-        beam_size=args.beam_size,
+        generation=generation,
         top_k=args.top_k,
         min_tag_score=args.min_tag_score,
-        max_length=args.max_length,
         int8_decoder=args.int8_decoder,
         encoder=args.encoder,
         calibration=calibration,

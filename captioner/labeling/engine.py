@@ -67,12 +67,10 @@ def pixel_spec(encoder: Any) -> PixelSpec:
 @dataclass
 class EngineOptions:
     backend: str = "auto"  # auto | torch | onnx
-    beam_size: int = 3
+    # How captions are searched, whole (`cli.options.generation_config`); None: the model's own
+    generation: GenerationConfig | None = None
     top_k: int = 5
     min_tag_score: float = 0.0  # leave out less probable tags (the label CLI: 0.05)
-    max_length: int | None = None  # None: the model's own
-    # Search settings; None: beam search with `beam_size` and `max_length` above.
-    generation: GenerationConfig | None = None
     int8_decoder: bool = False  # CPU only: dynamic int8 decoder (faster, captions may differ)
     # "float" or "int8": ONNX Runtime static int8 encoder (`captioner.onnx_int8`), calibrated
     # on `calibration` (image files; label's CLI samples the folders it labels)
@@ -100,11 +98,7 @@ class LabelEngine:
         self.name = captioner.name
         self.spec = pixel_spec(captioner.encoder)
         self.encoder_kind = "float"
-        self.generation = (  # given whole, or the flags over the model's own defaults
-            captioner.generation_config(o.generation)
-            if o.generation
-            else captioner.generation_config(beam_size=o.beam_size, max_length=o.max_length)
-        )
+        self.generation = captioner.generation_config(o.generation)
         self.max_length = self.generation.max_length
         self.encoder, self.backend = self._encoder(captioner.encoder, o)
         plan = plan_cores(device=self.device.type)
