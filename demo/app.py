@@ -20,8 +20,7 @@ from typing import Any
 
 import gradio as gr
 
-from captioner.cli.demo import DEFAULT_HOST
-from captioner.demo.env import stop_on_sigterm, temp_dir
+from captioner.demo.env import DEFAULT_HOST, stop_on_sigterm, temp_dir
 from captioner.demo.ui import build_app
 from captioner.errors import CaptionerError
 

@@ -19,6 +19,8 @@ TEMP_PREFIX = "captioner-demo-"
 OWNER_FILE = ".owner-pid"  # the pid of the demo process that made the temporary folder
 UNMARKED_MAX_AGE_S = 24 * 3600  # folders of older versions (no owner file) kept a day
 
+DEFAULT_HOST = "127.0.0.1"  # the demo listens on this machine only unless told
+
 
 def _alive(pid: int) -> bool:
     try:

@@ -13,8 +13,7 @@ import re
 import sys
 
 from captioner.cli import options
-
-DEFAULT_HOST = "127.0.0.1"
+from captioner.demo.env import DEFAULT_HOST
 
 
 def build_parser(command: str = "demo") -> argparse.ArgumentParser:

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         raise CaptionerError(
             str(e) if isinstance(e, CaptionerError) else f"{args.dataset}: {e}"
         ) from e
-    split = pick_split(dsd, args)
+    split = options.pick_split(dsd, args)
     if sentiment:
         if model.sentiment_model is None:
             raise MissingHeadError(f"model {args.model} has no sentiment head")
@@ -83,19 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     result = {"model": str(args.model), "dataset": args.dataset, "split": args.split, **result}
     print(json.dumps(result, indent=2) if args.json else table(result))
     return 0
-
-
-def pick_split(dsd, args: argparse.Namespace):
-    """The `--split` of a DatasetDict, cut to `--limit` items; a missing split is an error
-    listing the ones there are, an empty one an error saying so."""
-    if args.split not in dsd:
-        raise CaptionerError(
-            f"{args.dataset} has no split {args.split!r} (splits: {', '.join(dsd)})"
-        )
-    split = dsd[args.split]
-    if len(split) == 0:  # scores of nothing are NaN or a ZeroDivisionError
-        raise CaptionerError(f"{args.dataset}: split {args.split!r} is empty; nothing to score")
-    return split.select(range(min(args.limit, len(split)))) if args.limit else split
 
 
 def table(result: dict[str, Any]) -> str:

@@ -371,3 +371,20 @@ def add_language(p: argparse.ArgumentParser | Any) -> None:
         help="translator model directory for --lang (default: the bundled "
         "captioner/models/translate-en-LANG)",
     )
+
+
+def pick_split(dsd: Any, args: argparse.Namespace) -> Any:
+    """The `--split` of a DatasetDict (eval, translate), cut to `--limit` items; a missing
+    split is an error listing the ones there are, an empty one an error saying so."""
+    from captioner import errors
+
+    if args.split not in dsd:
+        raise errors.CaptionerError(
+            f"{args.dataset} has no split {args.split!r} (splits: {', '.join(dsd)})"
+        )
+    split = dsd[args.split]
+    if len(split) == 0:  # scores of nothing are NaN or a ZeroDivisionError
+        raise errors.CaptionerError(
+            f"{args.dataset}: split {args.split!r} is empty; nothing to score"
+        )
+    return split.select(range(min(args.limit, len(split)))) if args.limit else split

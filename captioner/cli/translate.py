@@ -93,7 +93,6 @@ if __name__ == "__main__":
 def evaluate_translation(args: argparse.Namespace) -> int:
     """`captioner eval --model TRANSLATOR --dataset multi30k:DIR[?tgt=fr]`: BLEU two ways.
     `--model default` means the bundled translator of the spec's `tgt` (default de)."""
-    from captioner.cli.evaluate import pick_split
     from captioner.data.multi30k import tokenised_references
     from captioner.data.spec import TRANSLATION_KINDS, load_translation_dataset, parse_spec
     from captioner.decoding import GenerationConfig
@@ -112,7 +111,7 @@ def evaluate_translation(args: argparse.Namespace) -> int:
     if (spec.options.get("src", src), spec.options.get("tgt", tgt)) != (src, tgt):
         raise CaptionerError(f"{args.dataset} does not match the translator's pair {src}->{tgt}")
     dsd = load_translation_dataset(args.dataset, src=src, tgt=tgt)
-    split = pick_split(dsd, args)
+    split = options.pick_split(dsd, args)
     refs = tokenised_references(spec.args[0], args.split, tgt)
     generation = GenerationConfig(
         beam_size=args.beam_size, max_length=args.max_length, avoid_dangling=False
