@@ -209,14 +209,6 @@ def build_caption_dict(records: dict[str, list[CaptionRecord]], report: DataRepo
     return out
 
 
-def group_captions(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
-    """(key, caption) pairs -> key -> captions, in first-seen order."""
-    grouped: dict[str, list[str]] = {}
-    for key, caption in pairs:
-        grouped.setdefault(key, []).append(caption)
-    return grouped
-
-
 def progress(iterable: Iterable, *, enabled: bool, desc: str, total: int | None = None):
     """A progress bar over `iterable` when `enabled` (the CLI), else the iterable itself."""
     if not enabled:
