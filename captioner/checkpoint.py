@@ -139,8 +139,15 @@ def save_model_dir(
         (tmp / CONFIG).write_text(
             json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8"
         )
-        # clone: tied weights share storage, which safetensors refuses to write
-        save_file({k: v.detach().cpu().clone() for k, v in tensors.items()}, str(tmp / WEIGHTS))
+        # clone: tied weights share storage, which safetensors refuses to write; contiguous:
+        # channels-last encoder weights are strided, which it refuses too
+        save_file(
+            {
+                k: v.detach().cpu().clone(memory_format=torch.contiguous_format)
+                for k, v in tensors.items()
+            },
+            str(tmp / WEIGHTS),
+        )
         for name, data in (extra_json or {}).items():
             (tmp / name).write_text(
                 json.dumps(data, indent=0, ensure_ascii=False), encoding="utf-8"
