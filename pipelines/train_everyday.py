@@ -39,7 +39,7 @@ from captioner.decoders import CaptionDecoder, caption_loss
 from captioner.pipelines import everyday_data as ed
 from captioner.pipelines.config import opt, run_recipe, to_dict
 from captioner.pipelines.engine import TrainConfig, Trainer, param_groups, setup
-from captioner.text import Vocabulary, tokenize
+from captioner.text import SPECIALS, Vocabulary, tokenize
 
 log = logging.getLogger("captioner.pipelines.train_everyday")  # also under python -m
 
@@ -116,7 +116,8 @@ class Prepared:
 
 def prepare(cfg: EverydayConfig, model) -> Prepared:
     """Read every corpus, choose vocabulary and concepts, encode the photos, pair the texts
-    (about 10 minutes on two CPU cores; a resumed run does it again, deterministically)."""
+    (10-25 minutes on two busy CPU cores; a resumed run does it again, deterministically,
+    but reads the photo features back from OUT/run/features)."""
     root = Path(cfg.data).expanduser()
     f8k = Path(cfg.flickr8k).expanduser() if cfg.flickr8k else root / "flickr8k"
     train_paths, train_caps = flickr8k_split(f8k, "train")
@@ -135,8 +136,9 @@ def prepare(cfg: EverydayConfig, model) -> Prepared:
     kept = sorted(
         (t for t, c in counts.items() if c >= cfg.min_count), key=lambda t: (-counts[t], t)
     )
-    kept += [w for w in concept_set.words if w not in set(kept)]
-    vocab = Vocabulary(["<pad>", "<start>", "<end>", "<unk>", *kept])
+    known = set(kept)
+    kept += [w for w in concept_set.words if w not in known]  # every concept is a word
+    vocab = Vocabulary([*SPECIALS, *kept])
     log.info("vocabulary %d words, %d concepts", len(vocab), len(concept_set.words))
 
     coco_paths = unlabeled_coco(root)[: cfg.limit or None]
