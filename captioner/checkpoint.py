@@ -1,6 +1,7 @@
 """Model directories: `config.json` + `model.safetensors` (+ `vocab.json`, `labels.json`, ...).
 
-Nothing is pickled. Writes are atomic: files go to a temporary sibling directory that is
+The files of a model directory, read and written; `modelcheck.load_model_dir` checks a
+directory and loads it through these. Nothing is pickled. Writes are atomic: files go to a temporary sibling directory that is
 renamed into place, so an interrupted save never leaves a half-written model.
 """
 
@@ -15,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from captioner.atomic import atomic_write, is_inside, kind_of, open_for_reading
 from captioner.errors import CaptionerError
@@ -166,31 +166,6 @@ def save_model_dir(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return directory
-
-
-def load_model_dir(directory: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Read `config.json` and `model.safetensors`; clear errors name the bad file. Only
-    regular files inside the directory are read; a captioner model's config is checked
-    (types, ranges, every size against the safetensors header, vocabulary and label
-    counts, the encoder weights file) before any tensor is loaded or module built."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise CheckpointError(f"{directory}: not a model directory")
-    config = read_json(directory, CONFIG)
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{directory / CONFIG}: expected a JSON object")
-    header = read_safetensors_header(directory, WEIGHTS)
-    if config.get("format") == "captioner":
-        from captioner.modelcheck import check_model_dir
-
-        config = check_model_dir(directory, config, header)  # before anything is built
-    weights = directory / WEIGHTS
-    try:
-        tensors = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{weights}: malformed safetensors file ({e})") from None
-    check_finite(tensors, source=weights)
-    return config, dequantize_int8(tensors, source=weights)
 
 
 def check_finite(tensors: dict[str, torch.Tensor], *, source: Any) -> None:

@@ -2,7 +2,8 @@
 
 `read_parts(directory)` checks `config.json`, builds every head the config names and loads
 its weights strictly (`load_strict`); `pack(model)` is the inverse: the config, tensors and
-JSON side files that `checkpoint.save_model_dir` writes.
+JSON side files that `checkpoint.save_model_dir` writes. `load_sentiment(directory)` reads
+the sentiment part alone; `resolve_model_dir(name)` turns a model name into its folder.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from captioner.model_config import (
     encoder_state,
     load_strict,
 )
-from captioner.noinit import empty_modules
-from captioner.sentiment import SentimentModel
+from captioner.modelcheck import load_model_dir
+from captioner.noinit import assign_state, empty_modules
+from captioner.sentiment import SentimentConfig, SentimentModel
 from captioner.text import Vocabulary
+
+BUNDLED_DIR = Path(__file__).parent / "models"  # = captioner.api.BUNDLED_DIR (no api import)
 
 
 def read_parts(directory: Path) -> tuple[CaptionerConfig, dict[str, Any], dict[str, Tensor]]:
@@ -32,7 +36,7 @@ def read_parts(directory: Path) -> tuple[CaptionerConfig, dict[str, Any], dict[s
     from captioner.encoders import build_encoder
     from captioner.recognition import RecognitionHead
 
-    raw, tensors = ckpt.load_model_dir(directory)
+    raw, tensors = load_model_dir(directory)
     has_labels = isinstance(raw, dict) and raw.get("recognition") is not None
     labels = ckpt.read_json(directory, "labels.json") if has_labels else None
     config = CaptionerConfig.from_dict(raw, labels=labels, source=str(directory / ckpt.CONFIG))
@@ -103,3 +107,38 @@ def pack(model: Any, *, include_encoder: bool) -> tuple[dict, dict[str, Tensor],
         tensors.update(ckpt.prefixed(model.sentiment_model.state_dict(), "sentiment"))
         extra["sentiment_vocab.json"] = model.sentiment_vocab.to_json()
     return config.to_dict(), tensors, extra
+
+
+def load_sentiment(directory: str | Path) -> tuple[SentimentModel, Vocabulary]:
+    """The sentiment part of a model directory, without building the image encoder."""
+    directory = Path(directory)
+    config, tensors = load_model_dir(directory)
+    if not config.get("sentiment"):
+        raise ckpt.CheckpointError(f"{directory / ckpt.CONFIG}: the model has no sentiment part")
+    try:
+        vocab = Vocabulary.load(directory / "sentiment_vocab.json")
+    except (FileNotFoundError, ValueError) as e:
+        raise ckpt.CheckpointError(str(e)) from None
+    try:
+        with empty_modules():  # no random init: the stored tensors are assigned
+            model = SentimentModel(SentimentConfig.from_dict(config["sentiment"]))
+        assign_state(model, ckpt.subset(tensors, "sentiment"))
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ckpt.CheckpointError(
+            f"{directory}: sentiment config and weights do not match ({type(e).__name__}: {e})"
+        ) from None
+    return model.eval(), vocab
+
+
+def resolve_model_dir(name_or_path: str | Path) -> Path:
+    """A local model directory, a bundled model name ("default") or a hub id -> its folder."""
+    path, bundled = Path(name_or_path), BUNDLED_DIR / str(name_or_path)
+    if path.is_dir():
+        return path
+    if (bundled / ckpt.CONFIG).is_file():
+        return bundled
+    if str(name_or_path).count("/") == 1 and not path.exists():
+        from captioner.hub import download
+
+        return Path(download(str(name_or_path)))
+    raise ckpt.CheckpointError(f"{name_or_path}: no such model directory, bundled model or hub id")

@@ -1,7 +1,7 @@
 """Check a captioner model directory before anything in it is built or loaded.
 
-`check_model_dir(directory, config, header)` is called by `checkpoint.load_model_dir` with
-the parsed `config.json` and the safetensors header (names, dtypes and shapes only). It
+`load_model_dir(directory)` reads a model directory's config and tensors, checked.
+`check_model_dir(directory, config, header)` is called by it with the parsed `config.json` and the safetensors header (names, dtypes and shapes only). It
 checks every config value's type and range, builds each head on PyTorch's "meta" device (no
 memory) to compare every parameter's shape with the header, checks that `vocab.json`,
 `sentiment_vocab.json` and `labels.json` match the sizes the weights were trained with, and
@@ -20,8 +20,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
-from captioner.checkpoint import CONFIG, WEIGHTS, CheckpointError, model_file, read_json
+from captioner.checkpoint import (
+    CONFIG,
+    WEIGHTS,
+    CheckpointError,
+    check_finite,
+    dequantize_int8,
+    model_file,
+    read_json,
+    read_safetensors_header,
+)
 from captioner.noinit import empty_modules
 
 MAX_DIM = 1 << 22  # any width or vocabulary size (4M); the header check bounds memory anyway
@@ -160,3 +171,27 @@ def check_model_dir(directory: str | Path, config: dict, header: dict) -> dict:
         if vocab_file:
             _vocab_size(directory, vocab_file, sub.vocab_size)
     return config
+
+
+def load_model_dir(directory: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Read `config.json` and `model.safetensors`; clear errors name the bad file. Only
+    regular files inside the directory are read; a captioner model's config is checked
+    (`check_model_dir`: types, ranges, every size against the safetensors header,
+    vocabulary and label counts, the encoder weights file) before any tensor is loaded or
+    module built."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: not a model directory")
+    config = read_json(directory, CONFIG)
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{directory / CONFIG}: expected a JSON object")
+    header = read_safetensors_header(directory, WEIGHTS)
+    if config.get("format") == "captioner":
+        config = check_model_dir(directory, config, header)  # before anything is built
+    weights = directory / WEIGHTS
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{weights}: malformed safetensors file ({e})") from None
+    check_finite(tensors, source=weights)
+    return config, dequantize_int8(tensors, source=weights)

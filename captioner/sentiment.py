@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -56,7 +55,6 @@ class SentimentConfig:
 
 
 POOLINGS = ("last_max", "max_mean", "attention")
-BUNDLED_DIR = Path(__file__).parent / "models"  # = captioner.api.BUNDLED_DIR (no api import)
 
 
 class SentimentModel(nn.Module):
@@ -141,43 +139,3 @@ def binary_decision(probs: Tensor, labels: Sequence[str]) -> Tensor:
     label (the neutral class), as binary benchmarks are scored."""
     names = list(labels)
     return (probs[:, names.index("positive")] > probs[:, names.index("negative")]).long()
-
-
-def load_sentiment(directory: str | Path) -> tuple[SentimentModel, Vocabulary]:
-    """The sentiment part of a model directory, without building the image encoder."""
-    from captioner import checkpoint as ckpt
-    from captioner.noinit import assign_state, empty_modules
-
-    directory = Path(directory)
-    config, tensors = ckpt.load_model_dir(directory)
-    if not config.get("sentiment"):
-        raise ckpt.CheckpointError(f"{directory / ckpt.CONFIG}: the model has no sentiment part")
-    try:
-        vocab = Vocabulary.load(directory / "sentiment_vocab.json")
-    except (FileNotFoundError, ValueError) as e:
-        raise ckpt.CheckpointError(str(e)) from None
-    try:
-        with empty_modules():  # no random init: the stored tensors are assigned
-            model = SentimentModel(SentimentConfig.from_dict(config["sentiment"]))
-        assign_state(model, ckpt.subset(tensors, "sentiment"))
-    except (TypeError, ValueError, RuntimeError) as e:
-        raise ckpt.CheckpointError(
-            f"{directory}: sentiment config and weights do not match ({type(e).__name__}: {e})"
-        ) from None
-    return model.eval(), vocab
-
-
-def resolve_model_dir(name_or_path: str | Path) -> Path:
-    """A local model directory, a bundled model name ("default") or a hub id -> its folder."""
-    from captioner import checkpoint as ckpt
-
-    path, bundled = Path(name_or_path), BUNDLED_DIR / str(name_or_path)
-    if path.is_dir():
-        return path
-    if (bundled / ckpt.CONFIG).is_file():
-        return bundled
-    if str(name_or_path).count("/") == 1 and not path.exists():
-        from captioner.hub import download
-
-        return Path(download(str(name_or_path)))
-    raise ckpt.CheckpointError(f"{name_or_path}: no such model directory, bundled model or hub id")

@@ -133,10 +133,11 @@ class TranslationModel:
         """Load a translator directory strictly; every problem is a `CheckpointError` naming
         the file at fault."""
         from captioner.model_config import CaptionerConfig, check_consumed, load_strict
+        from captioner.modelcheck import load_model_dir
         from captioner.noinit import empty_modules
 
         directory = Path(directory)
-        raw, tensors = ckpt.load_model_dir(directory)
+        raw, tensors = load_model_dir(directory)
         config = CaptionerConfig.from_dict(raw, source=str(directory / ckpt.CONFIG))
         if config.translator is None:
             raise ckpt.CheckpointError(

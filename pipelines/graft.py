@@ -22,7 +22,9 @@ import torch
 
 from captioner import checkpoint as ckpt
 from captioner.model_card import write_card
-from captioner.sentiment import load_sentiment, sentiment_probs
+from captioner.model_dir import load_sentiment
+from captioner.modelcheck import load_model_dir
+from captioner.sentiment import sentiment_probs
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,8 @@ def graft_sentiment(sentiment_dir: str | Path, model_dir: str | Path) -> Path:
     `model_dir`. Errors (a missing part, an unreadable file) name the directory."""
     sentiment_dir, model_dir = Path(sentiment_dir), Path(model_dir)
     source, _ = load_sentiment(sentiment_dir)  # checks config, weights and vocabulary
-    src_config, src_tensors = ckpt.load_model_dir(sentiment_dir)
-    config, tensors = ckpt.load_model_dir(model_dir)
+    src_config, src_tensors = load_model_dir(sentiment_dir)
+    config, tensors = load_model_dir(model_dir)
     if config.get("format") != "captioner":
         raise ckpt.CheckpointError(f"{model_dir}: not a captioner model directory")
     from safetensors.torch import load_file, save_file

@@ -230,7 +230,7 @@ class _EncoderReference(torch.nn.Module):
 
 
 def load_best(directory: Path) -> tuple[SentimentModel, Vocabulary]:
-    from captioner.sentiment import load_sentiment
+    from captioner.model_dir import load_sentiment
 
     return load_sentiment(directory)
 

@@ -22,6 +22,7 @@ from captioner.data.coco import load_coco, load_karpathy
 from captioner.data.common import DataError
 from captioner.data.sources import load_flickr
 from captioner.data.tables import load_table
+from captioner.decoding import GenerationConfig
 from captioner.imageio import ImageLoadError, open_image
 from captioner.labeling import LabelEngine, LabelOptions, ScanOptions, label_folders
 from captioner.labeling.engine import EngineOptions
@@ -31,7 +32,8 @@ from captioner.labeling.writers import JournalError
 
 @pytest.fixture(scope="module")
 def engine():
-    return LabelEngine(tiny_model(), EngineOptions(backend="torch", beam_size=1, top_k=2))
+    options = EngineOptions(backend="torch", generation=GenerationConfig(beam_size=1), top_k=2)
+    return LabelEngine(tiny_model(), options)
 
 
 def rows_of(path: Path) -> dict[str, dict]:
@@ -123,7 +125,7 @@ def test_encoder_weights_file_inside_the_model_dir_is_read_from_there(good_model
     """A relative encoder.weights means the model directory, never the current one."""
     from safetensors.torch import load_file, save_file
 
-    from captioner.checkpoint import load_model_dir
+    from captioner.modelcheck import load_model_dir
 
     target = tmp_path / "m"
     import shutil

@@ -10,8 +10,9 @@ from tests_support import tiny_model_dir
 
 from captioner import Captioner
 from captioner.checkpoint import CheckpointError
+from captioner.model_dir import load_sentiment
 from captioner.pipelines import release
-from captioner.sentiment import SentimentConfig, SentimentModel, load_sentiment, sentiment_probs
+from captioner.sentiment import SentimentConfig, SentimentModel, sentiment_probs
 from captioner.text import Vocabulary
 
 TEXTS = ["what a lovely day", "a dog runs across the grass", "awful"]

@@ -104,13 +104,15 @@ def test_bundled_models_load_without_random_init_and_give_the_same_outputs():
     what the same weights copied into a randomly initialised module give."""
     from captioner import checkpoint as ckpt
     from captioner.encoders import build_encoder
-    from captioner.sentiment import BUNDLED_DIR, SentimentModel, load_sentiment, sentiment_probs
+    from captioner.model_dir import BUNDLED_DIR, load_sentiment
+    from captioner.modelcheck import load_model_dir
+    from captioner.sentiment import SentimentModel, sentiment_probs
 
     if not (BUNDLED_DIR / "default" / "config.json").is_file():
         pytest.skip("no bundled default model")
     model, vocab = load_sentiment(BUNDLED_DIR / "default")
     assert not any(t.is_meta for t in model.state_dict().values())
-    _, tensors = ckpt.load_model_dir(BUNDLED_DIR / "default")
+    _, tensors = load_model_dir(BUNDLED_DIR / "default")
     slow = SentimentModel(model.config)
     slow.load_state_dict({k: v.float() for k, v in ckpt.subset(tensors, "sentiment").items()})
     texts = ["what a lovely day", "this was a waste of time", "a dog on the grass"]

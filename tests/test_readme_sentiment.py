@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from captioner.sentiment import BUNDLED_DIR, load_sentiment, sentiment_probs
+from captioner.model_dir import BUNDLED_DIR, load_sentiment
+from captioner.sentiment import sentiment_probs
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SENTIMENT_DOC = Path(__file__).resolve().parents[1] / "docs" / "sentiment.md"

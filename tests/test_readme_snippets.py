@@ -31,7 +31,7 @@ def runnable(code: str) -> bool:
 
 
 def test_readme_python_snippets_run(monkeypatch):
-    from captioner.sentiment import BUNDLED_DIR
+    from captioner.model_dir import BUNDLED_DIR
 
     if not (BUNDLED_DIR / "default" / "config.json").is_file():
         pytest.skip("no bundled default model")

@@ -43,7 +43,7 @@ def test_sentiment_and_translate_import_nothing_heavy(tmp_path):
 
 
 def test_caption_imports_nothing_heavy(tmp_path):
-    from captioner.sentiment import BUNDLED_DIR
+    from captioner.model_dir import BUNDLED_DIR
 
     if not (BUNDLED_DIR / "default" / "config.json").is_file():
         pytest.skip("no bundled default model")

@@ -206,7 +206,8 @@ def test_cli_reports_a_missing_file(tmp_path, capsys):
 
 
 def test_three_class_model_with_neutral_captions_trains_calibrates_and_loads(tmp_path):
-    from captioner.sentiment import load_sentiment, sentiment_probs
+    from captioner.model_dir import load_sentiment
+    from captioner.sentiment import sentiment_probs
 
     out = tmp_path / "three"
     cfg = tiny_config(out, neutral="scenes:80", epochs=8)

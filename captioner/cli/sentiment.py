@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from captioner.devices import resolve_device
-    from captioner.sentiment import load_sentiment, resolve_model_dir, sentiment_probs
+    from captioner.model_dir import load_sentiment, resolve_model_dir
+    from captioner.sentiment import sentiment_probs
 
     model, vocab = load_sentiment(resolve_model_dir(args.model))
     device = resolve_device(args.device)
