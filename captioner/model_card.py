@@ -61,6 +61,26 @@ DATA_TERMS: dict[str, tuple[str, str]] = {
         "MS COCO captions (Lin et al. 2014)",
         "annotations CC BY 4.0; the images follow the Flickr terms of use",
     ),
+    "coco-text": (
+        "MS COCO captions (Chen et al. 2015), text only: 23,378 captions of 4,673 val2017 "
+        "photos (the photos were not used)",
+        "annotations CC BY 4.0",
+    ),
+    "coco-unlabeled": (
+        "2,000 MS COCO 2014 photos without their captions, used as stand-in images for "
+        "text-only captions",
+        "the images follow the Flickr terms of use (COCO terms)",
+    ),
+    "flickr30k-text": (
+        "Flickr30k captions (Young et al. 2014), text only: 145,755 captions, Flickr8k dev and "
+        "test photos removed",
+        "research use only; cite Young et al. 2014 and Elliott et al. 2016",
+    ),
+    "cc-text": (
+        "Conceptual Captions (Sharma et al. 2018) validation split, text only: 15,833 web "
+        "alt-text captions",
+        "may be used freely with attribution to Google (dataset terms)",
+    ),
     "karpathy": (
         "a Karpathy split of COCO / Flickr (Karpathy and Fei-Fei 2015)",
         "the terms of the underlying corpus (COCO: annotations CC BY 4.0; Flickr8k / 30k: "

@@ -290,8 +290,8 @@ def export(model, decoder: CaptionDecoder, vocab: Vocabulary, out: Path, cfg) ->
     m.decoder, m.vocab = copy.deepcopy(decoder).eval(), vocab
     m.special_ids = SpecialIds.from_vocab(vocab)
     m.name = cfg.name
-    m.training_data = sorted(set(model.training_data) | {"flickr8k", "coco-text", "flickr30k-text",
-                                                          "cc-val"})  # fmt: skip
+    m.training_data = [*model.training_data, "coco-text", "flickr30k-text", "cc-text",
+                       "coco-unlabeled"]  # fmt: skip
     from captioner.pipelines.runstate import publish_model_dir
 
     publish_model_dir(m.save_pretrained(out / "run" / "best", dtype=torch.int8), out)
