@@ -45,6 +45,7 @@ from captioner.checkpoint import write_json_atomic
 from captioner.pipelines import runstate
 from captioner.pipelines.config import check_ranges, opt, to_dict
 from captioner.pipelines.optim import amp_settings, build_scheduler, param_groups
+from captioner.pipelines.plot import plot_curves
 from captioner.pipelines.runstate import (
     DistInfo,
     barrier,
@@ -298,7 +299,7 @@ class Trainer:
                 self._save_checkpoint(ckpt_dir, rngs)
                 last = self.finished or (c.stop_after and done_now >= c.stop_after)
                 if c.plot_every > 0 and (epoch % c.plot_every == 0 or last):
-                    runstate.plot_curves(self.run_dir)
+                    plot_curves(self.run_dir)
             runstate.barrier(self.dist)
             if patience_out:
                 log.info("early stop: no %s improvement for %d epochs", self.monitor, c.patience)

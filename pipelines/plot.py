@@ -7,11 +7,14 @@ matplotlib is imported lazily with the Agg backend (no display needed).
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 from captioner.atomic import atomic_write
 from captioner.pipelines.runstate import read_metrics
+
+log = logging.getLogger(__name__)
 
 NOT_SCORES = {
     "type",
@@ -75,6 +78,15 @@ def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> Path:
     finally:
         plt.close(fig)
     return png_path
+
+
+def plot_curves(run_dir: Path) -> Path | None:
+    """Redraw `curves.png` from `metrics.jsonl`; a plotting failure never stops training."""
+    try:
+        return plot_metrics(Path(run_dir) / "metrics.jsonl", Path(run_dir) / "curves.png")
+    except Exception as e:  # matplotlib missing or broken: training goes on
+        log.warning("could not draw training curves: %s", e)
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -345,14 +345,3 @@ def progress(iterable: Iterable, *, enabled: bool, desc: str) -> Iterable:
     from captioner.progress import progress_bar
 
     return progress_bar(iterable, desc=desc, enabled=enabled and sys.stderr.isatty())
-
-
-def plot_curves(run_dir: Path) -> Path | None:
-    """Redraw `curves.png` from `metrics.jsonl`; a plotting failure never stops training."""
-    try:
-        from captioner.pipelines.plot import plot_metrics
-
-        return plot_metrics(Path(run_dir) / "metrics.jsonl", Path(run_dir) / "curves.png")
-    except Exception as e:  # matplotlib missing or broken: training goes on
-        log.warning("could not draw training curves: %s", e)
-        return None
