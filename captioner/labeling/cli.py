@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from captioner.cli import options as flags
-from captioner.labeling.distributed import merge_command
 from captioner.labeling.flags import build_parser
 from captioner.labeling.safefiles import shown
 
@@ -178,6 +177,28 @@ def _engine(args: argparse.Namespace):
     except (OnnxBackendError, ValueError) as e:
         error(str(e))
         return None
+
+
+def merge_command(args: argparse.Namespace, scan, formats: tuple[str, ...]) -> int:
+    """`captioner label DIR --merge`: exit 0 merged (or nothing to merge), 2 refused, 3 some
+    sidecars could not be written."""
+    from captioner.labeling.merge import merge_labels
+    from captioner.labeling.writers import JournalError
+
+    try:
+        result = merge_labels(
+            args.folders, out=args.out, scan=scan, formats=formats, xmp_naming=args.xmp_name
+        )
+    except JournalError as e:  # unfinished shards, other settings, another run busy
+        error(str(e))
+        return 2
+    if not result.merged:
+        say("nothing to merge: no shard journals found (merged already?)")
+    for err in result.problems.errors[:5]:
+        say(f"  error: {err}")
+    for out in result.outputs:
+        say(f"  -> {out}")
+    return 3 if result.problems.count else 0
 
 
 def main(argv: list[str] | None = None) -> int:

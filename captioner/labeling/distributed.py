@@ -1,4 +1,5 @@
-"""Labeling on many processes and machines: `--shard K/N`, `--merge`, and torchrun.
+"""Labeling on many processes and machines under torchrun (the `--shard K/N` and `--merge`
+flags are in `labeling.flags`, the merge command in `labeling.cli`).
 
     torchrun --nnodes M --nproc-per-node G -m captioner.labeling DIR [label options]
 
@@ -20,56 +21,6 @@ from datetime import timedelta
 
 # Ranks that finish early wait at the barrier for the slowest shard: hours on big folders.
 BARRIER_TIMEOUT = timedelta(days=7)
-
-
-def add_scale_out(p: argparse.ArgumentParser) -> None:
-    d = p.add_argument_group("many machines (see below)")
-    d.add_argument(
-        "--shard",
-        type=_shard,
-        default=None,
-        metavar="K/N",
-        help="label only shard K of N (K = 0..N-1) into its own journal; the last shard to "
-        "finish merges all of them into the outputs (default: everything, one process)",
-    )
-    d.add_argument(
-        "--merge",
-        action="store_true",
-        help="only merge finished shard journals into the outputs (loads no model; refused "
-        "while a shard is unfinished) (default: off)",
-    )
-
-
-def _shard(text: str):
-    from captioner.labeling.shards import parse_shard
-
-    try:
-        return parse_shard(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def merge_command(args: argparse.Namespace, scan, formats: tuple[str, ...]) -> int:
-    """`captioner label DIR --merge`: exit 0 merged (or nothing to merge), 2 refused, 3 some
-    sidecars could not be written."""
-    from captioner.labeling import cli
-    from captioner.labeling.merge import merge_labels
-    from captioner.labeling.writers import JournalError
-
-    try:
-        result = merge_labels(
-            args.folders, out=args.out, scan=scan, formats=formats, xmp_naming=args.xmp_name
-        )
-    except JournalError as e:  # unfinished shards, other settings, another run busy
-        cli.error(str(e))
-        return 2
-    if not result.merged:
-        cli.say("nothing to merge: no shard journals found (merged already?)")
-    for err in result.problems.errors[:5]:
-        cli.say(f"  error: {err}")
-    for out in result.outputs:
-        cli.say(f"  -> {out}")
-    return 3 if result.problems.count else 0
 
 
 def torchrun_main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,6 @@ import argparse
 
 from captioner.cli import options as flags
 from captioner.imageio import MAX_PIXELS
-from captioner.labeling.distributed import add_scale_out
 
 EPILOG = """\
 outputs:
@@ -46,6 +45,33 @@ def _formats(text: str) -> list[str]:
             f"unknown format {', '.join(bad) or repr(text)}; choose from {', '.join(FORMATS)}"
         )
     return items
+
+
+def add_scale_out(p: argparse.ArgumentParser) -> None:
+    d = p.add_argument_group("many machines (see below)")
+    d.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="K/N",
+        help="label only shard K of N (K = 0..N-1) into its own journal; the last shard to "
+        "finish merges all of them into the outputs (default: everything, one process)",
+    )
+    d.add_argument(
+        "--merge",
+        action="store_true",
+        help="only merge finished shard journals into the outputs (loads no model; refused "
+        "while a shard is unfinished) (default: off)",
+    )
+
+
+def _shard(text: str):
+    from captioner.labeling.shards import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def build_parser(command: str = "label") -> argparse.ArgumentParser:
