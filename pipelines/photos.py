@@ -100,14 +100,14 @@ def find_corpus(given, candidates, marker: str, missing: str) -> Path:
 def train(work: Path, flickr8k: Path, device: str, *, quick: bool = False) -> Path:
     """Cross-entropy training, then SCST from its best epoch; returns the SCST model dir."""
     from captioner.pipelines import train_captioner, train_scst
-    from captioner.pipelines.release import _train_step
+    from captioner.pipelines.steps import train_step
 
     dataset = ["--dataset", f"flickr8k:{flickr8k}", "--name", "default"]
     quick_args = QUICK_ARGS if quick else []
-    xe = _train_step("photos cross-entropy", train_captioner.main, work / "photos-xe", device,
-                     [*dataset, *XE_ARGS, *quick_args])  # fmt: skip
-    return _train_step("photos SCST", train_scst.main, work / "photos-scst", device,
-                       [*dataset, "--init", str(xe), *SCST_ARGS, *quick_args])  # fmt: skip
+    xe = train_step("photos cross-entropy", train_captioner.main, work / "photos-xe", device,
+                    [*dataset, *XE_ARGS, *quick_args])  # fmt: skip
+    return train_step("photos SCST", train_scst.main, work / "photos-scst", device,
+                      [*dataset, "--init", str(xe), *SCST_ARGS, *quick_args])  # fmt: skip
 
 
 def train_everyday(
@@ -116,12 +116,12 @@ def train_everyday(
     """The everyday-photo decoder, started from the Flickr8k bundle `init` (its captioner,
     tagger and sentiment model), on Flickr8k and the text-only corpora under `data`."""
     from captioner.pipelines import train_everyday
-    from captioner.pipelines.release import _train_step
+    from captioner.pipelines.steps import train_step
 
     argv = ["--init", str(init), "--data", str(data), "--flickr8k", str(flickr8k),
             "--name", "default", *EVERYDAY_ARGS]  # fmt: skip
-    return _train_step("everyday", train_everyday.main, work / "everyday", device,
-                       [*argv, *(QUICK_EVERYDAY if quick else [])])  # fmt: skip
+    return train_step("everyday", train_everyday.main, work / "everyday", device,
+                      [*argv, *(QUICK_EVERYDAY if quick else [])])  # fmt: skip
 
 
 def score(model_dir: Path, flickr8k: Path, *, beam_size: int = 3, limit: int | None = None):

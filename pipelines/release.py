@@ -50,10 +50,10 @@ from captioner.api import BUNDLED_DIR, Captioner
 from captioner.checkpoint import write_json_atomic
 from captioner.model_card import record_scores
 from captioner.pipelines import photos, translators
+from captioner.pipelines.steps import run_step, train_step
 
 log = logging.getLogger(__name__)
 
-SEED = 0
 CAPTION_DATASET = "scenes+tuxpaint"
 CAPTION_ARGS = [
     "--epochs",
@@ -106,50 +106,11 @@ QUICK_CAPTION = ["--epochs", "1", "--limit", "64", "--eval-limit", "16"]
 QUICK_SENTIMENT = ["--epochs", "1", "--limit", "200", "--neutral-limit", "100"]
 
 
-def _done(directory: Path) -> bool:
-    return (directory / "config.json").is_file() and (directory / "model.safetensors").is_file()
-
-
-def _resume_flag(directory: Path) -> list[str] | None:
-    """Flags for a training step: ["--resume"] when its run was started (a finished run
-    returns at once; the model directory beside an interrupted run is only its best epoch so
-    far), [] for a fresh start, None when a finished model is there without a run."""
-    if (directory / "run" / "checkpoints" / "last.json").is_file():
-        return ["--resume"]
-    return None if _done(directory) else []
-
-
-def _run(step: str, main, argv: list[str]) -> float:
-    log.info("release: %s: %s", step, " ".join(argv))
-    start = time.perf_counter()
-    threads = torch.get_num_threads()
-    try:
-        code = main(argv)
-    finally:  # a recipe's --threads (sentiment: 1) must not carry over to the next step
-        torch.set_num_threads(threads)
-    if code:
-        raise SystemExit(f"release: step {step!r} failed with exit code {code}")
-    return time.perf_counter() - start
-
-
 def fetch() -> None:
     from captioner.cli.data import main as data_main
 
     for corpus in ("tuxpaint", "uci-sentiment", "glove"):
-        _run(f"fetch {corpus}", data_main, ["fetch", corpus])
-
-
-def _train_step(step: str, main, out: Path, device: str, argv: list[str]) -> Path:
-    """Run one training recipe into `out` (fixed seed), resuming a started run; skipped when
-    a finished model is there without a run."""
-    resume = _resume_flag(out)
-    if resume is not None:
-        _run(
-            step,
-            main,
-            [*argv, "--out", str(out), "--seed", str(SEED), "--device", device, *resume],
-        )
-    return out
+        run_step(f"fetch {corpus}", data_main, ["fetch", corpus])
 
 
 def sentiment_data(data: Path) -> tuple[str, str]:
@@ -165,7 +126,7 @@ def train_sentiment(work: Path, device: str, extra: list[str], *, data: Path = D
 
     sst2, neutral = sentiment_data(data)
     argv = ["--dataset", sst2, "--neutral", neutral, *SENTIMENT_ARGS, *extra]
-    return _train_step("sentiment", main, work / "sentiment", device, argv)
+    return train_step("sentiment", main, work / "sentiment", device, argv)
 
 
 def train_captioner(
@@ -174,7 +135,7 @@ def train_captioner(
     from captioner.pipelines.train_captioner import main
 
     argv = ["--dataset", dataset, "--cell", cell, "--attention", attention, "--name", out.name]
-    return _train_step(f"captioner {cell}/{attention}", main, out, device, [*argv, *args])
+    return train_step(f"captioner {cell}/{attention}", main, out, device, [*argv, *args])
 
 
 def assemble(

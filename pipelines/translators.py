@@ -65,12 +65,12 @@ def find_multi30k(given: str | Path | None = None) -> Path:
 def train(work: Path, multi30k: Path, tgt: str, device: str, *, quick: bool = False) -> Path:
     """Train (or resume) the EN->`tgt` translator in `work/translate-en-TGT`."""
     from captioner.pipelines import train_translator
-    from captioner.pipelines.release import _train_step
+    from captioner.pipelines.steps import train_step
 
     argv = ["--dataset", f"multi30k:{multi30k}", "--src", "en", "--tgt", tgt,
             "--name", f"translate-en-{tgt}", *TRANSLATE_ARGS, *(QUICK_ARGS if quick else [])]  # fmt: skip
-    return _train_step(f"translator en-{tgt}", train_translator.main,
-                       work / f"translate-en-{tgt}", device, argv)  # fmt: skip
+    return train_step(f"translator en-{tgt}", train_translator.main,
+                      work / f"translate-en-{tgt}", device, argv)  # fmt: skip
 
 
 def score(model_dir: Path, multi30k: Path) -> dict:

@@ -2,20 +2,20 @@
 
 import pytest
 
-from captioner.pipelines import release
+from captioner.pipelines import release, steps
 
 
 def test_interrupted_step_resumes_instead_of_shipping_its_best_epoch_so_far(tmp_path):
     step = tmp_path / "captioner"
-    assert release._resume_flag(step) == []  # nothing yet: train from scratch
+    assert steps.resume_flag(step) == []  # nothing yet: train from scratch
     step.mkdir()
     (step / "config.json").write_text("{}")
     (step / "model.safetensors").write_bytes(b"")
-    assert release._resume_flag(step) is None  # a model without a run: use as is
+    assert steps.resume_flag(step) is None  # a model without a run: use as is
     (step / "run" / "checkpoints").mkdir(parents=True)
     (step / "run" / "checkpoints" / "last.json").write_text('{"epoch": 3, "dir": "epoch-0003"}')
     # an interrupted run publishes its best epoch so far beside run/: it must resume
-    assert release._resume_flag(step) == ["--resume"]
+    assert steps.resume_flag(step) == ["--resume"]
 
 
 def test_markdown_tables_hold_every_result_and_variant():
@@ -48,7 +48,7 @@ def test_a_steps_thread_setting_does_not_leak_into_the_next(monkeypatch):
 
     try:
         torch.set_num_threads(2)
-        release._run("step", recipe, [])
+        steps.run_step("step", recipe, [])
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
@@ -56,7 +56,7 @@ def test_a_steps_thread_setting_does_not_leak_into_the_next(monkeypatch):
 
 def test_training_steps_get_fixed_seed_out_device_and_resume(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(release, "_run", lambda step, main, argv: calls.append((step, argv)))
+    monkeypatch.setattr(steps, "run_step", lambda step, main, argv: calls.append((step, argv)))
     out = tmp_path / "compare-gru-none"
     (out / "run" / "checkpoints").mkdir(parents=True)
     (out / "run" / "checkpoints" / "last.json").write_text("{}")
@@ -73,7 +73,7 @@ def test_training_steps_get_fixed_seed_out_device_and_resume(tmp_path, monkeypat
     flags = dict(zip(argv[::2], argv[1::2]))
     assert flags == {"--dataset": "scenes:10", "--cell": "gru", "--attention": "none",
                      "--name": "compare-gru-none", "--epochs": "1", "--out": str(out),
-                     "--seed": str(release.SEED), "--device": "cpu"}  # fmt: skip
+                     "--seed": str(steps.SEED), "--device": "cpu"}  # fmt: skip
     assert argv[-1] == "--resume" and "--resume" not in sargv
     assert sargv[:4] == ["--dataset", f"sst2:{data / 'sst2'}",
                          "--neutral", f"flickr8k:{data / 'flickr8k'}+scenes:2000"]  # fmt: skip
