@@ -187,7 +187,9 @@ class Captioner:
 
         Args:
             name_or_path: a local model directory, a bundled model name ("default") or a
-                Hugging Face hub id.
+                Hugging Face hub id. A bundled model's bare name means the bundled model
+                even when a folder of that name is in the current directory: write
+                "./default" (or an absolute path, or a `Path`) for the folder.
             device: "auto" or None (cuda when available, else cpu), "cpu", "cuda", "cuda:N".
             backend: where the image encoder runs (see `use_backend`): "auto" (ONNX Runtime
                 on CPU when installed: exported once, cached, several times faster),
@@ -205,7 +207,12 @@ class Captioner:
         path = Path(name_or_path)
         if revision is not None and (path.exists() or (BUNDLED_DIR / str(name_or_path)).is_dir()):
             raise ValueError(f"{name_or_path}: revision= applies to hub ids, not local models")
+        from captioner.model_dir import bundled_model
+
         bundled = BUNDLED_DIR / str(name_or_path)
+        named = bundled_model(name_or_path, BUNDLED_DIR)  # "default": never a folder here
+        if named is not None:
+            return cls._load_dir(named, device=device)
         if path.is_dir():
             return cls._load_dir(path, device=device)
         if (bundled / ckpt.CONFIG).is_file():

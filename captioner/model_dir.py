@@ -8,6 +8,8 @@ the sentiment part alone; `resolve_model_dir(name)` turns a model name into its 
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,8 @@ from captioner.modelcheck import load_model_dir
 from captioner.noinit import assign_state, empty_modules
 from captioner.sentiment import SentimentConfig, SentimentModel
 from captioner.text import Vocabulary
+
+log = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).parent / "models"  # = captioner.api.BUNDLED_DIR (no api import)
 
@@ -130,8 +134,30 @@ def load_sentiment(directory: str | Path) -> tuple[SentimentModel, Vocabulary]:
     return model.eval(), vocab
 
 
+def bundled_model(name_or_path: str | Path, folder: Path | None = None) -> Path | None:
+    """The bundled model directory in `folder` (`BUNDLED_DIR`) that a bare name ("default", "scenes") means,
+    else None. A bare name (a str without a path separator, not starting with ".") means the
+    bundled model even when a folder of that name sits in the current directory (a warning
+    says so); "./default", an absolute path or a `Path` names the folder (as `--model` does:
+    `cli.options.model_name`)."""
+    if not isinstance(name_or_path, str) or not name_or_path or name_or_path.startswith("."):
+        return None
+    if "/" in name_or_path or os.sep in name_or_path:
+        return None
+    bundled = (folder or BUNDLED_DIR) / name_or_path
+    if not (bundled / ckpt.CONFIG).is_file():
+        return None
+    if os.path.lexists(name_or_path):
+        log.warning("%r is the bundled model; pass './%s' for the folder here",
+                    name_or_path, name_or_path)  # fmt: skip
+    return bundled
+
+
 def resolve_model_dir(name_or_path: str | Path) -> Path:
     """A local model directory, a bundled model name ("default") or a hub id -> its folder."""
+    named = bundled_model(name_or_path)
+    if named is not None:
+        return named
     path, bundled = Path(name_or_path), BUNDLED_DIR / str(name_or_path)
     if path.is_dir():
         return path

@@ -16,6 +16,9 @@ class Recorder:
         self.calls += 1
         return [f"caption by {self.name}" for _ in images]
 
+    def generation_config(self, **chosen):  # the demo builds one config per request
+        return chosen
+
 
 def test_scene_tab_uses_the_scene_model_whatever_model_is_picked(tmp_path):
     photo, scenes = Recorder("default"), Recorder(SCENE_MODEL)
