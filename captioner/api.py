@@ -84,6 +84,16 @@ class Description:
         return record
 
 
+def image_record(
+    path: str, folder: str, fields: dict[str, Any] | None, *, error: str | None, model: str
+) -> dict[str, Any]:
+    """One image's record as `captioner label` journals it and the demo's batch tab exports
+    it: where the image is, what `Description.to_record` gave (`fields`; None: an image that
+    could not be read, whose caption, tags and sentiment are None), the error and the model."""
+    fields = fields or {"caption": None, "tags": None, "sentiment": None}
+    return {"path": path, "folder": folder, **fields, "error": error, "model": model}
+
+
 @dataclass(frozen=True)
 class Heads:
     """Which heads run: the one rule for the API and labeling. Sentiment reads the caption,

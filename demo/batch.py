@@ -20,6 +20,7 @@ from typing import Any
 
 from PIL import Image
 
+from captioner.api import image_record
 from captioner.imageio import IMAGE_EXTENSIONS, ImageLoadError, open_image
 from captioner.labeling.exports import CSV_COLUMNS, csv_row, translation_cell, write_csv
 from captioner.labeling.writers import dumps_record
@@ -159,23 +160,17 @@ def describe_items(
 
     def flush() -> None:
         descriptions = captioner.describe([it.image for _, it in pending], **options)
-        for (i, _), d in zip(pending, descriptions, strict=True):
-            records[i].update(d.to_record())
+        for (i, it), d in zip(pending, descriptions, strict=True):
+            records[i] = image_record(
+                it.path, it.folder, d.to_record(), error=it.error, model=captioner.name
+            )
         pending.clear()
         if progress is not None:
             progress(len(records))
 
     for item in items:
         records.append(
-            {
-                "path": item.path,
-                "folder": item.folder,
-                "caption": None,
-                "tags": None,
-                "sentiment": None,
-                "error": item.error,
-                "model": captioner.name,
-            }
+            image_record(item.path, item.folder, None, error=item.error, model=captioner.name)
         )
         if item.image is not None:
             pending.append((len(records) - 1, item))

@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from captioner.api import image_record
 from captioner.cpus import plan_cores
 from captioner.imageio import MAX_PIXELS
 from captioner.labeling.device_decode import decode_on_device
@@ -284,8 +285,7 @@ def _label_batch(
     for pos, (fi, rel) in enumerate(batch.items):
         folder = roots[fi]
         error = batch.errors.get(pos)
-        out = by_pos.get(pos) or {"caption": None, "tags": None, "sentiment": None}
-        record = {"path": rel, "folder": folder, **out, "error": error, "model": engine.name}
+        record = image_record(rel, folder, by_pos.get(pos), error=error, model=engine.name)
         if error is not None:
             summary.failed += 1
             if len(summary.errors) < 10:
