@@ -48,10 +48,10 @@ from captioner.translate import (
     TranslatorConfig,
     translation_loss,
 )
-from captioner.translation import DEFAULT_GENERATION, TranslationModel
+from captioner.translation import DEFAULT_GENERATION, LANGUAGES, TranslationModel
 
 log = logging.getLogger(__name__)
-LANGS = ("en", "de", "fr", "cs")
+LANGS = tuple(LANGUAGES)
 
 
 @dataclass

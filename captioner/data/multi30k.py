@@ -20,7 +20,6 @@ from pathlib import Path
 
 from captioner.data.common import DataError
 
-LANGS = ("en", "de", "fr", "cs")
 # split name in the DatasetDict -> file stem
 STEMS = {"train": "train", "validation": "val", "test": "test_2016_flickr"}
 EXTRA_TESTS = ("test_2017_flickr", "test_2017_mscoco", "test_2018_flickr")
@@ -44,8 +43,10 @@ def read_lines(path: Path) -> list[str]:
 
 
 def _lang(code: str, what: str) -> str:
-    if code not in LANGS:
-        raise DataError(f"multi30k: {what} must be one of {', '.join(LANGS)}, got {code!r}")
+    from captioner.translation import LANGUAGES  # the one language list (Multi30k's)
+
+    if code not in LANGUAGES:
+        raise DataError(f"multi30k: {what} must be one of {', '.join(LANGUAGES)}, got {code!r}")
     return code
 
 
