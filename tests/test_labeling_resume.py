@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 from test_labeling_support import make_photos, tiny_model
 
+from captioner.decoding import GenerationConfig
 from captioner.labeling import LabelEngine, LabelOptions, label_folders
 from captioner.labeling.cli import _sigterm_stops_cleanly
 from captioner.labeling.engine import EngineOptions
@@ -37,7 +38,9 @@ class CountingEngine(LabelEngine):
 
 
 def engine(**kw) -> CountingEngine:
-    return CountingEngine(tiny_model(), EngineOptions(backend="torch", beam_size=2), **kw)
+    return CountingEngine(
+        tiny_model(), EngineOptions(backend="torch", generation=GenerationConfig(beam_size=2)), **kw
+    )
 
 
 def lines(path: Path) -> list[dict]:
@@ -209,7 +212,8 @@ def test_sigkill_mid_run_then_resume_without_duplicates(tmp_path):
     from captioner import Captioner
 
     eng = CountingEngine(
-        Captioner.from_pretrained(model, device="cpu"), EngineOptions(backend="torch", beam_size=3)
+        Captioner.from_pretrained(model, device="cpu"),
+        EngineOptions(backend="torch", generation=GenerationConfig(beam_size=3)),
     )
     summary = run(photos, eng, batch_size=8)
     assert summary.skipped == len(complete) and eng.images == 60 - len(complete)

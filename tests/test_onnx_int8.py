@@ -8,6 +8,7 @@ import pytest
 import torch
 from test_labeling_support import TinyEncoder, make_photos, tiny_model
 
+from captioner.decoding import GenerationConfig
 from captioner.labeling import LabelEngine, LabelOptions, label_folders
 from captioner.labeling.engine import EngineOptions
 
@@ -58,7 +59,8 @@ def test_int8_encoder_refuses_without_images_or_when_it_disagrees(tmp_path, monk
 
 def test_label_with_the_int8_encoder(tmp_path):
     paths = photos(tmp_path, 6)
-    opts = dict(backend="onnx", onnx_cache=str(tmp_path / "cache"), beam_size=2)
+    opts = dict(backend="onnx", onnx_cache=str(tmp_path / "cache"),
+                generation=GenerationConfig(beam_size=2))  # fmt: skip
     eng = LabelEngine(tiny_model(), EngineOptions(encoder="int8", calibration=paths, **opts))
     assert eng.backend == "onnx" and eng.settings()["encoder"].startswith("int8-")
     assert LabelEngine(tiny_model(), EngineOptions(**opts)).settings()["encoder"] == "float"

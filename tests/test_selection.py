@@ -28,7 +28,8 @@ def test_export_model_writes_publishes_and_keeps_the_training_mode(tmp_path, tra
     staged = export_model(head, out / "run" / "best", out, data="scenes:8", encoder=encoder,
                           recognizer=head, name="tags")  # fmt: skip
     assert head.training is training
-    assert staged == out and not (out / "stale.json").exists() and (out / "run").is_dir()
+    # a file that is not one of the model's own stays (issue 27: never delete a user's files)
+    assert staged == out and (out / "stale.json").read_text() == "{}" and (out / "run").is_dir()
     model = Captioner.from_pretrained(out, device="cpu", backend="torch")
     assert model.name == "tags" and model.recognizer.config.labels == ["a", "b"]
     assert model.training_data == ["scenes:8"]
