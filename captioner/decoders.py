@@ -164,6 +164,8 @@ class CaptionDecoder(nn.Module):
         state: State = {"h": torch.tanh(h)}
         if c is not None:
             state["c"] = torch.tanh(c)
+        if context is not None and "concept" in context:
+            state["said"] = torch.zeros_like(context["concept_weights"])  # (B, K) copied yet?
         return state
 
     def context(
@@ -220,10 +222,13 @@ class CaptionDecoder(nn.Module):
         if self.pre_out is not None:
             out = self.pre_out(out)
         logits = self.out(out)
-        if concept is not None:  # copy: a learned, per-step bonus for the concept words
+        if concept is not None:  # copy: a learned, per-step bonus for concept words not yet said
             r = tokens.size(0)
-            bonus = self.copy(new["h"]) * _rows(context["concept_weights"], r)  # (R, K)
-            logits = logits.scatter_add(1, _rows(context["concept_ids"], r), bonus)
+            ids = _rows(context["concept_ids"], r)  # (R, K)
+            said = torch.maximum(state["said"], (ids == tokens[:, None]).to(logits.dtype))
+            new["said"] = said
+            weights = _rows(context["concept_weights"], r) * (1.0 - said)
+            logits = logits.scatter_add(1, ids, self.copy(new["h"]) * weights)
         return logits, new, alpha
 
     def forward(

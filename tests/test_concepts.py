@@ -140,3 +140,25 @@ def test_main_object_named():
     got = main_object_named(refs, ["a black bear in the woods", "a man walking"])
     assert got == {"main_object_named": 1.0, "main_object_photos": 1}  # people left out
     assert main_object_named(refs, ["a dog in the grass", "x"])["main_object_named"] == 0.0
+
+
+def test_a_concept_is_copied_once(concepts):
+    """The copy bonus of a concept stops once the word is said ("a teddy teddy teddy bear"
+    came from copying the same concept at every step)."""
+    d = _decoder(concepts).eval()
+    a = 7
+    with torch.no_grad():
+        d.copy.weight.zero_()
+        d.copy.bias.fill_(50.0)  # copying always wins while it may
+        d.out.bias[a] = -10.0  # the word alone is never likely
+    grid = torch.randn(2, 4, 16)
+    given = (torch.tensor([[a, 0]] * 2), torch.tensor([[1.0, 0.0]] * 2))
+    special = SpecialIds(bos_id=1, eos_id=2)
+    for config in (
+        GenerationConfig(method="greedy", max_length=5),
+        GenerationConfig(beam_size=3, max_length=5),
+    ):
+        step, state = d.start(grid, grid.mean(1), given)
+        out = generate(step, state, special, config)
+        for tokens in out.tokens:
+            assert tokens[0] == a and a not in list(tokens[1:])
