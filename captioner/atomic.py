@@ -95,7 +95,7 @@ def atomic_write(
     except OSError as e:
         raise named(e, target) from None
     try:
-        os.fchmod(fd, _mode_for(target, mode_of))
+        os.fchmod(fd, mode_for(target, mode_of))
         if "b" in mode:
             f = os.fdopen(fd, mode)
         else:
@@ -113,7 +113,7 @@ def atomic_write(
             os.unlink(tmp)
 
 
-def _mode_for(target: Path, mode_of: str | os.PathLike | None) -> int:
+def mode_for(target: Path, mode_of: str | os.PathLike | None) -> int:
     """`mode_of`'s permissions, else those of the file replaced (one made private stays
     private), else a new file's."""
     for source in (mode_of, target):

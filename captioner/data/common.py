@@ -9,13 +9,14 @@ as `.report`. Nothing bad is ever dropped silently.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -214,3 +215,18 @@ def progress(iterable: Iterable, *, enabled: bool, desc: str, total: int | None 
     if not enabled:
         return iterable
     return progress_bar(iterable, desc=desc, total=total, unit="item", enabled=True)
+
+
+@contextlib.contextmanager
+def quiet_datasets() -> Iterator[None]:
+    """No `datasets` progress bars inside (saving, mapping): internal steps that show their
+    own progress, or none."""
+    import datasets
+
+    was_off = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_off:
+            datasets.enable_progress_bars()

@@ -20,16 +20,14 @@ float16 rounding of the cache) before it is used.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import logging
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-from captioner.data.common import DataError, cache_root
+from captioner.data.common import DataError, cache_root, quiet_datasets
 from captioner.progress import StepProgress
 
 logger = logging.getLogger("captioner.data")
@@ -47,19 +45,6 @@ def cache_path(ds, encoder, cache_dir: str | Path | None = None) -> Path:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(getattr(encoder, "name", "encoder")))[:40]
     root = Path(cache_dir).expanduser() if cache_dir else feature_cache_dir()
     return root / f"{name}-{key}-{ds._fingerprint}.arrow"
-
-
-@contextlib.contextmanager
-def _without_datasets_bars() -> Iterator[None]:
-    import datasets
-
-    was_off = datasets.are_progress_bars_disabled()
-    datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if not was_off:
-            datasets.enable_progress_bars()
 
 
 def _decode(value: dict, draft_size: int):
@@ -170,7 +155,7 @@ def compute_features(
         # our own bar (a line every 20 batches without a terminal), not datasets' map bar
         progress = StepProgress(desc=f"encoding images ({name})", total=len(ds), unit="img",
                                 every=20 * batch_size, log=progress_log)  # fmt: skip
-        with _without_datasets_bars():
+        with quiet_datasets():
             ds.cast_column("image", Image(decode=False)).map(
                 lambda batch, idx: _encode_batch(run, device, batch, idx, progress),
                 batched=True,

@@ -16,13 +16,12 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from captioner.cache import cache_dir
 from captioner.data import scene_grammar, scenes
+from captioner.data.common import quiet_datasets
 from captioner.data.scenes import build_scene_dataset
 
 log = logging.getLogger(__name__)
@@ -65,7 +64,7 @@ def cached_scene_dataset(*, cache: bool = True, **options: Any):
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)
     try:
-        with _quiet_datasets():
+        with quiet_datasets():
             dsd.save_to_disk(tmp)
         os.replace(tmp, target)  # whole or not at all; a parallel run may have won the race
     except OSError as e:
@@ -75,20 +74,6 @@ def cached_scene_dataset(*, cache: bool = True, **options: Any):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return load_from_disk(str(target))
-
-
-@contextmanager
-def _quiet_datasets() -> Iterator[None]:
-    """No "Saving the dataset" bars: saving is an internal step here."""
-    import datasets
-
-    was_off = datasets.are_progress_bars_disabled()
-    datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if not was_off:
-            datasets.enable_progress_bars()
 
 
 def _signature() -> inspect.Signature:

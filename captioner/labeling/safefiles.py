@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from captioner.atomic import FILE_MODE, TMP_SUFFIX, fsync_dir, is_inside, kind_of
+from captioner.atomic import FILE_MODE, TMP_SUFFIX, fsync_dir, is_inside, kind_of, mode_for
 from captioner.errors import CaptionerError
 
 MAX_LINE = 1 << 20  # a journal record is a few hundred bytes
@@ -194,16 +194,6 @@ def removable(path: Path) -> bool:
     return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
 
 
-def _mode_for(target: Path, mode_of: str | os.PathLike | None) -> int:
-    for source in (mode_of, target):
-        if source is not None:
-            try:
-                return stat.S_IMODE(os.stat(source).st_mode)
-            except OSError:
-                continue
-    return FILE_MODE
-
-
 def _named(e: OSError, path: Path) -> OSError:
     if e.filename is not None:
         return e
@@ -231,7 +221,7 @@ def replaced(
     except OSError as e:
         raise _named(e, target) from None
     try:
-        os.fchmod(fd, _mode_for(target, mode_of))
+        os.fchmod(fd, mode_for(target, mode_of))
         if "b" in mode:
             f = os.fdopen(fd, "wb")
         else:  # a name that is not UTF-8 cannot make the file unreadable as UTF-8
