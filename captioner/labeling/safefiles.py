@@ -24,7 +24,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from captioner.atomic import FILE_MODE, TMP_SUFFIX, fsync_dir, is_inside, kind_of, mode_for
+from captioner.atomic import (
+    FILE_MODE,
+    TMP_SUFFIX,
+    fsync_dir,
+    is_inside,
+    kind_of,
+    mode_for,
+    named,
+)
 from captioner.errors import CaptionerError
 
 MAX_LINE = 1 << 20  # a journal record is a few hundred bytes
@@ -194,12 +202,6 @@ def removable(path: Path) -> bool:
     return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
 
 
-def _named(e: OSError, path: Path) -> OSError:
-    if e.filename is not None:
-        return e
-    return type(e)(e.errno, e.strerror or str(e), str(path))
-
-
 @contextmanager
 def replaced(
     path: str | os.PathLike,
@@ -219,7 +221,7 @@ def replaced(
             dir=target.parent, prefix=temp_prefix(target.name), suffix=TMP_SUFFIX
         )
     except OSError as e:
-        raise _named(e, target) from None
+        raise named(e, target) from None
     try:
         os.fchmod(fd, mode_for(target, mode_of))
         if "b" in mode:
@@ -234,7 +236,7 @@ def replaced(
         os.replace(tmp, target)
         fsync_dir(target.parent)
     except OSError as e:
-        raise _named(e, target) from None
+        raise named(e, target) from None
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
