@@ -4,7 +4,7 @@ The tokenizer follows the Penn Treebank conventions of nltk's `TreebankWordToken
 (punctuation split off, clitics such as "n't" and "'s" separated), lower-cased, with
 punctuation tokens dropped: the same normalisation the COCO caption tools apply before
 scoring. It is written here with the standard `re` module rather than imported from nltk,
-whose package import costs about a second of every command's start-up; `tests/test_text.py`
+whose package import costs about a second of every command's start-up; `tests/core/test_text.py`
 checks it gives nltk's tokens on a few hundred sentences.
 """
 

@@ -4,7 +4,7 @@ Python package; no `playwright install`): upload an image, wait for the answer, 
     python -m captioner.demo.screenshot [--out docs/demo.png] [--model DIR] [--image PATH]
     make screenshot                     # the same, for the README's docs/demo.png
 
-Used by tests/test_demo_browser.py and to make the README's docs/demo.png (the bundled
+Used by tests/demo/test_demo_browser.py and to make the README's docs/demo.png (the bundled
 models, the bundled coffee photo, 1280 px wide, reduced to 256 colours).
 """
 

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from test_labeling_support import color_image
+from labeling_support import color_image
 
 FORMULA_NAMES = ["=HYPERLINK(1).jpg", "+cmd.jpg", "-sum.jpg", "@at.jpg"]
 

@@ -6,7 +6,12 @@ and hub caches, onnxruntime's and matplotlib's files)."""
 import atexit
 import os
 import shutil
+import sys
 import tempfile
+
+# The test modules live in subfolders (tests/core, tests/labeling, ...) and import the shared
+# helpers here (tests_support, labeling_support, attack_corpus, conftest) by their bare names.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # Set before anything imports datasets / huggingface_hub / onnxruntime: they read these once.
 CACHE_ROOT = tempfile.mkdtemp(prefix="captioner-tests-")

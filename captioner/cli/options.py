@@ -1,7 +1,7 @@
 """Flag builders every command shares, so `--model`, `--device`, `--backend`, the decoding
 flags, `--batch-size` and `--quiet/--verbose` read and behave the same everywhere.
 
-Every flag's help ends with its default: "(default: X)". `tests/test_cli_help.py` walks all
+Every flag's help ends with its default: "(default: X)". `tests/cli/test_cli_help.py` walks all
 parsers and checks it.
 """
 

@@ -1,0 +1,97 @@
+"""The everyday recipe's model: a concept decoder started from a trained one, saved and loaded."""
+
+from collections import Counter
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from tests_support import tiny_captioner
+from torch import nn
+
+from captioner import Captioner
+from captioner.concepts import build_concept_set
+from captioner.pipelines import everyday_data as ed
+from captioner.pipelines.train_everyday import EverydayConfig, build_decoder
+from captioner.text import Vocabulary
+
+CAT, LION, ESPRESSO = 281, 291, 967
+
+
+@pytest.fixture(scope="module")
+def concept_set():
+    return build_concept_set(Counter({"cat": 99, "lion": 99, "coffee": 99, "dog": 99}))
+
+
+def _images(n=2):
+    g = torch.Generator().manual_seed(1)
+    return [torch.rand(3, 224, 224, generator=g) for _ in range(n)]
+
+
+def _concept_model(concept_set, extra_words=("lion", "coffee", "cat", "dog")):
+    base = tiny_captioner(sentiment=False)
+    vocab = Vocabulary([*base.vocab.itos, *[w for w in extra_words if w not in base.vocab]])
+    torch.manual_seed(0)
+    tagger = nn.Linear(base.decoder.config.feature_dim, 1000)
+    cfg = EverydayConfig(out="unused", dropout=0.0)
+    dec = build_decoder(cfg, base.decoder, base.vocab, vocab, concept_set, tagger)
+    return base, Captioner(encoder=base.encoder, decoder=dec, vocab=vocab, device="cpu",
+                           name="tiny-everyday")  # fmt: skip
+
+
+def test_started_decoder_captions_like_the_one_it_started_from(concept_set):
+    """Concept paths and new input columns start at zero: epoch 0 is the old model."""
+    base, model = _concept_model(concept_set)
+    images = _images()
+    assert model.caption(images, beam_size=2) == base.caption(images, beam_size=2)
+    assert model.decoder.config.num_concepts == len(concept_set.words)
+    assert not model.decoder.tagger.weight.requires_grad
+
+
+@pytest.mark.parametrize("dtype", [None, torch.int8])
+def test_concept_model_round_trips(concept_set, tmp_path, dtype):
+    _, model = _concept_model(concept_set)
+    with torch.no_grad():  # make the concept paths matter
+        for p in (model.decoder.concept_init.weight, model.decoder.copy.weight):
+            p.normal_(0, 0.5)
+        model.decoder.tagger.bias[LION] = 30.0  # every image is a lion
+    out = model.save_pretrained(tmp_path / "m", dtype=dtype)
+    again = Captioner.from_pretrained(out, device="cpu", backend="torch")
+    images = _images()
+    ids, weights = again.decoder.concepts(again.encoder(again.preprocess(images))[1])
+    lion = again.vocab.stoi["lion"]
+    assert ids[0, 0] in (lion, again.vocab.stoi["cat"]) and lion in ids[0].tolist()
+    assert torch.equal(again.decoder.concept_ids, model.decoder.concept_ids)
+    if dtype is None:
+        assert again.caption(images) == model.caption(images)
+
+
+def test_pairing_prefers_photos_that_show_the_caption_concepts(concept_set):
+    bank = ed.Bank(
+        paths=["cat.jpg", "coffee.jpg", "dog.jpg"],
+        grid=torch.zeros(3, 2, 4, dtype=torch.float16),
+        pooled=torch.zeros(3, 4),
+        concepts=[[("cat", 0.9)], [("coffee", 0.8), ("cat", 0.1)], []],
+        captions=[["a cat on a sofa"], [], ["a dog runs on the grass"]],
+    )
+    texts = [["a", "cup", "of", "coffee"], ["a", "cat", "sleeping"], ["a", "dog", "running"]]
+    concepts = [["coffee"], ["cat"], []]
+    top = ed.pair_captions(texts, concepts, bank, concept_set, candidates=2)
+    assert top[:, 0].tolist() == [1, 0, 2]  # the last by words alone (TF-IDF)
+
+
+def test_text_rows_read_mentioned_concepts_and_the_photo_tags(concept_set):
+    vocab = Vocabulary(["<pad>", "<start>", "<end>", "<unk>", "a", "cat", "coffee", "lion"])
+    bank = SimpleNamespace(grid=torch.zeros(2, 2, 4), concepts=[[("cat", 0.7)], []])
+    photo = ed.Row(0, vocab.encode("a cat"), None)
+    text = ed.Row(1, vocab.encode("a lion"), ["lion"], (1,))
+    rows = ed.EverydayRows(bank, [photo], [text], vocab, text_per_epoch=1, top_k=3, drop=0.0)
+    assert len(rows) == 2
+    _, caps, ids, w = rows[0]
+    assert ids.tolist() == [vocab.stoi["cat"], 0, 0] and w[0] == pytest.approx(0.7)
+    _, caps, ids, w = rows[1]
+    assert caps.tolist() == vocab.encode("a lion")
+    assert ids[0] == vocab.stoi["lion"] and 0.15 <= w[0] <= 0.95  # drawn: photo lacks it
+    batch = ed.collate([rows[0], rows[1]])
+    assert batch["captions"].shape == (2, 4) and batch["concept_ids"].shape == (2, 3)
+    assert np.all(batch["concept_weights"].numpy() >= 0)

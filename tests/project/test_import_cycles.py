@@ -1,0 +1,108 @@
+"""Imports point one way (issue 24): no module import cycle, counting imports inside
+functions (not those under `if TYPE_CHECKING:`), and the core never imports a front end
+(labeling, cli, demo) or the pipelines. Read from the source with `ast`, by installed names
+(`pipelines/` is `captioner.pipelines`, `demo/` is `captioner.demo`)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = {"captioner": "captioner", "captioner.pipelines": "pipelines", "captioner.demo": "demo"}
+FRONT_ENDS = ("captioner.labeling", "captioner.cli", "captioner.demo", "captioner.pipelines")
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for name, folder in PACKAGES.items():
+        for f in (ROOT / folder).rglob("*.py"):
+            parts = list(f.relative_to(ROOT / folder).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join([name, *parts])] = f
+    return found
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node except those under `if TYPE_CHECKING:`."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            yield from (n for child in node.orelse for n in [child, *_runtime_nodes(child)])
+            continue
+        yield node
+        yield from _runtime_nodes(node)
+
+
+def import_graph() -> dict[str, set[str]]:
+    mods = modules()
+
+    def owner(name: str) -> str | None:
+        while name and name not in mods:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for name, path in mods.items():
+        here = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets |= {owner(a.name) for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    pkg = here
+                    for _ in range(node.level - 1):
+                        pkg = pkg.rpartition(".")[0]
+                    base = f"{pkg}.{base}" if base else pkg
+                for a in node.names:  # `from pkg import module` names the module itself
+                    targets.add(
+                        owner(f"{base}.{a.name}") if f"{base}.{a.name}" in mods else owner(base)
+                    )
+        graph[name] = {t for t in targets if t and t != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[set[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = set()
+            while True:
+                w = stack.pop()
+                component.add(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(component)
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycle():
+    found = [sorted(c) for c in cycles(import_graph())]
+    assert not found, f"import cycles: {found}"
+
+
+def test_the_core_imports_no_front_end_and_no_pipeline():
+    graph = import_graph()  # `python -m` entry points (__main__) are front ends too
+    core = {m: t for m, t in graph.items() if not m.startswith(FRONT_ENDS) and "__main__" not in m}
+    bad = {m: sorted(t for t in ts if t.startswith(FRONT_ENDS)) for m, ts in core.items()}
+    assert not {m: ts for m, ts in bad.items() if ts}
