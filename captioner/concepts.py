@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 TABLE = Path(__file__).parent / "data" / "imagenet_words.json"
+CATEGORIES = Path(__file__).parent / "data" / "imagenet_categories.json"
 # How far up a class's hypernym chain concept words are taken from ("lion, king of beasts,
 # panthera leo, big cat, cat, feline, ..."): far enough for the everyday word (cat for tabby),
 # not so far that every animal becomes "animal".
@@ -51,6 +52,24 @@ STOPWORDS = frozenset(
     jean watch pool clothing attire outfit garb garment apparel liquid beverage fabric
     cloth wrap wrapping package carrier vessel basin""".split()
 )
+
+
+# Everyday caption words that the WordNet chains of the ImageNet classes never reach: a rail
+# "passenger car" is a train in a caption, a "toilet seat" a toilet, a "washbasin" a sink.
+# Word -> the ImageNet class names (captioner/data/imagenet_categories.json) it also names; a
+# stop-listed word here names only these classes ("sign": the street sign).
+ALIASES: dict[str, tuple[str, ...]] = {
+    "train": ("bullet train", "electric locomotive", "steam locomotive", "passenger car",
+              "freight car", "streetcar"),
+    "cow": ("ox",),
+    "toilet": ("toilet seat",),
+    "sink": ("washbasin",),
+    "book": ("book jacket", "bookcase", "bookshop", "comic book"),
+    "bed": ("four-poster", "quilt", "studio couch"),
+    "phone": ("cellular telephone",),
+    "tv": ("television", "screen"),
+    "sign": ("street sign",),
+}  # fmt: skip
 
 
 def _imagenet_chains() -> list[list[str]]:
@@ -153,7 +172,8 @@ def singular(token: str, known: dict[str, int] | set[str]) -> str | None:
 def build_concept_set(counts: Counter, *, min_count: int = 20) -> ConceptSet:
     """The concept words: one-token words of the ImageNet classes' hypernym chains (first
     `CHAIN_DEPTH` entries) that captions use at least `min_count` times (`counts`: caption
-    token counts, plurals folded into singulars by the caller or not), less `STOPWORDS`."""
+    token counts, plurals folded into singulars by the caller or not), less `STOPWORDS`, plus
+    the `ALIASES` captions use that often."""
     chains = _imagenet_chains()
     names: dict[str, list[int]] = {}
     for c, chain in enumerate(chains):
@@ -165,5 +185,12 @@ def build_concept_set(counts: Counter, *, min_count: int = 20) -> ConceptSet:
                 names.setdefault(w, [])
                 if c not in names[w]:
                     names[w].append(c)
+    categories = json.loads(CATEGORIES.read_text(encoding="utf-8"))
+    index = {name: i for i, name in enumerate(categories)}
+    for w, classes in ALIASES.items():
+        n = counts.get(w, 0) + counts.get(w + "s", 0) + counts.get(w + "es", 0)
+        if n >= min_count:
+            names.setdefault(w, [])
+            names[w].extend(index[c] for c in classes if index[c] not in names[w])
     words = sorted(names)
     return ConceptSet(words, [names[w] for w in words])

@@ -114,6 +114,21 @@ class Prepared:
     val: dict[str, tuple[Tensor, list[list[str]]]]  # name -> (grids, references)
 
 
+def run_concepts(cfg: EverydayConfig, counts: Counter) -> ConceptSet:
+    """The run's concept set: chosen from `counts` on its first start and written to
+    OUT/run/concepts.json; a resumed run reads it back, so a later change to the concept
+    rules (`captioner.concepts`) never changes a run's decoder under it."""
+    import json
+
+    path = Path(cfg.out) / "run" / "concepts.json"
+    if path.is_file():
+        return ConceptSet.from_json(json.loads(path.read_text(encoding="utf-8")))
+    concept_set = build_concept_set(counts, min_count=cfg.concept_min_count)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(concept_set.to_json()), encoding="utf-8")
+    return concept_set
+
+
 def prepare(cfg: EverydayConfig, model) -> Prepared:
     """Read every corpus, choose vocabulary and concepts, encode the photos, pair the texts
     (10-25 minutes on two busy CPU cores; a resumed run does it again, deterministically,
@@ -132,7 +147,7 @@ def prepare(cfg: EverydayConfig, model) -> Prepared:
     photo_tokens = [[tokenize(c) for c in caps] for caps in train_caps]
     counts = Counter(t for toks in text_tokens for t in toks)
     counts.update(t for caps in photo_tokens for toks in caps for t in toks)
-    concept_set = build_concept_set(counts, min_count=cfg.concept_min_count)
+    concept_set = run_concepts(cfg, counts)
     kept = sorted(
         (t for t, c in counts.items() if c >= cfg.min_count), key=lambda t: (-counts[t], t)
     )
@@ -199,10 +214,12 @@ def prepare(cfg: EverydayConfig, model) -> Prepared:
 # ---------------------------------------------------------------------------- model
 def build_decoder(cfg: EverydayConfig, init: CaptionDecoder, init_vocab: Vocabulary,
                   vocab: Vocabulary, concept_set: ConceptSet, tagger: nn.Linear) -> CaptionDecoder:  # fmt: skip
-    """A concept decoder with `vocab`, started from `init` (a decoder without concepts): the
-    shared words' embeddings and output rows, every recurrent / attention weight; the new
-    input columns and the concept paths at zero, new words as unlikely as the least likely
-    old one (so it captions as `init` did); the tagger copied from the model's."""
+    """A concept decoder with `vocab`, started from `init`: the shared words' embeddings and
+    output rows, every recurrent / attention weight; new words as unlikely as the least
+    likely old one (so it captions as `init` did); the tagger copied from the model's. From
+    a decoder without concepts, the new input columns and the concept paths start at zero;
+    from a concept decoder (an earlier everyday run) they are kept, and only the concept set
+    (which words, which classes) is the new one."""
     old = init.config
     config = dataclasses.replace(
         old, vocab_size=len(vocab), dropout=cfg.dropout, num_concepts=len(concept_set.words),
@@ -223,13 +240,16 @@ def build_decoder(cfg: EverydayConfig, init: CaptionDecoder, init_vocab: Vocabul
         for name, tensor in src.items():
             if name in ("embed.weight", "out.weight", "out.bias"):
                 continue
+            if name in ("concept_classes", "concept_ids") or name.startswith("tagger."):
+                continue  # from the new concept set and the model's tagger, below
             if name == "rnn.weight_ih":  # new concept columns at the end start at zero
                 dst[name].zero_()
                 dst[name][:, : tensor.size(1)] = tensor
             elif name in dst and dst[name].shape == tensor.shape:
                 dst[name].copy_(tensor)
-        for name in ("concept_init.weight", "concept_init.bias", "copy.weight", "copy.bias"):
-            dst[name].zero_()
+        if not old.num_concepts:
+            for name in ("concept_init.weight", "concept_init.bias", "copy.weight", "copy.bias"):
+                dst[name].zero_()
         dst["tagger.weight"].copy_(tagger.weight)
         dst["tagger.bias"].copy_(tagger.bias)
         dst["concept_classes"].copy_(concept_set.matrix(tagger.out_features))

@@ -1,11 +1,19 @@
 """Concepts: the bridge from tagger output and caption text to the words a decoder reads."""
 
+import json
 from collections import Counter
 
 import pytest
 import torch
 
-from captioner.concepts import STOPWORDS, ConceptSet, build_concept_set, singular
+from captioner.concepts import (
+    ALIASES,
+    CATEGORIES,
+    STOPWORDS,
+    ConceptSet,
+    build_concept_set,
+    singular,
+)
 from captioner.decoders import CaptionDecoder, DecoderConfig, caption_loss, quantize_decoder
 from captioner.decoding import GenerationConfig, SpecialIds, generate
 from captioner.metrics.objects import main_object_named, main_objects, objects_named
@@ -24,12 +32,26 @@ def concepts() -> ConceptSet:
 def test_concept_words_come_from_imagenet_chains_and_caption_counts(concepts):
     assert {"lion", "cheetah", "cat", "coffee", "bus", "espresso", "tabby"} <= set(concepts.words)
     assert "top" not in concepts.words  # a stop word, however common
-    assert all(w not in STOPWORDS for w in concepts.words)
+    assert all(w not in STOPWORDS or w in ALIASES for w in concepts.words)
     idx = concepts.index
     assert LION in concepts.classes[idx["lion"]] and LION in concepts.classes[idx["cat"]]
     assert TROLLEYBUS in concepts.classes[idx["bus"]]
     assert ESPRESSO in concepts.classes[idx["coffee"]]
     assert tag_name(TROLLEYBUS) == "trolleybus"
+
+
+def test_aliases_name_classes_the_wordnet_chains_miss():
+    counts = Counter({"train": 900, "toilet": 300, "sign": 700, "sinks": 40, "cow": 3, "car": 900})
+    concepts = build_concept_set(counts, min_count=20)
+    idx = concepts.index
+    names = json.loads(CATEGORIES.read_text(encoding="utf-8"))
+    named = {w: {names[c] for c in concepts.classes[idx[w]]} for w in concepts.words}
+    assert {"passenger car", "steam locomotive", "bullet train"} <= named["train"]
+    assert named["toilet"] == {"toilet seat"} and named["sink"] == {"washbasin"}  # plural counts
+    assert named["sign"] == {"street sign"}  # a stop word names only its alias classes
+    assert "cow" not in idx  # an alias captions rarely use is left out like any word
+    assert "passenger car" in named["car"]  # aliases add to the chains, never take away
+    assert set(ALIASES) >= {"train", "toilet", "sink", "sign"}
 
 
 def test_text_concepts_add_hypernyms_and_fold_plurals(concepts):

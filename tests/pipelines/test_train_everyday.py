@@ -11,8 +11,9 @@ from torch import nn
 
 from captioner import Captioner
 from captioner.concepts import build_concept_set
+from captioner.decoding import GenerationConfig, generate
 from captioner.pipelines import everyday_data as ed
-from captioner.pipelines.train_everyday import EverydayConfig, build_decoder
+from captioner.pipelines.train_everyday import EverydayConfig, build_decoder, run_concepts
 from captioner.text import Vocabulary
 
 CAT, LION, ESPRESSO = 281, 291, 967
@@ -64,6 +65,44 @@ def test_concept_model_round_trips(concept_set, tmp_path, dtype):
     assert torch.equal(again.decoder.concept_ids, model.decoder.concept_ids)
     if dtype is None:
         assert again.caption(images) == model.caption(images)
+
+
+def test_a_concept_decoder_restarts_with_a_new_concept_set(concept_set):
+    """An earlier everyday run as --init: its learned concept paths stay, the concept set is
+    the new run's (here one more word), and a photo whose concepts are the same as before
+    gets the same caption."""
+    _, model = _concept_model(concept_set)
+    dec = model.decoder
+    with torch.no_grad():
+        for p in (dec.concept_init.weight, dec.copy.weight, dec.rnn.weight_ih):
+            p.normal_(0, 0.5)
+    wider = build_concept_set(Counter({"cat": 99, "lion": 99, "coffee": 99, "dog": 99, "bus": 99}))
+    vocab = Vocabulary([*model.vocab.itos, "bus"])
+    again = build_decoder(EverydayConfig(out="unused", dropout=0.0), dec, model.vocab, vocab,
+                          wider, dec.tagger)  # fmt: skip
+    assert again.config.num_concepts == len(concept_set.words) + 1
+    for name in ("concept_init.weight", "copy.weight", "rnn.weight_ih", "rnn.weight_hh"):
+        assert torch.equal(again.state_dict()[name], dec.state_dict()[name]), name
+    assert torch.equal(again.tagger.weight, dec.tagger.weight)
+    bus = vocab.stoi["bus"]
+    assert bus in again.concept_ids.tolist() and bus not in dec.concept_ids.tolist()
+    restarted = Captioner(encoder=model.encoder, decoder=again, vocab=vocab, device="cpu")
+    lion = model.vocab.stoi["lion"]
+    ids, weights = torch.tensor([[lion, 0]]), torch.tensor([[0.9, 0.0]])
+    grid = torch.rand(1, 49, dec.config.feature_dim, generator=torch.Generator().manual_seed(3))
+    cfg = GenerationConfig(beam_size=2)
+    old = generate(*dec.start(grid, grid.mean(1), (ids, weights)), model.special_ids, cfg)
+    new = generate(*again.start(grid, grid.mean(1), (ids, weights)), restarted.special_ids, cfg)
+    assert [model.vocab.decode(t) for t in old.tokens] == [vocab.decode(t) for t in new.tokens]
+
+
+def test_a_run_keeps_the_concept_set_it_started_with(concept_set, tmp_path):
+    cfg = EverydayConfig(out=str(tmp_path / "m"))
+    first = run_concepts(cfg, Counter({"cat": 99, "lion": 99}))
+    assert (tmp_path / "m" / "run" / "concepts.json").is_file()
+    again = run_concepts(cfg, Counter({"cat": 99, "lion": 99, "coffee": 99}))  # rules changed
+    assert again.words == first.words and again.classes == first.classes
+    assert "coffee" not in again.words
 
 
 def test_pairing_prefers_photos_that_show_the_caption_concepts(concept_set):
