@@ -149,6 +149,20 @@ class Handlers:
             return d.translations[lang], d.caption, tags, mood, gallery, "\n\n".join(notes)
         return d.caption or "", None, tags, mood, gallery, "\n\n".join(notes)
 
+    def retranslate(self, english: str, lang: str | None) -> tuple[str, str | None]:
+        """The caption shown, written again in `lang` from its English (no image model runs):
+        -> (caption in `lang`, the English caption or None for English)."""
+        lang = lang or translation.SOURCE
+        if lang == translation.SOURCE:
+            return english, None
+        translator = self.translation(lang)["translator"]
+        try:
+            (found,) = translation.translate_captions([english], translator)
+        except (RuntimeError, ValueError) as e:
+            name = self.languages.get(lang, lang)
+            raise gr.Error(f"captions in {name}: {e}", print_exception=False) from None
+        return found or "", english
+
     def caption(self, image, model, method, beam_size, temperature, lang="en") -> str:
         """The caption of one image in `lang` (an error for a tagger-only model)."""
         cap, img = self.model(model), read_image(image)

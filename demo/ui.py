@@ -105,8 +105,7 @@ def build_app(
 
     def show_description(*args):  # gallery and sentiment show only when they have content
         caption, english, tags, mood, maps, notes = h.describe_ui(*args)
-        lang = args[-1]
-        label = "Caption" if english is None else f"Caption ({h.languages[lang]})"
+        label = "Caption" if english is None else caption_label(args[-1])
         return (
             gr.Textbox(value=caption, label=label),
             gr.Textbox(value=english, visible=english is not None),
@@ -114,6 +113,19 @@ def build_app(
             gr.Label(value=mood, visible=mood is not None),
             gr.Gallery(value=maps, visible=bool(maps)),
             notes,
+        )
+
+    def caption_label(lang: str) -> str:
+        return "Caption" if lang == translation.SOURCE else f"Caption ({h.languages[lang]})"
+
+    def retranslated(shown, english, lang):  # the language changed: the caption shown follows
+        source = english or shown  # the English box is filled whenever a translation is shown
+        if not source:  # no caption yet (or a tagger-only model): nothing to write again
+            return gr.skip(), gr.skip()
+        caption, kept = h.retranslate(source, lang)
+        return (
+            gr.Textbox(value=caption, label=caption_label(lang)),
+            gr.Textbox(value=kept, visible=kept is not None),
         )
 
     def cleared(_image):  # a new image: nothing of the last one's description stays
@@ -265,6 +277,12 @@ def build_app(
         )
         described = [caption, english, tags, mood, gallery, notes]
         image.change(cleared, image, described, **private)
+        # a new caption language re-translates the caption shown from its English: the image
+        # model does not run again
+        language.change(
+            retranslated, [caption, english, language], [caption, english], **private,
+            **model_call,
+        )  # fmt: skip
         describe_btn.click(
             show_description,
             [image, *decoding, num_tags, language],

@@ -215,3 +215,23 @@ def test_screenshot_is_one_command(served, tmp_path, capsys):
     said = capsys.readouterr().out
     assert f"{out}: caption '{cap.caption(screenshot.SAMPLE_IMAGE)[0]}'" in said
     assert "4 maps" in said
+
+
+def test_a_new_language_rewrites_the_caption_shown(served, german, tmp_path):
+    """Issue 26: the caption on screen follows the language picker, from its English."""
+    url, cap = served
+    photo = random_png(tmp_path / "photo.png", 5)
+    english = cap.caption(photo)[0]
+    shown = "() => document.querySelector('#caption textarea').value"
+    with open_demo(url, chromium=CHROMIUM) as page:
+        upload_and_run(page, photo)  # captioned in English
+        page.wait_for_function(f"() => ({shown})() === {english!r}")
+        assert not page.locator("#caption-en").is_visible()
+        pick_language(page, "German")  # no new Caption press
+        page.wait_for_function(f"() => ({shown})() === {german.translate(english)[0]!r}")
+        assert page.locator("#caption-en textarea").input_value() == english
+        assert "Caption (German)" in page.locator("#caption").inner_text()
+        pick_language(page, "English")
+        page.wait_for_function(f"() => ({shown})() === {english!r}")
+        assert not page.locator("#caption-en").is_visible()
+        assert "Caption (German)" not in page.locator("#caption").inner_text()
