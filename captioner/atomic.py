@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -77,6 +77,19 @@ def named(e: OSError, path: Path) -> OSError:
     return type(e)(e.errno, e.strerror or str(e), str(path))
 
 
+SHORT_NAME = 200  # bytes of a name kept whole in its temporary file's name (NAME_MAX: 255)
+
+
+def temp_prefix(name: str) -> str:
+    """The prefix of `name`'s temporary files: `.NAME.`, or for a name too long to carry
+    inside another (NAME_MAX), its first bytes: `.NA~.EXT.`."""
+    raw = os.fsencode(name)
+    if len(raw) <= SHORT_NAME:
+        return f".{name}."
+    ext = os.path.splitext(name)[1]
+    return f".{os.fsdecode(raw[:150])}~{ext}."
+
+
 @contextmanager
 def atomic_write(
     path: str | os.PathLike,
@@ -85,25 +98,34 @@ def atomic_write(
     within: str | os.PathLike | None = None,
     newline: str | None = None,
     mode_of: str | os.PathLike | None = None,
+    check: Callable[[str | os.PathLike, str | os.PathLike | None], Path] = safe_target,
+    errors: str = "surrogateescape",
 ) -> Iterator[IO[Any]]:
     """Yield a file (text "w" in UTF-8, or binary "wb") that replaces `path` when the block
     ends without error; on error `path` is untouched and the temporary file is removed.
-    `mode_of`: a file whose permissions the new file takes (exports take the journal's)."""
-    target = safe_target(path, within)
+    `mode_of`: a file whose permissions the new file takes (exports take the journal's).
+    `check(path, within)`: the name as it may be written, or an error (default
+    `safe_target`; the labeller's outputs use the stricter `safefiles.output_path`); it
+    runs before the write and again just before the rename. `errors`: how text that is not
+    UTF-8 is written ("surrogateescape" gives back the bytes a name was read with)."""
+    target = check(path, within)
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TMP_SUFFIX)
+        fd, tmp = tempfile.mkstemp(
+            dir=target.parent, prefix=temp_prefix(target.name), suffix=TMP_SUFFIX
+        )
     except OSError as e:
         raise named(e, target) from None
     try:
         os.fchmod(fd, mode_for(target, mode_of))
         if "b" in mode:
-            f = os.fdopen(fd, mode)
+            f = os.fdopen(fd, "wb")
         else:
-            f = os.fdopen(fd, mode, encoding="utf-8", errors="surrogateescape", newline=newline)
+            f = os.fdopen(fd, "w", encoding="utf-8", errors=errors, newline=newline)
         with f:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        check(target, within)  # still nothing, or what may be replaced, at the name
         os.replace(tmp, target)
         fsync_dir(target.parent)
     except OSError as e:

@@ -18,25 +18,23 @@ import errno
 import fcntl
 import os
 import stat
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from captioner.atomic import (
+from captioner.atomic import (  # noqa: F401 (temp_prefix: the labeller's name for it too)
     FILE_MODE,
     TMP_SUFFIX,
-    fsync_dir,
+    atomic_write,
     is_inside,
     kind_of,
-    mode_for,
     named,
+    temp_prefix,
 )
 from captioner.errors import CaptionerError
 
 MAX_LINE = 1 << 20  # a journal record is a few hundred bytes
-SHORT_NAME = 200  # bytes of a name kept whole in its temporary file's name (NAME_MAX: 255)
 
 
 class JournalError(CaptionerError, ValueError):
@@ -168,16 +166,6 @@ def read_head(path: str | os.PathLike, size: int) -> bytes | None:
         return f.read(size)
 
 
-def temp_prefix(name: str) -> str:
-    """The prefix of `name`'s temporary files: `.NAME.`, or for a name too long to carry
-    inside another (NAME_MAX), its first bytes: `.NA~.EXT.`."""
-    raw = os.fsencode(name)
-    if len(raw) <= SHORT_NAME:
-        return f".{name}."
-    ext = os.path.splitext(name)[1]
-    return f".{os.fsdecode(raw[:150])}~{ext}."
-
-
 def stale_temps(folder: str | os.PathLike, name: str) -> list[Path]:
     """Temporary files (regular files or links only) a killed write of `folder/name` left."""
     prefix = temp_prefix(name)
@@ -202,7 +190,6 @@ def removable(path: Path) -> bool:
     return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
 
 
-@contextmanager
 def replaced(
     path: str | os.PathLike,
     *,
@@ -210,36 +197,13 @@ def replaced(
     mode: str = "w",
     newline: str | None = None,
     mode_of: str | os.PathLike | None = None,
-) -> Iterator[IO[Any]]:
-    """A file (text "w": UTF-8, or binary "wb") that replaces `path` when the block ends
-    without error: a temporary sibling (`O_EXCL`, a short enough name), fsynced, renamed.
-    `output_path`'s checks run before and again just before the rename. `mode_of`: the file
-    whose permissions it takes (an export: its journal)."""
-    target = output_path(path, within)
-    try:
-        fd, tmp = tempfile.mkstemp(
-            dir=target.parent, prefix=temp_prefix(target.name), suffix=TMP_SUFFIX
-        )
-    except OSError as e:
-        raise named(e, target) from None
-    try:
-        os.fchmod(fd, mode_for(target, mode_of))
-        if "b" in mode:
-            f = os.fdopen(fd, "wb")
-        else:  # a name that is not UTF-8 cannot make the file unreadable as UTF-8
-            f = os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace", newline=newline)
-        with f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        output_path(target, within)  # still nothing or a regular file at the name
-        os.replace(tmp, target)
-        fsync_dir(target.parent)
-    except OSError as e:
-        raise named(e, target) from None
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
+) -> AbstractContextManager[IO[Any]]:
+    """`atomic.atomic_write` with the labeller's rules: `output_path`'s checks (before the
+    write and again just before the rename), and a name that is not UTF-8 written with
+    backslashes, so it cannot make the file unreadable as UTF-8. `mode_of`: the file whose
+    permissions it takes (an export: its journal)."""
+    return atomic_write(path, mode, within=within, newline=newline, mode_of=mode_of,
+                        check=output_path, errors="backslashreplace")  # fmt: skip
 
 
 def write_replacing(
