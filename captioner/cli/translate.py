@@ -7,6 +7,7 @@ loaded: no image model."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -95,11 +96,10 @@ def evaluate_translation(args: argparse.Namespace) -> int:
     `--model default` means the bundled translator of the spec's `tgt` (default de)."""
     from captioner.data.multi30k import tokenised_references
     from captioner.data.spec import TRANSLATION_KINDS, load_translation_dataset, parse_spec
-    from captioner.decoding import GenerationConfig
     from captioner.devices import resolve_device
     from captioner.errors import CaptionerError
     from captioner.pipelines.translate_eval import evaluate_translator
-    from captioner.translation import TranslationModel, find_translator
+    from captioner.translation import DEFAULT_GENERATION, TranslationModel, find_translator
 
     (spec,) = parse_spec(args.dataset, kinds=TRANSLATION_KINDS)
     device = resolve_device(args.device)
@@ -113,8 +113,10 @@ def evaluate_translation(args: argparse.Namespace) -> int:
     dsd = load_translation_dataset(args.dataset, src=src, tgt=tgt)
     split = options.pick_split(dsd, args)
     refs = tokenised_references(spec.args[0], args.split, tgt)
-    generation = GenerationConfig(
-        beam_size=args.beam_size, max_length=args.max_length, avoid_dangling=False
+    # the translator's own ranking and blocking (as `captioner translate` and the release
+    # scores), at the flags' beam width
+    generation = dataclasses.replace(
+        DEFAULT_GENERATION, beam_size=args.beam_size, max_length=args.max_length
     )
     result = evaluate_translator(
         model, split, tokenised_references=refs, generation=generation,
@@ -130,6 +132,16 @@ def evaluate_translation(args: argparse.Namespace) -> int:
         print(f"  {key:<10}  {value:6.2f}  {result['labels'][key]}")
     if not refs:
         print(f"  (no tok/ references for {args.split!r}: tokenised BLEU not computed)")
+    errors = result.get("errors")
+    if errors:  # captioner.pipelines.translation_errors: counted by rule
+        print(
+            f"  repeated verb        {errors['repeated_verb']['share']:5.1f} % of sentences "
+            f"({errors['same_verb_twice']['share']:.1f} % the same verb form twice)"
+        )
+        print(f"  dropped number word  {errors['dropped_number']['share']:5.1f} % of sentences "
+              f"({errors['dropped_number']['of_numbered']:.1f} % of the "
+              f"{errors['numbered_sources']} with a number; the references: "
+              f"{errors['reference_dropped_number']['of_numbered']:.1f} %)")  # fmt: skip
     for ex in result["examples"]:
         print(f"  {ex['source']!r} -> {ex['translation']!r}  (ref: {ex['reference']!r})")
     return 0
