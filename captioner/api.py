@@ -26,13 +26,12 @@ from captioner.encoders import ImageTransform
 from captioner.errors import MissingHeadError, ModelNotFoundError, check_batch_size
 from captioner.imageio import load_image
 from captioner.model_card import read_training_data, write_card
+from captioner.models import BUNDLED_DIR
 from captioner.sentiment import SentimentModel, encode_texts
 from captioner.tagwords import SLOT, TYPED_SLOTS
 from captioner.text import Vocabulary
 
 log = logging.getLogger(__name__)
-
-BUNDLED_DIR = Path(__file__).parent / "models"
 
 
 def _as_list(images: Any) -> list:

@@ -25,13 +25,12 @@ from captioner.model_config import (
     load_strict,
 )
 from captioner.modelcheck import load_model_dir
+from captioner.models import BUNDLED_DIR
 from captioner.noinit import assign_state, empty_modules
 from captioner.sentiment import SentimentConfig, SentimentModel
 from captioner.text import Vocabulary
 
 log = logging.getLogger(__name__)
-
-BUNDLED_DIR = Path(__file__).parent / "models"  # = captioner.api.BUNDLED_DIR (no api import)
 
 
 def read_parts(directory: Path) -> tuple[CaptionerConfig, dict[str, Any], dict[str, Tensor]]:

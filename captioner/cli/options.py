@@ -109,9 +109,10 @@ def model_name(text: str) -> str:
     bundled model even when a folder of that name sits in the current directory (a note
     says so; `./default` names the folder). Anything else passes unchanged."""
     import os
-    from pathlib import Path
 
-    bundled = Path(__file__).resolve().parent.parent / "models" / text
+    from captioner.models import BUNDLED_DIR
+
+    bundled = BUNDLED_DIR / text
     bare = text and "/" not in text and os.sep not in text and not text.startswith(".")
     if bare and (bundled / "config.json").is_file() and os.path.lexists(text):
         logging.getLogger("captioner.cli").warning(
