@@ -164,12 +164,14 @@ def sweep(
     no_repeat_ngram_sizes: Sequence[int] = (3,),
     tokenised_references: Sequence[str] | None = None,
     batch_size: int = 64,
+    on_row: Any = None,
 ) -> list[dict[str, Any]]:
     """BLEU (both ways) and the two error shares of every combination of decoding settings
     on `split`. Each (beam, n-gram blocking) pair is searched once, keeping all beam
     hypotheses; the other settings only rerank them (as in `TranslationModel.translate`).
     Each row has the settings, `BLEU tok` / `BLEU detok`, `repeated_verb` and
-    `dropped_number` (% of sentences) and `search_ms` (batched search time a sentence)."""
+    `dropped_number` (% of sentences) and `search_ms` (batched search time a sentence);
+    `on_row(row)` is called with each as soon as it is scored."""
     from captioner.translation import DEFAULT_GENERATION, Rescoring
 
     sources, targets = list(split["source"]), list(split["target"])
@@ -202,7 +204,8 @@ def sweep(
                 row["dropped_number"] = errors["dropped_number"]["share"]
             row["search_ms"] = round(search_ms, 1)
             rows.append(row)
-            log.info("%s", row)
+            if on_row is not None:
+                on_row(row)
     return rows
 
 
@@ -210,16 +213,23 @@ COLUMNS = ("beam_size", "no_repeat_ngram_size", "length_penalty", "coverage_pena
            "repeat_penalty", TOK, DETOK, "repeated_verb", "dropped_number", "search_ms")  # fmt: skip
 
 
+_NAMES = {"no_repeat_ngram_size": "no-repeat n-gram", "repeated_verb": "repeated verb %",
+          "dropped_number": "dropped number %", "search_ms": "ms/sentence (batched)"}  # fmt: skip
+
+
+def markdown_header(columns: Sequence[str] = COLUMNS) -> str:
+    return "\n".join(["| " + " | ".join(_NAMES.get(c, c.replace("_", " ")) for c in columns)
+                      + " |", "|" + "---|" * len(columns)])  # fmt: skip
+
+
+def markdown_row(row: dict[str, Any], columns: Sequence[str] = COLUMNS) -> str:
+    return "| " + " | ".join(str(row.get(c, "-")) for c in columns) + " |"
+
+
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """Sweep rows as a Markdown table (error columns in % of sentences)."""
     columns = [c for c in COLUMNS if any(c in r for r in rows)]
-    names = {"no_repeat_ngram_size": "no-repeat n-gram", "repeated_verb": "repeated verb %",
-             "dropped_number": "dropped number %", "search_ms": "ms/sentence (batched)"}  # fmt: skip
-    lines = ["| " + " | ".join(names.get(c, c.replace("_", " ")) for c in columns) + " |",
-             "|" + "---|" * len(columns)]  # fmt: skip
-    for r in rows:
-        lines.append("| " + " | ".join(str(r.get(c, "-")) for c in columns) + " |")
-    return "\n".join(lines)
+    return "\n".join([markdown_header(columns), *(markdown_row(r, columns) for r in rows)])
 
 
 def _floats(text: str) -> list[float]:
@@ -262,13 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     refs = tokenised_references(args.multi30k, args.split, tgt)
     if args.limit:
         split = split.select(range(min(args.limit, len(split))))
+    print(f"{args.model} ({src}->{tgt}), {args.split}, {len(split)} sentences")
+    print(markdown_header(), flush=True)  # each row as soon as it is scored
     rows = sweep(
         model, split, beams=args.beam, length_penalties=args.length_penalty,
         coverage_penalties=args.coverage_penalty, repeat_penalties=args.repeat_penalty,
         no_repeat_ngram_sizes=args.no_repeat_ngram, tokenised_references=refs,
+        on_row=lambda row: print(markdown_row(row), flush=True),
     )  # fmt: skip
-    print(f"{args.model} ({src}->{tgt}), {args.split}, {len(split)} sentences")
-    print(markdown_table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     return 0
