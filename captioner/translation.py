@@ -24,6 +24,7 @@ import torch
 from captioner import checkpoint as ckpt
 from captioner.decoding import GenerationConfig, generate
 from captioner.errors import CaptionerError
+from captioner.models import BUNDLED_DIR
 from captioner.subwords import FILENAME as SUBWORDS_FILE
 from captioner.subwords import Subwords
 from captioner.translate import EOS_ID, SPECIAL_IDS, Translator, TranslatorConfig
@@ -31,7 +32,6 @@ from captioner.translate import EOS_ID, SPECIAL_IDS, Translator, TranslatorConfi
 log = logging.getLogger(__name__)
 LANGUAGES = {"en": "English", "de": "German", "fr": "French", "cs": "Czech"}  # Multi30k's
 SOURCE = "en"  # captions are written in English
-BUNDLED_DIR = Path(__file__).parent / "models"  # = captioner.api.BUNDLED_DIR (no api import)
 MAX_SUBWORDS_BYTES = 16 * 1024 * 1024
 # Chosen on Multi30k val (first 500 sentences, EN->DE bundle): raw log-probability ranking and
 # trigram blocking gave BLEU 31.3 against 30.3 for length penalty 1.0 without blocking.
