@@ -10,7 +10,7 @@ SYSTEM_PACKAGES := chromium default-jre-headless
 # caches of `make label` (the ONNX export of the encoder, onnxruntime's files): inside .venv
 CACHE  ?= $(CURDIR)/$(VENV)/cache
 
-.PHONY: setup label test system-deps lint clean screenshot
+.PHONY: setup label test test-all system-deps lint clean screenshot
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -40,7 +40,12 @@ system-deps:
 		echo "      To run them, install: sudo apt-get install $(SYSTEM_PACKAGES)"; \
 	fi
 
+# `make test`: the fast tier (tests not marked slow); `make test-all`: the whole suite, as CI runs
+# it (.ci/run). A test over 5 s (setup + call) is marked @pytest.mark.slow (docs/development.md).
 test: $(VENV)/.installed system-deps
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-all: $(VENV)/.installed system-deps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # docs/demo.png: the demo in headless Chromium with the bundled models and example photo.

@@ -109,6 +109,7 @@ def test_sentiment_file_dev_zero_ends_with_one_line(model_dir, capsys):
     one_line_error(code, err, "/dev/zero")
 
 
+@pytest.mark.slow
 def test_closed_stdout_pipe_exits_quietly(model_dir):
     read_end, write_end = os.pipe()
     os.close(read_end)  # `| head -1` that has already gone
@@ -484,6 +485,7 @@ def test_local_folder_does_not_shadow_a_bundled_model(tmp_path, capsys, monkeypa
     assert caplog.text == ""
 
 
+@pytest.mark.slow
 def test_closed_stdout_pipe_after_captions_exits_quietly(model_dir, tmp_path):
     from PIL import Image
 

@@ -302,6 +302,7 @@ def test_calibration_folder_missing_is_one_line_and_exit_2(tmp_path, capsys):
     assert "--calibration" in one_error_line(capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_label_with_stderr_closed_labels_quietly(tmp_path):
     folder = tmp_path / "photos"
     make_photos(folder, 3, sub_every=0)

@@ -42,6 +42,7 @@ def model_dir(tmp_path_factory):
     return tiny_model_dir(tmp_path_factory.mktemp("model"))
 
 
+@pytest.mark.slow
 def test_caption_prints_results_and_reports_bad_files(model_dir, tmp_path, capsys):
     good = tmp_path / "good image.png"
     Image.fromarray(np.full((40, 60, 3), 200, dtype=np.uint8)).save(good)
@@ -87,6 +88,7 @@ def test_missing_head_and_bad_arguments(model_dir, tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_importing_the_demo_changes_nothing_until_main_runs(tmp_path):
     """The demo prepares Gradio's environment (temp folder, analytics off, signal handler) in
     main(), not as a side effect of an import."""
@@ -101,6 +103,7 @@ def test_importing_the_demo_changes_nothing_until_main_runs(tmp_path):
     assert out.stdout.split() == ["None", "True", "[]"], out.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_device_auto_and_decoding_flags_reach_the_engine(model_dir, tmp_path, capsys):
     img = tmp_path / "a.png"
     Image.fromarray(np.zeros((30, 30, 3), dtype=np.uint8)).save(img)
@@ -137,6 +140,7 @@ def test_every_command_ends_errors_with_one_line_and_status_2(argv, needle, caps
     assert err.startswith(f"captioner {argv[argv[0] == '-v']}"), err
 
 
+@pytest.mark.slow
 def test_info_chatter_only_with_verbose(model_dir, tmp_path, capsys, caplog):
     img = tmp_path / "a.png"
     Image.fromarray(np.zeros((30, 30, 3), dtype=np.uint8)).save(img)

@@ -27,6 +27,7 @@ def _run(capsys, *argv) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.slow
 def test_eval_json_scores_the_models_own_decoding(model_dir, capsys):
     code, out, _ = _run(capsys, "--model", str(model_dir), "--dataset", SPEC, "--split", "test",
                         "--beam-size", "2", "--no-meteor", "--json", "--device", "cpu")  # fmt: skip

@@ -161,6 +161,7 @@ def test_corrupt_image_is_a_clear_error(model, tmp_path):
         model.caption([bad])
 
 
+@pytest.mark.slow
 def test_half_precision_save_is_smaller_and_loads_as_float32(model, images, tmp_path):
     full = model.save_pretrained(tmp_path / "full")
     half = model.save_pretrained(tmp_path / "half", dtype=torch.float16)

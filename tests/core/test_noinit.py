@@ -27,6 +27,7 @@ class Tied(nn.Module):
         return self.norm(h.mean(1)), self.out(self.embed(ids))
 
 
+@pytest.mark.slow
 def test_empty_modules_allocate_nothing_and_import_no_dynamo():
     import subprocess
     import sys

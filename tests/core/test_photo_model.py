@@ -14,10 +14,13 @@ SAMPLE = 100
 # README: bundled default, Flickr8k test, first 100 images, beam 3 (no METEOR: Java-free)
 EXPECTED = {"BLEU-1": 0.659, "BLEU-4": 0.231, "CIDEr-D": 0.637}
 
-pytestmark = pytest.mark.skipif(
-    not (FLICKR8K / "Flickr8k.token.txt").is_file(),
-    reason="Flickr8k is not in ../shared/data/flickr8k (only the project's machines have it)",
-)
+pytestmark = [
+    pytest.mark.slow,  # decoding 100 photos: about 30 s
+    pytest.mark.skipif(
+        not (FLICKR8K / "Flickr8k.token.txt").is_file(),
+        reason="Flickr8k is not in ../shared/data/flickr8k (only the project's machines have it)",
+    ),
+]
 
 
 @pytest.fixture(scope="module")

@@ -142,6 +142,7 @@ def _sentences() -> list[str]:
     return out
 
 
+@pytest.mark.slow
 def test_treebank_tokens_are_nltks():
     nltk_treebank = pytest.importorskip("nltk.tokenize.treebank")
     from captioner.text import treebank_tokens

@@ -64,8 +64,8 @@ def trained(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("tr") / "translate-en-de"
     cfg = TranslateTrainConfig(
         dataset=f"multi30k:{corpus}", out=str(out), vocab_size=100, embed_dim=32, hidden_dim=32,
-        attention_dim=32, dropout=0.0, label_smoothing=0.0, epochs=40, batch_size=10, lr=0.01,
-        warmup=0, patience=6, threads=1, plot_every=0, device="cpu",
+        attention_dim=32, dropout=0.0, label_smoothing=0.0, epochs=20, batch_size=10, lr=0.03,
+        warmup=0, patience=4, threads=1, plot_every=0, device="cpu",
     )  # fmt: skip
     return out, train(cfg)
 
@@ -251,6 +251,7 @@ def test_eval_reports_both_bleu_scores(trained, corpus, capsys):
     assert bad == 2 and "does not match the translator's pair en->de" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_label_lang_de_writes_both_captions(trained, tmp_path, monkeypatch, capsys):
     from tests_support import tiny_model_dir
 

@@ -86,6 +86,7 @@ def test_build_scenes_then_combined_spec(tmp_path, capsys):
         load_caption_dataset(f"scenes:{out}+tuxpaint:{stamps}?num_eval=3")
 
 
+@pytest.mark.slow
 def test_module_entry_point():
     result = subprocess.run(
         [sys.executable, "-m", "captioner.data", "--help"],

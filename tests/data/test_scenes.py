@@ -99,6 +99,7 @@ def test_captions_use_only_the_grammar_words():
     assert len(seen) >= 45  # paraphrases really use the synonyms
 
 
+@pytest.mark.slow
 def test_canonical_caption_is_the_greedy_mode_of_the_references():
     """The most probable next word, given the canonical prefix, is always the canonical one,
     so a decoder trained on the references can learn to say the canonical caption."""

@@ -212,6 +212,7 @@ def test_load_models_names_the_directory_that_fails(tmp_path, capsys):
 # ----------------------------------------------------------------------------- served
 
 
+@pytest.mark.slow
 def test_listens_on_localhost_only_by_default(served):
     app, url, share, _ = served
     assert demo_app.DEFAULT_HOST == "127.0.0.1" == app.server_name
@@ -221,6 +222,7 @@ def test_listens_on_localhost_only_by_default(served):
     assert "fonts.googleapis.com" not in page and "gradio" in page.lower()
 
 
+@pytest.mark.slow
 def test_caption_and_describe_endpoints(served, images):
     _, url, _, cap = served
     c = client(url)
@@ -241,6 +243,7 @@ def test_caption_and_describe_endpoints(served, images):
     assert d["sentiment"]["score"] == pytest.approx(want.sentiment[1], abs=5e-5)  # 4 digits
 
 
+@pytest.mark.slow
 def test_unreadable_uploads_get_a_clear_message(served, images):
     _, url, _, _ = served
     c = client(url)
@@ -252,6 +255,7 @@ def test_unreadable_uploads_get_a_clear_message(served, images):
         c.predict(handle_file(str(images["noise.png"])), model="nope", api_name="/caption")
 
 
+@pytest.mark.slow
 def test_uploads_over_the_size_limit_are_refused(served, tmp_path):
     _, url, _, _ = served
     big = tmp_path / "big.png"
@@ -264,6 +268,7 @@ def test_uploads_over_the_size_limit_are_refused(served, tmp_path):
     assert r.status_code == 413 and "exceeded maximum allowed size" in r.text
 
 
+@pytest.mark.slow
 def test_eight_simultaneous_clients_all_get_answers(served, images):
     _, url, _, cap = served
     paths = [images["noise.png"], images["wide.jpg"]] * 4
@@ -303,6 +308,7 @@ def test_eight_simultaneous_clients_all_get_answers(served, images):
     assert most[0] == 1  # the queue served them in turn (concurrency limit 1)
 
 
+@pytest.mark.slow
 def test_label_endpoint_returns_table_and_files_in_the_temp_dir(served, images, tmp_path):
     _, url, _, cap = served
     stale = temp_dir() / "batch-from-yesterday"
@@ -323,6 +329,7 @@ def test_label_endpoint_returns_table_and_files_in_the_temp_dir(served, images, 
     assert not stale.exists()  # old batch results are cleared away
 
 
+@pytest.mark.slow
 def test_scene_endpoint_shows_truth_prediction_and_scores(served):
     pytest.importorskip("captioner.data.scenes")
     from captioner.demo.scene import make_scene

@@ -21,7 +21,7 @@ from captioner.demo.screenshot import (
 )
 from captioner.recognition import RecognitionConfig, RecognitionHead
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # each drives Chromium: 9-16 s
 
 CHROMIUM = find_chromium()
 if CHROMIUM is None:
@@ -201,7 +201,6 @@ def test_captions_in_the_picked_language_keep_the_english(served, german, tmp_pa
         assert german.translate(english)[0] in page.locator("#batch-table").inner_text()
 
 
-@pytest.mark.slow
 def test_screenshot_is_one_command(served, tmp_path, capsys):
     from captioner.demo import screenshot
 

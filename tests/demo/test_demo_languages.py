@@ -56,6 +56,7 @@ def cap():
     return tiny_captioner()
 
 
+@pytest.mark.slow
 def test_captions_in_the_chosen_language_keep_the_english_beside(
     installed, german, cap, photo, tmp_path
 ):
@@ -124,6 +125,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_api_endpoints_take_the_language_last(installed, german, cap, photo):
     from gradio_client import Client, handle_file
 

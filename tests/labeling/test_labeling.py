@@ -211,6 +211,7 @@ def test_weird_names_round_trip_through_jsonl(tmp_path, engine):
 
 
 # ------------------------------------------------------------------ command line
+@pytest.mark.slow
 def test_cli_exit_codes_and_usage_errors(tmp_path, capsys, monkeypatch):
     model = tiny_model_dir(tmp_path)
     photos = tmp_path / "photos"

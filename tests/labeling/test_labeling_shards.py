@@ -166,6 +166,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_give_the_rows_of_one_process(tmp_path):
     from tests_support import tiny_model_dir
 

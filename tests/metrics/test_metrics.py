@@ -283,6 +283,7 @@ def test_tokenizer_keeps_ptb_quirks():
     assert ptb_tokenize("Really...!?") == ["really", "!?"]
 
 
+@pytest.mark.slow
 def test_tokenizer_matches_live_ptbtokenizer(caption_sets, live_reference):
     references, hypotheses = caption_sets
     assert tokenize_captions(TRICKY) == _ptb_reference(TRICKY)
@@ -297,6 +298,7 @@ def test_tokenizer_matches_live_ptbtokenizer(caption_sets, live_reference):
 
 
 # ---------------------------------------------------------------- scores
+@pytest.mark.slow
 def test_scores_match_pycocoevalcap_live(caption_sets, live_reference, our_meteor):
     references, hypotheses = caption_sets
     with our_meteor as scorer:
@@ -419,6 +421,7 @@ def test_meteor_jar_failure_is_a_warning_not_a_crash(monkeypatch, caplog):
     assert started and started[0]._process.poll() is not None
 
 
+@pytest.mark.slow
 def test_forgotten_meteor_process_does_not_outlive_python():
     _need_reference()
     script = (

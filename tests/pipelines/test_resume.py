@@ -19,6 +19,8 @@ from captioner.pipelines import runstate
 from captioner.pipelines import train_captioner as tc
 from captioner.pipelines.config import parse_config
 
+pytestmark = pytest.mark.slow  # training runs in child processes: 8-45 s
+
 TINY = ["--encoder", "mobilenet_v3_small", "--encoder-weights", "none", "--embed-dim", "16",
         "--hidden-dim", "32", "--attention-dim", "16", "--device", "cpu", "--beam-size", "1",
         "--plot-every", "0", "--threads", "1", "--max-length", "12"]  # fmt: skip
@@ -42,7 +44,6 @@ def _epoch2_started(metrics) -> bool:
         return False
 
 
-@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_finishes(tmp_path, monkeypatch):
     out = tmp_path / "model"
     monkeypatch.setenv("CAPTIONER_CACHE", str(tmp_path / "cache"))

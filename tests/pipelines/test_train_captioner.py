@@ -37,6 +37,7 @@ def trained(tmp_path_factory):
     mp.undo()
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_writes_a_loadable_model(trained):
     records = runstate.read_metrics(trained / "run" / "metrics.jsonl")
     epochs = [r for r in records if r["type"] == "epoch"]
@@ -141,6 +142,7 @@ def test_end_to_end_training_moves_only_the_unfrozen_encoder_blocks(tmp_path, mo
                zip(first.parameters(), trained_blocks[0].parameters()))  # fmt: skip
 
 
+@pytest.mark.slow
 def test_scst_fine_tunes_and_writes_a_model(trained, tmp_path, monkeypatch):
     monkeypatch.setenv("CAPTIONER_CACHE", str(trained.parent / "cache"))
     out = tmp_path / "scst"

@@ -46,9 +46,9 @@ def tiny_config(tmp_path, dataset: str, **kw) -> tr.RecognizerTrainConfig:
         out=str(tmp_path / "model"),
         encoder="resnet18",
         encoder_weights="none",
-        epochs=25,
+        epochs=6,
         batch_size=8,
-        lr=1e-2,
+        lr=5e-2,
         warmup=0.0,
         patience=0,
         dropout=0.0,
@@ -67,6 +67,7 @@ def photos(tmp_path_factory):
     return class_folder(root / "photos", per_class=6), root / "features"
 
 
+@pytest.mark.slow
 def test_single_label_image_folder(tmp_path, photos):
     root, features = photos
     cfg = tiny_config(tmp_path, f"imagefolder:{root}", cache_dir=str(features))
@@ -86,11 +87,12 @@ def test_single_label_image_folder(tmp_path, photos):
     assert all(abs(sum(s for _, s in t) - 1.0) < 1e-4 for t in tags)  # softmax over 3
 
 
+@pytest.mark.slow
 def test_cli_main_reads_cached_features_and_is_deterministic(tmp_path, photos):
     root, features = photos
     out = tmp_path / "cli"
     argv = ["--dataset", str(root), "--out", str(out), "--encoder", "resnet18",
-            "--encoder-weights", "none", "--epochs", "25", "--lr", "0.01", "--warmup", "0",
+            "--encoder-weights", "none", "--epochs", "6", "--lr", "0.05", "--warmup", "0",
             "--dropout", "0", "--batch-size", "8", "--device", "cpu",
             "--cache-dir", str(features), "--plot-every", "0"]  # fmt: skip
     assert tr.main(argv) == 0
@@ -123,10 +125,11 @@ def two_colour_images(root, fields):
     return root
 
 
+@pytest.mark.slow
 def test_multi_label_from_metadata_tags(tmp_path):
     root = two_colour_images(tmp_path / "tagged", lambda i, a, b: {"tags": sorted({a, b})})
     cfg = tiny_config(tmp_path, f"imagefolder:{root}", multi_label=True, label_column="tags",
-                      epochs=40, test_split="")  # fmt: skip
+                      epochs=12, test_split="")  # fmt: skip
     report = tr.train(cfg)
     assert report["validation"]["f1"] >= 0.9
     assert "test" not in report
@@ -203,6 +206,7 @@ def test_bad_inputs_give_clear_errors(tmp_path, capsys):
     assert "no images" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_caption_objects_labels_are_the_object_words_of_the_captions(tmp_path):
     """--caption-objects: labels are the object words of the captions (singular, rare words
     dropped), learnt well enough to tell the images apart."""
@@ -217,7 +221,7 @@ def test_caption_objects_labels_are_the_object_words_of_the_captions(tmp_path):
 
     root = two_colour_images(tmp_path / "captioned", captions)
     cfg = tiny_config(tmp_path, f"imagefolder:{root}", caption_objects=True,
-                      min_label_images=2, epochs=40, test_split="")  # fmt: skip
+                      min_label_images=2, epochs=12, test_split="")  # fmt: skip
     report = tr.train(cfg)
     assert report["validation"]["f1"] >= 0.9
 

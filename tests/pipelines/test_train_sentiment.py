@@ -155,6 +155,7 @@ def test_cli_reports_a_missing_file(tmp_path, capsys):
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.slow
 def test_three_class_model_with_neutral_captions_trains_calibrates_and_loads(tmp_path):
     from captioner.model_dir import load_sentiment
     from captioner.sentiment import sentiment_probs
@@ -198,6 +199,7 @@ def test_text_only_recipe_never_builds_the_image_encoder(tmp_path, monkeypatch):
     assert cap.encoder.name == "efficientnet_lite0" and cap.sentiment_model is not None
 
 
+@pytest.mark.slow
 def test_save_dtype_stores_the_final_model_smaller_with_the_same_labels(tmp_path):
     data = toy_dataset()
     dims = dict(embed_dim=128, hidden_dim=128)  # LSTM matrices of 512 x 128: stored int8

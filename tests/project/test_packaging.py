@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11+")
+pytestmark = pytest.mark.slow  # building the wheel: about 8 s
+
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".*")

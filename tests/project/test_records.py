@@ -30,6 +30,7 @@ def model_and_dir(tmp_path_factory):
     return model, out
 
 
+@pytest.mark.slow
 def test_label_describe_json_and_demo_batch_give_the_same_records(model_and_dir, tmp_path, capsys):
     model, directory = model_and_dir
     photos = tmp_path / "photos"

@@ -16,6 +16,8 @@ from PIL import Image
 
 from captioner.api import Captioner
 
+pytestmark = pytest.mark.slow  # every entry point on one photo: about 25 s
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "demo" / "examples" / "photo-chelsea.jpg"
 TAG_CUT = 0.05  # the exports' cut, which `describe`, `label` and the batch tab apply
 

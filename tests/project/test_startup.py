@@ -33,6 +33,7 @@ def test_the_cli_entry_point_imports_nothing_heavy(tmp_path):
     assert imported_heavy("import captioner.cli.main", tmp_path) == []
 
 
+@pytest.mark.slow
 def test_sentiment_and_translate_import_nothing_heavy(tmp_path):
     code = (
         "from captioner.cli.main import main\n"
@@ -42,6 +43,7 @@ def test_sentiment_and_translate_import_nothing_heavy(tmp_path):
     assert imported_heavy(code, tmp_path) == []
 
 
+@pytest.mark.slow
 def test_caption_imports_nothing_heavy(tmp_path):
     from captioner.model_dir import BUNDLED_DIR
 
