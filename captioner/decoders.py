@@ -17,6 +17,8 @@ Two kinds of tensors feed a step:
   knowing what is inside. Rows are grouped by image: with K rows per image (beams, samples),
   row b*K + j belongs to image b.
 `start(grid, pooled)` binds the two: it returns `step(tokens, state)` and the first state.
+A search may pass `live` (R,) to that step: the rows it will not read (finished or dead
+beams) are skipped, and the rows it reads get the same results (`CaptionDecoder.step`).
 
 `quantize_decoder` makes an int8 dynamically quantised copy for CPU inference.
 """
@@ -29,6 +31,7 @@ import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -103,6 +106,22 @@ class SoftAttention(nn.Module):
         alpha = torch.softmax(torch.matmul(z, v2), dim=-1)  # (B, K, N)
         context = torch.bmm(alpha, grid)  # (B, K, C)
         return context.view(b * k, -1), alpha.view(b * k, -1)
+
+    def some_rows(
+        self, grid: Tensor, keys2: Tensor, h: Tensor, rows: Tensor, total: int
+    ) -> tuple[Tensor, Tensor]:
+        """`forward` (without grad) for some of its `total` rows: h (R', H) holds the rows
+        `rows` (R',) of the B*K layout. The same operations on the same values per row."""
+        b = grid.size(0)
+        k = total // b
+        z = keys2.index_select(0, rows // k)  # (R', N, A): each row's image keys
+        z.add_(2.0 * self.query(h)[:, None]).sigmoid_()
+        v2 = 2.0 * self.score.weight.reshape(-1).to(z.dtype)
+        alpha = torch.softmax(torch.matmul(z, v2), dim=-1)  # (R', N)
+        # context: the rows at their places in (B, K, N), other rows 0; one product per image
+        spread = alpha.new_zeros(total, alpha.size(1)).index_copy_(0, rows, alpha)
+        context = torch.bmm(spread.view(b, k, -1), grid).view(total, -1)
+        return context.index_select(0, rows), alpha
 
 
 class CaptionDecoder(nn.Module):
@@ -192,13 +211,25 @@ class CaptionDecoder(nn.Module):
         the searches in `captioner.decoding` take. `concepts` (ids, weights), each (B, K),
         replace the ones the decoder's tagger finds (training on text-only captions)."""
         context = self.context(grid, pooled, concepts)
-        return functools.partial(self.step, context=context), self.init_state(grid, pooled, context)
+        step: Any = functools.partial(self.step, context=context)
+        # `step`'s `live` (rows skipped); not for a step replaced on a subclass or instance
+        step.takes_live = getattr(self.step, "__func__", None) is CaptionDecoder.step
+        return step, self.init_state(grid, pooled, context)
 
     def step(
-        self, tokens: Tensor, state: State, context: Context
+        self, tokens: Tensor, state: State, context: Context, live: Tensor | None = None
     ) -> tuple[Tensor, State, Tensor | None]:
         """tokens (R,) -> logits (R, V), new state, attention weights (R, N) or None, for R
-        rows grouped by image (R = B*K for B images in `context`)."""
+        rows grouped by image (R = B*K for B images in `context`).
+
+        live: (R,) bool, the rows whose results the caller reads (a beam search's unfinished
+        beams). Without grad the other rows are skipped: they get logits 0, alpha 0 and
+        their old state. The rows read get the same results as without `live`, bit for bit
+        where the matrix products allow it (`compute_rows`)."""
+        if live is not None and not torch.is_grad_enabled():
+            rows = compute_rows(live)
+            if rows is not None:
+                return self._step_rows(tokens, state, context, rows)
         x = self.embed(tokens)  # (R, E)
         h = state["h"]
         alpha = None
@@ -231,6 +262,49 @@ class CaptionDecoder(nn.Module):
             logits = logits.scatter_add(1, ids, self.copy(new["h"]) * weights)
         return logits, new, alpha
 
+    def _step_rows(
+        self, tokens: Tensor, state: State, context: Context, rows: Tensor
+    ) -> tuple[Tensor, State, Tensor | None]:
+        """`step` for the rows `rows` (sorted, of R) only; the other rows of the results get
+        logits 0, alpha 0 and their old state. `step`'s operations, row by row."""
+        total = tokens.size(0)
+        part = {name: v.index_select(0, rows) for name, v in state.items()}
+        x = self.embed(tokens.index_select(0, rows))  # (R', E)
+        h = part["h"]
+        alpha = None
+        per_image = rows // (total // next(iter(context.values())).size(0))  # (R',)
+        if self.config.attention == "soft":
+            ctx, alpha = self.attend.some_rows(context["grid"], context["keys2"], h, rows, total)
+            x = torch.cat([x, torch.sigmoid(self.gate(h)) * ctx], dim=-1)
+        else:
+            x = torch.cat([x, context["image"].index_select(0, per_image)], -1)
+        concept = context.get("concept")
+        if concept is not None:
+            x = torch.cat([x, concept.index_select(0, per_image)], dim=-1)
+        if self.config.cell == "lstm":
+            h, c = self.rnn(x, (h, part["c"]))
+            new = {"h": h, "c": c}
+        else:
+            new = {"h": self.rnn(x, h)}
+        out = self.drop(new["h"])
+        if self.pre_out is not None:
+            out = self.pre_out(out)
+        logits = self.out(out)
+        if concept is not None:
+            ids = context["concept_ids"].index_select(0, per_image)  # (R', K)
+            said = torch.maximum(part["said"], (ids == tokens[rows, None]).to(logits.dtype))
+            new["said"] = said
+            weights = context["concept_weights"].index_select(0, per_image) * (1.0 - said)
+            # the copy gate has one output: its product runs over all R rows (see MIN_ROWS)
+            spread = new["h"].new_zeros(total, new["h"].size(1)).index_copy_(0, rows, new["h"])
+            gate = self.copy(spread).index_select(0, rows)
+            logits = logits.scatter_add(1, ids, gate * weights)
+        full = logits.new_zeros(total, logits.size(1)).index_copy_(0, rows, logits)
+        new_state = {name: state[name].index_copy(0, rows, v) for name, v in new.items()}
+        if alpha is not None:
+            alpha = alpha.new_zeros(total, alpha.size(1)).index_copy_(0, rows, alpha)
+        return full, new_state, alpha
+
     def forward(
         self,
         grid: Tensor,
@@ -249,6 +323,36 @@ class CaptionDecoder(nn.Module):
             if alpha is not None:
                 alphas.append(alpha)
         return torch.stack(logits, 1), (torch.stack(alphas, 1) if alphas else None)
+
+
+# The rows a step computes when it skips some (`compute_rows`). A matrix product of 1-3 rows
+# takes other kernels than a larger one, and the one-output products (attention scores, the
+# copy gate) run in blocks of 4 rows with another kernel for the rest: a row set of at least
+# MIN_ROWS rows, of the full set's size modulo 4 and holding the last row, keeps every row's
+# result bit for bit (MKL on x86; tests/core/test_fast_step.py checks it where it runs).
+MIN_ROWS = 4
+
+
+def compute_rows(live: Tensor) -> Tensor | None:
+    """The sorted rows (of R = live.numel()) a step computes for `live` (R,) bool: the live
+    rows plus the fewest others that keep each result bit for bit (see MIN_ROWS); None: all
+    rows (all live, or too few to skip any)."""
+    total = live.numel()
+    if total < MIN_ROWS or bool(live.all()):
+        return None
+    pick = live.clone()
+    if total % 4:
+        pick[total - 1] = True
+    count = int(pick.sum())
+    want = count + (total - count) % 4
+    if want < MIN_ROWS:
+        want += 4
+    if want >= total:
+        return None
+    if want > count:
+        spare = (~pick).nonzero().squeeze(1)
+        pick[spare[count - want :]] = True
+    return pick.nonzero().squeeze(1)
 
 
 def _rows(per_image: Tensor, rows: int) -> Tensor:

@@ -5,7 +5,9 @@ API, labeling, evaluation, SCST, the demo and the benchmarks call.
 `step(tokens (R,), state) -> (logits (R, V), state, alpha (R, N) or None)`, where `state` is a
 dict of row-first tensors (R rows, grouped by image: K rows per image at row b*K + j) and
 any per-image context is bound into `step` (see `CaptionDecoder.start`). Nothing here knows
-what the decoder is.
+what the decoder is. A step whose attribute `takes_live` is true is also called with `live=`
+(R,) bool, the rows whose results the search reads (beam search: unfinished beams; greedy:
+rows not done), and may skip the others (`CaptionDecoder.step`).
 
 Every search returns a caption even when `<end>` never comes: it stops at `max_length`.
 `<pad>` and `<start>` are never generated, nor the ids in `SpecialIds.banned` (`<unk>` for a
@@ -327,8 +329,12 @@ def _word_by_word(
     score = torch.zeros(rows, device=device)
     history = torch.empty((rows, 0), dtype=torch.long, device=device)
     alphas = []
-    for _ in range(config.max_length or DEFAULT_MAX_LENGTH):
-        logits, state, alpha = step(tokens, state)
+    skips = config.search == "greedy" and getattr(step, "takes_live", False)  # sampling: no
+    for _ in range(config.max_length or DEFAULT_MAX_LENGTH):  # (its draws would move)
+        if skips:  # rows done are not computed: their picks are dropped below
+            logits, state, alpha = step(tokens, state, live=~done)
+        else:
+            logits, state, alpha = step(tokens, state)
         tokens, picked = pick(_log_probs(logits, ids, history, procs, temperature))
         score = score + torch.where(done, torch.zeros_like(picked), picked)
         tokens = torch.where(done, torch.full_like(tokens, ids.eos_id), tokens)
@@ -379,14 +385,21 @@ def _beam_search(
     lengths = torch.zeros((batch, width), device=device)
     offsets = torch.arange(batch, device=device)[:, None] * width
     beam_moves: Tensor | None = None  # (B, S*K, V): where each beam's next word takes it
+    skips = getattr(step, "takes_live", False)
     for _ in range(config.max_length or DEFAULT_MAX_LENGTH):
-        logits, state, alpha = step(tokens, state)
+        if skips:  # finished and dead beams' rows are not computed (their logits unread)
+            idle = finished | torch.isinf(scores)
+            logits, state, alpha = step(tokens, state, live=~idle.view(-1))
+        else:
+            idle = finished
+            logits, state, alpha = step(tokens, state)
         logp = _log_probs(logits, ids, history.view(batch * width, history.size(2)), procs).view(
             batch, width, -1
         )
         vocab = logp.size(-1)
-        # A finished beam continues only with <pad> at no cost, so it keeps its score.
-        logp = logp.masked_fill(finished[:, :, None], NEG_INF)
+        # A finished beam continues only with <pad> at no cost, so it keeps its score; a dead
+        # beam (score -inf) has no candidate either way.
+        logp = logp.masked_fill(idle[:, :, None], NEG_INF)
         logp[:, :, ids.pad_id] = torch.where(finished, 0.0, NEG_INF)
         candidates = scores[:, :, None] + logp  # (B, S*K, V)
         if n_states > 1 and beam_moves is None:
