@@ -1,17 +1,26 @@
-"""Throughput of `captioner label` against its floor and a naive loop, in one run.
+"""Throughput of `captioner label` against its compute bound and a naive loop, in one run.
 
-    python bench/label_throughput.py                     # synthetic realistic-size captioner
     python bench/label_throughput.py --model default     # the bundled model (or a directory)
+    python bench/label_throughput.py                     # synthetic realistic-size captioner
     python bench/label_throughput.py --rss               # peak RSS, 1,000 vs 10,000 images
 
-Measured on the same synthetic photo-like JPEGs and the same model:
-- encoder only, on pre-decoded tensors (the floor): PyTorch eager, channels-last, ONNX Runtime
-- caption decoder only (beam search on one batch of features, `captioner.decoding.generate`
-  as every caller runs it): the float decoder and its int8 copy
-- the full `label` pipeline (decode in workers + encoder + beam search + tags + sentiment +
-  fsync'ed JSONL), with the float and the int8 decoder
-- a naive loop: `Captioner.describe([path])` one image at a time, PyTorch eager
-- decode time of 12-megapixel JPEGs with and without JPEG draft mode
+Measured on the same synthetic photo-like JPEGs and the same model, side by side:
+- each stage alone, on one core: JPEG decode + resize (`load_batch`, as a decoding worker
+  runs it), the encoder on pre-decoded tensors (ONNX Runtime; also with every core, as
+  `label` runs it; `--torch-encoders` adds PyTorch eager and channels-last), the caption
+  search (`captioner.decoding.generate` as every caller runs it, batches of --batch-size,
+  one PyTorch thread: the float decoder computing every row as before issue 25, the float
+  decoder as today, its int8 copy), the heads (tags + sentiment + records)
+- the compute bound: the images/s the usable cores reach if always busy, cores / the summed
+  one-core cost per image of decode + encoder + search + heads (float and int8 search)
+- `captioner label` (decoding workers + encoder + search + heads + fsync'ed JSONL), with the
+  float and the int8 decoder, best of two runs
+- a naive loop: `Captioner.describe([path])` one image at a time, PyTorch eager, on 1 thread
+  and on every core (the faster counts)
+- `--big N`: decode time of 12-megapixel JPEGs with and without JPEG draft mode
+
+and prints label / bound and label / naive, with the load average before and after (the
+machine may be shared: compare only numbers from one run).
 
 The synthetic model (`--model synthetic`) is EfficientNet-Lite0 (ImageNet weights, offline)
 + a random decoder of the default size (embed 256, hidden 512, attention 256, vocabulary
@@ -22,6 +31,7 @@ The synthetic model (`--model synthetic`) is EfficientNet-Lite0 (ImageNet weight
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -101,50 +111,106 @@ def rate(fn, n: int, repeats: int = 2) -> float:
     return n / best
 
 
-def encoder_rates(cap: Captioner, pixels: torch.Tensor, batch: int, cache: str) -> dict:
+def encoder_rates(cap: Captioner, pixels: torch.Tensor, batch: int, cache: str, torch_too: bool):
+    """Encoder only, on pre-decoded tensors: ONNX Runtime with 1 thread and with every core
+    (what `label` runs); with torch_too PyTorch eager and channels-last as well."""
     from captioner.onnx_backend import load_onnx_encoder, onnx_available
 
     enc = cap.encoder
     chunks = list(pixels.split(batch))
     out = {}
-    with torch.inference_mode():
-        enc(chunks[0][:2])
-        out["encoder only, PyTorch eager"] = rate(lambda: [enc(c) for c in chunks], len(pixels))
-        enc_cl = enc.to(memory_format=torch.channels_last)
-        cl = [c.contiguous(memory_format=torch.channels_last) for c in chunks]
-        out["encoder only, PyTorch channels-last"] = rate(
-            lambda: [enc_cl(c) for c in cl], len(pixels)
-        )
-        enc.to(memory_format=torch.contiguous_format)
+    if torch_too:
+        with torch.inference_mode():
+            enc(chunks[0][:2])
+            out["encoder only, PyTorch eager"] = rate(lambda: [enc(c) for c in chunks], len(pixels))
+            enc_cl = enc.to(memory_format=torch.channels_last)
+            cl = [c.contiguous(memory_format=torch.channels_last) for c in chunks]
+            out["encoder only, PyTorch channels-last"] = rate(
+                lambda: [enc_cl(c) for c in cl], len(pixels)
+            )
+            enc.to(memory_format=torch.contiguous_format)
     if onnx_available():
-        onnx_enc = load_onnx_encoder(enc, cache_dir=cache)
-        onnx_enc(chunks[0][:2])
-        out["encoder only, ONNX Runtime"] = rate(lambda: [onnx_enc(c) for c in chunks], len(pixels))
+        for threads in sorted({1, usable_cores()}):
+            onnx_enc = load_onnx_encoder(enc, cache_dir=cache, threads=threads)
+            onnx_enc(chunks[0][:2])
+            out[f"encoder only, ONNX Runtime, {threads} thread(s)"] = rate(
+                lambda enc=onnx_enc: [enc(c) for c in chunks], len(pixels)
+            )
     return out
 
 
-def decoder_rates(cap: Captioner, pixels: torch.Tensor, beam: int, max_length: int) -> dict:
-    if cap.decoder is None:
-        return {}
-    with torch.inference_mode():
-        grid, pooled = cap.encoder(pixels)
-    dec, n = cap.decoder, pixels.size(0)
+def search_rates(cap: Captioner, grid, pooled, beam: int, max_length: int, batch: int) -> dict:
+    """Caption search only (`captioner.decoding.generate` as every caller runs it) on one
+    PyTorch thread, as LabelEngine runs it: the float decoder computing every row (as before
+    issue 25: the step without `takes_live`), the float decoder (default) and its int8 copy."""
+    dec, n = cap.decoder, grid.size(0)
     config = cap.generation_config(beam_size=beam, max_length=max_length)
 
-    def search(decoder):
-        return generate(*decoder.start(grid, pooled), cap.special_ids, config)
+    def search(decoder, every_row: bool = False):
+        tokens = []
+        for i in range(0, n, batch):
+            step, state = decoder.start(grid[i : i + batch], pooled[i : i + batch])
+            if every_row:  # the same step without `takes_live`
+                step = lambda tokens, state, step=step: step(tokens, state)  # noqa: E731
+            tokens += generate(step, state, cap.special_ids, config).tokens
+        return tokens
 
     q = quantize_decoder(dec)
-    with torch.inference_mode(), torch_threads(1):  # as LabelEngine runs them on CPU
+    with torch.inference_mode(), torch_threads(1):
         runs = {
-            "decoder only (1 thread), float": lambda: search(dec),
-            "decoder only (1 thread), int8": lambda: search(q),
+            "caption search only (1 thread), float, every row (before)": lambda: search(dec, True),
+            "caption search only (1 thread), float": lambda: search(dec),
+            "caption search only (1 thread), int8": lambda: search(q),
         }
         out = {name: rate(fn, n) for name, fn in runs.items()}
-        a, b = search(dec).tokens, search(q).tokens
+        a, b = search(dec), search(q)
+        assert a == search(dec, True), "skipping finished rows changed a caption"
     out["_int8_same_caption_fraction"] = sum(x == y for x, y in zip(a, b)) / n
     out["_mean_caption_words"] = sum(map(len, a)) / n
+    out["_captions"] = [cap.vocab.decode(t) for t in a]
     return out
+
+
+def decode_rate(cap: Captioner, paths: list[Path], batch: int) -> float:
+    """JPEG decode + resize to the encoder's input, in this process (a decoding worker's
+    job: `labeling.loader.load_batch`, draft mode included)."""
+    from captioner.labeling.engine import pixel_spec
+    from captioner.labeling.loader import load_batch
+
+    spec, folder = pixel_spec(cap.encoder), str(paths[0].parent)
+    items = [(0, p.name) for p in paths]
+    return rate(
+        lambda: [
+            load_batch([folder], items[i : i + batch], spec) for i in range(0, len(items), batch)
+        ],
+        len(items),
+    )
+
+
+def heads_rate(cap: Captioner, pooled: torch.Tensor, captions: list[str], batch: int) -> float:
+    """Tags + caption sentiment + records from features and captions, 1 thread (the rest of
+    `LabelEngine.heads` after the search)."""
+    from captioner.api import Description
+
+    n = pooled.size(0)
+
+    def heads():
+        for i in range(0, n, batch):
+            part = captions[i : i + batch]
+            tags = (cap.recognizer.predict(pooled[i : i + batch], top_k=5, threshold=0.05)
+                    if cap.recognizer is not None else [None] * len(part))  # fmt: skip
+            moods = cap.sentiment(part) if cap.sentiment_model is not None else [None] * len(part)
+            [Description(c, t, m).to_record() for c, t, m in zip(part, tags, moods)]
+
+    with torch.inference_mode(), torch_threads(1):
+        return rate(heads, n)
+
+
+def compute_bound(rates: dict[str, float], cores: int) -> float:
+    """Images/s that `cores` cores reach if every core is always busy with this work: cores /
+    (the summed per-image cost, core-seconds, of the stages, each measured at `rates` images/s
+    on one core)."""
+    return cores / sum(1.0 / r for r in rates.values())
 
 
 def model_rate(cap, paths, *, int8, batch, beam, max_length, cache) -> float:
@@ -244,11 +310,19 @@ def device_bench(args, w: int, h: int) -> None:
         print(f"| {k} | {v:.1f} |")
 
 
+def load_average() -> str:
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover - not on this platform
+        return "unknown"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="synthetic", help="synthetic | default | model dir")
     p.add_argument("--vocab", type=int, default=5000, help="synthetic decoder vocabulary")
     p.add_argument("--images", type=int, default=192)
+    p.add_argument("--search-images", type=int, default=128, help="images for search only")
     p.add_argument("--size", default="1024x768", help="size of the generated JPEGs")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--beam-size", type=int, default=3)
@@ -256,7 +330,8 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--device", default="cpu", help="cpu | cuda: where the label pipeline runs")
     p.add_argument("--naive", type=int, default=24, help="images for the naive loop")
-    p.add_argument("--big", type=int, default=6, help="12 MP JPEGs for the decode test")
+    p.add_argument("--big", type=int, default=0, help="12 MP JPEGs for the draft-mode test")
+    p.add_argument("--torch-encoders", action="store_true", help="also PyTorch eager/CL")
     p.add_argument("--rss", action="store_true", help="peak RSS for --rss-counts images")
     p.add_argument("--rss-counts", default="1000,10000")
     p.add_argument("--rss-model", default="default", help="model for --rss (tagger: fast)")
@@ -271,51 +346,84 @@ def main() -> None:
     w, h = (int(x) for x in args.size.split("x"))
     if args.device != "cpu":
         return device_bench(args, w, h)
+    cores = usable_cores()
     print(
-        f"# torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"{usable_cores()} usable CPUs; {args.images} JPEGs {w}x{h}; batch {args.batch_size}, "
-        f"beam {args.beam_size}, max length {args.max_length}; model {args.model}"
+        f"# torch {torch.__version__}, {cores} usable CPUs, load average {load_average()}; "
+        f"{args.images} JPEGs {w}x{h}; batch {args.batch_size}, beam {args.beam_size}, max "
+        f"length {args.max_length}; model {args.model}"
     )
+    rows: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         cache = str(Path(tmp) / "onnx")
         folder = Path(tmp) / "photos"
         paths = make_jpegs(folder, args.images, (w, h))
         cap = load_model(args.model, args.vocab, "cpu")
-        pixels = cap.preprocess(paths)  # pre-decoded: the encoder-only floor
-        rows = encoder_rates(cap, pixels, args.batch_size, cache)
-        rows.update(decoder_rates(cap, pixels[: args.batch_size], args.beam_size, args.max_length))
-        extra = {k: rows.pop(k) for k in list(rows) if k.startswith("_")}
+        with torch_threads(1):
+            rows["JPEG decode + resize (1 process)"] = decode_rate(cap, paths, args.batch_size)
+        pixels = cap.preprocess(paths)  # pre-decoded: the stages without reading files
+        rows.update(encoder_rates(cap, pixels, args.batch_size, cache, args.torch_encoders))
+        extra: dict = {}
+        if cap.decoder is not None:
+            with torch.inference_mode():
+                grid, pooled = cap.encoder(pixels[: args.search_images])
+            found = search_rates(
+                cap, grid, pooled, args.beam_size, args.max_length, args.batch_size
+            )
+            extra = {k: found.pop(k) for k in list(found) if k.startswith("_")}
+            rows.update(found)
+            rows["heads: tags + sentiment + records (1 thread)"] = heads_rate(
+                cap, pooled, extra.pop("_captions"), args.batch_size
+            )
+        del pixels
+        encoder = max(v for k, v in rows.items() if k.startswith("encoder only, ONNX")
+                      and k.endswith(" 1 thread(s)"))  # fmt: skip
+        stages = {"decode": rows["JPEG decode + resize (1 process)"], "encoder": encoder}
+        stages.update({k: v for k, v in rows.items() if k.startswith("heads")})
+        decoders = {"float": False, "int8": True} if cap.decoder is not None else {"": False}
+        for kind in decoders:
+            search = (
+                {f"search {kind}": rows[f"caption search only (1 thread), {kind}"]} if kind else {}
+            )
+            rows[f"compute bound on {cores} cores, {kind or 'no'} decoder"] = compute_bound(
+                {**stages, **search}, cores
+            )
         common = dict(
             batch=args.batch_size, beam=args.beam_size, max_length=args.max_length, cache=cache
         )
-        decoders = {"float": False, "int8": True} if cap.decoder is not None else {"float": False}
         for kind, int8 in decoders.items():
-            rows[
-                f"model only, sequential (engine.describe on pre-decoded images, {kind} decoder)"
-            ] = model_rate(cap, paths, int8=int8, **common)
-        for kind, int8 in decoders.items():
-            rows[f"label pipeline (auto backend, {kind} decoder)"] = pipeline_rate(
+            rows[f"`captioner label`, {kind or 'no'} decoder"] = pipeline_rate(
                 cap, folder, backend="auto", int8=int8, workers=args.workers, **common
             )
-        for threads in sorted({1, usable_cores()}, reverse=True):
-            rows[f"naive loop (describe one image at a time, eager, {threads} threads)"] = (
-                naive_rate(
-                    args.model,
-                    args.vocab,
-                    paths[: args.naive],
-                    args.beam_size,
-                    args.max_length,
-                    threads,
-                )
-            )
+        naive = {
+            threads: naive_rate(
+                args.model,
+                args.vocab,
+                paths[: args.naive],
+                args.beam_size,
+                args.max_length,
+                threads,
+            )  # fmt: skip
+            for threads in sorted({1, cores}, reverse=True)
+        }
+        best = max(naive, key=naive.get)
+        rows[f"naive loop: describe([path]) one image at a time ({best} thread(s))"] = naive[best]
         if args.big:
             rows.update(big_jpeg_decode(Path(tmp) / "big", args.big, cap.encoder.image_size))
-    floor = max(v for k, v in rows.items() if k.startswith("encoder only"))
-    naive = max(v for k, v in rows.items() if k.startswith("naive loop"))
-    print("| measurement | images/s | / fastest encoder-only | / fastest naive loop |")
+    naive_rate_ = rows[f"naive loop: describe([path]) one image at a time ({best} thread(s))"]
+    print(f"# load average after: {load_average()}")
+    print("| measurement | images/s | core-ms per image | / naive loop |")
     print("| --- | ---: | ---: | ---: |")
     for k, v in rows.items():
-        print(f"| {k} | {v:.1f} | {v / floor:.2f} | {v / naive:.1f} |")
+        threads = cores if k.startswith("encoder only") and not k.endswith(" 1 thread(s)") else 1
+        per = (
+            f"{1000 * threads / v:.1f}" if not k.startswith(("compute bound", "`captioner")) else ""
+        )
+        print(f"| {k} | {v:.1f} | {per} | {v / naive_rate_:.2f} |")
+    for kind in decoders:
+        label = rows[f"`captioner label`, {kind or 'no'} decoder"]
+        bound = rows[f"compute bound on {cores} cores, {kind or 'no'} decoder"]
+        print(f"{kind or 'no'} decoder: label / compute bound {label / bound:.2f}, "
+              f"label / naive loop {label / naive_rate_:.2f}")  # fmt: skip
     for k, v in extra.items():
         print(f"{k.strip('_').replace('_', ' ')}: {v:.2f}")
 
