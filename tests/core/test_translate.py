@@ -70,6 +70,7 @@ def trained(corpus, tmp_path_factory):
     return out, train(cfg)
 
 
+@pytest.mark.slow  # the `trained` fixture: 5-9 s of training
 def test_the_recipe_overfits_20_sentence_pairs(trained):
     out, report = trained
     scores = report["test"]["scores"]
@@ -150,6 +151,7 @@ def test_beam_1_equals_greedy(attention, cell):
     assert alone[0] == greedy[1]
 
 
+@pytest.mark.slow  # the `trained` fixture: 5-9 s of training
 def test_a_saved_translator_reloads_with_the_same_output(trained, tmp_path):
     out, _ = trained
     model = TranslationModel.load(out)
@@ -173,6 +175,7 @@ def _copy_dir(src: Path, dst: Path) -> Path:
     return dst
 
 
+@pytest.mark.slow  # the `trained` fixture: 5-9 s of training
 def test_a_malformed_translator_directory_is_one_clear_error(trained, tmp_path):
     out, _ = trained
     broken = _copy_dir(out, tmp_path / "no-subwords")
@@ -199,6 +202,7 @@ def test_a_malformed_translator_directory_is_one_clear_error(trained, tmp_path):
         Captioner.from_pretrained(out)
 
 
+@pytest.mark.slow  # the `trained` fixture: 5-9 s of training
 def test_languages_and_missing_translators_are_clear_errors(trained, tmp_path, monkeypatch):
     import captioner.translation as tr
 
@@ -219,6 +223,7 @@ def test_languages_and_missing_translators_are_clear_errors(trained, tmp_path, m
     assert find_translator("DE").translate(EN[:1]) == DE[:1]
 
 
+@pytest.mark.slow  # the `trained` fixture: 5-9 s of training
 def test_translate_command(trained, capsys, monkeypatch):
     out = str(trained[0])
     assert run_command("translate", [EN[0], EN[5], "--to", "de", "--translator", out]) == 0
@@ -239,6 +244,7 @@ def test_translate_command(trained, capsys, monkeypatch):
     assert err == f"captioner translate: error: {missing}: not a model directory"
 
 
+@pytest.mark.slow  # the `trained` fixture: 5-9 s of training
 def test_eval_reports_both_bleu_scores(trained, corpus, capsys):
     args = ["--model", str(trained[0]), "--dataset", f"multi30k:{corpus}", "--json"]
     assert run_command("eval", [*args, "--split", "validation", "--limit", "8"]) == 0
@@ -330,6 +336,7 @@ def test_real_multi30k_layout():
     assert len(refs) == 1000 and refs[0] == refs[0].lower()
 
 
+@pytest.mark.slow  # the `trained` fixture: 5-9 s of training
 def test_release_bundles_a_trained_translator_with_its_scores_and_card(trained, corpus, tmp_path):
     from captioner.pipelines import translators
 

@@ -58,6 +58,7 @@ def trained(corpus, tmp_path_factory):
     return out, train(cfg)
 
 
+@pytest.mark.slow  # the `trained` fixture: 10-14 s of training
 def test_czech_trains_averages_and_scores(trained):
     out, report = trained
     assert report["pair"] == "en-cs" and report["test"]["pair"] == "en-cs"
@@ -71,6 +72,7 @@ def test_czech_trains_averages_and_scores(trained):
     assert model.pair == ("en", "cs") and model.translate(EN[:2]) == CS[:2]
 
 
+@pytest.mark.slow  # the `trained` fixture: 10-14 s of training
 def test_eval_command_scores_a_czech_run_on_test(trained, corpus, capsys):
     out, _ = trained
     args = ["--model", str(out), "--dataset", f"multi30k:{corpus}", "--split", "test"]
@@ -86,6 +88,7 @@ def test_eval_command_scores_a_czech_run_on_test(trained, corpus, capsys):
     assert extra == 0 and json.loads(capsys.readouterr().out)["n"] == len(EN)
 
 
+@pytest.mark.slow  # the `trained` fixture: 10-14 s of training
 def test_czech_is_listed_only_where_a_translator_is_installed(trained, tmp_path, monkeypatch):
     import captioner.translation as tr
 
