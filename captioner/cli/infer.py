@@ -108,15 +108,17 @@ def describe_paths(model, command: str, args: argparse.Namespace) -> Iterator[di
 
 
 def _row(command: str, path: str, result: dict | None, error: str | None) -> dict:
+    """The command's view of the one image record (`api.image_record`, as `label` writes
+    it): the path, the command's fields (caption / tags / all three), translations when
+    asked for, and the error."""
+    from captioner.api import image_record
+
+    record = image_record(path, "", result, error=error, model="")
     fields = {"caption": ("caption",), "tag": ("tags",)}.get(
         command, ("caption", "tags", "sentiment")
     )
-    row: dict = {"path": path}
-    row.update({f: (result or {}).get(f) for f in fields})
-    if result and "translations" in result:  # --lang: the English caption stays beside it
-        row["translations"] = result["translations"]
-    row["error"] = error
-    return row
+    keep = ("path", *fields, "translations", "error")
+    return {k: record[k] for k in keep if k in record}
 
 
 def _print(row: dict, as_json: bool) -> None:
