@@ -1,6 +1,6 @@
 """Every `captioner` command: `main` dispatches, `options` holds the shared flag builders,
-one module per command group (`infer`, `sentiment`, `train`, `evaluate`, `data`, `demo`;
-`label` lives in `captioner.labeling.cli`)."""
+one module per command group (`infer`, `sentiment`, `train`, `evaluate`, `data`, `demo`,
+`label` with its flags in `label_flags` and its torchrun entry in `label_distributed`)."""
 
 from captioner.cli.main import COMMANDS, main, run_command
 

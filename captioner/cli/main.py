@@ -18,7 +18,7 @@ from captioner.errors import CaptionerError
 # own name as argv[0] (see SHARED).
 COMMANDS: dict[str, tuple[str, str]] = {
     "label": (
-        "captioner.labeling.cli",
+        "captioner.cli.label",
         "label every image under folders (JSONL, CSV, metadata.jsonl, XMP)",
     ),
     "caption": ("captioner.cli.infer", "print captions for a few images"),

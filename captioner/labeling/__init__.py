@@ -1,4 +1,4 @@
-"""Batch labeling of image folders: `captioner label DIR` (see `captioner.labeling.cli`).
+"""Batch labeling of image folders: `captioner label DIR` (see `captioner.cli.label`).
 
 Python use::
 

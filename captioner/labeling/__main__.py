@@ -1,6 +1,6 @@
-"""`torchrun ... -m captioner.labeling DIR [options]`: see `captioner.labeling.distributed`."""
+"""`torchrun ... -m captioner.labeling DIR [options]`: see `captioner.cli.label_distributed`."""
 
-from captioner.labeling.distributed import torchrun_main
+from captioner.cli.label_distributed import torchrun_main
 
 if __name__ == "__main__":
     raise SystemExit(torchrun_main())

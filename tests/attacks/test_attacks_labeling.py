@@ -39,7 +39,7 @@ def engine():
 @pytest.fixture
 def cli_with(engine, monkeypatch):
     """`captioner label` with the tiny engine (the model is not the point)."""
-    from captioner.labeling import cli
+    from captioner.cli import label as cli
 
     monkeypatch.setattr(cli, "_engine", lambda args: engine)
     return lambda *argv: cli.main([*map(str, argv), "--workers", "0"])
@@ -292,7 +292,7 @@ def test_out_empty_is_one_line_and_exit_2(tmp_path, cli_with, capsys):
 
 
 def test_calibration_folder_missing_is_one_line_and_exit_2(tmp_path, capsys):
-    from captioner.labeling import cli
+    from captioner.cli import label as cli
 
     make_photos(tmp_path / "photos", 2, sub_every=0)
     model = tiny_model_dir(tmp_path / "model")

@@ -82,7 +82,7 @@ def test_out_into_a_new_folder_still_works(tmp_path, engine):
 
 
 def test_cli_exit_code_2_when_the_folder_is_busy(tmp_path, capsys, engine, monkeypatch):
-    from captioner.labeling import cli
+    from captioner.cli import label as cli
 
     make_photos(tmp_path, 2, sub_every=0)
     monkeypatch.setattr(cli, "_engine", lambda args: engine)  # the model is not the point
@@ -272,7 +272,8 @@ def test_null_upload_path_keeps_the_error_text(monkeypatch):
 def test_cli_full_disk_while_exporting_says_the_journal_is_intact(
     tmp_path, capsys, engine, monkeypatch
 ):
-    from captioner.labeling import cli, journals
+    from captioner.cli import label as cli
+    from captioner.labeling import journals
 
     make_photos(tmp_path, 2, sub_every=0)
     monkeypatch.setattr(cli, "_engine", lambda args: engine)

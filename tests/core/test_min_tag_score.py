@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from tests_support import tiny_captioner
 
-from captioner.labeling.cli import main as label_main
+from captioner.cli.label import main as label_main
 from captioner.recognition import RecognitionConfig, RecognitionHead
 
 PROBS = {"cat": 0.5, "dog": 0.3, "car": 0.1, "cup": 0.04, "bag": 0.03, "hat": 0.03}
@@ -61,7 +61,7 @@ def test_label_exports_cut_at_five_percent_by_default(model, tmp_path, monkeypat
 def test_one_min_tag_score_default_for_tag_describe_label_and_the_demo():
     """Issue 25: `tag` used to keep tags down to 0.0 ("minibus (0.00)")."""
     from captioner.cli import infer, options
-    from captioner.labeling.flags import build_parser as label_parser
+    from captioner.cli.label_flags import build_parser as label_parser
 
     defaults = {c: infer.build_parser(c).parse_args(["x.jpg"]).min_tag_score
                 for c in ("tag", "describe")}  # fmt: skip

@@ -12,10 +12,10 @@ import pytest
 from labeling_support import TAGS, WEIRD_NAMES, make_photos, make_zoo, snapshot, tiny_model
 from PIL import Image
 
+from captioner.cli.label import main
 from captioner.decoding import GenerationConfig
 from captioner.imageio import MAX_PIXELS
 from captioner.labeling import LabelEngine, LabelOptions, ScanOptions, label_folders
-from captioner.labeling.cli import main
 from captioner.labeling.engine import EngineOptions
 from captioner.labeling.loader import load_one
 from captioner.labeling.scan import iter_files

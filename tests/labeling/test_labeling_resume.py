@@ -16,9 +16,9 @@ import pytest
 from labeling_support import make_photos, tiny_model
 from PIL import Image
 
+from captioner.cli.label import _sigterm_stops_cleanly
 from captioner.decoding import GenerationConfig
 from captioner.labeling import LabelEngine, LabelOptions, label_folders
-from captioner.labeling.cli import _sigterm_stops_cleanly
 from captioner.labeling.engine import EngineOptions
 
 
@@ -163,7 +163,7 @@ def test_shared_output_for_several_folders_and_moved_folders(tmp_path):
 
 
 def _label_cli(argv: list[str]) -> None:
-    from captioner.labeling.cli import main
+    from captioner.cli.label import main
 
     logging.disable(logging.CRITICAL)
     sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the child is killed

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from labeling_support import make_photos, tiny_model
 
+from captioner.cli.label import main as label_main
 from captioner.decoding import GenerationConfig
 from captioner.labeling import LabelEngine, LabelOptions, label_folders
-from captioner.labeling.cli import main as label_main
 from captioner.labeling.engine import EngineOptions
 from captioner.labeling.merge import ShardsIncomplete, merge_labels
 from captioner.labeling.shards import Shard, ShardError, parse_shard
@@ -152,7 +152,7 @@ def _rank(argv: list[str], env: dict[str, str], code) -> None:
     import logging
     import sys
 
-    from captioner.labeling.distributed import torchrun_main
+    from captioner.cli.label_distributed import torchrun_main
 
     os.environ.update(env)
     logging.disable(logging.CRITICAL)

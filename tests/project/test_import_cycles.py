@@ -106,3 +106,16 @@ def test_the_core_imports_no_front_end_and_no_pipeline():
     core = {m: t for m, t in graph.items() if not m.startswith(FRONT_ENDS) and "__main__" not in m}
     bad = {m: sorted(t for t in ts if t.startswith(FRONT_ENDS)) for m, ts in core.items()}
     assert not {m: ts for m, ts in bad.items() if ts}
+
+
+def test_labeling_imports_no_command():
+    """Labeling is a service the commands use: its command line lives in `captioner.cli`
+    (`label`, `label_flags`, `label_distributed`); only its `python -m` entry point imports it."""
+    graph = import_graph()
+    labeling = {m: t for m, t in graph.items() if m.startswith("captioner.labeling")}
+    bad = {
+        m: sorted(t for t in ts if t.startswith(("captioner.cli", "captioner.demo")))
+        for m, ts in labeling.items()
+        if "__main__" not in m
+    }
+    assert not {m: ts for m, ts in bad.items() if ts}

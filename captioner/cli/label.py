@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from captioner.cli import options as flags
-from captioner.labeling.flags import build_parser
+from captioner.cli.label_flags import build_parser
 from captioner.labeling.safefiles import shown
 
 log = logging.getLogger(__name__)

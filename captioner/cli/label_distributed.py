@@ -1,5 +1,5 @@
 """Labeling on many processes and machines under torchrun (the `--shard K/N` and `--merge`
-flags are in `labeling.flags`, the merge command in `labeling.cli`).
+flags are in `cli.label_flags`, the merge command in `cli.label`).
 
     torchrun --nnodes M --nproc-per-node G -m captioner.labeling DIR [label options]
 
@@ -25,8 +25,8 @@ BARRIER_TIMEOUT = timedelta(days=7)
 
 def torchrun_main(argv: list[str] | None = None) -> int:
     """`python -m captioner.labeling` under torchrun (alone: one ordinary `captioner label`)."""
+    from captioner.cli import label as cli
     from captioner.cli import options as flags
-    from captioner.labeling import cli
 
     cli.std_streams()
     try:
@@ -48,9 +48,9 @@ def _as_rank(args: argparse.Namespace) -> int:
     import torch
     import torch.distributed as dist
 
+    from captioner.cli import label as cli
     from captioner.devices import resolve_device
     from captioner.errors import DeviceError
-    from captioner.labeling import cli
     from captioner.labeling.shards import Shard
 
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
