@@ -236,7 +236,9 @@ def model_rate(cap, paths, *, int8, batch, beam, max_length, cache) -> float:
     return rate(lambda: [eng.describe(b) for b in batches], len(paths))
 
 
-def pipeline_rate(cap, folder, *, backend, int8, batch, workers, beam, max_length, cache):
+def pipeline_rate(
+    cap, folder, *, backend, int8, batch, workers, beam, max_length, cache, lanes=None
+):
     eng = LabelEngine(
         cap,
         EngineOptions(
@@ -244,6 +246,7 @@ def pipeline_rate(cap, folder, *, backend, int8, batch, workers, beam, max_lengt
             generation=GenerationConfig(beam_size=beam, max_length=max_length),
             int8_decoder=int8,
             onnx_cache=cache,
+            lanes=lanes,
         ),
     )
     out = Path(folder).parent / "bench-labels.jsonl"
@@ -332,6 +335,7 @@ def main() -> None:
     p.add_argument("--naive", type=int, default=24, help="images for the naive loop")
     p.add_argument("--big", type=int, default=0, help="12 MP JPEGs for the draft-mode test")
     p.add_argument("--torch-encoders", action="store_true", help="also PyTorch eager/CL")
+    p.add_argument("--one-lane", action="store_true", help="also label with --lanes 1")
     p.add_argument("--rss", action="store_true", help="peak RSS for --rss-counts images")
     p.add_argument("--rss-counts", default="1000,10000")
     p.add_argument("--rss-model", default="default", help="model for --rss (tagger: fast)")
@@ -393,6 +397,10 @@ def main() -> None:
         for kind, int8 in decoders.items():
             rows[f"`captioner label`, {kind or 'no'} decoder"] = pipeline_rate(
                 cap, folder, backend="auto", int8=int8, workers=args.workers, **common
+            )
+        if args.one_lane:
+            rows["`captioner label`, float decoder, 1 lane (as before issue 25)"] = pipeline_rate(
+                cap, folder, backend="auto", int8=False, workers=args.workers, lanes=1, **common
             )
         naive = {
             threads: naive_rate(

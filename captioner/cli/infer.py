@@ -78,6 +78,7 @@ def _engine(model, command: str, args: argparse.Namespace):
             generation=generation,
             lang=getattr(args, "lang", "en"),
             translator=getattr(args, "translator", None),
+            lanes=1,  # one batch at a time: the encoder keeps every core
         ),
     )
 

@@ -82,6 +82,12 @@ class EngineOptions:
     # many small ops lose to thread synchronisation: on a 2-core machine, 1 thread decoded
     # 60 images/s and 2 threads 5.5 while the image decoders (or anything else) used a core.
     decoder_threads: int | None = None
+    # `label_folders` on CPU with the ONNX encoder: batches labelled side by side, each lane
+    # encoding (one ONNX Runtime thread unless `threads` says otherwise) and searching
+    # (decoder_threads) whole batches in turn. None: one lane per usable core; 1: one batch
+    # at a time, the next one encoded on every core in a second thread while this one is
+    # searched (what a caller of `describe` alone wants: `captioner caption|describe`)
+    lanes: int | None = None
     lang: str = "en"  # also translate captions into this language (records keep both)
     translator: str | None = None  # translator directory for `lang` (None: bundled)
 
@@ -100,8 +106,16 @@ class LabelEngine:
         self.encoder_kind = "float"
         self.generation = captioner.generation_config(o.generation)
         self.max_length = self.generation.max_length
-        self.encoder, self.backend = self._encoder(captioner.encoder, o)
         plan = plan_cores(device=self.device.type)
+        if o.lanes is not None and o.lanes < 1:
+            raise ValueError(f"lanes must be >= 1, got {o.lanes}")
+        lanes = 1
+        if self.device.type == "cpu" and resolve_backend(o.backend, self.device) == "onnx":
+            lanes = o.lanes if o.lanes is not None else plan.cores
+        if lanes > 1 and o.threads is None:
+            o = dataclasses.replace(o, threads=1)  # each lane's encoder on one thread
+        self.encoder, self.backend = self._encoder(captioner.encoder, o)
+        self.lanes = lanes if self.backend == "onnx" else 1
         self.decoder_threads = o.decoder_threads or (
             plan.decoder_threads if self.device.type == "cpu" else None
         )
@@ -183,7 +197,7 @@ class LabelEngine:
         return isinstance(self.spec, ImageTransform)
 
     @property
-    def overlap(self) -> bool:
+    def overlap(self) -> bool:  # (with lanes > 1, `pipeline._inferred` runs lanes instead)
         """Whether `encode` may run in a second thread while `heads` runs: the ONNX Runtime
         encoder has its own thread pool, so the two never contend for PyTorch's; on a GPU
         the next batch's decoding, copy and encoder are queued while the search runs."""

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -26,7 +27,7 @@ from captioner.api import image_record
 from captioner.cpus import plan_cores
 from captioner.imageio import MAX_PIXELS
 from captioner.labeling.device_decode import decode_on_device
-from captioner.labeling.engine import LabelEngine
+from captioner.labeling.engine import LabelEngine, torch_threads
 from captioner.labeling.exports import remove_stale_temp_files
 from captioner.labeling.journals import ExportProblems, Journals, export
 from captioner.labeling.loader import FolderBatches, Key, iter_todo, make_loader
@@ -243,10 +244,11 @@ def _label_locked(
 def _inferred(
     loader: Any, engine: LabelEngine, prepare: Any = None
 ) -> Iterator[tuple[Any, list[dict]]]:
-    """(batch, one result per readable image), in order. With the ONNX encoder (or on a GPU),
-    batch i+1 is prepared (`prepare`: GPU JPEG decoding) and encoded in a second thread while
-    the caption search of batch i runs (two cores busy instead of one: the encoder and the
-    beam search cost about the same)."""
+    """(batch, one result per readable image), in order. On CPU with the ONNX encoder the
+    batches run in `engine.lanes` lanes (`_in_lanes`); with one lane (or on a GPU), batch i+1
+    is prepared (`prepare`: GPU JPEG decoding) and encoded in a second thread while the
+    caption search of batch i runs (two cores busy instead of one: the encoder and the beam
+    search cost about the same)."""
 
     def encode(batch: Any) -> Any:
         if prepare is not None:
@@ -256,6 +258,10 @@ def _inferred(
     def finish(batch: Any, feats: Any) -> tuple[Any, list[dict]]:
         return batch, (engine.heads(*feats) if feats is not None else [])
 
+    lanes = getattr(engine, "lanes", 1)
+    if lanes > 1 and prepare is None:
+        yield from _in_lanes(loader, lambda batch: finish(batch, encode(batch)), engine, lanes)
+        return
     if not engine.overlap:
         for batch in loader:
             yield finish(batch, encode(batch))
@@ -269,6 +275,28 @@ def _inferred(
             pending = (batch, future)
         if pending is not None:
             yield finish(pending[0], pending[1].result())
+
+
+def _in_lanes(
+    loader: Any, work: Any, engine: LabelEngine, lanes: int
+) -> Iterator[tuple[Any, list[dict]]]:
+    """`work(batch)` (encode + heads) for up to `lanes` batches at once, one thread each,
+    yielded in order. Each lane runs the ONNX encoder and the search on its own thread
+    (`EngineOptions.lanes`): nothing waits for a slower thread of a parallel operator, and a
+    core left idle by one lane (its search's many small operators, a batch still being
+    decoded) is taken by another. PyTorch keeps `decoder_threads` for the whole run: the
+    lanes share that process-wide setting, so none changes it while another runs."""
+    with (
+        torch_threads(engine.decoder_threads),
+        ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="lane") as pool,
+    ):
+        pending: deque[Any] = deque()
+        for batch in loader:
+            pending.append(pool.submit(work, batch))
+            if len(pending) >= lanes:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _label_batch(
