@@ -26,11 +26,11 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from captioner.data.loader import collate_captions  # noqa: E402
+from captioner.data.caption_dataset import collate_captions  # noqa: E402
 from captioner.decoders import CaptionDecoder, DecoderConfig, caption_loss  # noqa: E402
 from captioner.pipelines import runstate  # noqa: E402
-from captioner.pipelines.engine import TrainConfig, Trainer  # noqa: E402
-from captioner.pipelines.evaluate import decode_grids  # noqa: E402
+from captioner.pipelines.eval_scoring import decode_grids  # noqa: E402
+from captioner.pipelines.trainer import TrainConfig, Trainer  # noqa: E402
 from captioner.text import Vocabulary  # noqa: E402
 
 MODE = sys.argv[1] if len(sys.argv) > 1 else ""

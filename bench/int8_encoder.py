@@ -23,7 +23,7 @@ from captioner import Captioner
 from captioner.labeling import LabelEngine, LabelOptions, label_folders
 from captioner.labeling.engine import EngineOptions
 from captioner.labeling.loader import load_batch
-from captioner.metrics.coco import bleu
+from captioner.metrics.coco_scores import bleu
 
 DATA = Path(os.environ.get("CAPTIONER_DATA", "/work/shared/data")) / "flickr8k"
 

@@ -3,7 +3,7 @@ words a one-to-many caption would use ("golden retriever" -> dog, "sorrel" -> ho
 "espresso" -> coffee, "cheetah" -> cheetah).
 
 The table `captioner/data/imagenet_words.json` (built from WordNet 3.0 by
-`python -m captioner.pipelines.tagwords`) holds, per class in the classifier's order, its
+`python -m captioner.pipelines.build_tagwords`) holds, per class in the classifier's order, its
 WordNet id, an everyday `name` and every caption word that names it, from the class itself up
 its hypernyms ("egyptian cat", "domestic cat", "house cat", "cat", ...).
 """

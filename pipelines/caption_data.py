@@ -2,7 +2,7 @@
 
 Features of a frozen encoder come from `captioner.data.features.compute_features` (cached on
 disk by encoder and dataset fingerprint); `grid_tensor` views them as one float16 tensor
-(n, N, C) for decoding; `captioner.data.loader.CaptionDataset` makes the training pairs.
+(n, N, C) for decoding; `captioner.data.caption_dataset.CaptionDataset` makes the training pairs.
 """
 
 from __future__ import annotations

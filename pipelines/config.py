@@ -1,6 +1,6 @@
 """Dataclass configs <-> command-line flags and config files.
 
-A training recipe declares one flat dataclass (it may inherit `engine.TrainConfig`). Each
+A training recipe declares one flat dataclass (it may inherit `trainer.TrainConfig`). Each
 field becomes a flag (`batch_size` -> `--batch-size`; booleans get `--x/--no-x`), with help
 text from `opt(...)`. Values resolve in this order, later wins:
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from captioner.pipelines.engine import TrainConfig
+    from captioner.pipelines.trainer import TrainConfig
 
 
 def param_groups(

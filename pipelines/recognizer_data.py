@@ -40,7 +40,7 @@ def load_class_folder(
     """`ROOT/<label>/*.jpg` (or `ROOT/<split>/<label>/*.jpg`) -> DatasetDict with `image`,
     `labels` ([label]) and `image_id` (path relative to ROOT). Without split folders each
     class is shuffled with `seed` and cut by `fractions`."""
-    from captioner.data.sentiment import stratified_split
+    from captioner.data.sentiment_corpora import stratified_split
 
     root = Path(root)
     if not root.is_dir():
@@ -101,7 +101,7 @@ def load_hf_labels(
     """A hub (or local `save_to_disk`) image dataset whose `label_column` holds a ClassLabel,
     a list of ClassLabels, a string or a list of strings. Missing validation / test splits
     are carved from train by a hash of the image id (or row)."""
-    from captioner.data.hub import GUESS, open_hf, resolve_columns, split_indices
+    from captioner.data.hf_datasets import GUESS, open_hf, resolve_columns, split_indices
     from captioner.data.tables import parse_columns
 
     dsd = open_hf(name, **kwargs)

@@ -25,11 +25,13 @@ import datasets
 import torch
 from torch import Tensor, nn
 
-from captioner.data.loader import CaptionDataset, collate_captions
+from captioner.data.caption_dataset import CaptionDataset, collate_captions
 from captioner.decoders import CaptionDecoder, DecoderConfig, caption_loss
 from captioner.pipelines import caption_data as cdata
 from captioner.pipelines.config import opt, run_recipe, to_dict
-from captioner.pipelines.engine import (
+from captioner.pipelines.eval_scoring import caption_scores, decode_grids
+from captioner.pipelines.selection import export_model
+from captioner.pipelines.trainer import (
     FitResult,
     TrainConfig,
     Trainer,
@@ -37,8 +39,6 @@ from captioner.pipelines.engine import (
     param_groups,
     setup,
 )
-from captioner.pipelines.evaluate import caption_scores, decode_grids
-from captioner.pipelines.selection import export_model
 from captioner.text import Vocabulary
 
 log = logging.getLogger(__name__)

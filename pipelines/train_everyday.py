@@ -38,7 +38,7 @@ from captioner.concepts import ConceptSet, build_concept_set
 from captioner.decoders import CaptionDecoder, caption_loss
 from captioner.pipelines import everyday_data as ed
 from captioner.pipelines.config import opt, run_recipe, to_dict
-from captioner.pipelines.engine import TrainConfig, Trainer, param_groups, setup
+from captioner.pipelines.trainer import TrainConfig, Trainer, param_groups, setup
 from captioner.text import SPECIALS, Vocabulary, tokenize
 
 log = logging.getLogger("captioner.pipelines.train_everyday")  # also under python -m
@@ -280,7 +280,7 @@ def _tagger(model) -> nn.Linear:
 # ---------------------------------------------------------------------------- validation
 def validate(prep: Prepared, decoder: CaptionDecoder, cfg: EverydayConfig, device) -> dict:
     from captioner.metrics.objects import main_object_named
-    from captioner.pipelines.evaluate import caption_scores, decode_grids
+    from captioner.pipelines.eval_scoring import caption_scores, decode_grids
 
     scores: dict[str, float] = {}
     for name, (grids, refs) in prep.val.items():

@@ -44,14 +44,6 @@ from torch.utils.data import TensorDataset
 from captioner.checkpoint import write_json_atomic
 from captioner.data.common import DataError
 from captioner.pipelines.config import opt, run_recipe, to_dict
-from captioner.pipelines.engine import (
-    DistInfo,
-    TrainConfig,
-    Trainer,
-    barrier,
-    param_groups,
-    setup,
-)
 from captioner.pipelines.recognizer_data import (
     label_set,
     load_caption_objects,
@@ -59,6 +51,14 @@ from captioner.pipelines.recognizer_data import (
     targets,
 )
 from captioner.pipelines.selection import export_model, selection_score
+from captioner.pipelines.trainer import (
+    DistInfo,
+    TrainConfig,
+    Trainer,
+    barrier,
+    param_groups,
+    setup,
+)
 from captioner.recognition import RecognitionConfig, RecognitionHead
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import datasets
 
-from captioner.data.loader import collate_captions
+from captioner.data.caption_dataset import collate_captions
 from captioner.pipelines.config import opt, run_recipe, to_dict
-from captioner.pipelines.engine import FitResult, Trainer, barrier, param_groups, setup
 from captioner.pipelines.runstate import broadcast
 from captioner.pipelines.scst import CiderD, scst_loss_fn
 from captioner.pipelines.train_captioner import (
@@ -31,6 +30,7 @@ from captioner.pipelines.train_captioner import (
     prepare,
     validate,
 )
+from captioner.pipelines.trainer import FitResult, Trainer, barrier, param_groups, setup
 
 log = logging.getLogger(__name__)
 

@@ -40,12 +40,6 @@ from captioner.pipelines.calibration import (
     fit_temperature,
 )
 from captioner.pipelines.config import opt, run_recipe, to_dict
-from captioner.pipelines.engine import (
-    TrainConfig,
-    Trainer,
-    param_groups,
-    setup,
-)
 from captioner.pipelines.selection import export_model, selection_score
 from captioner.pipelines.sentiment_data import (
     EncodedTexts,
@@ -55,6 +49,12 @@ from captioner.pipelines.sentiment_data import (
     neutral_texts,
 )
 from captioner.pipelines.sentiment_eval import predict_logits, scores_of
+from captioner.pipelines.trainer import (
+    TrainConfig,
+    Trainer,
+    param_groups,
+    setup,
+)
 from captioner.sentiment import (
     POOLINGS,
     SentimentConfig,

@@ -30,7 +30,7 @@ from captioner.atomic import write_bytes_atomic
 from captioner.checkpoint import write_json_atomic
 from captioner.decoding import GenerationConfig
 from captioner.pipelines.config import opt, run_recipe, to_dict
-from captioner.pipelines.engine import (
+from captioner.pipelines.trainer import (
     TrainConfig,
     Trainer,
     param_groups,

@@ -16,7 +16,7 @@ from torch.utils.data import TensorDataset
 
 from captioner.data.common import CaptionRecord, DataReport, build_caption_dict
 from captioner.pipelines import train_sentiment as ts
-from captioner.pipelines.engine import TrainConfig, Trainer
+from captioner.pipelines.trainer import TrainConfig, Trainer
 
 # The training engine (tests/pipelines/test_engine.py, tests/attacks/test_attacks_runs.py)
 

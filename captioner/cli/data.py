@@ -185,7 +185,7 @@ def _fetch(args) -> int:
         )
         return 0
     else:
-        from captioner.data.sentiment import fetch_uci_sentiment, load_uci_sentiment
+        from captioner.data.sentiment_corpora import fetch_uci_sentiment, load_uci_sentiment
 
         stamps = fetch_uci_sentiment(
             cache_dir=args.cache_dir, tarball=args.tarball, force=args.force

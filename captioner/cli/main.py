@@ -24,8 +24,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "caption": ("captioner.cli.infer", "print captions for a few images"),
     "tag": ("captioner.cli.infer", "print top-k tags for a few images"),
     "describe": ("captioner.cli.infer", "print caption, tags and sentiment for a few images"),
-    "sentiment": ("captioner.cli.sentiment", "print the sentiment of texts"),
-    "translate": ("captioner.cli.translate", "translate English sentences (German, French)"),
+    "sentiment": ("captioner.cli.sentiment_command", "print the sentiment of texts"),
+    "translate": (
+        "captioner.cli.translate_command",
+        "translate English sentences (German, French)",
+    ),
     "train": ("captioner.cli.train", "train a captioner, recognizer, sentiment or translator"),
     "eval": ("captioner.cli.evaluate", "score a model on a dataset (COCO metrics / accuracy)"),
     "data": ("captioner.cli.data", "build the scene world, fetch corpora, inspect datasets"),

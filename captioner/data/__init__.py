@@ -8,10 +8,11 @@ Caption corpora -> `DatasetDict` (train / validation / test [/ test_novel]) with
     ds = load_caption_dataset("scenes+tuxpaint")
     sst = load_sentiment_dataset("uci-sentiment")
 
-Modules: `spec` (the spec grammar), `sources` (Flickr8k/30k), `coco` (COCO, Karpathy),
-`tables` (CSV / JSONL / image folders), `hub` (Hugging Face datasets), `tuxpaint`,
-`sentiment` (+ `sentiment_tables`, `sentiment_sources`: SST-2 TSV, neutral captions), `combine` (`scenes+tuxpaint`), `fetch` (registries),
-`features` (encoder feature cache), `loader` (torch Dataset, collate, buckets), `cli`;
+Modules: `spec` (the spec grammar), `sources` (Flickr8k/30k), `coco_captions` (COCO,
+Karpathy), `tables` (CSV / JSONL / image folders), `hf_datasets` (Hugging Face datasets),
+`tuxpaint`, `sentiment_corpora` (+ `sentiment_tables`, `sentiment_sources`: SST-2 TSV, neutral
+captions), `combine` (`scenes+tuxpaint`), `fetch` (registries), `features` (encoder feature
+cache), `caption_dataset` (torch Dataset, collate, buckets);
 `common` holds `DataError` and the bad-record report; `scenes` is the synthetic world.
 Names are imported lazily so `import captioner.data` stays light.
 """
@@ -30,14 +31,14 @@ _EXPORTS = {
     "Problem": "common",
     "fetch_tuxpaint": "tuxpaint",
     "load_tuxpaint": "tuxpaint",
-    "fetch_uci_sentiment": "sentiment",
-    "load_uci_sentiment": "sentiment",
+    "fetch_uci_sentiment": "sentiment_corpora",
+    "load_uci_sentiment": "sentiment_corpora",
     "FetchError": "fetch",
     "compute_features": "features",
-    "build_vocabulary": "loader",
-    "CaptionDataset": "loader",
-    "collate_captions": "loader",
-    "LengthBucketSampler": "loader",
+    "build_vocabulary": "caption_dataset",
+    "CaptionDataset": "caption_dataset",
+    "collate_captions": "caption_dataset",
+    "LengthBucketSampler": "caption_dataset",
 }
 
 __all__ = sorted(_EXPORTS)

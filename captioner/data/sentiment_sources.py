@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from captioner.data.common import DataError, OnError, Problems
-from captioner.data.sentiment import build_sentiment_dict, label_name
+from captioner.data.sentiment_corpora import build_sentiment_dict, label_name
 
 SST2_FILES = {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"}
 _SST2_TEXT = ("sentence", "content", "text")

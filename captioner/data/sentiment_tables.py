@@ -1,5 +1,5 @@
 """Sentiment tables (CSV / JSONL) and hub datasets -> the sentiment schema of
-`captioner.data.sentiment` (see its docstring for the columns and label names)."""
+`captioner.data.sentiment_corpora` (see its docstring for the columns and label names)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from captioner.data.common import SPLITS, OnError, Problems, normalise_split
-from captioner.data.sentiment import (
+from captioner.data.sentiment_corpora import (
     LABEL_COLUMNS,
     TEXT_COLUMNS,
     build_sentiment_dict,
@@ -118,7 +118,7 @@ def load_hf_sentiment(
     """A hub (or local) text-classification dataset with negative/positive(/neutral) labels."""
     from datasets import ClassLabel
 
-    from captioner.data.hub import open_hf, resolve_columns
+    from captioner.data.hf_datasets import open_hf, resolve_columns
 
     dsd = open_hf(name, config=config, revision=revision, **kwargs)
     problems = Problems(f"hf:{name}", on_error)

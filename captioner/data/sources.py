@@ -5,7 +5,7 @@
   `Flickr_8k.{train,dev,test}Images.txt`, images in `Flicker8k_Dataset/` (the real zip's
   spelling) or any folder. Flickr30k: `results_20130124.token`, same line format; its
   splits come from Karpathy's `dataset_flickr30k.json`.
-- COCO and Karpathy JSON: see `captioner.data.coco`.
+- COCO and Karpathy JSON: see `captioner.data.coco_captions`.
 
 Image files are checked by reading their header (missing or unreadable files are bad
 records); pixels are decoded only when a row is read.

@@ -235,7 +235,7 @@ def _cpus() -> int:
 
 def _caption_loader(kind: str):
     """(loader, fixed keyword arguments, the function whose signature lists its options)."""
-    from captioner.data import coco, hub, sources, tables, tuxpaint
+    from captioner.data import coco_captions, hf_datasets, sources, tables, tuxpaint
 
     if kind == "scenes":
         try:
@@ -247,12 +247,12 @@ def _caption_loader(kind: str):
         "tuxpaint": (tuxpaint.load_tuxpaint, {}),
         "flickr8k": (sources.load_flickr, {}),
         "flickr30k": (sources.load_flickr, {"variant": "flickr30k"}),
-        "coco": (coco.load_coco, {}),
-        "karpathy": (coco.load_karpathy, {}),
+        "coco": (coco_captions.load_coco, {}),
+        "karpathy": (coco_captions.load_karpathy, {}),
         "csv": (tables.load_table, {"fmt": "csv"}),
         "jsonl": (tables.load_table, {"fmt": "jsonl"}),
         "imagefolder": (tables.load_imagefolder, {}),
-        "hf": (hub.load_hf_captions, {}),
+        "hf": (hf_datasets.load_hf_captions, {}),
     }[kind]
     return loader, fixed, loader
 
@@ -329,11 +329,11 @@ def _load_caption_parts(spec: str, parts: list[Spec], options: dict):
 def load_sentiment_dataset(spec: str, **options):
     """A sentiment corpus named by `spec` -> DatasetDict(train/validation/test) with `text`,
     `label` (ClassLabel negative/positive[/neutral])."""
-    from captioner.data import sentiment, sentiment_sources, sentiment_tables
+    from captioner.data import sentiment_corpora, sentiment_sources, sentiment_tables
 
     (p,) = parse_spec(spec, kinds=SENTIMENT_KINDS)
     loader, fixed = {
-        "uci-sentiment": (sentiment.load_uci_sentiment, {}),
+        "uci-sentiment": (sentiment_corpora.load_uci_sentiment, {}),
         "sentiment-csv": (sentiment_tables.load_sentiment_table, {"fmt": "csv"}),
         "sentiment-jsonl": (sentiment_tables.load_sentiment_table, {"fmt": "jsonl"}),
         "hf": (sentiment_tables.load_hf_sentiment, {}),

@@ -1,4 +1,4 @@
-"""Caption metrics: the COCO scores (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D; `coco`), the METEOR
+"""Caption metrics: the COCO scores (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D; `coco_scores`), the METEOR
 jar runner (`meteor`), the PTB tokenizer they share (`ptb`, `ptb_rules`) and the scene world's
 fact score (`scene_score`, computed by the scene grammar that also writes the captions).
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from captioner.metrics.coco import (
+from captioner.metrics.coco_scores import (
     METRIC_NAMES,
     bleu,
     cider_d,

@@ -18,7 +18,7 @@ from tests_support import tiny_model_dir
 
 from captioner.api import Captioner
 from captioner.checkpoint import CheckpointError
-from captioner.data.coco import load_coco, load_karpathy
+from captioner.data.coco_captions import load_coco, load_karpathy
 from captioner.data.common import DataError
 from captioner.data.sources import load_flickr
 from captioner.data.tables import load_table

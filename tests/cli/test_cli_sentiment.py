@@ -7,7 +7,7 @@ import json
 import pytest
 from tests_support import tiny_model_dir
 
-from captioner.cli import sentiment as cli
+from captioner.cli import sentiment_command as cli
 
 
 @pytest.fixture(scope="module")

@@ -21,14 +21,14 @@ def test_cache_root_order(tmp_path, monkeypatch):
 
 
 def test_every_cache_user_follows_xdg(tmp_path, monkeypatch):
-    from captioner.data import features, sentiment, tuxpaint
+    from captioner.data import features, sentiment_corpora, tuxpaint
     from captioner.onnx_backend import default_cache_dir
 
     monkeypatch.delenv("CAPTIONER_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     root = tmp_path / "captioner"
     assert default_cache_dir() == root / "onnx"
-    found = [features.feature_cache_dir(), sentiment.uci_dir(), tuxpaint.default_dir()]
+    found = [features.feature_cache_dir(), sentiment_corpora.uci_dir(), tuxpaint.default_dir()]
     assert all(Path(p).is_relative_to(root) for p in found), found
 
 

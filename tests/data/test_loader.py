@@ -11,8 +11,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from captioner.data import CaptionDataset, LengthBucketSampler, build_vocabulary, collate_captions
+from captioner.data.caption_dataset import encode_caption
 from captioner.data.common import CaptionRecord, DataReport, build_caption_dict
-from captioner.data.loader import encode_caption
 
 CAPTIONS = [
     ["a red ball", "the red ball is on the floor", "ball"],

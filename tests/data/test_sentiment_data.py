@@ -8,7 +8,7 @@ from tests_support import npm_tarball
 
 from captioner.data import DataError, load_sentiment_dataset
 from captioner.data.fetch import FetchError
-from captioner.data.sentiment import fetch_uci_sentiment, label_name
+from captioner.data.sentiment_corpora import fetch_uci_sentiment, label_name
 
 
 @pytest.fixture(autouse=True)

@@ -411,7 +411,7 @@ def test_meteor_jar_failure_is_a_warning_not_a_crash(monkeypatch, caplog):
             super().__init__(memory="1k", **options)
             started.append(self)
 
-    monkeypatch.setattr(metrics.coco, "MeteorScorer", StarvedMeteor)
+    monkeypatch.setattr(metrics.coco_scores, "MeteorScorer", StarvedMeteor)
     with caplog.at_level(logging.WARNING, logger="captioner.metrics"):
         result = score({1: ["a red bus"]}, {1: "a bus"})
     assert "METEOR" not in result and result["ROUGE-L"] > 0

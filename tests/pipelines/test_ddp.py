@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from captioner.pipelines import runstate
-from captioner.pipelines.engine import TrainConfig, Trainer
+from captioner.pipelines.trainer import TrainConfig, Trainer
 
 
 def _data() -> TensorDataset:

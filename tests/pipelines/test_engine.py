@@ -13,7 +13,7 @@ from training_support import mse_loss, tiny_trainer
 
 from captioner.checkpoint import CheckpointError
 from captioner.pipelines import runstate
-from captioner.pipelines.engine import (
+from captioner.pipelines.trainer import (
     TrainConfig,
     build_scheduler,
     param_groups,
@@ -51,7 +51,7 @@ def test_gradient_norm_is_logged_before_clipping_and_nonfinite_steps_are_skipped
     tr = tiny_trainer(tmp_path, loss_fn=loss_fn, grad_clip=1.0, epochs=1, lr=1e-3)
     before = {}
 
-    with caplog.at_level(logging.WARNING, logger="captioner.pipelines.engine"):
+    with caplog.at_level(logging.WARNING, logger="captioner.pipelines.trainer"):
         orig = tr._train_step
 
         def spy(batch):
@@ -163,7 +163,7 @@ def test_keep_checkpoints_and_publish_model_dir(tmp_path):
 
 def test_resume_with_more_epochs_continues_and_warns_about_changes(tmp_path, caplog):
     tiny_trainer(tmp_path, epochs=2).fit()
-    with caplog.at_level(logging.WARNING, logger="captioner.pipelines.engine"):
+    with caplog.at_level(logging.WARNING, logger="captioner.pipelines.trainer"):
         result = tiny_trainer(tmp_path, epochs=3, resume=True, lr=0.01).fit()
     assert result.epochs_done == 3 and result.steps == 24
     assert "lr 0.05 -> 0.01" in caplog.text and "epochs 2 -> 3" in caplog.text

@@ -7,7 +7,7 @@ import pytest
 import torch
 from datasets import ClassLabel, Dataset, Features, Value
 
-from captioner.pipelines import evaluate, sentiment_eval
+from captioner.pipelines import eval_scoring, sentiment_eval
 
 NAMES = ["negative", "neutral", "positive"]
 
@@ -31,7 +31,7 @@ def test_binary_benchmark_uses_the_positive_vs_negative_decision(monkeypatch):
     probs = [[0.1, 0.6, 0.3], [0.5, 0.4, 0.1], [0.2, 0.2, 0.6], [0.3, 0.5, 0.2]]
     model = fake_model(monkeypatch, probs)
     gold = split([1, 0, 1, 1], ["negative", "positive"], ["imdb", "imdb", "yelp", "yelp"])
-    r = evaluate.evaluate_sentiment(model, gold)  # re-exported where `captioner eval` looks
+    r = eval_scoring.evaluate_sentiment(model, gold)  # re-exported where `captioner eval` looks
     # decisions: pos (0.3>0.1), neg, pos, neg -> 3 of 4 right; neutral on top for 2 of 4
     assert r["scores"]["accuracy"] == pytest.approx(0.75)
     assert r["scores"]["neutral_share"] == pytest.approx(0.5)
@@ -46,6 +46,6 @@ def test_neutral_captions_score_the_share_called_neutral(monkeypatch):
     assert r["scores"]["accuracy"] == pytest.approx(2 / 3)
     assert r["scores"]["neutral_share"] == pytest.approx(2 / 3)
     assert "ece" in r["scores"] and r["per_class"]["neutral"]["recall"] == pytest.approx(2 / 3)
-    assert evaluate.is_sentiment_spec("neutral:flickr8k:DIR") and evaluate.is_sentiment_spec(
-        "sst2:D"
-    )
+    assert eval_scoring.is_sentiment_spec(
+        "neutral:flickr8k:DIR"
+    ) and eval_scoring.is_sentiment_spec("sst2:D")

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from captioner.pipelines.engine import TrainConfig, Trainer, batch_tokens
+from captioner.pipelines.trainer import TrainConfig, Trainer, batch_tokens
 from captioner.progress import StepProgress
 
 log = logging.getLogger("test.progress")
@@ -79,7 +79,7 @@ def test_training_logs_progress_lines_when_not_on_a_terminal(tmp_path, caplog):
                       progress_every=4)  # fmt: skip
     trainer = Trainer(model=model, config=cfg, train_dataset=Captions(), run_dir=tmp_path / "run",
                       loss_fn=lambda m, batch: m(batch["x"]).pow(2).mean())  # fmt: skip
-    with caplog.at_level(logging.INFO, logger="captioner.pipelines.engine"):
+    with caplog.at_level(logging.INFO, logger="captioner.pipelines.trainer"):
         trainer.fit()  # pytest captures stderr: not a terminal
     lines = [r.getMessage() for r in caplog.records if "step/s" in r.getMessage()]
     assert [line.split("  ")[:2] for line in lines] == [

@@ -11,7 +11,7 @@ neutral labels).
 - CSV / JSONL: a text column (`text` / `sentence` / `review`) and a label column (`label` /
   `sentiment` / `class` / `polarity`) holding 0/1 (0/1/2 with neutral) or the names
   (neg/negative, neu/neutral, pos/positive); `columns="text:review,label:stars"` maps them.
-- Hub datasets (`hf:stanfordnlp/sst2`, `hf:imdb`): see `captioner.data.hub`; ClassLabel names
+- Hub datasets (`hf:stanfordnlp/sst2`, `hf:imdb`): see `captioner.data.hf_datasets`; ClassLabel names
   are mapped by name; unlabelled rows (label -1, SST-2's hidden test set) are dropped.
 
 Splits come from a `split` column / the hub's splits when present; otherwise, and for any

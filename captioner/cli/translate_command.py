@@ -62,7 +62,7 @@ def build_parser(command: str = "translate") -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     options.configure_logging(args)
-    from captioner.cli.sentiment import read_texts
+    from captioner.cli.sentiment_command import read_texts
     from captioner.devices import resolve_device
     from captioner.translation import check_language, find_translator
 

@@ -3,7 +3,7 @@
     apt-get install wordnet-base            # WordNet 3.0, the database ImageNet's ids point into
     pip download --no-deps timm -d /tmp/timm && unzip -o /tmp/timm/timm-*.whl \\
         'timm/data/_info/imagenet_synsets.txt' -d /tmp/timm
-    python -m captioner.pipelines.tagwords --synsets /tmp/timm/timm/data/_info/imagenet_synsets.txt
+    python -m captioner.pipelines.build_tagwords --synsets /tmp/timm/timm/data/_info/imagenet_synsets.txt
 
 For each class (in the classifier's order) the table lists words a caption could use for it,
 from the most specific to the most general: the class's own lemmas, then the lemmas of its
@@ -132,7 +132,7 @@ def build(wordnet_dir: Path, synsets_file: Path) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m captioner.pipelines.tagwords",
+    p = argparse.ArgumentParser(prog="python -m captioner.pipelines.build_tagwords",
                                 description=__doc__.split("\n\n")[0])  # fmt: skip
     p.add_argument("--wordnet", default="/usr/share/wordnet", help="WordNet 3.0 database folder")
     p.add_argument("--synsets", required=True, help="timm's imagenet_synsets.txt (1,000 ids)")
