@@ -171,6 +171,7 @@ def _engine(args: argparse.Namespace):
         calibration=calibration,
         lang=args.lang,
         translator=args.translator,
+        lanes=args.lanes,
     )
     try:
         return LabelEngine(captioner, options)

@@ -117,6 +117,13 @@ def build_parser(command: str = "label") -> argparse.ArgumentParser:
         "and cores)",
     )
     r.add_argument(
+        "--lanes",
+        type=flags.positive,
+        default=None,
+        help="CPU with the ONNX encoder: batches encoded and captioned side by side, one "
+        "thread each (default: one per usable core; 1: one batch at a time)",
+    )
+    r.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,

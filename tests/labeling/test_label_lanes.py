@@ -82,3 +82,25 @@ def test_a_failing_lane_stops_the_run_with_its_error(tmp_path, cache, monkeypatc
         label_folders([tmp_path / "photos"], eng,
                       LabelOptions(out=tmp_path / "l.jsonl", batch_size=4, workers=0))  # fmt: skip
     assert calls
+
+
+def test_the_label_command_passes_lanes(tmp_path, monkeypatch, capsys):
+    from tests_support import tiny_model_dir
+
+    from captioner.cli import label
+    from captioner.cli.label_flags import build_parser
+
+    assert build_parser().parse_args([str(tmp_path)]).lanes is None
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([str(tmp_path), "--lanes", "0"])
+    seen = []
+
+    def spy(self, captioner, options=None):
+        seen.append(options.lanes)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(LabelEngine, "__init__", spy)
+    args = build_parser().parse_args([str(tmp_path), "--lanes", "2", "--model",
+                                      str(tiny_model_dir(tmp_path))])  # fmt: skip
+    assert label._engine(args) is None and seen == [2]
+    assert "stop here" in capsys.readouterr().err
