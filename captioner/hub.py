@@ -92,3 +92,29 @@ def push_model_dir(
     url = str(getattr(commit, "commit_url", commit))
     log.info("pushed %s to %s (%s)", directory, repo_id, url)
     return url
+
+
+def push_captioner(
+    model: Any,
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    dtype: Any = None,
+) -> str:
+    """`Captioner.push_to_hub`: save the model (with its card) in a temporary folder and
+    upload it (`push_model_dir`). Returns the commit URL."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="captioner-push-") as tmp:
+        staged = model.save_pretrained(Path(tmp) / "model", dtype=dtype)
+        return push_model_dir(
+            staged,
+            repo_id,
+            token=token,
+            private=private,
+            revision=revision,
+            commit_message=commit_message,
+        )

@@ -3,7 +3,9 @@
 `read_parts(directory)` checks `config.json`, builds every head the config names and loads
 its weights strictly (`load_strict`); `pack(model)` is the inverse: the config, tensors and
 JSON side files that `checkpoint.save_model_dir` writes. `load_sentiment(directory)` reads
-the sentiment part alone; `resolve_model_dir(name)` turns a model name into its folder.
+the sentiment part alone. `model_directory(name)` is how `Captioner.from_pretrained` turns a
+name (a folder, a bundled model, a hub id) into its folder; `resolve_model_dir(name)` is the
+commands' shorter version of it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from torch import Tensor
 
 from captioner import checkpoint as ckpt
 from captioner.decoders import CaptionDecoder
+from captioner.errors import ModelNotFoundError
 from captioner.model_config import (
     CaptionerConfig,
     EncoderSpec,
@@ -167,3 +170,101 @@ def resolve_model_dir(name_or_path: str | Path) -> Path:
 
         return Path(download(str(name_or_path)))
     raise ckpt.CheckpointError(f"{name_or_path}: no such model directory, bundled model or hub id")
+
+
+def model_directory(
+    name_or_path: str | Path, *, revision: str | None = None, folder: Path | None = None
+) -> Path | None:
+    """The folder `Captioner.from_pretrained(name_or_path)` loads: a bundled model's bare name
+    (see `bundled_model`), a local directory, a model bundled in `folder` (`BUNDLED_DIR`),
+    or an OWNER/NAME hub id (downloaded, pinned to `revision`). None for "default" when no
+    default model is bundled (the caller falls back to the ImageNet tagger). Raises
+    `ValueError` for a revision of a local model and `ModelNotFoundError` when nothing
+    matches."""
+    folder = folder or BUNDLED_DIR
+    path = Path(name_or_path)
+    if revision is not None and (path.exists() or (folder / str(name_or_path)).is_dir()):
+        raise ValueError(f"{name_or_path}: revision= applies to hub ids, not local models")
+    bundled = folder / str(name_or_path)
+    named = bundled_model(name_or_path, folder)  # "default": never a folder here
+    if named is not None:
+        return named
+    if path.is_dir():
+        return path
+    if (bundled / ckpt.CONFIG).is_file():
+        return bundled
+    if str(name_or_path) == "default":
+        return None
+    if str(name_or_path).count("/") == 1 and not path.exists() and _hub_like(str(name_or_path)):
+        from captioner.hub import download
+
+        return download(str(name_or_path), revision=revision)
+    raise ModelNotFoundError(
+        f"{name_or_path}: no such model directory, bundled model ({_bundled_names(folder)}) "
+        "or hub id"
+    )
+
+
+def _hub_like(name: str) -> bool:
+    """Whether a missing OWNER/NAME may be a hub id (not /x, ./x or ~/x: local paths)."""
+    return not name.startswith(("/", ".", "~", "\\")) and not Path(name).is_absolute()
+
+
+def _bundled_names(folder: Path) -> str:
+    names = sorted(p.name for p in folder.glob("*") if (p / ckpt.CONFIG).is_file())
+    return ", ".join(names) or "default"
+
+
+def load_captioner(cls: Any, directory: Path, *, device: Any = None) -> Any:
+    """A `Captioner` (`cls`) from a model directory, remembering what the directory says
+    beyond weights: the dtype its weights were stored in and the data it was trained on."""
+    from captioner.model_card import read_training_data
+
+    _, parts, _ = read_parts(directory)
+    model = cls(**parts, device=device)
+    model.storage_dtype = ckpt.stored_dtype(directory)
+    model.training_data = read_training_data(directory)
+    return model
+
+
+def save_captioner(
+    model: Any, directory: str | Path, *, include_encoder: bool | None, dtype: Any
+) -> Path:
+    """`Captioner.save_pretrained`: the model directory (weights in `dtype`, default the
+    dtype they were loaded in; the encoder's only when trained or asked for) and its card."""
+    import torch
+
+    from captioner.model_card import write_card
+
+    enc = getattr(model.encoder, "torch_encoder", model.encoder)  # also after use_backend
+    if include_encoder is None:
+        include_encoder = getattr(enc, "trainable_blocks", 0) > 0 or enc.weights is None
+    config, tensors, extra = pack(model, include_encoder=include_encoder)
+    dtype = dtype or model.storage_dtype
+    if dtype == torch.int8:  # large matrices int8 + row scales, the rest float16
+        tensors = ckpt.quantize_int8(tensors)
+    elif dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+    out = ckpt.save_model_dir(directory, config=config, tensors=tensors, extra_json=extra)
+    write_card(out, config, training_data=model.training_data)
+    return out
+
+
+def imagenet_tagger(cls: Any, *, device: Any = None, folder: Path | None = None) -> Any:
+    """What "default" loads when no default captioner is bundled: a `Captioner` (`cls`) of
+    the pretrained EfficientNet-Lite0 with its ImageNet classes as tags, nothing else."""
+    from captioner.encoders import build_encoder
+    from captioner.recognition import RecognitionHead
+
+    log.warning(
+        "no bundled default captioner in %s: using the pretrained EfficientNet-Lite0 "
+        "ImageNet tagger only (captions and sentiment unavailable)",
+        folder or BUNDLED_DIR,
+    )
+    encoder = build_encoder("efficientnet_lite0", weights="default")
+    return cls(
+        encoder=encoder,
+        recognizer=RecognitionHead.from_imagenet(encoder),
+        device=device,
+        name="efficientnet_lite0-imagenet",
+    )

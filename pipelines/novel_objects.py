@@ -95,6 +95,7 @@ def caption_with_tags(
     `GenerationConfig.slot_min_score` (no boost), filled by the detector."""
     from captioner.api import Captioner
     from captioner.decoding import generate
+    from captioner.object_slots import name_objects_in
     from captioner.pipelines import photos
     from captioner.recognition import RecognitionHead
 
@@ -125,12 +126,12 @@ def caption_with_tags(
                 cap.vocab.decode(t) for t in generate(step, state, cap.special_ids, config).tokens
             ]
             cap.recognizer = imagenet
-            out["captions"] += cap._name_objects(raw, pooled, swap=False)
+            out["captions"] += name_objects_in(raw, pooled, imagenet, swap=False)
             values, indices = imagenet.probabilities(pooled).topk(TOP_K, dim=-1)
             out["tags"] += [list(zip(i.tolist(), v.tolist())) for i, v in zip(indices, values)]
             if words is not None:
                 cap.recognizer = words
-                out["detector captions"] += cap._name_objects(raw, pooled, swap=False)
+                out["detector captions"] += name_objects_in(raw, pooled, words, swap=False)
                 out["detected"] += words.predict(pooled, top_k=None)
                 for key, cfg in part_b.items():  # decode again, guided by the detector
                     found = cap.describe_features(grid, pooled, generation=cfg, tags=0,
