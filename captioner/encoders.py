@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from torch import Tensor, nn
 from captioner import efficientnet_lite as lite
 from captioner.errors import CaptionerError, one_line
 from captioner.imageio import MAX_PIXELS, load_image
+
+if TYPE_CHECKING:  # the one encoder config is `captioner.model_config.EncoderConfig`
+    from captioner.model_config import EncoderConfig
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +56,6 @@ _CLASSIFIER_PREFIX = {
     "efficientnet": "classifier.",
     "lite": "_fc.",
 }
-
-
-@dataclass
-class EncoderConfig:
-    name: str = "efficientnet_lite0"
-    weights: str | None = "default"  # None | "default" | enum name | local file path
-    trainable_blocks: int = 0  # last k blocks trainable, the rest frozen
 
 
 # torchvision's InterpolationMode values -> PIL's filters (as torchvision maps them for PIL)
@@ -254,6 +250,14 @@ def build_encoder(
 
 def build_encoder_from_config(config: EncoderConfig) -> Encoder:
     return build_encoder(config.name, **{k: v for k, v in asdict(config).items() if k != "name"})
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EncoderConfig":  # defined with the other configs of config.json, still here
+        from captioner.model_config import EncoderConfig
+
+        return EncoderConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- weights -------------------------------------------------------------------------------

@@ -37,9 +37,13 @@ ENCODER_CLASSIFIER = "classifier."
 
 
 @dataclass
-class EncoderSpec:
+class EncoderConfig:
+    """The image encoder: its registry name (`captioner.encoders.build_encoder`), where its
+    pretrained weights come from when they are not stored (None | "default" | a torchvision
+    enum name | a local file) and how many of its last blocks train (the rest frozen)."""
+
     name: str = "efficientnet_lite0"
-    weights: str | None = "default"  # where the pretrained weights come from when not stored
+    weights: str | None = "default"
     trainable_blocks: int = 0
 
 
@@ -59,7 +63,7 @@ class CaptionerConfig:
         version: schema version (`VERSION` when written by this code).
     """
 
-    encoder: EncoderSpec = dataclasses.field(default_factory=EncoderSpec)
+    encoder: EncoderConfig = dataclasses.field(default_factory=EncoderConfig)
     decoder: DecoderConfig | None = None
     recognition: RecognitionConfig | None = None
     sentiment: SentimentConfig | None = None
@@ -122,7 +126,7 @@ class CaptionerConfig:
             )
         if not isinstance(data.get("encoder"), dict):
             raise CheckpointError(f"{source}: 'encoder' must be an object")
-        subs = {"encoder": build_subconfig(EncoderSpec, data["encoder"], f"{source}: encoder")}
+        subs = {"encoder": build_subconfig(EncoderConfig, data["encoder"], f"{source}: encoder")}
         for key, kind in cls.SUBCONFIGS.items():
             sub = data.get(key)
             if sub is None:

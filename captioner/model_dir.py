@@ -22,7 +22,7 @@ from captioner.decoders import CaptionDecoder
 from captioner.errors import ModelNotFoundError
 from captioner.model_config import (
     CaptionerConfig,
-    EncoderSpec,
+    EncoderConfig,
     check_consumed,
     encoder_state,
     load_strict,
@@ -91,7 +91,7 @@ def pack(model: Any, *, include_encoder: bool) -> tuple[dict, dict[str, Tensor],
     go in only with `include_encoder` (they were trained, or have no pretrained source)."""
     enc = getattr(model.encoder, "torch_encoder", model.encoder)  # also after use_backend
     config = CaptionerConfig(
-        encoder=EncoderSpec(enc.name, enc.weights, getattr(enc, "trainable_blocks", 0)),
+        encoder=EncoderConfig(enc.name, enc.weights, getattr(enc, "trainable_blocks", 0)),
         decoder=None if model.decoder is None else model.decoder.config,
         recognition=None if model.recognizer is None else model.recognizer.config,
         sentiment=None if model.sentiment_model is None else model.sentiment_model.config,

@@ -13,8 +13,9 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from captioner.efficientnet_lite import default_weights_path, load_default_state_dict
-from captioner.encoders import EncoderConfig, available_encoders, build_encoder
+from captioner.encoders import available_encoders, build_encoder
 from captioner.encoders import build_encoder_from_config as from_config
+from captioner.model_config import EncoderConfig
 
 CAT_CLASSES = {"tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat", "lynx"}
 CUP_CLASSES = {"espresso", "cup", "coffee mug"}

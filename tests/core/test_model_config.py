@@ -13,7 +13,7 @@ from captioner import Captioner
 from captioner.api import BUNDLED_DIR
 from captioner.checkpoint import CheckpointError
 from captioner.decoders import DecoderConfig
-from captioner.model_config import VERSION, CaptionerConfig, EncoderSpec
+from captioner.model_config import VERSION, CaptionerConfig, EncoderConfig
 from captioner.recognition import RecognitionConfig, RecognitionHead
 
 
@@ -39,7 +39,7 @@ def test_bundled_model_configs_parse_and_round_trip(name):
 
 def test_round_trip_of_every_sub_config():
     config = CaptionerConfig(
-        encoder=EncoderSpec("resnet18", None, 2),
+        encoder=EncoderConfig("resnet18", None, 2),
         decoder=DecoderConfig(vocab_size=30, feature_dim=8, cell="gru", attention="none"),
         recognition=RecognitionConfig(in_dim=8, labels=["cat", "dog"], multi_label=True),
         name="mine",
