@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from captioner.pipelines.trainer import TrainConfig
+    from captioner.pipelines.config import TrainConfig
 
 
 def param_groups(

@@ -1,13 +1,23 @@
-"""Text data for the sentiment recipe: encoded sentences, batches, word dropout and the
-neutral texts (plain descriptions) the model learns to be unsure about."""
+"""Text data for the sentiment recipe: encoded sentences, batches, word dropout, the
+neutral texts (plain descriptions) the model learns to be unsure about, and pretrained word
+vectors (`--vectors`) for the embedding."""
 
 from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from captioner.text import Vocabulary
+
+if TYPE_CHECKING:
+    from captioner.sentiment import SentimentModel
+
+log = logging.getLogger(__name__)
 
 
 class EncodedTexts(Dataset):
@@ -57,3 +67,33 @@ def neutral_texts(spec: str, *, split: str = "train", seed: int = 0) -> list[str
     from captioner.data.sentiment_sources import caption_texts
 
     return caption_texts(spec, split, seed=seed) if spec else []
+
+
+def vectors_name(spec: str) -> str:
+    """What the model's config records of `--vectors`: `glove`, or a file / folder's name (a
+    local path would leak the trainer's folders into a shared model)."""
+    return spec if spec in ("", "glove") else Path(spec).name
+
+
+def pretrained_embeddings(model: SentimentModel, vocab: Vocabulary, spec: str, *, freeze: bool):
+    """Copy the vectors of the vocabulary's words into the embedding (others keep their random
+    start; `<pad>` stays zero); `freeze` keeps the whole table fixed."""
+    from captioner.data.vectors import load_vectors
+
+    matrix, found = load_vectors(spec, vocab.itos)
+    if matrix.shape[1] != model.config.embed_dim:
+        raise ValueError(
+            f"--vectors {spec} has {matrix.shape[1]}-d vectors but --embed-dim is "
+            f"{model.config.embed_dim}: pass --embed-dim {matrix.shape[1]}"
+        )
+    found[0] = False
+    with torch.no_grad():
+        weight = model.embed.weight
+        # random rows on the pretrained rows' scale, so both kinds start alike
+        scale = float(matrix[found].std()) if found.any() else 1.0
+        weight.normal_(0.0, scale)
+        weight[found] = matrix[found]
+        weight[0] = 0.0
+    model.embed.weight.requires_grad_(not freeze)
+    log.info("pretrained vectors (%s) for %d of %d words%s", spec, int(found.sum()),
+             len(vocab) - 4, ", frozen" if freeze else "")  # fmt: skip

@@ -47,6 +47,8 @@ from captioner.pipelines.sentiment_data import (
     drop_words,
     labelled_texts,
     neutral_texts,
+    pretrained_embeddings,
+    vectors_name,
 )
 from captioner.pipelines.sentiment_eval import predict_logits, scores_of
 from captioner.pipelines.trainer import (
@@ -156,36 +158,6 @@ def sentiment_loss_fn(cfg: SentimentTrainConfig, unk_id: int):
         return loss, extra
 
     return loss_fn
-
-
-def vectors_name(spec: str) -> str:
-    """What the model's config records of `--vectors`: `glove`, or a file / folder's name (a
-    local path would leak the trainer's folders into a shared model)."""
-    return spec if spec in ("", "glove") else Path(spec).name
-
-
-def pretrained_embeddings(model: SentimentModel, vocab: Vocabulary, spec: str, *, freeze: bool):
-    """Copy the vectors of the vocabulary's words into the embedding (others keep their random
-    start; `<pad>` stays zero); `freeze` keeps the whole table fixed."""
-    from captioner.data.vectors import load_vectors
-
-    matrix, found = load_vectors(spec, vocab.itos)
-    if matrix.shape[1] != model.config.embed_dim:
-        raise ValueError(
-            f"--vectors {spec} has {matrix.shape[1]}-d vectors but --embed-dim is "
-            f"{model.config.embed_dim}: pass --embed-dim {matrix.shape[1]}"
-        )
-    found[0] = False
-    with torch.no_grad():
-        weight = model.embed.weight
-        # random rows on the pretrained rows' scale, so both kinds start alike
-        scale = float(matrix[found].std()) if found.any() else 1.0
-        weight.normal_(0.0, scale)
-        weight[found] = matrix[found]
-        weight[0] = 0.0
-    model.embed.weight.requires_grad_(not freeze)
-    log.info("pretrained vectors (%s) for %d of %d words%s", spec, int(found.sum()),
-             len(vocab) - 4, ", frozen" if freeze else "")  # fmt: skip
 
 
 def _param_groups(model: SentimentModel, cfg: SentimentTrainConfig) -> list[dict]:

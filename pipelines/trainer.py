@@ -27,7 +27,6 @@ state is read with `torch.load(..., weights_only=True)`.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -43,7 +42,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from captioner.checkpoint import write_json_atomic
 from captioner.pipelines import runstate
-from captioner.pipelines.config import check_ranges, opt, to_dict
+from captioner.pipelines.config import TrainConfig, to_dict
 from captioner.pipelines.optim import amp_settings, build_scheduler, param_groups
 from captioner.pipelines.plot import plot_curves
 from captioner.pipelines.runstate import (
@@ -80,58 +79,6 @@ __all__ = [
 LossFn = Callable[[nn.Module, Any], "Tensor | tuple[Tensor, dict[str, float]]"]
 EvalFn = Callable[[nn.Module, int], dict[str, float]]
 BestFn = Callable[[nn.Module, dict[str, float], int], None]
-
-
-@dataclass
-class TrainConfig:
-    """Settings every recipe shares; recipes subclass it to add their own fields."""
-
-    epochs: int = opt(10, "number of training epochs")
-    batch_size: int = opt(32, "batch size per process")
-    lr: float = opt(3e-4, "peak learning rate (AdamW)")
-    encoder_lr: float = opt(1e-5, "learning rate of unfrozen encoder blocks")
-    weight_decay: float = opt(0.01, "AdamW weight decay (not applied to biases / norms)")
-    schedule: str = opt(
-        "cosine", "LR schedule after warmup", choices=("cosine", "step", "constant")
-    )
-    warmup: float = opt(0.05, "warmup: a fraction of all steps if < 1, else a step count")
-    min_lr_ratio: float = opt(0.05, "cosine floor as a fraction of the peak LR")
-    step_epochs: int = opt(1, "step schedule: multiply the LR by --gamma every N epochs")
-    gamma: float = opt(0.5, "step schedule decay factor")
-    grad_clip: float = opt(5.0, "clip the global gradient norm to this (0 = no clipping)")
-    device: str = opt("auto", "auto | cpu | cuda | cuda:N")
-    amp: str = opt("auto", "mixed precision on CUDA", choices=("auto", "off", "bf16", "fp16"))
-    num_workers: int = opt(0, "DataLoader worker processes")
-    seed: int = opt(0, "random seed")
-    threads: int = opt(0, "torch CPU threads per process (0 = torch's default)")
-    patience: int = opt(0, "early stopping: epochs without improvement (0 = off)")
-    resume: bool = opt(False, "continue from the last checkpoint of the run directory")
-    stop_after: int = opt(0, "stop this invocation after N epochs (0 = run all; --resume later)")
-    log_every: int = opt(1, "write a step record to metrics.jsonl every N steps")
-    progress_every: int = opt(
-        50, "without a terminal, log a progress line (loss, tokens/s, ETA) every N steps (0 = "
-        "only at the epoch's end); a terminal shows a bar instead"
-    )  # fmt: skip
-    plot_every: int = opt(1, "redraw curves.png every N epochs and at the end (0 = never)")
-    keep_checkpoints: int = opt(
-        2, "how many epoch checkpoints to keep (2: a damaged last one falls back to the one before)"
-    )
-
-    def __post_init__(self) -> None:  # a nonsense value is refused before any work
-        sizes = tuple(  # a recipe's sizes: --hidden-dim 0 / --max-length 0 make no model
-            f.name for f in dataclasses.fields(self) if f.name.endswith(_SIZE_SUFFIXES)
-        )
-        check_ranges(self, at_least_1=_AT_LEAST_1 + sizes, at_least_0=_AT_LEAST_0, positive=("lr",))
-        if not 0 <= self.seed < 2**64:  # what torch.manual_seed takes
-            raise ValueError(f"--seed must be in [0, 2**64), got {self.seed}")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ValueError(f"--min-lr-ratio must be between 0 and 1, got {self.min_lr_ratio}")
-
-
-_AT_LEAST_1 = ("epochs", "batch_size", "step_epochs", "log_every", "keep_checkpoints")
-_SIZE_SUFFIXES = ("_dim", "_layers", "max_length", "beam_size", "_beam", "vocab_size", "samples")
-_AT_LEAST_0 = ("encoder_lr", "weight_decay", "warmup", "gamma", "grad_clip", "num_workers",
-               "threads", "patience", "stop_after", "plot_every", "progress_every")  # fmt: skip
 
 
 @dataclass
