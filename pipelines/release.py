@@ -52,6 +52,7 @@ from captioner.api import BUNDLED_DIR, Captioner
 from captioner.checkpoint import write_json_atomic
 from captioner.model_card import record_scores
 from captioner.pipelines import photos, translators
+from captioner.pipelines.release_report import COMPARE_DATASET, markdown
 from captioner.pipelines.steps import run_step, train_step
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,6 @@ SENTIMENT_ARGS = (
     "--pooling max_mean --dropout 0.3 --word-dropout 0.1 --label-smoothing 0.05 --min-count 1 "
     "--epochs 8 --batch-size 64 --lr 2e-3 --patience 3 --threads 1"
 ).split()
-COMPARE_DATASET = "scenes:1500"
 COMPARE_ARGS = [
     "--epochs",
     "6",
@@ -236,37 +236,6 @@ def compare(work: Path, device: str) -> dict:
             for split in ("test", "test_novel")
         }
     return rows
-
-
-KEYS = ["BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D", "scene_f1", "dangling_end",
-        "distinct", "accuracy", "neutral_share", "BLEU tok", "BLEU detok"]  # fmt: skip
-
-
-def markdown(results: dict, comparison: dict | None, *, keys: list[str] = KEYS) -> str:
-    lines = [
-        "| data / split | items | decoding | " + " | ".join(keys) + " |",
-        "|---|---|---|" + "---|" * len(keys),
-    ]
-    for name, r in results.items():
-        dec = r.get("decoding", {})
-        how = f"{dec.get('method', '')} {dec.get('beam_size', '')}".strip() or "-"
-        cells = [f"{r[k]:.3f}" if k in r else "-" for k in keys]
-        lines.append(f"| {name} | {r['n']} | {how} | " + " | ".join(cells) + " |")
-    if comparison:
-        lines += [
-            "",
-            f"Decoder variants on `{COMPARE_DATASET}` (beam 3):",
-            "",
-            "| cell / attention | BLEU-4 test | CIDEr-D test | scene F1 test | scene F1 test_novel |",
-            "|---|---|---|---|---|",
-        ]
-        for name, r in comparison.items():
-            t, n = r["test"], r["test_novel"]
-            lines.append(
-                f"| {name} | {t['BLEU-4']:.3f} | {t['CIDEr-D']:.3f} | "
-                f"{t.get('scene_f1', 0):.3f} | {n.get('scene_f1', 0):.3f} |"
-            )
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
