@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the one encoder config is `captioner.model_config.EncoderCo
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = "v1"  # bump when preprocessing or feature extraction changes meaning
+NORMALISE_CHUNK = 4  # images per pass of ImageTransform.normalise on a CPU (in cache)
 # torchvision's InterpolationMode values -> PIL's filters (as torchvision maps them for PIL)
 _PIL_FILTERS = {
     "nearest": Image.Resampling.NEAREST,
@@ -79,11 +80,21 @@ class ImageTransform:
 
     def normalise(self, batch: Tensor) -> Tensor:
         """uint8 (B, S, S, 3) -> float (B, 3, S, S): torchvision's to_tensor + normalize,
-        op for op, (x / 255 - mean) / std (elementwise, so the same for any batch)."""
-        mean = torch.tensor(self.mean, dtype=torch.float32, device=batch.device)
-        std = torch.tensor(self.std, dtype=torch.float32, device=batch.device)
-        x = batch.permute(0, 3, 1, 2).to(torch.float32).div_(255)
-        return x.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1)).contiguous()
+        op for op, (x / 255 - mean) / std (elementwise, so the same for any batch).
+
+        The bytes are converted straight into the (B, 3, S, S) layout, a few images at a
+        time on a CPU so each pass stays in cache: the same values as converting, computing
+        in the (B, S, S, 3) layout and copying last, about 9x faster (issue 25)."""
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=batch.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32, device=batch.device).view(1, -1, 1, 1)
+        b, h, w, c = batch.shape
+        out = torch.empty((b, c, h, w), dtype=torch.float32, device=batch.device)
+        step = NORMALISE_CHUNK if batch.device.type == "cpu" else max(b, 1)
+        for i in range(0, b, step):
+            part = out[i : i + step]
+            part.copy_(batch[i : i + step].permute(0, 3, 1, 2))
+            part.div_(255).sub_(mean).div_(std)
+        return out
 
 
 class Encoder(nn.Module):
