@@ -18,7 +18,7 @@ from captioner.data.common import CaptionRecord, DataReport, build_caption_dict
 from captioner.pipelines import train_sentiment as ts
 from captioner.pipelines.trainer import TrainConfig, Trainer
 
-# The training engine (tests/pipelines/test_engine.py, tests/attacks/test_attacks_runs.py)
+# The training engine (tests/pipelines/test_trainer.py, tests/attacks/test_attacks_runs.py)
 
 
 def regression_data(n: int = 64, seed: int = 0) -> TensorDataset:
