@@ -205,8 +205,9 @@ def no_repeat_ngram(n: int) -> Processor:
         windows = history.unfold(1, n, 1)  # (R, W, n): every n-gram so far
         prefix = history[:, length - n + 1 :]  # (R, n-1): the words the next one follows
         match = (windows[:, :, :-1] == prefix[:, None, :]).all(-1)  # (R, W)
-        hits = torch.zeros_like(logp).scatter_add_(1, windows[:, :, -1], match.to(logp.dtype))
-        return logp.masked_fill(hits > 0, NEG_INF)
+        rows, at = match.nonzero(as_tuple=True)  # the few (row, window) pairs that match
+        words = windows[rows, at, -1]
+        return logp.index_put((rows, words), logp.new_tensor(NEG_INF))
 
     return process
 
@@ -398,10 +399,10 @@ def _beam_search(
         )
         vocab = logp.size(-1)
         # A finished beam continues only with <pad> at no cost, so it keeps its score; a dead
-        # beam (score -inf) has no candidate either way.
-        logp = logp.masked_fill(idle[:, :, None], NEG_INF)
+        # beam (score -inf) has no candidate either way. (logp is this search's own tensor.)
+        logp.view(-1, vocab).index_fill_(0, idle.view(-1).nonzero().squeeze(1), NEG_INF)
         logp[:, :, ids.pad_id] = torch.where(finished, 0.0, NEG_INF)
-        candidates = scores[:, :, None] + logp  # (B, S*K, V)
+        candidates = logp.add_(scores[:, :, None])  # (B, S*K, V): scores + logp
         if n_states > 1 and beam_moves is None:
             moves = _constraint_moves(constraints, n_states, vocab, device)
             beam_moves = moves.repeat_interleave(k, 1)
