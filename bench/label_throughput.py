@@ -107,6 +107,7 @@ class Rate(float):
 
     cpu_ms: float | None = None
     idle: float | None = None  # share of the machine's CPU time left idle during the run
+    waiting: float | None = None  # share of the main process's runnable time spent waiting
 
 
 def cpu_seconds() -> float:
@@ -131,6 +132,47 @@ def idle_share(before: tuple[float, float] | None) -> float | None:
     if before is None or after is None or after[1] <= before[1]:
         return None
     return (after[0] - before[0]) / (after[1] - before[1])
+
+
+class ThreadTimes:
+    """Seconds this process's threads spent on a CPU and runnable but waiting for one
+    (Linux /proc/self/task/*/schedstat), sampled while a run goes on (threads come and go)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.first: dict[str, tuple[int, int]] = {}
+        self.last: dict[str, tuple[int, int]] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _sample(self) -> None:
+        for task in Path("/proc/self/task").glob("*"):
+            try:
+                on, waiting = (int(x) for x in (task / "schedstat").read_text().split()[:2])
+            except (OSError, ValueError):
+                continue
+            self.first.setdefault(task.name, (on, waiting))
+            self.last[task.name] = (on, waiting)
+
+    def _poll(self) -> None:
+        while not self.stop.wait(0.05):
+            self._sample()
+
+    def __enter__(self) -> ThreadTimes:
+        self._sample()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        self._sample()
+
+    def seconds(self) -> tuple[float, float]:
+        on = sum(self.last[t][0] - self.first[t][0] for t in self.last) / 1e9
+        waiting = sum(self.last[t][1] - self.first[t][1] for t in self.last) / 1e9
+        return on, waiting
 
 
 def rate(fn, n: int, repeats: int = 2) -> Rate:
@@ -294,17 +336,21 @@ def pipeline_rate(
         ),
     )
     out = Path(folder).parent / "bench-labels.jsonl"
-    best, cpu_ms, idle = 0.0, 0.0, None
+    best, cpu_ms, idle, waiting = 0.0, 0.0, None, None
     for _ in range(2):
         c, machine = cpu_seconds(), machine_idle()
-        s = label_folders(
-            [folder], eng, LabelOptions(out=out, overwrite=True, batch_size=batch, workers=workers)
-        )
+        with ThreadTimes() as times:
+            s = label_folders(
+                [folder], eng,
+                LabelOptions(out=out, overwrite=True, batch_size=batch, workers=workers),
+            )  # fmt: skip
         assert s.labelled == s.total, s
         if s.rate > best:
             best, cpu_ms, idle = s.rate, 1000 * (cpu_seconds() - c) / s.total, idle_share(machine)
+            on, wait = times.seconds()
+            waiting = wait / (on + wait) if on + wait > 0 else None
     result = Rate(best)
-    result.cpu_ms, result.idle = cpu_ms, idle
+    result.cpu_ms, result.idle, result.waiting = cpu_ms, idle, waiting
     return result
 
 
@@ -361,6 +407,10 @@ def device_bench(args, w: int, h: int) -> None:
     print(f"| {args.device} | images/s |\n| --- | ---: |")
     for k, v in rows.items():
         print(f"| {k} | {v:.1f} |")
+
+
+def percent(x: float | None) -> str:
+    return "?" if x is None else f"{x:.0%}"
 
 
 def load_average() -> str:
@@ -436,6 +486,7 @@ def main() -> None:
         stages = {"decode": rows["JPEG decode + resize (1 process)"], "encoder": encoder}
         stages.update({k: v for k, v in rows.items() if k.startswith("heads")})
         decoders = {"float": False, "int8": True} if cap.decoder is not None else {"": False}
+        cpu_sum: dict[str, float] = {}
         for kind in decoders:
             search = (
                 {f"search {kind}": rows[f"caption search only (1 thread), {kind}"]} if kind else {}
@@ -447,6 +498,7 @@ def main() -> None:
             extra[f"_compute bound from CPU time, {kind or 'no'} decoder"] = compute_bound(
                 dict(enumerate(cpu_costs)), cores
             )
+            cpu_sum[kind] = sum(v.cpu_ms for v in {**stages, **search}.values())
         common = dict(
             batch=args.batch_size, beam=args.beam_size, max_length=args.max_length, cache=cache
         )
@@ -490,7 +542,10 @@ def main() -> None:
         print(f"{kind or 'no'} decoder: label / compute bound {label / bound:.2f}, "
               f"label / naive loop {label / naive_rate_:.2f}; label kept "
               f"{label * label.cpu_ms / 1000:.2f} of {cores} cores busy, the machine's CPUs "
-              f"were idle {'?' if label.idle is None else f'{label.idle:.0%}'} of the time")  # fmt: skip
+              f"were idle {percent(label.idle)} of the time and label's threads, when ready "
+              f"to run, waited for a CPU {percent(label.waiting)} of the time; label's CPU ms "
+              f"per image {label.cpu_ms:.1f} vs the stages' {cpu_sum[kind]:.1f} "
+              f"({cpu_sum[kind] / label.cpu_ms:.2f})")  # fmt: skip
     for k, v in extra.items():
         print(f"{k.strip('_').replace('_', ' ')}: {v:.2f}")
 
