@@ -298,7 +298,7 @@ class CaptionDecoder(nn.Module):
             # the copy gate has one output: its product runs over all R rows (see MIN_ROWS)
             spread = new["h"].new_zeros(total, new["h"].size(1)).index_copy_(0, rows, new["h"])
             gate = self.copy(spread).index_select(0, rows)
-            logits = logits.scatter_add(1, ids, gate * weights)
+            logits.scatter_add_(1, ids, gate * weights)  # logits: this step's own
         full = logits.new_zeros(total, logits.size(1)).index_copy_(0, rows, logits)
         new_state = {name: state[name].index_copy(0, rows, v) for name, v in new.items()}
         if alpha is not None:
