@@ -79,6 +79,14 @@ class DecoderConfig:
             raise ValueError("num_concepts must be >= 0 and concept_top_k positive")
 
 
+def _usable(scratch: Tensor | None) -> bool:
+    """Whether `scratch` may be written here: no grad, and an inference-mode tensor only
+    inside inference mode."""
+    if scratch is None or torch.is_grad_enabled():
+        return False
+    return torch.is_inference_mode_enabled() or not scratch.is_inference()
+
+
 class SoftAttention(nn.Module):
     """Additive (Bahdanau) attention: score_i = v . tanh(W_f f_i + W_h h) + b.
 
@@ -95,26 +103,43 @@ class SoftAttention(nn.Module):
     def keys2(self, grid: Tensor) -> Tensor:
         return 2.0 * self.key(grid)  # (B, N, A)
 
-    def forward(self, grid: Tensor, keys2: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, grid: Tensor, keys2: Tensor, h: Tensor, scratch: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """grid (B, N, C), keys2 (B, N, A), h (B*K, H) with K rows per image -> context
-        (B*K, C), alpha (B*K, N). All K rows of an image attend with one batched product."""
+        (B*K, C), alpha (B*K, N). All K rows of an image attend with one batched product.
+        scratch: without grad, a tensor whose memory holds the (B, K, N, A) sum from step to
+        step (a fresh block of that size every step is mapped and faulted in anew once
+        `captioner label` serves large blocks from mmap)."""
         b = grid.size(0)
         k = h.size(0) // b
-        z = keys2[:, None] + 2.0 * self.query(h).view(b, k, 1, -1)  # (B, K, N, A)
-        z = torch.sigmoid(z) if torch.is_grad_enabled() else torch.sigmoid_(z)
+        q2 = 2.0 * self.query(h).view(b, k, 1, -1)
+        if _usable(scratch):
+            z = torch.add(keys2[:, None], q2, out=scratch.resize_(b, k, *keys2.shape[1:]))
+            z.sigmoid_()
+        else:
+            z = keys2[:, None] + q2  # (B, K, N, A)
+            z = torch.sigmoid(z) if torch.is_grad_enabled() else torch.sigmoid_(z)
         v2 = 2.0 * self.score.weight.reshape(-1).to(z.dtype)  # (A,)
         alpha = torch.softmax(torch.matmul(z, v2), dim=-1)  # (B, K, N)
         context = torch.bmm(alpha, grid)  # (B, K, C)
         return context.view(b * k, -1), alpha.view(b * k, -1)
 
     def some_rows(
-        self, grid: Tensor, keys2: Tensor, h: Tensor, rows: Tensor, total: int
+        self,
+        grid: Tensor,
+        keys2: Tensor,
+        h: Tensor,
+        rows: Tensor,
+        total: int,
+        scratch: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """`forward` (without grad) for some of its `total` rows: h (R', H) holds the rows
         `rows` (R',) of the B*K layout. The same operations on the same values per row."""
         b = grid.size(0)
         k = total // b
-        z = keys2.index_select(0, rows // k)  # (R', N, A): each row's image keys
+        out = scratch.resize_(rows.numel(), *keys2.shape[1:]) if _usable(scratch) else None
+        z = torch.index_select(keys2, 0, rows // k, out=out)  # (R', N, A): the rows' keys
         z.add_(2.0 * self.query(h)[:, None]).sigmoid_()
         v2 = 2.0 * self.score.weight.reshape(-1).to(z.dtype)
         alpha = torch.softmax(torch.matmul(z, v2), dim=-1)  # (R', N)
@@ -192,9 +217,12 @@ class CaptionDecoder(nn.Module):
     ) -> Context:
         """The per-image tensors every step reads: grid (B, N, C) and its attention keys, or
         the injected image vector (B, E); with concepts their ids, weights (B, K) and
-        weighted mean embedding (B, E). Computed once per image, shared by its rows."""
+        weighted mean embedding (B, E). Computed once per image, shared by its rows. Without
+        grad also "scratch", memory the attention reuses from step to step."""
         if self.config.attention == "soft":
             ctx = {"grid": grid, "keys2": self.attend.keys2(grid)}
+            if not torch.is_grad_enabled():
+                ctx["scratch"] = grid.new_empty(0)  # SoftAttention's step-to-step memory
         else:
             ctx = {"image": self.inject(pooled)}
         if self.config.num_concepts:
@@ -234,7 +262,7 @@ class CaptionDecoder(nn.Module):
         h = state["h"]
         alpha = None
         if self.config.attention == "soft":
-            ctx, alpha = self.attend(context["grid"], context["keys2"], h)
+            ctx, alpha = self.attend(context["grid"], context["keys2"], h, context.get("scratch"))
             x = torch.cat([x, torch.sigmoid(self.gate(h)) * ctx], dim=-1)  # (R, E + C)
         else:
             image = context["image"]  # (B, E)
@@ -274,7 +302,9 @@ class CaptionDecoder(nn.Module):
         alpha = None
         per_image = rows // (total // next(iter(context.values())).size(0))  # (R',)
         if self.config.attention == "soft":
-            ctx, alpha = self.attend.some_rows(context["grid"], context["keys2"], h, rows, total)
+            ctx, alpha = self.attend.some_rows(
+                context["grid"], context["keys2"], h, rows, total, context.get("scratch")
+            )
             x = torch.cat([x, torch.sigmoid(self.gate(h)) * ctx], dim=-1)
         else:
             x = torch.cat([x, context["image"].index_select(0, per_image)], -1)

@@ -162,3 +162,38 @@ def test_with_grad_on_the_step_computes_every_row():
     assert logits[1].abs().sum() > 0  # computed, not skipped
     ref = functools.partial(dec.step, context=dec.context(grid, pooled))(tokens, state)[0]
     assert torch.allclose(logits, ref)
+
+
+def test_the_attention_reuses_its_scratch_memory_and_gives_the_same_results():
+    dec = decoder()
+    grid, pooled = features(5)
+    config = GenerationConfig(beam_size=3, max_length=8)
+    with torch.no_grad():
+        ref_step, ref_state = dec.start(grid, pooled)
+        ref_step.keywords["context"].pop("scratch")  # the plain path: a new block each step
+        ref = generate(ref_step, ref_state, IDS, config)
+        step, state = dec.start(grid, pooled)
+        scratch = step.keywords["context"]["scratch"]
+        seen, steps = set(), []
+
+        def spy(tokens, state, **kw):
+            out = step(tokens, state, **kw)
+            seen.add(scratch.untyped_storage().data_ptr())
+            steps.append(1)
+            return out
+
+        spy.takes_live = True
+        fast = generate(spy, state, IDS, config)
+    assert fast.tokens == ref.tokens and fast.scores == pytest.approx(ref.scores, abs=1e-6)
+    assert len(steps) >= 5 and len(seen) <= 2  # grown once at most, then reused
+
+
+def test_a_step_bound_in_inference_mode_may_run_outside_it():
+    dec = decoder()
+    grid, pooled = features(3)
+    with torch.inference_mode():
+        step, state = dec.start(grid, pooled)
+    out = generate(step, state, IDS, GenerationConfig(beam_size=2, max_length=5))  # no_grad
+    with torch.inference_mode():
+        again = generate(*dec.start(grid, pooled), IDS, GenerationConfig(beam_size=2, max_length=5))
+    assert out.tokens == again.tokens
