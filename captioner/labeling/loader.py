@@ -166,6 +166,23 @@ def limit_heap_growth() -> None:
         pass
 
 
+# Freed image blocks Pillow keeps for the next image (`PIL.Image.core.set_blocks_max`; 0 by
+# default). Above the 1 MiB mmap threshold every decoded photo's memory was otherwise mapped
+# and faulted in anew: a decoding worker took ~830 page faults and 3.6 sys-ms per 1024x768
+# JPEG, ~100 and 1.0 with blocks kept (issue 25). At most this many blocks of Pillow's block
+# size (16 MB) stay allocated per process.
+IMAGE_BLOCKS_KEPT = 4
+
+
+def reuse_image_blocks(_worker_id: int | None = None) -> None:
+    """Let Pillow reuse freed image memory in this process (a DataLoader worker init)."""
+    from PIL import Image
+
+    get, put = (getattr(Image.core, f"{x}_blocks_max", None) for x in ("get", "set"))
+    if get is not None and put is not None and get() < IMAGE_BLOCKS_KEPT:
+        put(IMAGE_BLOCKS_KEPT)
+
+
 def _collate(batch: Batch) -> Batch:
     return batch
 
@@ -173,9 +190,11 @@ def _collate(batch: Batch) -> Batch:
 def make_loader(dataset: FolderBatches, *, workers: int, pin_memory: bool = False) -> DataLoader:
     """Batches in walk order; `workers` processes decode ahead of the model (0: in-process)."""
     limit_heap_growth()
+    reuse_image_blocks()  # this process (workers=0) ...
     kw: dict[str, Any] = {}
-    if workers > 0:
-        kw = {"prefetch_factor": 2, "persistent_workers": False}
+    if workers > 0:  # ... and each worker, however it is started
+        kw = {"prefetch_factor": 2, "persistent_workers": False,
+              "worker_init_fn": reuse_image_blocks}  # fmt: skip
     return DataLoader(
         dataset,
         batch_size=None,
