@@ -6,7 +6,7 @@
 Every CPU set runs the same label pipeline (bundled model, automatic sizing from
 `captioner.cpus.plan_cores`, which reads the affinity that taskset sets) in a fresh process on
 the same synthetic 1024x768 JPEGs, after one shared ONNX export. It prints the sizing each
-run chose, images/s, the speed-up over the first set and the efficiency per core. The load
+run chose (decoding processes, lanes, threads per lane), images/s, the speed-up over the first set and the efficiency per core. The load
 average is printed first: numbers taken while other work uses the CPUs are contended.
 """
 
@@ -33,8 +33,10 @@ def child(folder: str, model: str, cache: str, batch: int) -> None:
     opts = LabelOptions(out=out, overwrite=True, batch_size=batch)
     rate = max(label_folders([folder], eng, opts).rate for _ in range(2))
     n = sum(1 for _ in Path(folder).glob("*.jpg"))
-    plan = plan_cores(todo=n, batch_size=batch)
-    print(json.dumps({"cores": usable_cores(), "plan": plan.__dict__, "rate": rate}))
+    plan = dict(plan_cores(todo=n, batch_size=batch).__dict__, lanes=eng.lanes)
+    if eng.lanes > 1:  # each lane runs ONNX Runtime on one thread
+        plan["encoder_threads"] = 1
+    print(json.dumps({"cores": usable_cores(), "plan": plan, "rate": rate}))
 
 
 def main() -> None:
@@ -66,13 +68,14 @@ def main() -> None:
             done = subprocess.run(cmd, capture_output=True, text=True, check=True)
             rows.append((cpus, json.loads(done.stdout.strip().splitlines()[-1])))
     base = rows[0][1]
-    print("| taskset -c | usable cores | decode workers | encoder threads | decoder threads "
-          "| images/s | speed-up | per core vs first |")  # fmt: skip
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| taskset -c | usable cores | decode workers | lanes | encoder threads | decoder "
+          "threads | images/s | speed-up | per core vs first |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for cpus, r in rows:
         plan, up = r["plan"], r["rate"] / base["rate"]
         eff = up * base["cores"] / r["cores"]
-        print(f"| {cpus} | {r['cores']} | {plan['workers']} | {plan['encoder_threads']} | "
+        print(f"| {cpus} | {r['cores']} | {plan['workers']} | {plan['lanes']} | "
+              f"{plan['encoder_threads']} | "
               f"{plan['decoder_threads']} | {r['rate']:.1f} | {up:.2f}x | {eff:.2f} |")  # fmt: skip
 
 
