@@ -15,7 +15,9 @@ one image measured on CPU (EfficientNet-Lite0 at 224 px, 1024x768 JPEGs): the en
 - decoder threads: 1 below 8 cores (the search is many small ops, which lose to thread
   synchronisation), then one per 8 cores up to 4;
 - encoder threads: every core. ONNX Runtime's threads sleep when idle, so the encoder takes
-  what the decoding processes and the search leave free instead of a fixed slice.
+  what the decoding processes and the search leave free instead of a fixed slice. (`captioner
+  label` with the ONNX encoder on a CPU runs one lane per core instead, each encoding and
+  searching whole batches on one thread: `labeling.engine.EngineOptions.lanes`.)
 """
 
 from __future__ import annotations
