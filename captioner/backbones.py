@@ -111,7 +111,7 @@ def state_hash(sd: dict[str, Tensor]) -> str:
     return h.hexdigest()[:16]
 
 
-def _imagenet_categories() -> list[str]:
+def imagenet_categories() -> list[str]:
     """The 1000 ImageNet-1k class names in torchvision's order and spelling (its weights'
     `meta["categories"]`), from the package's copy: no torchvision import."""
     return json.loads(IMAGENET_CATEGORIES.read_text(encoding="utf-8"))
@@ -148,7 +148,7 @@ def build_lite(weights: str | None) -> dict[str, Any]:
         out_channels=model.out_channels,
         transform=transform,
         classifier=classifier if has_head else None,
-        categories=_imagenet_categories() if has_head else None,
+        categories=imagenet_categories() if has_head else None,
         weights_id=wid,
     )
 

@@ -28,7 +28,6 @@ import torch
 from torch import Tensor
 
 TABLE = Path(__file__).parent / "data" / "imagenet_words.json"
-CATEGORIES = Path(__file__).parent / "data" / "imagenet_categories.json"
 # How far up a class's hypernym chain concept words are taken from ("lion, king of beasts,
 # panthera leo, big cat, cat, feline, ..."): far enough for the everyday word (cat for tabby),
 # not so far that every animal becomes "animal".
@@ -56,7 +55,7 @@ STOPWORDS = frozenset(
 
 # Everyday caption words that the WordNet chains of the ImageNet classes never reach: a rail
 # "passenger car" is a train in a caption, a "toilet seat" a toilet, a "washbasin" a sink.
-# Word -> the ImageNet class names (captioner/data/imagenet_categories.json) it also names; a
+# Word -> the ImageNet class names (`backbones.imagenet_categories()`) it also names; a
 # stop-listed word here names only these classes ("sign": the street sign).
 ALIASES: dict[str, tuple[str, ...]] = {
     "train": ("bullet train", "electric locomotive", "steam locomotive", "passenger car",
@@ -174,22 +173,19 @@ def build_concept_set(counts: Counter, *, min_count: int = 20) -> ConceptSet:
     `CHAIN_DEPTH` entries) that captions use at least `min_count` times (`counts`: caption
     token counts, plurals folded into singulars by the caller or not), less `STOPWORDS`, plus
     the `ALIASES` captions use that often."""
-    chains = _imagenet_chains()
+    from captioner.backbones import imagenet_categories
+
+    def common(w: str) -> bool:
+        return counts.get(w, 0) + counts.get(w + "s", 0) + counts.get(w + "es", 0) >= min_count
+
     names: dict[str, list[int]] = {}
-    for c, chain in enumerate(chains):
+    for c, chain in enumerate(_imagenet_chains()):
         for w in _single(chain):
-            if w in STOPWORDS or len(w) < 3:
-                continue
-            n = counts.get(w, 0) + counts.get(w + "s", 0) + counts.get(w + "es", 0)
-            if n >= min_count:
-                names.setdefault(w, [])
-                if c not in names[w]:
-                    names[w].append(c)
-    categories = json.loads(CATEGORIES.read_text(encoding="utf-8"))
-    index = {name: i for i, name in enumerate(categories)}
+            if w not in STOPWORDS and len(w) >= 3 and common(w) and c not in names.get(w, ()):
+                names.setdefault(w, []).append(c)
+    index = {name: i for i, name in enumerate(imagenet_categories())}
     for w, classes in ALIASES.items():
-        n = counts.get(w, 0) + counts.get(w + "s", 0) + counts.get(w + "es", 0)
-        if n >= min_count:
+        if common(w):
             names.setdefault(w, [])
             names[w].extend(index[c] for c in classes if index[c] not in names[w])
     words = sorted(names)

@@ -272,15 +272,7 @@ class CaptionDecoder(nn.Module):
         concept = context.get("concept")
         if concept is not None:  # (B, E) -> one row per beam / sample
             x = torch.cat([x, _rows(concept, tokens.size(0))], dim=-1)
-        if self.config.cell == "lstm":
-            h, c = self.rnn(x, (h, state["c"]))
-            new = {"h": h, "c": c}
-        else:
-            new = {"h": self.rnn(x, h)}
-        out = self.drop(new["h"])
-        if self.pre_out is not None:
-            out = self.pre_out(out)
-        logits = self.out(out)
+        new, logits = self._recur(x, h, state)
         if concept is not None:  # copy: a learned, per-step bonus for concept words not yet said
             r = tokens.size(0)
             ids = _rows(context["concept_ids"], r)  # (R, K)
@@ -289,6 +281,19 @@ class CaptionDecoder(nn.Module):
             weights = _rows(context["concept_weights"], r) * (1.0 - said)
             logits = logits.scatter_add(1, ids, self.copy(new["h"]) * weights)
         return logits, new, alpha
+
+    def _recur(self, x: Tensor, h: Tensor, state: State) -> tuple[State, Tensor]:
+        """The part of a step every row set shares: the recurrent cell on inputs x (R, *) from
+        h (and an LSTM's state["c"]), and the output logits (R, V) of its new hidden state."""
+        if self.config.cell == "lstm":
+            h, c = self.rnn(x, (h, state["c"]))
+            new = {"h": h, "c": c}
+        else:
+            new = {"h": self.rnn(x, h)}
+        out = self.drop(new["h"])
+        if self.pre_out is not None:
+            out = self.pre_out(out)
+        return new, self.out(out)
 
     def _step_rows(
         self, tokens: Tensor, state: State, context: Context, rows: Tensor
@@ -311,15 +316,7 @@ class CaptionDecoder(nn.Module):
         concept = context.get("concept")
         if concept is not None:
             x = torch.cat([x, concept.index_select(0, per_image)], dim=-1)
-        if self.config.cell == "lstm":
-            h, c = self.rnn(x, (h, part["c"]))
-            new = {"h": h, "c": c}
-        else:
-            new = {"h": self.rnn(x, h)}
-        out = self.drop(new["h"])
-        if self.pre_out is not None:
-            out = self.pre_out(out)
-        logits = self.out(out)
+        new, logits = self._recur(x, h, part)
         if concept is not None:
             ids = context["concept_ids"].index_select(0, per_image)  # (R', K)
             said = torch.maximum(part["said"], (ids == tokens[rows, None]).to(logits.dtype))

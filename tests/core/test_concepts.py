@@ -1,14 +1,13 @@
 """Concepts: the bridge from tagger output and caption text to the words a decoder reads."""
 
-import json
 from collections import Counter
 
 import pytest
 import torch
 
+from captioner.backbones import imagenet_categories
 from captioner.concepts import (
     ALIASES,
-    CATEGORIES,
     STOPWORDS,
     ConceptSet,
     build_concept_set,
@@ -44,7 +43,7 @@ def test_aliases_name_classes_the_wordnet_chains_miss():
     counts = Counter({"train": 900, "toilet": 300, "sign": 700, "sinks": 40, "cow": 3, "car": 900})
     concepts = build_concept_set(counts, min_count=20)
     idx = concepts.index
-    names = json.loads(CATEGORIES.read_text(encoding="utf-8"))
+    names = imagenet_categories()
     named = {w: {names[c] for c in concepts.classes[idx[w]]} for w in concepts.words}
     assert {"passenger car", "steam locomotive", "bullet train"} <= named["train"]
     assert named["toilet"] == {"toilet seat"} and named["sink"] == {"washbasin"}  # plural counts
