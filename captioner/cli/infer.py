@@ -109,10 +109,10 @@ def describe_paths(model, command: str, args: argparse.Namespace) -> Iterator[di
 
 
 def _row(command: str, path: str, result: dict | None, error: str | None) -> dict:
-    """The command's view of the one image record (`api.image_record`, as `label` writes
+    """The command's view of the one image record (`records.image_record`, as `label` writes
     it): the path, the command's fields (caption / tags / all three), translations when
     asked for, and the error."""
-    from captioner.api import image_record
+    from captioner.records import image_record
 
     record = image_record(path, "", result, error=error, model="")
     fields = {"caption": ("caption",), "tag": ("tags",)}.get(
