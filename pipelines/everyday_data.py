@@ -163,11 +163,13 @@ class Row:
     ids: list[int]  # caption token ids with <start> / <end>
     concepts: list[str] | None  # a text row's mentioned concepts; None: the photo's own
     candidates: tuple[int, ...] = ()  # a text row's stand-in photos (one drawn per epoch)
+    repeats: int = 1  # a text row's copies in the epoch order (its corpus weight)
 
 
 class EverydayRows(Dataset):
     """Training rows: all photo rows every epoch plus `text_per_epoch` text rows, a different
-    slice each epoch (`set_epoch`). An item is the photo's grid, the caption ids and the
+    slice each epoch (`set_epoch`) of one shuffled order in which a text row appears
+    `row.repeats` times (a corpus weight: more of the COCO-style captions). An item is the photo's grid, the caption ids and the
     concepts (vocabulary ids and weights, `top_k` of them, most confident first)."""
 
     def __init__(
@@ -184,8 +186,8 @@ class EverydayRows(Dataset):
     ):
         self.bank, self.photo_rows, self.text_rows = bank, photo_rows, text_rows
         self.vocab, self.top_k, self.drop, self.seed = vocab, top_k, drop, seed
-        self.text_per_epoch = min(text_per_epoch, len(text_rows))
-        self.order = list(range(len(text_rows)))
+        self.text_per_epoch = min(text_per_epoch, sum(max(0, r.repeats) for r in text_rows))
+        self.order = [i for i, r in enumerate(text_rows) for _ in range(max(0, r.repeats))]
         random.Random(seed).shuffle(self.order)
         self.epoch = 1
 
@@ -199,7 +201,7 @@ class EverydayRows(Dataset):
         if i < len(self.photo_rows):
             return self.photo_rows[i]
         k = (self.epoch - 1) * self.text_per_epoch + (i - len(self.photo_rows))
-        return self.text_rows[self.order[k % len(self.text_rows)]]
+        return self.text_rows[self.order[k % len(self.order)]]
 
     def concepts_of(self, row: Row, photo: int, rng: random.Random) -> list[tuple[str, float]]:
         own = self.bank.concepts[photo]

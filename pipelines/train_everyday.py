@@ -55,6 +55,9 @@ class EverydayConfig(TrainConfig):
         "captions.jsonl+cc-text:{data}/cc_val/captions.txt",
         "text-only caption corpora (captioner.data.text_corpora specs; {data} is --data)",
     )
+    text_weights: str = opt(
+        "", "repeat a corpus's text rows in the epoch order, e.g. coco-text=3,cc-text=0 (default 1)"
+    )
     min_count: int = opt(8, "keep words seen at least this often in all captions")
     concept_min_count: int = opt(20, "concept words: seen at least this often in captions")
     max_length: int = opt(20, "longest caption in words")
@@ -114,6 +117,23 @@ class Prepared:
     val: dict[str, tuple[Tensor, list[list[str]]]]  # name -> (grids, references)
 
 
+def corpus_weights(spec: str) -> dict[str, int]:
+    """`coco-text=3,cc-text=0` -> {"coco-text": 3, "cc-text": 0}: how many times each text row
+    of a corpus appears in the epoch order (corpora not named appear once)."""
+    from captioner.data.text_corpora import TEXT_KINDS
+
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        kind, sep, value = part.partition("=")
+        if kind not in TEXT_KINDS or not sep or not value.strip().isdigit():
+            raise SystemExit(
+                f"train everyday: bad --text-weights part {part!r}: use KIND=N with KIND one of "
+                f"{', '.join(TEXT_KINDS)} and N a whole number, e.g. coco-text=3"
+            )
+        out[kind] = int(value)
+    return out
+
+
 def run_concepts(cfg: EverydayConfig, counts: Counter) -> ConceptSet:
     """The run's concept set: chosen from `counts` on its first start and written to
     OUT/run/concepts.json; a resumed run reads it back, so a later change to the concept
@@ -142,6 +162,9 @@ def prepare(cfg: EverydayConfig, model) -> Prepared:
 
     corpus = load_text_captions(cfg.texts.replace("{data}", str(root)))
     texts = [c for caps in corpus["captions"] for c in caps][: cfg.text_limit or None]
+    weights = corpus_weights(cfg.text_weights)
+    kinds = [i.partition(":")[0] for i, caps in zip(corpus["image_id"], corpus["captions"])
+             for _ in caps][: len(texts)]  # fmt: skip
     log.info("%d Flickr8k train photos, %d text-only captions", len(train_paths), len(texts))
     text_tokens = [tokenize(t) for t in texts]
     photo_tokens = [[tokenize(c) for c in caps] for caps in train_caps]
@@ -175,9 +198,20 @@ def prepare(cfg: EverydayConfig, model) -> Prepared:
         if len(toks) <= cfg.max_length
     ]
     text_rows = [
-        ed.Row(int(c[0]), vocab.encode(text_tokens[i]), text_concepts[i], tuple(int(x) for x in c))
+        ed.Row(
+            int(c[0]),
+            vocab.encode(text_tokens[i]),
+            text_concepts[i],
+            tuple(int(x) for x in c),
+            weights.get(kinds[i], 1),
+        )  # fmt: skip
         for i, c in zip(keep, cands)
     ]
+    if weights:
+        shares = Counter()
+        for r, i in zip(text_rows, keep):
+            shares[kinds[i]] += r.repeats
+        log.info("text rows per corpus in the epoch order: %s", dict(shares))
     rows = ed.EverydayRows(bank, photo_rows, text_rows, vocab, text_per_epoch=cfg.text_per_epoch,
                            top_k=cfg.concept_top_k, drop=cfg.concept_drop, seed=cfg.seed)  # fmt: skip
     val = {}

@@ -134,3 +134,23 @@ def test_text_rows_read_mentioned_concepts_and_the_photo_tags(concept_set):
     batch = ed.collate([rows[0], rows[1]])
     assert batch["captions"].shape == (2, 4) and batch["concept_ids"].shape == (2, 3)
     assert np.all(batch["concept_weights"].numpy() >= 0)
+
+
+def test_text_weights_repeat_a_corpus_in_the_epoch_order(concept_set):
+    from captioner.pipelines.train_everyday import corpus_weights
+
+    assert corpus_weights("coco-text=3, cc-text=0") == {"coco-text": 3, "cc-text": 0}
+    assert corpus_weights("") == {}
+    for bad in ("coco=3", "coco-text", "coco-text=x", "coco-text=-1"):
+        with pytest.raises(SystemExit, match="--text-weights"):
+            corpus_weights(bad)
+    vocab = Vocabulary(["<pad>", "<start>", "<end>", "<unk>", "a", "cat", "lion"])
+    bank = SimpleNamespace(grid=torch.zeros(1, 2, 4), concepts=[[]])
+    lion = ed.Row(0, vocab.encode("a lion"), ["lion"], (0,), repeats=3)
+    cat = ed.Row(0, vocab.encode("a cat"), ["cat"], (0,), repeats=1)
+    gone = ed.Row(0, vocab.encode("a cat"), ["cat"], (0,), repeats=0)
+    rows = ed.EverydayRows(bank, [], [lion, cat, gone], vocab, text_per_epoch=100, drop=0.0)
+    assert len(rows) == 4  # one pass over the weighted order: 3 + 1 + 0
+    seen = [rows.row(i) for i in range(len(rows))]
+    assert sum(r is lion for r in seen) == 3 and sum(r is cat for r in seen) == 1
+    assert not any(r is gone for r in seen)
