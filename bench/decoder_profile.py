@@ -15,7 +15,7 @@ part of the search is timed by wrapping it:
 - output projection: hidden -> vocabulary logits
 - copy gate: the concept decoder's copy product (num_concepts > 0 only)
 - rest of the step: embedding lookup, concatenations, picking and spreading rows
-- log-softmax + processors: `decoding._log_probs` (bans, n-gram blocking, dangling words)
+- log-softmax + processors: `logits_processors.log_probs` (bans, n-gram blocking, dangling words)
 - beam bookkeeping: the rest of `generate` (top-k, reordering state and history, ...)
 
 A second pass under torch.profiler splits the same search into the time spent inside ATen
@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+import captioner.beam_search as beam_search
 import captioner.decoding as decoding
 from captioner import Captioner
 from captioner.decoding import generate
@@ -84,14 +85,15 @@ def search(cap, grid, pooled, config, *, skip: bool, timer: Timer | None = None)
 
         wrapped = counted if timer is None else timer.wrap(counted, "step")
         wrapped.takes_live = skip and getattr(step, "takes_live", False)
-        log_probs = decoding._log_probs
+        log_probs = decoding.log_probs  # each search looks it up in its own module
         if timer is not None:
-            decoding._log_probs = timer.wrap(log_probs, "log-softmax + processors")
+            timed = timer.wrap(log_probs, "log-softmax + processors")
+            decoding.log_probs = beam_search.log_probs = timed
         t = time.perf_counter()
         try:
             out = generate(wrapped, state, cap.special_ids, config)
         finally:
-            decoding._log_probs = log_probs
+            decoding.log_probs = beam_search.log_probs = log_probs
         if timer is not None:
             timer.seconds["generate"] += time.perf_counter() - t
         tokens += out.tokens

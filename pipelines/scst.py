@@ -19,7 +19,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from captioner.decoding import GenerationConfig, SpecialIds, generate, repeat_rows
+from captioner.beam_search import repeat_rows
+from captioner.decoding import GenerationConfig, SpecialIds, generate
 from captioner.text import Vocabulary, tokenize
 
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from captioner.decoders import CaptionDecoder, DecoderConfig
-from captioner.decoding import GenerationConfig, SpecialIds, generate, no_repeat_ngram
+from captioner.decoding import GenerationConfig, SpecialIds, generate
+from captioner.logits_processors import no_repeat_ngram
 from captioner.text import Vocabulary
 
 BOS, EOS, PAD = 1, 2, 0

@@ -15,10 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
+from captioner.beam_search import beam_search
 from captioner.checkpoint import CheckpointError
 from captioner.cli import run_command
 from captioner.data.common import DataError
-from captioner.decoding import GenerationConfig, _beam_search, generate
+from captioner.decoding import GenerationConfig, generate
 from captioner.translate import SPECIAL_IDS, Translator, TranslatorConfig
 from captioner.translation import (
     TranslationModel,
@@ -143,9 +144,9 @@ def test_beam_1_equals_greedy(attention, cell):
     src[torch.arange(7)[None] >= lengths[:, None]] = 0
     config = GenerationConfig(method="greedy", max_length=12, avoid_dangling=False)
     greedy = generate(*model.start(src, lengths), SPECIAL_IDS, config).tokens
-    beam1 = _beam_search(*model.start(src, lengths), SPECIAL_IDS, GenerationConfig(
-        beam_size=1, max_length=12, length_penalty=0.0, avoid_dangling=False))  # fmt: skip
-    assert greedy == beam1.tokens == _manual_greedy(model, src, lengths, 12)
+    beam1, *_ = beam_search(*model.start(src, lengths), SPECIAL_IDS, [], beam_size=1,
+                            max_length=12, length_penalty=0.0, trim=False)  # fmt: skip
+    assert greedy == beam1 == _manual_greedy(model, src, lengths, 12)
     # a padded sentence translates as it does alone (the source mask works)
     alone = generate(*model.start(src[1:2, :3], lengths[1:2]), SPECIAL_IDS, config).tokens
     assert alone[0] == greedy[1]
