@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 from captioner.cli import options as flags
 from captioner.cli.label_flags import build_parser
+from captioner.labeling.formats import ALWAYS
 from captioner.labeling.safefiles import shown
 
 log = logging.getLogger(__name__)
@@ -226,7 +227,7 @@ def run(args: argparse.Namespace, *, merge_after: bool = True) -> int:
     if args.out is not None and os.path.isdir(args.out):
         error(f"--out {args.out} is a folder; give a file path such as labels.jsonl")
         return 2
-    formats = tuple(dict.fromkeys(["jsonl", *(f for group in args.format for f in group)]))
+    formats = tuple(dict.fromkeys([*ALWAYS, *(f for group in args.format for f in group)]))
     progress = _isatty(sys.stderr) if args.progress is None else args.progress
 
     from captioner.labeling.pipeline import LabelOptions, label_folders

@@ -6,16 +6,14 @@ import argparse
 
 from captioner.cli import options as flags
 from captioner.imageio import MAX_PIXELS
+from captioner.labeling.formats import ALWAYS, FORMATS, help_lines
 
-EPILOG = """\
-outputs:
-  DIR/labels.jsonl      one JSON object per image (path, caption, tags, sentiment, error,
-                        model); the resumable journal. --out PATH writes one file instead.
-  --format csv          labels.csv beside the JSONL (one row per image)
-  --format metadata     DIR/metadata.jsonl, read by datasets.load_dataset("imagefolder",
-                        data_dir=DIR)
-  --format xmp          XMP sidecars (dc:description + dc:subject) for photo managers
-Formats combine: --format csv,metadata,xmp. Images are only ever read. Outputs are
+CHOSEN = [name for name in FORMATS if name not in ALWAYS]  # written when --format names them
+
+EPILOG = (
+    "\n".join(["outputs:", *help_lines()])
+    + f"""
+Formats combine: --format {",".join(CHOSEN)}. Images are only ever read. Outputs are
 written only inside DIR (or --out's folder), never through a link leading out, and only over
 regular files (a pipe or device at an output name is refused); a labels.csv or metadata.jsonl
 of yours is kept as NAME.orig.
@@ -33,11 +31,10 @@ once, by one merge, when every shard is finished:
                                    r of M*G; after a barrier rank 0 merges
 Shards must be run with the same folders, model and settings (others are refused).
 exit codes: 0 all labelled, 3 some files failed, 2 usage error, 130 interrupted."""
+)
 
 
 def _formats(text: str) -> list[str]:
-    from captioner.labeling.pipeline import FORMATS
-
     items = [s.strip().lower() for s in text.split(",") if s.strip()]
     bad = [s for s in items if s not in FORMATS]
     if bad or not items:
@@ -173,7 +170,8 @@ def build_parser(command: str = "label") -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="LIST",
-        help="comma-separated outputs: jsonl (always), csv, metadata, xmp (default: jsonl)",
+        help=f"comma-separated outputs: {', '.join(f'{n} (always)' for n in ALWAYS)}, "
+        f"{', '.join(CHOSEN)} (default: {', '.join(ALWAYS)})",
     )
     o.add_argument(
         "--xmp-name",

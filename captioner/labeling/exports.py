@@ -214,15 +214,13 @@ def _exists(folder: str, rel: str) -> bool:
         return False
 
 
-def remove_stale_temp_files(journals: Iterable[Path], folders: Iterable[str]) -> int:
-    """Remove the temporary files of exports (and compactions) a killed run left behind.
-    Call it holding the journals' locks, so no running export's file is taken."""
+def remove_stale_temp_files(files: Iterable[Path]) -> int:
+    """Remove the temporary files a killed run left behind while writing `files` (the
+    journals, compacted in place, and the exports at fixed names). Call it holding the
+    journals' locks, so no running export's file is taken."""
     stale = []
-    for journal in journals:
-        for name in (journal.name, journal.with_suffix(".csv").name):
-            stale += stale_temps(journal.parent, name)
-    for folder in folders:
-        stale += stale_temps(folder, METADATA_NAME)
+    for path in files:
+        stale += stale_temps(path.parent, path.name)
     removed = 0
     for path in stale:
         try:

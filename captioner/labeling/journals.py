@@ -1,4 +1,5 @@
-"""The JSONL journals of a labeling run, which folder writes to which, and the exports.
+"""The JSONL journals of a labeling run, which folder writes to which, and the files the run
+writes beside them (the exports: `captioner.labeling.formats`).
 
 Without sharding a run writes `DIR/labels.jsonl` per folder (or the one `--out` file). A shard
 run (`--shard K/N`, a torchrun rank) writes `labels.shard-K-of-N.jsonl` beside it instead,
@@ -9,16 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from captioner.labeling.exports import METADATA_NAME, write_csv, write_metadata
+from captioner.labeling.formats import FORMATS
 from captioner.labeling.lock import lock_path
 from captioner.labeling.safefiles import output_path
 from captioner.labeling.scan import OwnOutputs
 from captioner.labeling.shards import Shard, settings_path, shard_journal
 from captioner.labeling.writers import Key, LabelStore
-from captioner.labeling.xmp import write_sidecars
 
 log = logging.getLogger(__name__)
 
@@ -57,25 +56,28 @@ class Journals:
         """The run's stores and (for a shard run) their main journals."""
         return list({id(s): s for s in [*self.stores, *self.mains.values()]}.values())
 
+    def format_files(self, store: LabelStore, formats=FORMATS) -> list[Path]:
+        """The files at fixed names that `formats` write for `store` (its CSV, its folders'
+        metadata.jsonl, ...): `captioner.labeling.formats.Format.files`."""
+        folders = self.folders_of.get(id(store), [])  # a shard's main: the shard's folders
+        return [path for name in formats for path in FORMATS[name].files(store.path, folders)]
+
     def check_outputs(self, formats: tuple[str, ...]) -> None:
         """Refuse at once, before any lock is taken or image labelled, output names that
         hold a named pipe, a device or a folder, or a link leading out of their folder
         (`safefiles.UnsafeFileError`)."""
         for store in self.all_stores():
             store.check_names()
-            if "csv" in formats:
-                output_path(store.path.with_suffix(".csv"), store.path.parent)
-        if "metadata" in formats:
-            for folder in self.of_folder:
-                output_path(Path(folder) / METADATA_NAME, folder)
+            for path in self.format_files(store, formats):
+                output_path(path, path.parent)
 
     def own_outputs(self) -> OwnOutputs:
         """Every file this run may write (never labelled, wherever --out puts them)."""
         paths: list[Path] = []
         for store in self.all_stores():
             p = store.path
-            paths += [p, p.with_suffix(".csv"), store.rejected, lock_path(p), settings_path(p)]
-        paths += [Path(f) / METADATA_NAME for f in self.of_folder]
+            paths += [p, store.rejected, lock_path(p), settings_path(p)]
+            paths += self.format_files(store)
         return OwnOutputs.of(paths)
 
     def load(self, overwrite: bool) -> dict[Key, bool]:
@@ -105,48 +107,3 @@ class Journals:
             store.close()
             if id(store) in self.dirty:
                 store.compact()
-
-
-@dataclass
-class ExportProblems:
-    count: int = 0  # outputs of single images that could not be written (sidecars)
-    errors: list[str] = field(default_factory=list)  # the first few, one line each
-
-
-def export(
-    journals: Journals,
-    roots: list[str],
-    formats: tuple[str, ...],
-    xmp_naming: str,
-    stores: list[LabelStore] | None = None,
-    problems: ExportProblems | None = None,
-) -> list[str]:
-    """Regenerate the CSV, metadata.jsonl and XMP sidecars from each journal (or those of
-    `stores`); returns what was written. Files whose sidecar could not be written (a name
-    too long) are added to `problems`, one line each, and the export goes on."""
-    outputs = []
-    wanted = set(roots)
-    for store in journals.stores if stores is None else stores:
-        if not store.path.exists():
-            continue
-        outputs.append(str(store.path))
-        if "csv" in formats:
-            csv_path = store.path.with_suffix(".csv")
-            langs = sorted({k for r in store.iter_records() for k in r.get("translations") or ()})
-            write_csv(store.iter_records(), csv_path, mode_of=store.path, languages=langs)
-            outputs.append(str(csv_path))
-        folders = journals.folders_of[id(store)]
-        if "metadata" in formats:
-            write_metadata(store.iter_records(), folders, mode_of=store.path)
-            outputs += [os.path.join(f, "metadata.jsonl") for f in folders]
-        if "xmp" in formats:
-            records = (r for r in store.iter_records() if r.get("folder") in wanted)
-            stats = write_sidecars(records, naming=xmp_naming)
-            failed = f", {stats.failed} not written (see the errors)" if stats.failed else ""
-            outputs.append(
-                f"{stats.written} XMP sidecar(s) written, {stats.unchanged} unchanged{failed}"
-            )
-            if problems is not None:
-                problems.count += stats.failed
-                problems.errors += stats.errors
-    return outputs

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from captioner.atomic import fsync_dir
-from captioner.labeling.journals import ExportProblems, Journals, export
+from captioner.labeling.formats import ExportProblems, export
+from captioner.labeling.journals import Journals
 from captioner.labeling.lock import FolderBusyError, JournalLock
 from captioner.labeling.safefiles import MAX_LINE, open_read, read_lines, replaced
 from captioner.labeling.scan import ScanOptions, iter_files

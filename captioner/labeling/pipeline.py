@@ -29,7 +29,8 @@ from captioner.imageio import MAX_PIXELS
 from captioner.labeling.device_decode import decode_on_device
 from captioner.labeling.engine import LabelEngine, torch_threads
 from captioner.labeling.exports import remove_stale_temp_files
-from captioner.labeling.journals import ExportProblems, Journals, export
+from captioner.labeling.formats import FORMATS, ExportProblems, export
+from captioner.labeling.journals import Journals
 from captioner.labeling.loader import FolderBatches, Key, iter_todo, make_loader
 from captioner.labeling.lock import JournalLock
 from captioner.labeling.merge import merge_labels
@@ -40,7 +41,6 @@ from captioner.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("jsonl", "csv", "metadata", "xmp")
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 3, 130
 
 
@@ -51,7 +51,7 @@ class Interrupted(Exception):
 @dataclass
 class LabelOptions:
     out: str | os.PathLike | None = None  # one JSONL for all folders; None: DIR/labels.jsonl
-    formats: tuple[str, ...] = ("jsonl",)  # any of FORMATS; jsonl is always written
+    formats: tuple[str, ...] = ("jsonl",)  # names in formats.FORMATS; jsonl is always written
     xmp_naming: str = "ext"  # "ext": photo.jpg.xmp, "stem": photo.xmp
     overwrite: bool = False  # start over instead of resuming
     retry_failed: bool = False  # try files that failed in an earlier run again
@@ -67,7 +67,7 @@ class LabelOptions:
     def __post_init__(self) -> None:
         unknown = set(self.formats) - set(FORMATS)
         if unknown:
-            raise ValueError(f"unknown format(s) {sorted(unknown)}; choose from {FORMATS}")
+            raise ValueError(f"unknown format(s) {sorted(unknown)}; choose from {tuple(FORMATS)}")
         if self.xmp_naming not in NAMINGS:
             raise ValueError(f"XMP naming must be one of {NAMINGS}, got {self.xmp_naming!r}")
         if self.batch_size < 1:
@@ -141,7 +141,9 @@ def label_folders(
                     "main journal lacks itself (finish the shards and use --merge instead)",
                     store.path,
                 )
-        remove_stale_temp_files([s.path for s in journals.stores], roots)
+        remove_stale_temp_files(
+            p for s in journals.stores for p in [s.path, *journals.format_files(s)]
+        )
         summary = _label_locked(journals, roots, engine, o)
     if o.shard and o.merge and not summary.interrupted:
         merged = merge_labels(

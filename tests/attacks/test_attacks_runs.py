@@ -273,7 +273,7 @@ def test_cli_full_disk_while_exporting_says_the_journal_is_intact(
     tmp_path, capsys, engine, monkeypatch
 ):
     from captioner.cli import label as cli
-    from captioner.labeling import journals
+    from captioner.labeling import exports
 
     make_photos(tmp_path, 2, sub_every=0)
     monkeypatch.setattr(cli, "_engine", lambda args: engine)
@@ -281,7 +281,7 @@ def test_cli_full_disk_while_exporting_says_the_journal_is_intact(
     def full(records, path, **kw):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(journals, "write_csv", full)  # the exports are written there
+    monkeypatch.setattr(exports, "write_csv", full)  # formats.FORMATS["csv"] calls it
     assert cli.main([str(tmp_path), "--workers", "0", "--format", "csv"]) == 1
     err = capsys.readouterr().err
     assert "labels.csv" in err and "journal is intact" in err
