@@ -40,8 +40,8 @@ from captioner.decoding import GenerationConfig
 from captioner.pipelines.train_translator import Pairs, collate
 from captioner.pipelines.translate_eval import DETOK, bleu_scores
 from captioner.subwords import Subwords
-from captioner.translate import Translator, TranslatorConfig, translation_loss
 from captioner.translation import TranslationModel
+from captioner.translator_net import Translator, TranslatorConfig, translation_loss
 
 CELLS = ("rnn", "gru", "lstm")
 BUCKETS = ((1, 8), (9, 11), (12, 14), (15, 17), (18, 10_000))  # source words

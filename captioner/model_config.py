@@ -28,7 +28,7 @@ from captioner.checkpoint import CheckpointError
 from captioner.decoders import DecoderConfig
 from captioner.recognition import RecognitionConfig
 from captioner.sentiment import SentimentConfig
-from captioner.translate import TranslatorConfig
+from captioner.translator_net import TranslatorConfig
 
 FORMAT, VERSION = "captioner", 1
 # The encoder's ImageNet classifier is not part of a captioner's encoder weights (a stored

@@ -130,7 +130,7 @@ def _heads() -> dict[str, tuple[type, str | None]]:
     from captioner.decoders import CaptionDecoder
     from captioner.recognition import RecognitionHead
     from captioner.sentiment import SentimentModel
-    from captioner.translate import Translator
+    from captioner.translator_net import Translator
 
     return {
         "decoder": (CaptionDecoder, "vocab.json"),

@@ -3,7 +3,7 @@ recipe and stored as `subwords.model` (SentencePiece's own protobuf file, no pic
 model directory.
 
 Ids are fixed so the model code never asks the tokenizer: 0 <pad>, 1 <unk>, 2 <s>, 3 </s>
-(`captioner.translate.PAD_ID` ...). One joint model covers both languages, so source and
+(`captioner.translator_net.PAD_ID` ...). One joint model covers both languages, so source and
 target can share an embedding table.
 """
 
@@ -13,7 +13,7 @@ import io
 import logging
 from collections.abc import Iterable, Sequence
 
-from captioner.translate import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from captioner.translator_net import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 log = logging.getLogger(__name__)
 FILENAME = "subwords.model"

@@ -1,4 +1,5 @@
 """Using a translator: load / save its model directory, translate texts, find one by language.
+The network itself (encoder, attentive decoder, loss) is `captioner.translator_net`.
 
 A translator directory is a captioner model directory whose `config.json` has only the
 `translator` section (`captioner.model_config.CaptionerConfig`), its weights under
@@ -27,7 +28,7 @@ from captioner.errors import CaptionerError
 from captioner.models import BUNDLED_DIR
 from captioner.subwords import FILENAME as SUBWORDS_FILE
 from captioner.subwords import Subwords
-from captioner.translate import EOS_ID, SPECIAL_IDS, Translator, TranslatorConfig
+from captioner.translator_net import EOS_ID, SPECIAL_IDS, Translator, TranslatorConfig
 
 log = logging.getLogger(__name__)
 LANGUAGES = {"en": "English", "de": "German", "fr": "French", "cs": "Czech"}  # Multi30k's

@@ -40,7 +40,8 @@ from captioner.pipelines.trainer import (
 from captioner.pipelines.translate_eval import DETOK, evaluate_translator
 from captioner.subwords import FILENAME as SUBWORDS_FILE
 from captioner.subwords import MODEL_TYPES, Subwords
-from captioner.translate import (
+from captioner.translation import DEFAULT_GENERATION, LANGUAGES, TranslationModel
+from captioner.translator_net import (
     ATTENTIONS,
     BOS_ID,
     DECODER_CELLS,
@@ -50,7 +51,6 @@ from captioner.translate import (
     TranslatorConfig,
     translation_loss,
 )
-from captioner.translation import DEFAULT_GENERATION, LANGUAGES, TranslationModel
 
 log = logging.getLogger(__name__)
 LANGS = tuple(LANGUAGES)

@@ -57,8 +57,8 @@ def tiny_translator(tgt: str = "de"):
     """An EN->`tgt` `TranslationModel` with random weights over subwords learnt from a few
     captions; `</s>` is suppressed, so every translation is non-empty and equally long."""
     from captioner.subwords import Subwords
-    from captioner.translate import EOS_ID, Translator, TranslatorConfig
     from captioner.translation import TranslationModel
+    from captioner.translator_net import EOS_ID, Translator, TranslatorConfig
 
     torch.manual_seed(0)
     subwords = Subwords.train(CAPTIONS + ["ein roter kreis", "un carré bleu"], vocab_size=60)

@@ -128,8 +128,8 @@ def test_bundled_models_load_without_random_init_and_give_the_same_outputs():
 
 
 def test_the_bundled_translator_loads_without_random_init():
-    from captioner.translate import Translator
     from captioner.translation import TranslationModel, bundled_dir
+    from captioner.translator_net import Translator
 
     directory = bundled_dir("de")
     if not (directory / "config.json").is_file():

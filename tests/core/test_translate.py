@@ -20,13 +20,13 @@ from captioner.checkpoint import CheckpointError
 from captioner.cli import run_command
 from captioner.data.common import DataError
 from captioner.decoding import GenerationConfig, generate
-from captioner.translate import SPECIAL_IDS, Translator, TranslatorConfig
 from captioner.translation import (
     TranslationModel,
     TranslatorNotFoundError,
     UnknownLanguageError,
     find_translator,
 )
+from captioner.translator_net import SPECIAL_IDS, Translator, TranslatorConfig
 
 SUBJECTS = [("a dog", "ein hund"), ("a man", "ein mann"), ("a woman", "eine frau"),
             ("a child", "ein kind"), ("two men", "zwei männer")]  # fmt: skip

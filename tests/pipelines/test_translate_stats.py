@@ -137,8 +137,8 @@ def test_rerank_picks_the_best_rescored_hypothesis():
 def random_translator(tgt: str = "de"):
     """A tiny EN->`tgt` translator with random weights that does end its sentences."""
     from captioner.subwords import Subwords
-    from captioner.translate import Translator, TranslatorConfig
     from captioner.translation import TranslationModel
+    from captioner.translator_net import Translator, TranslatorConfig
 
     torch.manual_seed(3)
     subwords = Subwords.train(CAPTIONS + ["ein roter kreis", "zwei hunde"], vocab_size=50)

@@ -15,7 +15,8 @@ Like `captioner.decoders.CaptionDecoder`, the decoder only takes one step:
 per-row *state* (h, c for an LSTM, the input-feeding vector for Luong), so
 `captioner.decoding.generate` searches translations like captions.
 
-Subword ids are fixed by `captioner.subwords`: 0 <pad>, 1 <unk>, 2 <s>, 3 </s>.
+Subword ids are fixed by `captioner.subwords`: 0 <pad>, 1 <unk>, 2 <s>, 3 </s>. Loading, saving
+and using a trained translator: `captioner.translation`.
 """
 
 from __future__ import annotations
