@@ -3,9 +3,8 @@
 `read_parts(directory)` checks `config.json`, builds every head the config names and loads
 its weights strictly (`load_strict`); `pack(model)` is the inverse: the config, tensors and
 JSON side files that `checkpoint.save_model_dir` writes. `load_sentiment(directory)` reads
-the sentiment part alone. `model_directory(name)` is how `Captioner.from_pretrained` turns a
-name (a folder, a bundled model, a hub id) into its folder; `resolve_model_dir(name)` is the
-commands' shorter version of it.
+the sentiment part alone. `model_directory(name)` turns a name (a folder, a bundled model, a
+hub id) into its folder, the one way `Captioner.from_pretrained` and the commands do it.
 """
 
 from __future__ import annotations
@@ -153,23 +152,6 @@ def bundled_model(name_or_path: str | Path, folder: Path | None = None) -> Path 
         log.warning("%r is the bundled model; pass './%s' for the folder here",
                     name_or_path, name_or_path)  # fmt: skip
     return bundled
-
-
-def resolve_model_dir(name_or_path: str | Path) -> Path:
-    """A local model directory, a bundled model name ("default") or a hub id -> its folder."""
-    named = bundled_model(name_or_path)
-    if named is not None:
-        return named
-    path, bundled = Path(name_or_path), BUNDLED_DIR / str(name_or_path)
-    if path.is_dir():
-        return path
-    if (bundled / ckpt.CONFIG).is_file():
-        return bundled
-    if str(name_or_path).count("/") == 1 and not path.exists():
-        from captioner.hub import download
-
-        return Path(download(str(name_or_path)))
-    raise ckpt.CheckpointError(f"{name_or_path}: no such model directory, bundled model or hub id")
 
 
 def model_directory(

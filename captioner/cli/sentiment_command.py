@@ -95,10 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from captioner.devices import resolve_device
-    from captioner.model_dir import load_sentiment, resolve_model_dir
+    from captioner.errors import ModelNotFoundError
+    from captioner.model_dir import load_sentiment, model_directory
     from captioner.sentiment import sentiment_probs
 
-    model, vocab = load_sentiment(resolve_model_dir(args.model))
+    directory = model_directory(args.model)
+    if directory is None:  # no default captioner bundled: its stand-in has no sentiment part
+        raise ModelNotFoundError(f"{args.model}: no such model directory, bundled model or hub id")
+    model, vocab = load_sentiment(directory)
     device = resolve_device(args.device)
     probs = sentiment_probs(
         model.to(device), vocab, texts, batch_size=args.batch_size, device=device

@@ -39,8 +39,8 @@ def test_a_bare_bundled_name_is_the_bundled_model_not_the_folder_here(bundled_an
     assert _attention("./default") == "soft"
     assert _attention(str(local)) == "soft"
     assert _attention(Path("default")) == "soft"  # a Path is a path
-    assert model_dir.resolve_model_dir("default") == bundled
-    assert model_dir.resolve_model_dir("./default") == Path("./default")
+    assert model_dir.model_directory("default") == bundled  # as the commands resolve it
+    assert model_dir.model_directory("./default") == Path("./default")
 
 
 def test_no_note_without_a_folder_of_that_name(bundled_and_local, caplog):
