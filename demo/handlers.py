@@ -133,7 +133,8 @@ class Handlers:
         attention gallery, notes (Markdown)."""
         cap, img = self.model(model), read_image(image)
         opts = decoding_options(cap, method, beam_size, temperature) | self.translation(lang)
-        d = self._run(cap, cap.describe, [img], tags=int(num_tags), attention=True, **opts)[0]
+        d = self._run(cap, cap.describe, [img], tags=int(num_tags), attention=True,
+                      min_tag_score=EXPORT_MIN_TAG_SCORE, **opts)[0]  # fmt: skip
         notes = []
         if d.caption is None:
             notes.append(TAGGER_ONLY.format(name=cap.name) + " Its top tags are shown instead.")
@@ -174,7 +175,8 @@ class Handlers:
         `lang`, the caption's translation under `translations`."""
         cap, img = self.model(model), read_image(image)
         opts = decoding_options(cap, method, beam_size, temperature) | self.translation(lang)
-        d = self._run(cap, cap.describe, [img], tags=int(num_tags), **opts)[0]
+        d = self._run(cap, cap.describe, [img], tags=int(num_tags),
+                      min_tag_score=EXPORT_MIN_TAG_SCORE, **opts)[0]  # fmt: skip
         return {**d.to_record(), "model": cap.name}
 
     # ------------------------------------------------------------------ batch

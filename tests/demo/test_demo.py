@@ -21,6 +21,7 @@ from tests_support import tiny_captioner
 
 from captioner.cli import run_command
 from captioner.cli.demo import build_parser
+from captioner.cli.options import EXPORT_MIN_TAG_SCORE
 from captioner.demo import app as demo_app
 from captioner.demo import batch as batching
 from captioner.demo.env import temp_dir
@@ -181,6 +182,8 @@ def test_tagger_only_model_says_so_instead_of_crashing(images):
     cap = tiny_captioner(sentiment=False)
     cap.decoder = cap.vocab = None  # what from_pretrained("default") gives until it is trained
     cap.recognizer = RecognitionHead(RecognitionConfig(in_dim=512, labels=TAGS)).eval()
+    with torch.no_grad():  # every label about 1/6: all above the --min-tag-score cut
+        cap.recognizer.net[-1].weight.zero_()
     h = Handlers({"tagger": cap})
     caption, english, tags, mood, gallery, notes = h.describe_ui(
         str(images["noise.png"]), "tagger", "beam", 3, 1.0, 3
@@ -191,6 +194,25 @@ def test_tagger_only_model_says_so_instead_of_crashing(images):
     assert h.describe(str(images["noise.png"]), "tagger", "beam", 3, 1.0, 2)["caption"] is None
     with pytest.raises(Exception, match="no caption head"):
         h.caption(str(images["noise.png"]), "tagger", "beam", 3, 1.0)
+
+
+def test_one_image_tags_leave_out_the_improbable_as_label_does(images):
+    """The one-image tab and /describe cut tags at `captioner tag|describe|label`'s default
+    --min-tag-score (issue 25: "minibus (0.00)"), however many tags the slider asks for."""
+    cap = tiny_captioner(sentiment=False)
+    head = RecognitionHead(RecognitionConfig(in_dim=512, labels=TAGS)).eval()
+    last = head.net[-1]
+    with torch.no_grad():  # "star" ~0.97, each other label ~0.007
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([0.0, 0.0, 5.0, 0.0, 0.0, 0.0]))
+    cap.recognizer = head
+    h = Handlers({"m": cap})
+    tags = h.describe_ui(str(images["noise.png"]), "m", "greedy", 1, 1.0, 5)[2]
+    assert list(tags) == ["star"] and tags["star"] > 0.9
+    d = h.describe(str(images["noise.png"]), "m", "greedy", 1, 1.0, 5)
+    assert [t["label"] for t in d["tags"]] == ["star"]
+    kept = cap.describe(images["noise.png"], tags=5, min_tag_score=EXPORT_MIN_TAG_SCORE)[0].tags
+    assert [label for label, _ in kept] == ["star"]
 
 
 def test_load_models_names_the_directory_that_fails(tmp_path, capsys):
@@ -236,9 +258,10 @@ def test_caption_and_describe_endpoints(served, images):
     assert greedy == cap.caption(images["noise.png"], method="greedy")[0]
 
     d = c.predict(handle_file(str(images["wide.jpg"])), api_name="/describe")
-    want = cap.describe(images["wide.jpg"])[0]
+    want = cap.describe(images["wide.jpg"], min_tag_score=EXPORT_MIN_TAG_SCORE)[0]
     assert d["caption"] == want.caption and d["model"] == cap.name
-    assert [t["label"] for t in d["tags"]] == [t for t, _ in want.tags] and len(d["tags"]) == 5
+    assert [t["label"] for t in d["tags"]] == [t for t, _ in want.tags] and len(d["tags"]) <= 5
+    assert all(t["score"] >= EXPORT_MIN_TAG_SCORE for t in d["tags"])
     assert d["sentiment"]["label"] == want.sentiment[0]
     assert d["sentiment"]["score"] == pytest.approx(want.sentiment[1], abs=5e-5)  # 4 digits
 
