@@ -59,6 +59,23 @@ def test_caption_imports_nothing_heavy(tmp_path):
     assert imported_heavy(code, tmp_path) == []
 
 
+@pytest.mark.slow
+def test_warm_caption_with_the_onnx_encoder_imports_nothing_heavy(tmp_path):
+    """The default backend on a CPU: the first run exports the encoder (that needs `onnx`),
+    a second run with the export cached runs it in ONNX Runtime and imports none of HEAVY."""
+    from captioner.model_dir import BUNDLED_DIR
+
+    if not (BUNDLED_DIR / "default" / "config.json").is_file():
+        pytest.skip("no bundled default model")
+    pytest.importorskip("onnxruntime")
+    image = tmp_path / "grey.jpg"
+    Image.fromarray(np.full((48, 64, 3), 128, np.uint8)).save(image)
+    code = f"from captioner.cli.main import main\nassert main(['caption', {str(image)!r}]) == 0"
+    imported_heavy(code, tmp_path)  # cold: exports the encoder into tmp_path / "cache"
+    assert list((tmp_path / "cache").rglob("*.onnx")), "the encoder was not exported"
+    assert imported_heavy(code, tmp_path) == []
+
+
 @pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "nearest", "lanczos"])
 def test_transform_gives_torchvisions_pixels(interpolation):
     import torchvision.transforms.functional as TF
