@@ -12,8 +12,8 @@ the goals, and CPU seconds move less with the load than wall times).
 Each command runs as a fresh process, as from a shell. "cold" is its first run with empty
 captioner caches (a new `CAPTIONER_CACHE` / `XDG_CACHE_HOME`: the first image command exports
 the encoder to ONNX there); "warm" is the median of `--repeats` runs after it, with those
-caches present. Python writes bytecode as in a user's shell (`PYTHONDONTWRITEBYTECODE` is
-dropped), so warm runs read compiled modules. `import torch` is timed alongside, as the floor
+caches present, every command run in turn in each round. Python writes bytecode as in a
+user's shell (`PYTHONDONTWRITEBYTECODE` is dropped), so warm runs read compiled modules. `import torch` is timed alongside, as the floor
 every model command pays. The OS file cache is not dropped.
 
 The machine's load moves the wall times; the CPU seconds (user + system, of the process and
@@ -101,19 +101,25 @@ def main() -> None:
     envs = [environment(tree, tmp / str(i)) for i, tree in enumerate(trees)]
     rows = []
     load_start = os.getloadavg()[0]
+    todo = commands(args.image)
     try:
-        for name, argv in commands(args.image):
-            row: list = [name]
-            colds = [timed(argv, env, tree)[0] for tree, env in zip(trees, envs)]
-            runs: list[list[tuple[float, float]]] = [[] for _ in trees]
-            for _ in range(args.repeats):
+        # cold: each command once, in order, on empty caches; then warm rounds that run every
+        # command (and tree) in turn, so that a change of load hits the floor and each
+        # command alike
+        colds = [[timed(argv, env, tree)[0] for tree, env in zip(trees, envs)]
+                 for _, argv in todo]  # fmt: skip
+        runs: list[list[list[tuple[float, float]]]] = [[[] for _ in trees] for _ in todo]
+        for r in range(args.repeats):
+            for i, (_, argv) in enumerate(todo):
                 for k, (tree, env) in enumerate(zip(trees, envs)):
-                    runs[k].append(timed(argv, env, tree))
-            for cold, done in zip(colds, runs):
+                    runs[i][k].append(timed(argv, env, tree))
+            print(f"  warm round {r + 1}/{args.repeats} done", file=sys.stderr)
+        for (name, _), cold_i, runs_i in zip(todo, colds, runs):
+            row: list = [name]
+            for cold, done in zip(cold_i, runs_i):
                 row += [cold, statistics.median(w for w, _ in done),
                         statistics.median(c for _, c in done)]  # fmt: skip
             rows.append(row)
-            print(f"  {name}: " + " | ".join(f"{x:.2f}" for x in row[1:]), file=sys.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print_table(rows, args.before)
