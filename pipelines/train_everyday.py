@@ -36,8 +36,10 @@ from torch import Tensor, nn
 
 from captioner.concepts import ConceptSet, build_concept_set
 from captioner.decoders import CaptionDecoder, caption_loss
+from captioner.metrics.objects import main_object_named
 from captioner.pipelines import everyday_data as ed
 from captioner.pipelines.config import opt, run_recipe, to_dict
+from captioner.pipelines.eval_scoring import caption_scores, decode_grids
 from captioner.pipelines.trainer import TrainConfig, Trainer, param_groups, setup
 from captioner.text import SPECIALS, Vocabulary, tokenize
 
@@ -313,9 +315,6 @@ def _tagger(model) -> nn.Linear:
 
 # ---------------------------------------------------------------------------- validation
 def validate(prep: Prepared, decoder: CaptionDecoder, cfg: EverydayConfig, device) -> dict:
-    from captioner.metrics.objects import main_object_named
-    from captioner.pipelines.eval_scoring import caption_scores, decode_grids
-
     scores: dict[str, float] = {}
     for name, (grids, refs) in prep.val.items():
         hyps = decode_grids(decoder, prep.vocab, grids, beam_size=cfg.beam_size,
