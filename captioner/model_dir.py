@@ -136,22 +136,18 @@ def load_sentiment(directory: str | Path) -> tuple[SentimentModel, Vocabulary]:
 
 
 def bundled_model(name_or_path: str | Path, folder: Path | None = None) -> Path | None:
-    """The bundled model directory in `folder` (`BUNDLED_DIR`) that a bare name ("default", "scenes") means,
-    else None. A bare name (a str without a path separator, not starting with ".") means the
-    bundled model even when a folder of that name sits in the current directory (a warning
-    says so); "./default", an absolute path or a `Path` names the folder (as `--model` does:
-    `cli.options.model_name`)."""
+    """The bundled model directory in `folder` (`BUNDLED_DIR`) that a bare name ("default",
+    "scenes") means, else None: the one rule of the API and `--model`. A bare name (a str
+    without a path separator, not starting with ".") means the bundled model even when a
+    folder of that name sits in the current directory (each caller notes it: here
+    `model_directory`, on the command line `cli.options.model_name`); "./default", an
+    absolute path or a `Path` names the folder."""
     if not isinstance(name_or_path, str) or not name_or_path or name_or_path.startswith("."):
         return None
     if "/" in name_or_path or os.sep in name_or_path:
         return None
     bundled = (folder or BUNDLED_DIR) / name_or_path
-    if not (bundled / ckpt.CONFIG).is_file():
-        return None
-    if os.path.lexists(name_or_path):
-        log.warning("%r is the bundled model; pass './%s' for the folder here",
-                    name_or_path, name_or_path)  # fmt: skip
-    return bundled
+    return bundled if (bundled / ckpt.CONFIG).is_file() else None
 
 
 def model_directory(
@@ -170,6 +166,9 @@ def model_directory(
     bundled = folder / str(name_or_path)
     named = bundled_model(name_or_path, folder)  # "default": never a folder here
     if named is not None:
+        if os.path.lexists(name_or_path):
+            log.warning("%r is the bundled model; pass './%s' for the folder here",
+                        name_or_path, name_or_path)  # fmt: skip
         return named
     if path.is_dir():
         return path

@@ -4,7 +4,8 @@ and caption random scenes from the scene world against their ground truth.
     captioner demo [--model DIR ...] [--host 127.0.0.1] [--port 7860] [--share]
 
 `build_app(models)` makes the `gr.Blocks`; `launch_app(app, ...)` serves it with the queue,
-upload limit and offline theme; `main(argv)` is the command. Named API endpoints, for
+upload limit and offline theme; `serve(args)` runs it for `captioner demo` (the command,
+in `captioner.cli.demo`; also `python -m captioner.demo`). Named API endpoints, for
 `gradio_client.Client(url).predict(handle_file(path), api_name=...)`: `/caption` (a
 caption string), `/describe` (caption, tags, sentiment as JSON), `/label` (files -> table
 and CSV / JSONL) and `/scene` (seed -> scene, truth, prediction, scores).
@@ -13,7 +14,6 @@ and CSV / JSONL) and `/scene` (seed -> scene, truth, prediction, scores).
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -167,9 +167,3 @@ def serve(args: Any) -> None:
         concurrency=args.concurrency,
         max_queue=args.max_queue,
     )
-
-
-if __name__ == "__main__":
-    from captioner.cli import run_command
-
-    sys.exit(run_command("demo", sys.argv[1:]))

@@ -19,7 +19,6 @@ import pandas as pd
 from PIL import Image
 
 from captioner import translation
-from captioner.cli.options import EXPORT_MIN_TAG_SCORE
 from captioner.decoding import METHODS
 from captioner.demo import batch as batching
 from captioner.demo import render
@@ -27,6 +26,7 @@ from captioner.demo.env import temp_dir
 from captioner.demo.scene import make_scene, scene_world_error, score_rows
 from captioner.errors import CaptionerError
 from captioner.imageio import ImageLoadError, load_image
+from captioner.records import EXPORT_MIN_TAG_SCORE
 
 log = logging.getLogger(__name__)
 SCENE_MODEL = "scenes"  # the bundled scene-world captioner

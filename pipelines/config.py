@@ -244,12 +244,12 @@ def build_parser(
     parser: argparse.ArgumentParser | None = None,
 ) -> argparse.ArgumentParser:
     """`--config FILE`, `--quiet` / `--verbose` and one flag per field of `cls`."""
-    from captioner.cli import options
+    from captioner import commandline
 
     if parser is None:
-        parser = options.parser(prog or "captioner train", description or "")
+        parser = commandline.parser(prog or "captioner train", description or "")
     else:
-        options.add_verbosity(parser)
+        commandline.add_verbosity(parser)
     parser.add_argument(
         "--config",
         metavar="FILE",
@@ -309,7 +309,7 @@ def run_recipe(
     is shut down however training ends."""
     import sys
 
-    from captioner.cli.options import configure_logging
+    from captioner.commandline import configure_logging
     from captioner.pipelines.runstate import shutdown_distributed
 
     parser = build_parser(cls, prog=prog, description=description)

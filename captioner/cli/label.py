@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from captioner import commandline
 from captioner.cli import options as flags
 from captioner.cli.label_flags import build_parser
 from captioner.labeling.formats import ALWAYS
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, or a usage error (already printed)
         return int(e.code or 0)
-    flags.configure_logging(args)
+    commandline.configure_logging(args)
     escape_logged_names()
     return run(args)
 

@@ -25,15 +25,15 @@ BARRIER_TIMEOUT = timedelta(days=7)
 
 def torchrun_main(argv: list[str] | None = None) -> int:
     """`python -m captioner.labeling` under torchrun (alone: one ordinary `captioner label`)."""
+    from captioner import commandline
     from captioner.cli import label as cli
-    from captioner.cli import options as flags
 
     cli.std_streams()
     try:
         args = cli.build_parser().parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
-    flags.configure_logging(args)
+    commandline.configure_logging(args)
     cli.escape_logged_names()
     if "WORLD_SIZE" not in os.environ:
         return cli.run(args)

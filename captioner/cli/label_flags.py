@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from captioner import commandline
 from captioner.cli import options as flags
 from captioner.imageio import MAX_PIXELS
 from captioner.labeling.formats import ALWAYS, FORMATS, help_lines
@@ -72,7 +73,7 @@ def _shard(text: str):
 
 
 def build_parser(command: str = "label") -> argparse.ArgumentParser:
-    p = flags.parser(
+    p = commandline.parser(
         "captioner label",
         "Label every image under folders: caption, top-k tags and the caption's sentiment, "
         "resumably.",

@@ -1,5 +1,6 @@
 """Flag builders every command shares, so `--model`, `--device`, `--backend`, the decoding
-flags, `--batch-size` and `--quiet/--verbose` read and behave the same everywhere.
+flags and `--batch-size` read and behave the same everywhere (the parser itself and
+`--quiet/--verbose`: `captioner.commandline`).
 
 Every flag's help ends with its default: "(default: X)". `tests/cli/test_cli_help.py` walks all
 parsers and checks it.
@@ -13,37 +14,9 @@ import math
 from typing import Any
 
 from captioner.devices import DEVICE_HELP
+from captioner.records import EXPORT_MIN_TAG_SCORE
 
 BACKENDS = ("auto", "torch", "onnx")
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the description's and epilog's line breaks; wider option column."""
-
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, max_help_position=32)
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """Usage errors in two lines: a short usage naming the positional arguments, and the
-    error (argparse's own usage of a training recipe ran to 40 lines)."""
-
-    def error(self, message: str):  # type: ignore[override]
-        words = []
-        for a in self._get_positional_actions():
-            name = a.metavar if isinstance(a.metavar, str) else a.dest
-            words.append(f"{name} ..." if a.nargs in ("+", "*", argparse.REMAINDER) else name)
-        usage = " ".join([self.prog, "[options]", *words])
-        self.exit(2, f"usage: {usage}  (--help lists the options)\n{self.prog}: error: {message}\n")
-
-
-def parser(prog: str, description: str = "", epilog: str | None = None) -> argparse.ArgumentParser:
-    """A parser with the shared formatter and `--quiet` / `--verbose`."""
-    p = ArgumentParser(
-        prog=prog, description=description, epilog=epilog, formatter_class=HelpFormatter
-    )
-    add_verbosity(p)
-    return p
 
 
 def _int_at_least(low: int, high: int | None = None):
@@ -78,43 +51,17 @@ def device_name(text: str) -> str:
     raise argparse.ArgumentTypeError(f"{text!r} is not a device; use {DEVICE_HELP}")
 
 
-def add_verbosity(p: argparse.ArgumentParser) -> None:
-    g = p.add_mutually_exclusive_group()
-    g.add_argument(
-        "-q", "--quiet", action="store_true", help="print warnings and errors only (default: off)"
-    )
-    g.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="also log progress details such as the encoder built (default: off)",
-    )
-
-
-def configure_logging(args: argparse.Namespace, *, chatty: tuple[str, ...] = ()) -> None:
-    """Root level WARNING (ERROR with --quiet, INFO with --verbose); loggers named in
-    `chatty` (a training recipe's own progress) log INFO unless --quiet."""
-    quiet, verbose = getattr(args, "quiet", False), getattr(args, "verbose", False)
-    level = logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
-    root.setLevel(level)
-    for name in chatty:
-        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.INFO)
-
-
 def model_name(text: str) -> str:
     """argparse type of --model: a bundled model's bare name ("default", "scenes") means the
     bundled model even when a folder of that name sits in the current directory (a note
-    says so; `./default` names the folder). Anything else passes unchanged."""
+    says so; `./default` names the folder): `captioner.model_dir.bundled_model`, the rule
+    the API follows too. Anything else passes unchanged."""
     import os
 
-    from captioner.models import BUNDLED_DIR
+    from captioner.model_dir import bundled_model
 
-    bundled = BUNDLED_DIR / text
-    bare = text and "/" not in text and os.sep not in text and not text.startswith(".")
-    if bare and (bundled / "config.json").is_file() and os.path.lexists(text):
+    bundled = bundled_model(text)
+    if bundled is not None and os.path.lexists(text):
         logging.getLogger("captioner.cli").warning(
             "--model %s: the bundled model %r; write --model ./%s for the folder here",
             text, text, text,
@@ -157,10 +104,6 @@ def add_batch_size(p: argparse.ArgumentParser | Any, *, default: int) -> None:
         default=default,
         help=f"images per batch (default: {default})",
     )
-
-
-# tag, describe, label and the demo leave out tags like "plastic bag 0.0014" (one default)
-EXPORT_MIN_TAG_SCORE = 0.05
 
 
 def _number(text: str) -> float:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from captioner.cli import options
+from captioner import commandline
 
 
 def build_parser(command: str = "push") -> argparse.ArgumentParser:
-    p = options.parser(
+    p = commandline.parser(
         "captioner push",
         "Write README.md (the model card: training data and its terms, scores from "
         "scores.json, intended use, limits) into MODEL_DIR and upload the model's files to "
@@ -46,7 +46,7 @@ def build_parser(command: str = "push") -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    options.configure_logging(args)
+    commandline.configure_logging(args)
 
     from captioner.checkpoint import CheckpointError
     from captioner.hub import HubError, push_model_dir

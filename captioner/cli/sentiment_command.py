@@ -9,11 +9,12 @@ import argparse
 import json
 import sys
 
+from captioner import commandline
 from captioner.cli import options
 
 
 def build_parser(command: str = "sentiment") -> argparse.ArgumentParser:
-    p = options.parser(
+    p = commandline.parser(
         "captioner sentiment",
         "Print the sentiment label, its probability and every label's probability of texts.",
         epilog="examples:\n  captioner sentiment 'what a lovely day' 'a dog on a beach'\n"
@@ -87,7 +88,7 @@ def table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    options.configure_logging(args)
+    commandline.configure_logging(args)
     texts = read_texts(args)
     if not texts:
         raise SystemExit("captioner sentiment: no texts to classify")

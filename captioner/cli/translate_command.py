@@ -11,11 +11,12 @@ import dataclasses
 import json
 import sys
 
+from captioner import commandline
 from captioner.cli import options
 
 
 def build_parser(command: str = "translate") -> argparse.ArgumentParser:
-    p = options.parser(
+    p = commandline.parser(
         "captioner translate",
         "Translate English sentences, one translation a line.",
         epilog="examples:\n  captioner translate 'a dog runs on the grass' --to de\n"
@@ -61,7 +62,7 @@ def build_parser(command: str = "translate") -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    options.configure_logging(args)
+    commandline.configure_logging(args)
     from captioner.cli.sentiment_command import read_texts
     from captioner.devices import resolve_device
     from captioner.translation import check_language, find_translator

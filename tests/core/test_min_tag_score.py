@@ -12,6 +12,7 @@ from tests_support import tiny_captioner
 
 from captioner.cli.label import main as label_main
 from captioner.recognition import RecognitionConfig, RecognitionHead
+from captioner.records import EXPORT_MIN_TAG_SCORE
 
 PROBS = {"cat": 0.5, "dog": 0.3, "car": 0.1, "cup": 0.04, "bag": 0.03, "hat": 0.03}
 
@@ -60,13 +61,13 @@ def test_label_exports_cut_at_five_percent_by_default(model, tmp_path, monkeypat
 
 def test_one_min_tag_score_default_for_tag_describe_label_and_the_demo():
     """Issue 25: `tag` used to keep tags down to 0.0 ("minibus (0.00)")."""
-    from captioner.cli import infer, options
+    from captioner.cli import infer
     from captioner.cli.label_flags import build_parser as label_parser
 
     defaults = {c: infer.build_parser(c).parse_args(["x.jpg"]).min_tag_score
                 for c in ("tag", "describe")}  # fmt: skip
     defaults["label"] = label_parser().parse_args(["photos"]).min_tag_score
-    assert defaults == dict.fromkeys(("tag", "describe", "label"), options.EXPORT_MIN_TAG_SCORE)
-    assert options.EXPORT_MIN_TAG_SCORE == 0.05
+    assert defaults == dict.fromkeys(("tag", "describe", "label"), EXPORT_MIN_TAG_SCORE)
+    assert EXPORT_MIN_TAG_SCORE == 0.05
     source = (Path(__file__).resolve().parents[2] / "demo" / "handlers.py").read_text()
     assert "min_tag_score=EXPORT_MIN_TAG_SCORE" in source

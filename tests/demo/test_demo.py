@@ -21,7 +21,6 @@ from tests_support import tiny_captioner
 
 from captioner.cli import run_command
 from captioner.cli.demo import build_parser
-from captioner.cli.options import EXPORT_MIN_TAG_SCORE
 from captioner.demo import app as demo_app
 from captioner.demo import batch as batching
 from captioner.demo.env import temp_dir
@@ -29,6 +28,7 @@ from captioner.demo.handlers import Handlers
 from captioner.demo.render import attention_overlay, upsample_map
 from captioner.errors import CaptionerError
 from captioner.recognition import RecognitionConfig, RecognitionHead
+from captioner.records import EXPORT_MIN_TAG_SCORE
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402

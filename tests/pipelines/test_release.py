@@ -125,9 +125,9 @@ def test_translator_release_without_multi30k_says_what_is_missing_first(tmp_path
 
 
 def test_fetch_runs_the_data_command_for_each_corpus(monkeypatch):
-    import captioner.cli.data as data_cli
+    import captioner.data.corpus_fetch as corpus_fetch
 
     seen = []
-    monkeypatch.setattr(data_cli, "main", lambda argv: seen.append(argv) or 0)
+    monkeypatch.setattr(corpus_fetch, "fetch_corpus", lambda what, **kw: seen.append((what, kw)))
     release.fetch()
-    assert seen == [["fetch", "tuxpaint"], ["fetch", "uci-sentiment"], ["fetch", "glove"]]
+    assert seen == [("tuxpaint", {}), ("uci-sentiment", {}), ("glove", {})]
