@@ -28,8 +28,8 @@ from torch.utils.data import Dataset
 
 from captioner.data.caption_dataset import collate_captions  # noqa: E402
 from captioner.decoders import CaptionDecoder, DecoderConfig, caption_loss  # noqa: E402
+from captioner.evaluation import decode_grids  # noqa: E402
 from captioner.pipelines import runstate  # noqa: E402
-from captioner.pipelines.eval_scoring import decode_grids  # noqa: E402
 from captioner.pipelines.trainer import TrainConfig, Trainer  # noqa: E402
 from captioner.text import Vocabulary  # noqa: E402
 

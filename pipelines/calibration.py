@@ -1,4 +1,5 @@
-"""Temperature scaling (Guo et al. 2017) and the expected calibration error.
+"""Temperature scaling (Guo et al. 2017), measured with the expected calibration error
+(`captioner.evaluation.expected_calibration_error`, which `captioner eval` reports too).
 
 `fit_temperature` finds the T > 0 that minimises the held-out NLL of softmax(logits / T);
 `apply_temperature` folds 1/T into a model's output layer, so the calibrated model is the
@@ -14,6 +15,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from captioner.evaluation import expected_calibration_error
 
 
 def fit_temperature(logits: Tensor, labels: Sequence[int]) -> float:
@@ -42,25 +45,6 @@ def apply_temperature(model: nn.Module, temperature: float) -> None:
     with torch.no_grad():
         model.head.weight.div_(temperature)
         model.head.bias.div_(temperature)
-
-
-def expected_calibration_error(probs: Tensor, labels: Sequence[int], *, bins: int = 15) -> float:
-    """Top-label ECE: the mean |accuracy - confidence| over equal-width confidence bins,
-    weighted by the share of examples in each bin. probs (n, K) sum to one per row."""
-    y = torch.as_tensor(list(labels))
-    if len(y) == 0:
-        raise ValueError("the expected calibration error needs at least one example")
-    conf, pred = probs.max(dim=-1)
-    hit = (pred == y).float()
-    which = (conf * bins).long().clamp(max=bins - 1)  # bin of each example
-    ece = 0.0
-    for b in range(bins):
-        inside = which == b
-        if inside.any():
-            ece += float(inside.float().mean()) * abs(
-                float(hit[inside].mean()) - float(conf[inside].mean())
-            )
-    return ece
 
 
 def crossfit_ece(logits: Tensor, labels: Sequence[int], *, seed: int = 0) -> dict[str, float]:

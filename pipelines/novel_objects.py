@@ -151,7 +151,7 @@ def detector_alone_f1(references: list[list[str]], detected, words: list[str]) -
 
 
 def score_rows(references, decoded: dict) -> dict[str, dict[str, float]]:
-    from captioner.pipelines.eval_scoring import caption_scores
+    from captioner.evaluation import caption_scores
     from captioner.tagwords import name_objects
 
     captions, tags = decoded["captions"], decoded["tags"]

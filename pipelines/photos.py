@@ -128,7 +128,7 @@ def score(model_dir: Path, flickr8k: Path, *, beam_size: int = 3, limit: int | N
     """Flickr8k test scores (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D) and caption statistics."""
     from captioner.api import Captioner
     from captioner.data import load_caption_dataset
-    from captioner.pipelines.eval_scoring import evaluate_captions
+    from captioner.evaluation import evaluate_captions
 
     model = Captioner.from_pretrained(model_dir)
     model.use_backend("auto")

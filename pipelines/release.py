@@ -183,7 +183,7 @@ def _model(model_dir: Path) -> Captioner:
 def score_scenes(model_dir: Path, *, beam_size: int = 3, limit: int | None = None) -> dict:
     """The scene-world model on scene world test / test_novel and Tux Paint test."""
     from captioner.data import load_caption_dataset
-    from captioner.pipelines.eval_scoring import evaluate_captions
+    from captioner.evaluation import evaluate_captions
 
     model, scenes, results = _model(model_dir), load_caption_dataset("scenes"), {}
     for name, split in [
@@ -202,7 +202,7 @@ def score_scenes(model_dir: Path, *, beam_size: int = 3, limit: int | None = Non
 def score_sentiment(model_dir: Path, *, data: Path = DATA_ROOT) -> dict:
     """The sentiment head on UCI test, SST-2 dev and Flickr8k test captions (neutral)."""
     from captioner.data import load_sentiment_dataset
-    from captioner.pipelines.eval_scoring import evaluate_sentiment
+    from captioner.evaluation import evaluate_sentiment
 
     model, results = _model(model_dir), {}
     sst2, neutral = sentiment_data(data)
@@ -229,7 +229,7 @@ def compare(work: Path, device: str) -> dict:
         )
         model = Captioner.from_pretrained(out)
         from captioner.data import load_caption_dataset
-        from captioner.pipelines.eval_scoring import evaluate_captions
+        from captioner.evaluation import evaluate_captions
 
         dsd = load_caption_dataset(COMPARE_DATASET)
         rows[f"{cell}/{attention}"] = {

@@ -27,9 +27,9 @@ from torch import Tensor, nn
 
 from captioner.data.caption_dataset import CaptionDataset, collate_captions
 from captioner.decoders import CaptionDecoder, DecoderConfig, caption_loss
+from captioner.evaluation import caption_scores, decode_grids
 from captioner.pipelines import caption_data as cdata
 from captioner.pipelines.config import opt, run_recipe, to_dict
-from captioner.pipelines.eval_scoring import caption_scores, decode_grids
 from captioner.pipelines.selection import export_model
 from captioner.pipelines.trainer import (
     FitResult,

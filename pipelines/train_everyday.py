@@ -36,10 +36,10 @@ from torch import Tensor, nn
 
 from captioner.concepts import ConceptSet, build_concept_set
 from captioner.decoders import CaptionDecoder, caption_loss
+from captioner.evaluation import caption_scores, decode_grids
 from captioner.metrics.objects import main_object_named
 from captioner.pipelines import everyday_data as ed
 from captioner.pipelines.config import opt, run_recipe, to_dict
-from captioner.pipelines.eval_scoring import caption_scores, decode_grids
 from captioner.pipelines.trainer import TrainConfig, Trainer, param_groups, setup
 from captioner.text import SPECIALS, Vocabulary, tokenize
 

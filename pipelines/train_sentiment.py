@@ -33,12 +33,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from captioner.checkpoint import write_json_atomic
-from captioner.pipelines.calibration import (
-    apply_temperature,
-    crossfit_ece,
-    expected_calibration_error,
-    fit_temperature,
-)
+from captioner.evaluation import expected_calibration_error
+from captioner.pipelines.calibration import apply_temperature, crossfit_ece, fit_temperature
 from captioner.pipelines.config import opt, run_recipe, to_dict
 from captioner.pipelines.selection import export_model, selection_score
 from captioner.pipelines.sentiment_data import (

@@ -2,7 +2,7 @@
 
 Caption datasets: BLEU-1..4, METEOR (when Java is available), ROUGE-L, CIDEr-D, plus scene
 precision / recall / F1 on the scene world. Sentiment datasets: accuracy and per-class
-precision / recall / F1. The scoring lives in `captioner.pipelines.eval_scoring`. Translation
+precision / recall / F1. The scoring lives in `captioner.evaluation`. Translation
 (`multi30k:DIR`, `--model` a translator directory): sacrebleu BLEU on the tokenised test
 files and on detokenised output (`captioner.pipelines.translate_eval`).
 """
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     commandline.configure_logging(args)
     from captioner.api import Captioner
     from captioner.data.spec import CAPTION_KINDS, SENTIMENT_KINDS, dataset_kind, parse_spec
-    from captioner.pipelines.eval_scoring import evaluate_captions, evaluate_sentiment
+    from captioner.evaluation import evaluate_captions, evaluate_sentiment
 
     if dataset_kind(args.dataset) == "translation":  # a translator on a parallel corpus
         from captioner.cli.translate_command import evaluate_translation

@@ -19,8 +19,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from captioner import scene_grammar
 from captioner.cache import cache_dir
-from captioner.data import scene_grammar, scenes
+from captioner.data import scenes
 from captioner.data.common import quiet_datasets
 from captioner.data.scenes import build_scene_dataset
 

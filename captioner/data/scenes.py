@@ -5,7 +5,8 @@ each group in its own cell of a layout (the whole image, a row or column of two 
 cells, or a 2x2 grid), so every pair of groups is clearly left/right of or above/below each
 other. Groups sharing a layout row overlap vertically (and sharing a column,
 horizontally), so "left of" between them is never also "above". Captions, the parser and
-`scene_score` live in `scene_grammar`; everything here is deterministic given the `rng`.
+`scene_score` live in `captioner.scene_grammar` (the core, where the metrics score with it);
+everything here is deterministic given the `rng`.
 
 `test_novel` scenes are built only from `HELD_OUT_PAIRS` (colour, shape) combinations, which
 never occur in `train` / `validation` / `test`.
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw
 
-from captioner.data.scene_grammar import (
+from captioner.scene_grammar import (
     COLORS,
     SHAPES,
     SIZES,

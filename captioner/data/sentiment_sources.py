@@ -98,8 +98,8 @@ def _flickr8k_captions(root: Path, split: str) -> list[str]:
 def _scene_captions(count: int, seed: int) -> list[str]:
     import numpy as np
 
-    from captioner.data.scene_grammar import canonical_caption
     from captioner.data.scenes import generate_scene
+    from captioner.scene_grammar import canonical_caption
 
     rng = np.random.default_rng(seed)
     return [canonical_caption(generate_scene(rng)) for _ in range(count)]

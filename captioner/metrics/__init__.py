@@ -1,14 +1,12 @@
 """Caption metrics: the COCO scores (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D; `coco_scores`), the METEOR
 jar runner (`meteor`), the PTB tokenizer they share (`ptb`, `ptb_rules`) and the scene world's
-fact score (`scene_score`, computed by the scene grammar that also writes the captions).
+fact score (`scene_score`, from `captioner.scene_grammar`, which also writes the captions).
 
     from captioner.metrics import score
     score({"img1": ["a dog runs", "a brown dog"]}, {"img1": "a dog is running"})
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from captioner.metrics.coco_scores import (
     METRIC_NAMES,
@@ -20,6 +18,7 @@ from captioner.metrics.coco_scores import (
 )
 from captioner.metrics.meteor import MeteorScorer, meteor_unavailable_reason
 from captioner.metrics.ptb import ptb_tokenize, tokenize_captions
+from captioner.scene_grammar import scene_score
 
 __all__ = [
     "METRIC_NAMES",
@@ -34,11 +33,3 @@ __all__ = [
     "score",
     "tokenize_captions",
 ]
-
-
-def scene_score(scenes: Any, captions: Any) -> dict[str, float]:
-    """Scene precision / recall / F1 of captions against their true scenes (see
-    `captioner.data.scenes.scene_score`)."""
-    from captioner.data.scenes import scene_score as _scene_score
-
-    return _scene_score(scenes, captions)

@@ -9,9 +9,9 @@ import pytest
 import torch
 from tests_support import tiny_captioner, tiny_model_dir
 
+from captioner import evaluation as ev
 from captioner.cli import run_command
 from captioner.data.scenes import build_scene_dataset
-from captioner.pipelines import eval_scoring as ev
 
 SPEC = "scenes:2?num_eval=3&image_size=48"
 
@@ -124,7 +124,7 @@ def test_eval_sentiment_accuracy_and_per_class(model_dir, tmp_path, capsys):
 
 
 def test_caption_stats_counts_dangling_endings_lengths_and_distinct_captions():
-    from captioner.pipelines.eval_scoring import caption_stats
+    from captioner.evaluation import caption_stats
 
     refs = [["a dog runs on the grass", "a brown dog runs"], ["two men ride bikes", "men ride"]]
     hyps = ["a dog runs on the", "a dog runs on the", "two men ride bikes", ""]

@@ -27,7 +27,7 @@ pytestmark = [
 def result():
     from captioner.api import Captioner
     from captioner.data import load_caption_dataset
-    from captioner.pipelines.eval_scoring import evaluate_captions
+    from captioner.evaluation import evaluate_captions
 
     model = Captioner.from_pretrained("default", device="cpu")
     split = load_caption_dataset(f"flickr8k:{FLICKR8K}")["test"].select(range(SAMPLE))

@@ -103,6 +103,7 @@ def test_one_rule_names_the_kind_of_a_spec(tmp_path):
     from captioner.data.spec import dataset_kind
 
     sentiment = ["uci-sentiment", "sentiment-csv:x.csv", "sst2:DIR", "neutral:scenes:5"]
+    sentiment += ["neutral:flickr8k:DIR"]
     sentiment += ["hf:stanfordnlp/sst2", "hf:imdb?split=test", "hf:any/thing?kind=sentiment"]
     caption = ["scenes", "scenes+tuxpaint", "flickr8k:DIR", "hf:nlphuji/flickr30k", "csv:c.csv"]
     assert [dataset_kind(s) for s in sentiment] == ["sentiment"] * len(sentiment)

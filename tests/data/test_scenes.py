@@ -7,18 +7,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from captioner.data.scene_grammar import (
-    COLORS,
-    COUNT_WORDS,
-    PLURALS,
-    REL_WORDS,
-    SHAPES,
-    SIZE_WORDS,
-    Instance,
-    ObjectGroup,
-    SceneGraph,
-    caption_relation,
-)
 from captioner.data.scenes import (
     HELD_OUT_PAIRS,
     RGB,
@@ -32,6 +20,18 @@ from captioner.data.scenes import (
     render_scene,
     scene_captions,
     scene_score,
+)
+from captioner.scene_grammar import (
+    COLORS,
+    COUNT_WORDS,
+    PLURALS,
+    REL_WORDS,
+    SHAPES,
+    SIZE_WORDS,
+    Instance,
+    ObjectGroup,
+    SceneGraph,
+    caption_relation,
 )
 from captioner.text import tokenize
 

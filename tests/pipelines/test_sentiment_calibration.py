@@ -3,11 +3,8 @@
 import pytest
 import torch
 
-from captioner.pipelines.calibration import (
-    crossfit_ece,
-    expected_calibration_error,
-    fit_temperature,
-)
+from captioner.evaluation import expected_calibration_error
+from captioner.pipelines.calibration import crossfit_ece, fit_temperature
 
 
 def test_ece_of_hand_made_predictions():

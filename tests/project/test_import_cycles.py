@@ -1,7 +1,8 @@
 """Imports point one way (issue 24): no module import cycle, counting imports inside
-functions (not those under `if TYPE_CHECKING:`), and the core never imports a front end
-(labeling, cli, demo) or the pipelines. Read from the source with `ast`, by installed names
-(`pipelines/` is `captioner.pipelines`, `demo/` is `captioner.demo`)."""
+functions (not those under `if TYPE_CHECKING:`); the layers core <- data <- pipelines <- cli /
+demo are never crossed upwards; and the core never imports a front end (labeling, cli, demo)
+or the pipelines. Read from the source with `ast`, by installed names (`pipelines/` is
+`captioner.pipelines`, `demo/` is `captioner.demo`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"captioner": "captioner", "captioner.pipelines": "pipelines", "captioner.demo": "demo"}
 FRONT_ENDS = ("captioner.labeling", "captioner.cli", "captioner.demo", "captioner.pipelines")
+# lowest first; a module may import its own layer and those below it. Everything else under
+# `captioner` (its top-level modules, metrics, models, labeling) is the core, layer 0.
+LAYERS = {"captioner.data": 1, "captioner.pipelines": 2, "captioner.cli": 3, "captioner.demo": 3}
 
 
 def modules() -> dict[str, Path]:
@@ -99,6 +103,47 @@ def cycles(graph: dict[str, set[str]]) -> list[set[str]]:
 def test_no_import_cycle():
     found = [sorted(c) for c in cycles(import_graph())]
     assert not found, f"import cycles: {found}"
+
+
+def layer(module: str) -> tuple[int, str]:
+    """(rank, name) of the layer `module` belongs to: core 0, data 1, pipelines 2, cli and
+    demo 3."""
+    for package, rank in LAYERS.items():
+        if module == package or module.startswith(package + "."):
+            return rank, package.rpartition(".")[2]
+    return 0, "core"
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of a higher layer, as "importer (layer) -> imported (layer)". cli may
+    import demo (`captioner demo` launches it); demo never imports cli. `python -m` entry
+    points (`__main__` modules) are the top of everything and excepted."""
+    bad = []
+    for module, targets in sorted(graph.items()):
+        if module.rpartition(".")[2] == "__main__":
+            continue
+        (rank, name) = layer(module)
+        for target in sorted(targets):
+            t_rank, t_name = layer(target)
+            if t_rank > rank or (name == "demo" and t_name == "cli"):
+                bad.append(f"{module} ({name}) -> {target} ({t_name})")
+    return bad
+
+
+def test_layers_point_one_way():
+    """core <- data <- pipelines <- cli / demo, counting imports inside functions."""
+    bad = upward_imports(import_graph())
+    assert not bad, "imports of a higher layer:\n" + "\n".join(bad)
+
+
+def test_the_layer_check_names_a_bad_import():
+    graph = {"captioner.metrics": {"captioner.data.scenes"}, "captioner.demo.app": {"captioner.cli"},
+             "captioner.cli.demo": {"captioner.demo.app"}, "captioner.data.__main__": {"captioner.cli"},
+             "captioner.pipelines.release": {"captioner.data", "captioner.evaluation"}}  # fmt: skip
+    assert upward_imports(graph) == [
+        "captioner.demo.app (demo) -> captioner.cli (cli)",
+        "captioner.metrics (core) -> captioner.data.scenes (data)",
+    ]
 
 
 def test_the_core_imports_no_front_end_and_no_pipeline():

@@ -62,9 +62,9 @@ def test_every_entry_point_gives_one_caption_and_one_set_of_tags(model, photos, 
     from captioner.cli.infer import build_parser, describe_paths
     from captioner.demo import batch as batching
     from captioner.demo.handlers import Handlers
+    from captioner.evaluation import evaluate_captions
     from captioner.labeling import LabelEngine, LabelOptions, label_folders
     from captioner.labeling.engine import EngineOptions
-    from captioner.pipelines.eval_scoring import evaluate_captions
 
     want = {p.name: model.describe([p], min_tag_score=TAG_CUT)[0].to_record() for p in photos}
     seen: dict[str, dict[str, dict]] = {}  # way -> photo -> record fields it gives

@@ -1,5 +1,5 @@
-"""Sentiment scoring for `captioner eval`: binary benchmarks on the positive-vs-negative
-decision, the neutral share, calibration error and accuracy per source."""
+"""Sentiment scoring for `captioner eval` (captioner.evaluation): binary benchmarks on the
+positive-vs-negative decision, the neutral share, calibration error and accuracy per source."""
 
 from types import SimpleNamespace
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from datasets import ClassLabel, Dataset, Features, Value
 
-from captioner.pipelines import eval_scoring, sentiment_eval
+from captioner import evaluation
 
 NAMES = ["negative", "neutral", "positive"]
 
@@ -23,7 +23,7 @@ def split(labels, names, sources=None):
 def fake_model(monkeypatch, probs):
     model = SimpleNamespace(sentiment_model=SimpleNamespace(config=SimpleNamespace(labels=NAMES)),
                             sentiment_vocab=None)  # fmt: skip
-    monkeypatch.setattr(sentiment_eval, "sentiment_probs", lambda *a, **k: torch.tensor(probs))
+    monkeypatch.setattr(evaluation, "sentiment_probs", lambda *a, **k: torch.tensor(probs))
     return model
 
 
@@ -31,7 +31,7 @@ def test_binary_benchmark_uses_the_positive_vs_negative_decision(monkeypatch):
     probs = [[0.1, 0.6, 0.3], [0.5, 0.4, 0.1], [0.2, 0.2, 0.6], [0.3, 0.5, 0.2]]
     model = fake_model(monkeypatch, probs)
     gold = split([1, 0, 1, 1], ["negative", "positive"], ["imdb", "imdb", "yelp", "yelp"])
-    r = eval_scoring.evaluate_sentiment(model, gold)  # re-exported where `captioner eval` looks
+    r = evaluation.evaluate_sentiment(model, gold)
     # decisions: pos (0.3>0.1), neg, pos, neg -> 3 of 4 right; neutral on top for 2 of 4
     assert r["scores"]["accuracy"] == pytest.approx(0.75)
     assert r["scores"]["neutral_share"] == pytest.approx(0.5)
@@ -42,10 +42,7 @@ def test_binary_benchmark_uses_the_positive_vs_negative_decision(monkeypatch):
 
 def test_neutral_captions_score_the_share_called_neutral(monkeypatch):
     model = fake_model(monkeypatch, [[0.1, 0.8, 0.1], [0.7, 0.2, 0.1], [0.2, 0.5, 0.3]])
-    r = sentiment_eval.evaluate_sentiment(model, split([1, 1, 1], NAMES))
+    r = evaluation.evaluate_sentiment(model, split([1, 1, 1], NAMES))
     assert r["scores"]["accuracy"] == pytest.approx(2 / 3)
     assert r["scores"]["neutral_share"] == pytest.approx(2 / 3)
     assert "ece" in r["scores"] and r["per_class"]["neutral"]["recall"] == pytest.approx(2 / 3)
-    assert eval_scoring.is_sentiment_spec(
-        "neutral:flickr8k:DIR"
-    ) and eval_scoring.is_sentiment_spec("sst2:D")
