@@ -169,8 +169,8 @@ class Row:
 class EverydayRows(Dataset):
     """Training rows: all photo rows every epoch plus `text_per_epoch` text rows, a different
     slice each epoch (`set_epoch`) of one shuffled order in which a text row appears
-    `row.repeats` times (a corpus weight: more of the COCO-style captions). An item is the photo's grid, the caption ids and the
-    concepts (vocabulary ids and weights, `top_k` of them, most confident first)."""
+    `row.repeats` times (its corpus weight). An item is the photo's grid, the caption ids and
+    the concepts (vocabulary ids and weights, `top_k` of them, most confident first)."""
 
     def __init__(
         self,
@@ -186,9 +186,9 @@ class EverydayRows(Dataset):
     ):
         self.bank, self.photo_rows, self.text_rows = bank, photo_rows, text_rows
         self.vocab, self.top_k, self.drop, self.seed = vocab, top_k, drop, seed
-        self.text_per_epoch = min(text_per_epoch, sum(max(0, r.repeats) for r in text_rows))
-        self.order = [i for i, r in enumerate(text_rows) for _ in range(max(0, r.repeats))]
+        self.order = [i for i, r in enumerate(text_rows) for _ in range(r.repeats)]
         random.Random(seed).shuffle(self.order)
+        self.text_per_epoch = min(text_per_epoch, len(self.order))
         self.epoch = 1
 
     def set_epoch(self, epoch: int) -> None:

@@ -206,7 +206,7 @@ def prepare(cfg: EverydayConfig, model) -> Prepared:
             text_concepts[i],
             tuple(int(x) for x in c),
             weights.get(kinds[i], 1),
-        )  # fmt: skip
+        )
         for i, c in zip(keep, cands)
     ]
     if weights:
