@@ -29,6 +29,7 @@ from torch.utils.data import Dataset
 from captioner.atomic import write_bytes_atomic
 from captioner.checkpoint import write_json_atomic
 from captioner.decoding import GenerationConfig
+from captioner.pipelines.batching import LengthBatches
 from captioner.pipelines.config import opt, run_recipe, to_dict
 from captioner.pipelines.trainer import (
     TrainConfig,
@@ -88,6 +89,10 @@ class TranslateTrainConfig(TrainConfig):
     batch_size: int = opt(64, "batch size per process")
     lr: float = opt(2e-3, "peak learning rate (AdamW)")
     patience: int = opt(4, "early stopping: epochs without improvement (0 = off)")
+    length_pool: int = opt(
+        100, "batches of similar length: sort each pool of N batches' sentences by length "
+        "before cutting it into batches (less padding, faster epochs; 0 = random batches)"
+    )  # fmt: skip
     average_last: int = opt(
         0, "after training, average the weights of the last K epoch checkpoints and keep "
         "the average when its validation BLEU beats the best epoch's (0 = off; keeps at "
@@ -206,10 +211,17 @@ def train(cfg: TranslateTrainConfig, *, dataset=None) -> dict:
         publish_model_dir(tm.save(staged, dtype=dtype), out)
         m.train()  # TranslationModel put it in eval mode
 
+    batches = None
+    if cfg.length_pool:
+        batches = LengthBatches(
+            [(len(t), len(s)) for s, t in zip(data.src, data.tgt)], cfg.batch_size,
+            pool=cfg.length_pool, seed=cfg.seed, rank=dist.rank, world_size=dist.world_size,
+        )  # fmt: skip
     trainer = Trainer(
         model=model,
         config=cfg,
         train_dataset=data,
+        batch_sampler=batches,
         collate_fn=collate,
         loss_fn=loss_fn_of(cfg),
         evaluate_fn=validate,
@@ -307,6 +319,8 @@ def check(cfg: TranslateTrainConfig) -> str | None:
         return f"--src and --tgt are both {cfg.src!r}"
     if cfg.max_length < 3:
         return f"--max-length must be >= 3, got {cfg.max_length}"
+    if cfg.length_pool < 0:
+        return f"--length-pool must be >= 0, got {cfg.length_pool}"
     if cfg.average_last < 0:
         return f"--average-last must be >= 0, got {cfg.average_last}"
     return None

@@ -21,7 +21,8 @@ CUDA (bf16 autocast where supported, else fp16 + GradScaler; off on CPU), AdamW 
 DistributedDataParallel when launched by `torchrun` (only rank 0 writes), a run directory
 (`config.json`, `metrics.jsonl`, `curves.png`, `checkpoints/`), checkpoints every epoch that
 `--resume` continues exactly (optimizer, scheduler, scaler, RNG, epoch, best score), early
-stopping and best-model selection. Checkpoint files are written atomically and the training
+stopping and best-model selection. `batch_sampler` (e.g. `batching.LengthBatches`) replaces
+the random batches. Checkpoint files are written atomically and the training
 state is read with `torch.load(..., weights_only=True)`.
 """
 
@@ -38,10 +39,11 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset, Sampler
 
 from captioner.checkpoint import write_json_atomic
 from captioner.pipelines import runstate
+from captioner.pipelines.batching import make_loader
 from captioner.pipelines.config import TrainConfig, to_dict
 from captioner.pipelines.optim import amp_settings, build_scheduler, param_groups
 from captioner.pipelines.plot import plot_curves
@@ -121,6 +123,7 @@ class Trainer:
         run_config: dict | None = None,
         dist: DistInfo | None = None,
         score_to_beat: float | None = None,
+        batch_sampler: Sampler | None = None,
     ):
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
@@ -140,7 +143,11 @@ class Trainer:
         if not sum(len(g["params"]) for g in groups):
             raise ValueError("the model has no trainable parameters")
         self.optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
-        self.loader, self.sampler_gen = self._loader(train_dataset, collate_fn)
+        self.loader, self.sampler_gen = make_loader(
+            train_dataset, batch_size=config.batch_size, num_workers=config.num_workers,
+            dist=self.dist, device=self.device, seed=config.seed, collate_fn=collate_fn,
+            batch_sampler=batch_sampler,
+        )  # fmt: skip
         if len(self.loader) == 0:
             raise ValueError("the training set is empty")
         self.scheduler = build_scheduler(self.optimizer, config, steps_per_epoch=len(self.loader))
@@ -151,27 +158,6 @@ class Trainer:
         # score_to_beat: e.g. the initial model's (fine-tuning); on_best fires only above it
         self.best: dict[str, Any] = {"score": score_to_beat, "epoch": None, "bad_epochs": 0}
         self.finished = False
-
-    def _loader(self, dataset: Dataset, collate_fn) -> tuple[DataLoader, torch.Generator]:
-        c = self.config
-        gen = torch.Generator()
-        sampler = None
-        if self.dist.world_size > 1:
-            sampler = torch.utils.data.DistributedSampler(
-                dataset, num_replicas=self.dist.world_size, rank=self.dist.rank, seed=c.seed
-            )
-        loader = DataLoader(
-            dataset,
-            batch_size=c.batch_size,
-            shuffle=sampler is None,
-            sampler=sampler,
-            generator=gen,
-            collate_fn=collate_fn,
-            num_workers=c.num_workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=c.num_workers > 0,
-        )
-        return loader, gen
 
     # ------------------------------------------------------------------ one step
     def _train_step(self, batch: Any) -> tuple[float, float, dict[str, float]]:
