@@ -31,6 +31,7 @@ from captioner.object_slots import (
     slot_bias,
     slot_constraints,
 )
+from captioner.records import EXPORT_MIN_TAG_SCORE as MIN_TAG
 from captioner.records import SCORE_DIGITS, Description, Heads, attention_maps, image_record
 from captioner.sentiment import SentimentModel, sentiment_probs
 from captioner.text import Vocabulary
@@ -276,10 +277,9 @@ class Captioner:
 
     @torch.inference_mode()
     def tag(
-        self, images: Any, *, top_k: int = 5, min_score: float = 0.0, batch_size: int = 32
+        self, images: Any, *, top_k: int = 5, min_score: float = MIN_TAG, batch_size: int = 32
     ) -> list[list[tuple[str, float]]]:
-        """Per image, the `top_k` (label, probability) pairs with probability >= `min_score`,
-        highest first."""
+        """Per image, the `top_k` (label, probability) pairs >= `min_score`, highest first."""
         self._require("tag")
         out: list[list[tuple[str, float]]] = []
         for batch in self._batches(images, batch_size):
@@ -308,7 +308,7 @@ class Captioner:
         *,
         generation: GenerationConfig | None = None,
         tags: int = 5,
-        min_tag_score: float = 0.0,
+        min_tag_score: float = MIN_TAG,
         sentiment: bool = True,
         attention: bool = False,
         batch_size: int = 32,
@@ -322,7 +322,7 @@ class Captioner:
             images: one image or a list of them (paths, PIL, numpy, tensors).
             generation: how to search captions (default: beam search of width 3).
             tags: top tags per image (0: none).
-            min_tag_score: leave out tags less probable than this (exports use 0.05).
+            min_tag_score: leave out less probable tags (0.05 on every path; 0 keeps all).
             sentiment: judge each caption's sentiment.
             attention: also return one attention map per caption word.
             batch_size: images per forward pass.
@@ -361,7 +361,7 @@ class Captioner:
         *,
         generation: GenerationConfig | None = None,
         tags: int = 5,
-        min_tag_score: float = 0.0,
+        min_tag_score: float = MIN_TAG,
         sentiment: bool = True,
         attention: bool = False,
         decoder: CaptionDecoder | None = None,

@@ -38,8 +38,12 @@ def test_api_tags_below_the_minimum_are_left_out(model):
     image = np.zeros((32, 32, 3), np.uint8)
     (d,) = model.describe(image, tags=5, min_tag_score=0.05)
     assert [t for t, _ in d.tags] == ["cat", "dog", "car"]
-    (d,) = model.describe(image, tags=5)  # the API's default keeps the top 5
+    (d,) = model.describe(image, tags=5, min_tag_score=0)  # 0 keeps the top 5
     assert [t for t, _ in d.tags] == ["cat", "dog", "car", "cup", "bag"]
+    # the API's default cut is the one the command line, the exports and the demo use
+    (d,) = model.describe(image, tags=5)
+    assert [t for t, _ in d.tags] == ["cat", "dog", "car"] and EXPORT_MIN_TAG_SCORE == 0.05
+    assert [t for t, _ in model.tag(image, top_k=5)[0]] == ["cat", "dog", "car"]
     assert [t for t, _ in model.tag(image, top_k=5, min_score=0.2)[0]] == ["cat", "dog"]
 
 
