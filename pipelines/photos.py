@@ -169,6 +169,20 @@ def example_table(model: str = "default", *, beam_size: int = 3) -> str:
 
 
 if __name__ == "__main__":  # python -m captioner.pipelines.photos [MODEL]: the README table
-    import sys
+    import argparse
 
-    print(example_table(sys.argv[1] if len(sys.argv) > 1 else "default"))
+    from captioner.errors import ModelNotFoundError
+
+    ap = argparse.ArgumentParser(
+        prog="python -m captioner.pipelines.photos",
+        description="Print the Markdown table of the scikit-image photos' captions, top tags "
+        "and caption sentiment (docs/results.md) for a model.",
+    )
+    ap.add_argument("model", nargs="?", default="default",
+                    help="model directory or bundled name (default: default)")  # fmt: skip
+    ap.add_argument("--beam-size", type=int, default=3, help="beam width (default: 3)")
+    args = ap.parse_args()
+    try:
+        print(example_table(args.model, beam_size=args.beam_size))
+    except ModelNotFoundError as e:
+        ap.exit(2, f"{ap.prog}: error: {e}\n")
