@@ -334,6 +334,10 @@ def validate(prep: Prepared, decoder: CaptionDecoder, cfg: EverydayConfig, devic
     return scores
 
 
+# what every everyday run trains on (the model card lists their terms)
+RECIPE_DATA = ("flickr8k", "coco-text", "flickr30k-text", "cc-text", "coco-unlabeled")
+
+
 def export(model, decoder: CaptionDecoder, vocab: Vocabulary, out: Path, cfg) -> None:
     import copy
 
@@ -343,8 +347,8 @@ def export(model, decoder: CaptionDecoder, vocab: Vocabulary, out: Path, cfg) ->
     m.decoder, m.vocab = copy.deepcopy(decoder).eval(), vocab
     m.special_ids = SpecialIds.from_vocab(vocab)
     m.name = cfg.name
-    m.training_data = [*model.training_data, "coco-text", "flickr30k-text", "cc-text",
-                       "coco-unlabeled"]  # fmt: skip
+    # the card's data list: what --init learnt from, then this recipe's corpora, each once
+    m.training_data = list(dict.fromkeys([*model.training_data, *RECIPE_DATA]))
     from captioner.pipelines.runstate import publish_model_dir
 
     publish_model_dir(m.save_pretrained(out / "run" / "best", dtype=torch.int8), out)

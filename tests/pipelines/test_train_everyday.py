@@ -13,7 +13,12 @@ from captioner import Captioner
 from captioner.concepts import build_concept_set
 from captioner.decoding import GenerationConfig, generate
 from captioner.pipelines import everyday_data as ed
-from captioner.pipelines.train_everyday import EverydayConfig, build_decoder, run_concepts
+from captioner.pipelines.train_everyday import (
+    EverydayConfig,
+    build_decoder,
+    export,
+    run_concepts,
+)
 from captioner.text import Vocabulary
 
 CAT, LION, ESPRESSO = 281, 291, 967
@@ -65,6 +70,22 @@ def test_concept_model_round_trips(concept_set, tmp_path, dtype):
     assert torch.equal(again.decoder.concept_ids, model.decoder.concept_ids)
     if dtype is None:
         assert again.caption(images) == model.caption(images)
+
+
+def test_the_exported_model_card_lists_every_corpus_once(concept_set, tmp_path):
+    from captioner.model_card import read_training_data
+
+    _, model = _concept_model(concept_set)
+    model.training_data = ["flickr8k", "sst2"]  # what --init learnt from
+    export(model, model.decoder, model.vocab, tmp_path / "out", SimpleNamespace(name="everyday"))
+    listed = read_training_data(tmp_path / "out")
+    assert listed[:2] == ["flickr8k", "sst2"] and len(listed) == len(set(listed))
+    assert {"coco-text", "flickr30k-text", "cc-text", "coco-unlabeled"} <= set(listed)
+    model.training_data = []  # an --init without a card still names Flickr8k
+    export(model, model.decoder, model.vocab, tmp_path / "bare", SimpleNamespace(name="everyday"))
+    assert read_training_data(tmp_path / "bare")[0] == "flickr8k"
+    card = (tmp_path / "bare" / "README.md").read_text()
+    assert "Flickr8k" in card and "Conceptual Captions" in card
 
 
 def test_a_concept_decoder_restarts_with_a_new_concept_set(concept_set):
