@@ -27,13 +27,14 @@ __all__ = ["LengthBatches", "make_loader"]
 
 class LengthBatches(Sampler[list[int]]):
     """Batches of indices whose `lengths` (any sortable keys, e.g. (target, source) lengths)
-    are close. Under DDP each of `world_size` ranks takes every `world_size`-th batch of the
+    are close. `lengths` may be a function, read at the start of each epoch (after the
+    trainer's `set_epoch` calls), for datasets whose items change from epoch to epoch. Under DDP each of `world_size` ranks takes every `world_size`-th batch of the
     same global order, and every rank gets the same number of batches (the few left over at
     the end of an epoch are dropped there)."""
 
     def __init__(
         self,
-        lengths: Sequence[Any],
+        lengths: Sequence[Any] | Callable[[], Sequence[Any]],
         batch_size: int,
         *,
         pool: int = 100,
@@ -45,7 +46,7 @@ class LengthBatches(Sampler[list[int]]):
             raise ValueError(f"batch_size and pool must be >= 1, got {batch_size} and {pool}")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world_size {world_size}")
-        self.lengths, self.batch_size, self.pool = list(lengths), batch_size, pool
+        self.lengths, self.batch_size, self.pool = lengths, batch_size, pool
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.epoch = 0
 
@@ -54,17 +55,21 @@ class LengthBatches(Sampler[list[int]]):
 
     def batches(self) -> list[list[int]]:
         """The epoch's whole batch order, before the ranks split it."""
+        lengths = self.current_lengths()
         gen = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
-        order = torch.randperm(len(self.lengths), generator=gen).tolist()
+        order = torch.randperm(len(lengths), generator=gen).tolist()
         size = self.batch_size * self.pool
         out: list[list[int]] = []
         for start in range(0, len(order), size):
-            part = sorted(order[start : start + size], key=self.lengths.__getitem__)
+            part = sorted(order[start : start + size], key=lengths.__getitem__)
             out += [part[i : i + self.batch_size] for i in range(0, len(part), self.batch_size)]
         return [out[i] for i in torch.randperm(len(out), generator=gen).tolist()]
 
+    def current_lengths(self) -> Sequence[Any]:
+        return self.lengths() if callable(self.lengths) else self.lengths
+
     def __len__(self) -> int:
-        total = -(-len(self.lengths) // self.batch_size)
+        total = -(-len(self.current_lengths()) // self.batch_size)
         return total if self.world_size == 1 else total // self.world_size
 
     def __iter__(self) -> Iterator[list[int]]:

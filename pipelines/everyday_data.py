@@ -197,6 +197,10 @@ class EverydayRows(Dataset):
     def __len__(self) -> int:
         return len(self.photo_rows) + self.text_per_epoch
 
+    def lengths(self) -> list[int]:
+        """This epoch's caption lengths, item by item (for batches of similar length)."""
+        return [len(self.row(i).ids) for i in range(len(self))]
+
     def row(self, i: int) -> Row:
         if i < len(self.photo_rows):
             return self.photo_rows[i]
@@ -241,3 +245,34 @@ def collate(items, pad_id: int = 0) -> dict[str, Tensor]:
         "concept_ids": torch.stack(ids),
         "concept_weights": torch.stack(weights),
     }
+
+
+# ---------------------------------------------------------------------------- readers
+def flickr8k_split(root: Path, split: str) -> tuple[list[str], list[list[str]]]:
+    """Image paths and their captions for a Flickr8k split ("train" / "dev" / "test")."""
+    names = (root / f"Flickr_8k.{split}Images.txt").read_text().split()
+    caps: dict[str, list[str]] = {}
+    for line in (root / "Flickr8k.token.txt").read_text(encoding="utf-8").splitlines():
+        if "\t" in line:
+            key, text = line.split("\t", 1)
+            caps.setdefault(key.split("#")[0], []).append(text.strip())
+    folder = next((root / d for d in ("Flicker8k_Dataset", "Images") if (root / d).is_dir()), root)
+    names = [n for n in names if n in caps and (folder / n).is_file()]
+    return [str(folder / n) for n in names], [caps[n] for n in names]
+
+
+def coco_dev(root: Path) -> tuple[list[str], list[list[str]]]:
+    import json
+
+    data = json.loads((root / "coco" / "dev_captions.json").read_text(encoding="utf-8"))
+    caps: dict[int, list[str]] = {}
+    for a in data["annotations"]:
+        caps.setdefault(a["image_id"], []).append(a["caption"].strip())
+    images = sorted(data["images"], key=lambda im: im["id"])
+    folder = root / "coco" / "dev_images"
+    return [str(folder / im["file_name"]) for im in images], [caps[im["id"]] for im in images]
+
+
+def unlabeled_coco(root: Path) -> list[str]:
+    folder = root / "coco" / "unlabeled_images"
+    return sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))

@@ -24,6 +24,7 @@ that world; concepts (`captioner.concepts`) are the bridge:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import sys
@@ -36,10 +37,13 @@ from torch import Tensor, nn
 
 from captioner.concepts import ConceptSet, build_concept_set
 from captioner.decoders import CaptionDecoder, caption_loss
+from captioner.decoding import SpecialIds
 from captioner.evaluation import caption_scores, decode_grids
 from captioner.metrics.objects import main_object_named
 from captioner.pipelines import everyday_data as ed
+from captioner.pipelines.batching import LengthBatches
 from captioner.pipelines.config import opt, run_recipe, to_dict
+from captioner.pipelines.runstate import publish_model_dir
 from captioner.pipelines.trainer import TrainConfig, Trainer, param_groups, setup
 from captioner.text import SPECIALS, Vocabulary, tokenize
 
@@ -68,6 +72,8 @@ class EverydayConfig(TrainConfig):
     concept_top_k: int = opt(5, "concepts the decoder reads per photo")
     concept_threshold: float = opt(0.1, "least summed tagger probability of a concept")
     candidates: int = opt(5, "stand-in photos per text caption (one drawn per epoch)")
+    length_pool: int = opt(100, "batch captions of similar length: sort pools of N batches "
+                           "by length (less padding, faster epochs; 0 = random batches)")  # fmt: skip
     dropout: float = opt(0.5, "dropout before the output layer")
     alpha_c: float = opt(1.0, "doubly stochastic attention regulariser weight")
     label_smoothing: float = opt(0.1, "label smoothing of the word loss")
@@ -80,36 +86,6 @@ class EverydayConfig(TrainConfig):
 
 
 # ---------------------------------------------------------------------------- data
-def flickr8k_split(root: Path, split: str) -> tuple[list[str], list[list[str]]]:
-    """Image paths and their captions for a Flickr8k split ("train" / "dev" / "test")."""
-    names = (root / f"Flickr_8k.{split}Images.txt").read_text().split()
-    caps: dict[str, list[str]] = {}
-    for line in (root / "Flickr8k.token.txt").read_text(encoding="utf-8").splitlines():
-        if "\t" in line:
-            key, text = line.split("\t", 1)
-            caps.setdefault(key.split("#")[0], []).append(text.strip())
-    folder = next((root / d for d in ("Flicker8k_Dataset", "Images") if (root / d).is_dir()), root)
-    names = [n for n in names if n in caps and (folder / n).is_file()]
-    return [str(folder / n) for n in names], [caps[n] for n in names]
-
-
-def coco_dev(root: Path) -> tuple[list[str], list[list[str]]]:
-    import json
-
-    data = json.loads((root / "coco" / "dev_captions.json").read_text(encoding="utf-8"))
-    caps: dict[int, list[str]] = {}
-    for a in data["annotations"]:
-        caps.setdefault(a["image_id"], []).append(a["caption"].strip())
-    images = sorted(data["images"], key=lambda im: im["id"])
-    folder = root / "coco" / "dev_images"
-    return [str(folder / im["file_name"]) for im in images], [caps[im["id"]] for im in images]
-
-
-def unlabeled_coco(root: Path) -> list[str]:
-    folder = root / "coco" / "unlabeled_images"
-    return sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
-
-
 @dataclass
 class Prepared:
     vocab: Vocabulary
@@ -157,7 +133,7 @@ def prepare(cfg: EverydayConfig, model) -> Prepared:
     but reads the photo features back from OUT/run/features)."""
     root = Path(cfg.data).expanduser()
     f8k = Path(cfg.flickr8k).expanduser() if cfg.flickr8k else root / "flickr8k"
-    train_paths, train_caps = flickr8k_split(f8k, "train")
+    train_paths, train_caps = ed.flickr8k_split(f8k, "train")
     if cfg.limit:
         train_paths, train_caps = train_paths[: cfg.limit], train_caps[: cfg.limit]
     from captioner.data.text_corpora import load_text_captions
@@ -181,7 +157,7 @@ def prepare(cfg: EverydayConfig, model) -> Prepared:
     vocab = Vocabulary([*SPECIALS, *kept])
     log.info("vocabulary %d words, %d concepts", len(vocab), len(concept_set.words))
 
-    coco_paths = unlabeled_coco(root)[: cfg.limit or None]
+    coco_paths = ed.unlabeled_coco(root)[: cfg.limit or None]
     kw = {"top_k": cfg.concept_top_k, "threshold": cfg.concept_threshold}
     features = Path(cfg.out) / "run" / "features"
     bank = ed.encode_bank(model, train_paths + coco_paths, concept_set,
@@ -217,7 +193,7 @@ def prepare(cfg: EverydayConfig, model) -> Prepared:
     rows = ed.EverydayRows(bank, photo_rows, text_rows, vocab, text_per_epoch=cfg.text_per_epoch,
                            top_k=cfg.concept_top_k, drop=cfg.concept_drop, seed=cfg.seed)  # fmt: skip
     val = {}
-    dev_paths, dev_caps = coco_dev(root)
+    dev_paths, dev_caps = ed.coco_dev(root)
     dev_paths, dev_caps = dev_paths[: cfg.limit or None], dev_caps[: cfg.limit or None]
     val["coco"] = (
         ed.encode_bank(
@@ -231,7 +207,7 @@ def prepare(cfg: EverydayConfig, model) -> Prepared:
         dev_caps,
     )
     if cfg.flickr_eval:
-        paths, caps = flickr8k_split(f8k, "dev")
+        paths, caps = ed.flickr8k_split(f8k, "dev")
         paths, caps = paths[: cfg.flickr_eval], caps[: cfg.flickr_eval]
         val["flickr8k"] = (
             ed.encode_bank(
@@ -339,18 +315,12 @@ RECIPE_DATA = ("flickr8k", "coco-text", "flickr30k-text", "cc-text", "coco-unlab
 
 
 def export(model, decoder: CaptionDecoder, vocab: Vocabulary, out: Path, cfg) -> None:
-    import copy
-
-    from captioner.decoding import SpecialIds
-
     m = copy.copy(model)
     m.decoder, m.vocab = copy.deepcopy(decoder).eval(), vocab
     m.special_ids = SpecialIds.from_vocab(vocab)
     m.name = cfg.name
     # the card's data list: what --init learnt from, then this recipe's corpora, each once
     m.training_data = list(dict.fromkeys([*model.training_data, *RECIPE_DATA]))
-    from captioner.pipelines.runstate import publish_model_dir
-
     publish_model_dir(m.save_pretrained(out / "run" / "best", dtype=torch.int8), out)
     log.info("exported %s", out)
 
@@ -374,10 +344,13 @@ def train(cfg: EverydayConfig):
         return caption_loss(logits, batch["captions"], alphas, alpha_c=cfg.alpha_c,
                             label_smoothing=cfg.label_smoothing)  # fmt: skip
 
+    batches = LengthBatches(prep.rows.lengths, cfg.batch_size, pool=cfg.length_pool, seed=cfg.seed,
+                            rank=dist.rank, world_size=dist.world_size) if cfg.length_pool else None  # fmt: skip
     trainer = Trainer(
         model=net,
         config=cfg,
         train_dataset=prep.rows,
+        batch_sampler=batches,
         collate_fn=ed.collate,
         loss_fn=loss_fn,
         evaluate_fn=lambda m, epoch: validate(prep, m.decoder, cfg, dist.device),

@@ -175,3 +175,26 @@ def test_text_weights_repeat_a_corpus_in_the_epoch_order(concept_set):
     seen = [rows.row(i) for i in range(len(rows))]
     assert sum(r is lion for r in seen) == 3 and sum(r is cat for r in seen) == 1
     assert not any(r is gone for r in seen)
+
+
+def test_length_batches_follow_each_epochs_text_slice():
+    from captioner.pipelines.batching import LengthBatches
+
+    words = ["<pad>", "<start>", "<end>", "<unk>", "a", "cat"]
+    vocab = Vocabulary(words)
+    bank = SimpleNamespace(grid=torch.zeros(1, 2, 4), concepts=[[]])
+    photo = [ed.Row(0, vocab.encode("a " + "cat " * k), None) for k in (1, 9)]
+    text = [ed.Row(0, vocab.encode("a " + "cat " * k), ["cat"], (0,)) for k in range(1, 9)]
+    rows = ed.EverydayRows(bank, photo, text, vocab, text_per_epoch=4, drop=0.0)
+    batches = LengthBatches(rows.lengths, 2, pool=3)
+    seen = {}
+    for epoch in (1, 2):
+        rows.set_epoch(epoch)  # the trainer sets the dataset's epoch before iterating
+        batches.set_epoch(epoch)
+        lengths = rows.lengths()
+        assert lengths == [len(rows[i][1]) for i in range(len(rows))]
+        got = list(batches)
+        assert len(got) == len(batches) == 3
+        assert sorted(i for b in got for i in b) == list(range(6))
+        seen[epoch] = sorted(lengths)
+    assert seen[1] != seen[2]  # a new text slice, read afresh
