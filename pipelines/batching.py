@@ -22,15 +22,16 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from captioner.pipelines.runstate import DistInfo
 
-__all__ = ["LengthBatches", "make_loader"]
+__all__ = ["LengthBatches", "length_batches", "make_loader"]
 
 
 class LengthBatches(Sampler[list[int]]):
     """Batches of indices whose `lengths` (any sortable keys, e.g. (target, source) lengths)
     are close. `lengths` may be a function, read at the start of each epoch (after the
-    trainer's `set_epoch` calls), for datasets whose items change from epoch to epoch. Under DDP each of `world_size` ranks takes every `world_size`-th batch of the
-    same global order, and every rank gets the same number of batches (the few left over at
-    the end of an epoch are dropped there)."""
+    trainer's `set_epoch` calls), for datasets whose items change from epoch to epoch. Under
+    DDP each of `world_size` ranks takes every `world_size`-th batch of the same global order,
+    and every rank gets the same number of batches (the few left over at the end of an epoch
+    are dropped there)."""
 
     def __init__(
         self,
@@ -68,13 +69,25 @@ class LengthBatches(Sampler[list[int]]):
     def current_lengths(self) -> Sequence[Any]:
         return self.lengths() if callable(self.lengths) else self.lengths
 
-    def __len__(self) -> int:
-        total = -(-len(self.current_lengths()) // self.batch_size)
+    def _per_rank(self, total: int) -> int:
         return total if self.world_size == 1 else total // self.world_size
 
+    def __len__(self) -> int:
+        return self._per_rank(-(-len(self.current_lengths()) // self.batch_size))
+
     def __iter__(self) -> Iterator[list[int]]:
-        mine = self.batches()[self.rank :: self.world_size]
-        return iter(mine[: len(self)])
+        whole = self.batches()  # reads the lengths once; len(self) would read them again
+        return iter(whole[self.rank :: self.world_size][: self._per_rank(len(whole))])
+
+
+def length_batches(lengths, config: Any, dist: DistInfo) -> LengthBatches | None:
+    """A recipe's batch sampler: batches of similar length cut from pools of
+    `config.length_pool` batches (its `batch_size` and `seed`, this process's DDP rank), or
+    None, the trainer's random batches, when the pool is 0."""
+    if not config.length_pool:
+        return None
+    return LengthBatches(lengths, config.batch_size, pool=config.length_pool, seed=config.seed,
+                         rank=dist.rank, world_size=dist.world_size)  # fmt: skip
 
 
 def make_loader(

@@ -374,10 +374,12 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:  # a nonsense value is refused before any work
-        sizes = tuple(  # a recipe's sizes: --hidden-dim 0 / --max-length 0 make no model
-            f.name for f in dataclasses.fields(self) if f.name.endswith(_SIZE_SUFFIXES)
-        )
-        check_ranges(self, at_least_1=_AT_LEAST_1 + sizes, at_least_0=_AT_LEAST_0, positive=("lr",))
+        names = [f.name for f in dataclasses.fields(self)]
+        # a recipe's sizes: --hidden-dim 0 / --max-length 0 make no model
+        sizes = tuple(n for n in names if n.endswith(_SIZE_SUFFIXES))
+        some = tuple(n for n in _RECIPE_AT_LEAST_0 if n in names)
+        check_ranges(self, at_least_1=_AT_LEAST_1 + sizes, at_least_0=_AT_LEAST_0 + some,
+                     positive=("lr",))  # fmt: skip
         if not 0 <= self.seed < 2**64:  # what torch.manual_seed takes
             raise ValueError(f"--seed must be in [0, 2**64), got {self.seed}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
@@ -388,3 +390,4 @@ _AT_LEAST_1 = ("epochs", "batch_size", "step_epochs", "log_every", "keep_checkpo
 _SIZE_SUFFIXES = ("_dim", "_layers", "max_length", "beam_size", "_beam", "vocab_size", "samples")
 _AT_LEAST_0 = ("encoder_lr", "weight_decay", "warmup", "gamma", "grad_clip", "num_workers",
                "threads", "patience", "stop_after", "plot_every", "progress_every")  # fmt: skip
+_RECIPE_AT_LEAST_0 = ("length_pool",)  # fields only some recipes have

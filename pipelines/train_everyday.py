@@ -41,7 +41,7 @@ from captioner.decoding import SpecialIds
 from captioner.evaluation import caption_scores, decode_grids
 from captioner.metrics.objects import main_object_named
 from captioner.pipelines import everyday_data as ed
-from captioner.pipelines.batching import LengthBatches
+from captioner.pipelines.batching import length_batches
 from captioner.pipelines.config import opt, run_recipe, to_dict
 from captioner.pipelines.runstate import publish_model_dir
 from captioner.pipelines.trainer import TrainConfig, Trainer, param_groups, setup
@@ -344,8 +344,7 @@ def train(cfg: EverydayConfig):
         return caption_loss(logits, batch["captions"], alphas, alpha_c=cfg.alpha_c,
                             label_smoothing=cfg.label_smoothing)  # fmt: skip
 
-    batches = LengthBatches(prep.rows.lengths, cfg.batch_size, pool=cfg.length_pool, seed=cfg.seed,
-                            rank=dist.rank, world_size=dist.world_size) if cfg.length_pool else None  # fmt: skip
+    batches = length_batches(prep.rows.lengths, cfg, dist)  # None: random batches
     trainer = Trainer(
         model=net,
         config=cfg,

@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 from captioner.atomic import write_bytes_atomic
 from captioner.checkpoint import write_json_atomic
 from captioner.decoding import GenerationConfig
-from captioner.pipelines.batching import LengthBatches
+from captioner.pipelines.batching import length_batches
 from captioner.pipelines.config import opt, run_recipe, to_dict
 from captioner.pipelines.trainer import (
     TrainConfig,
@@ -211,12 +211,7 @@ def train(cfg: TranslateTrainConfig, *, dataset=None) -> dict:
         publish_model_dir(tm.save(staged, dtype=dtype), out)
         m.train()  # TranslationModel put it in eval mode
 
-    batches = None
-    if cfg.length_pool:
-        batches = LengthBatches(
-            [(len(t), len(s)) for s, t in zip(data.src, data.tgt)], cfg.batch_size,
-            pool=cfg.length_pool, seed=cfg.seed, rank=dist.rank, world_size=dist.world_size,
-        )  # fmt: skip
+    batches = length_batches([(len(t), len(s)) for s, t in zip(data.src, data.tgt)], cfg, dist)
     trainer = Trainer(
         model=model,
         config=cfg,
@@ -319,8 +314,6 @@ def check(cfg: TranslateTrainConfig) -> str | None:
         return f"--src and --tgt are both {cfg.src!r}"
     if cfg.max_length < 3:
         return f"--max-length must be >= 3, got {cfg.max_length}"
-    if cfg.length_pool < 0:
-        return f"--length-pool must be >= 0, got {cfg.length_pool}"
     if cfg.average_last < 0:
         return f"--average-last must be >= 0, got {cfg.average_last}"
     return None

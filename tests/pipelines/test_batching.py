@@ -133,3 +133,27 @@ def test_the_trainer_trains_on_the_samplers_batches_and_resumes_them_exactly(tmp
     fit(tmp_path / "split", stop_after=1)  # as if killed after epoch 1
     resumed = fit(tmp_path / "split", resume=True)
     assert torch.equal(full.weight, resumed.weight)
+
+
+def test_recipes_refuse_a_negative_pool_before_any_work_and_pool_0_means_random_batches():
+    from types import SimpleNamespace
+
+    from captioner.pipelines.batching import length_batches
+    from captioner.pipelines.train_everyday import EverydayConfig
+    from captioner.pipelines.train_translator import TranslateTrainConfig
+
+    for make in (lambda **kw: EverydayConfig(out="o", **kw),
+                 lambda **kw: TranslateTrainConfig(dataset="d", out="o", **kw)):  # fmt: skip
+        with pytest.raises(ValueError, match="--length-pool must be >= 0, got -1"):
+            make(length_pool=-1)
+        dist = SimpleNamespace(rank=1, world_size=2)
+        assert length_batches([1, 2, 3], make(length_pool=0), dist) is None
+        made = length_batches([1, 2, 3], make(length_pool=7, batch_size=2, seed=4), dist)
+        assert (made.pool, made.batch_size, made.seed, made.rank, made.world_size) == (
+            7,
+            2,
+            4,
+            1,
+            2,
+        )
+    TrainConfig()  # a recipe without the field is not asked for it
