@@ -67,6 +67,11 @@ class DecoderConfig:
     num_classes: int = 1000
     concept_top_k: int = 5
     concept_threshold: float = 0.1
+    # Caption styles: with num_styles > 0 (concept decoders only) a learned vector per style
+    # joins the concept input, so rows from corpora that caption differently ("a dog is
+    # running" vs "a dog running") train one decoder; `style` is the one it writes in.
+    num_styles: int = 0
+    style: int = 0
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -80,6 +85,10 @@ class DecoderConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.num_concepts < 0 or (self.num_concepts and self.concept_top_k <= 0):
             raise ValueError("num_concepts must be >= 0 and concept_top_k positive")
+        if self.num_styles < 0 or (self.num_styles and not self.num_concepts):
+            raise ValueError("num_styles must be >= 0 and needs num_concepts > 0")
+        if self.num_styles and not 0 <= self.style < self.num_styles:
+            raise ValueError(f"style must be in [0, {self.num_styles}), got {self.style}")
 
 
 class CaptionDecoder(nn.Module):
@@ -108,6 +117,7 @@ class CaptionDecoder(nn.Module):
             input_dim += c.embed_dim
         else:
             self.tagger = self.concept_init = self.copy = None
+        self.styles = nn.Embedding(c.num_styles, c.embed_dim) if c.num_styles else None
         cell_cls = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}[c.cell]
         self.rnn = cell_cls(input_dim, c.hidden_dim)
         self.drop = nn.Dropout(c.dropout)
@@ -146,12 +156,17 @@ class CaptionDecoder(nn.Module):
         return state
 
     def context(
-        self, grid: Tensor, pooled: Tensor, concepts: tuple[Tensor, Tensor] | None = None
+        self,
+        grid: Tensor,
+        pooled: Tensor,
+        concepts: tuple[Tensor, Tensor] | None = None,
+        styles: Tensor | None = None,
     ) -> Context:
         """The per-image tensors every step reads: grid (B, N, C) and its attention keys, or
         the injected image vector (B, E); with concepts their ids, weights (B, K) and
-        weighted mean embedding (B, E). Computed once per image, shared by its rows. Without
-        grad also "scratch", memory the attention reuses from step to step."""
+        weighted mean embedding (B, E), plus the style vector (`styles` (B,) ids, default
+        `config.style`). Computed once per image, shared by its rows. Without grad also
+        "scratch", memory the attention reuses from step to step."""
         if self.config.attention == "soft":
             ctx = {"grid": grid, "keys2": self.attend.keys2(grid)}
             if not torch.is_grad_enabled():
@@ -163,15 +178,24 @@ class CaptionDecoder(nn.Module):
             weights = weights.to(grid.dtype)
             ctx["concept_ids"], ctx["concept_weights"] = ids, weights
             ctx["concept"] = (self.embed(ids) * weights[..., None]).sum(1)  # (B, E)
+            if self.styles is not None:
+                if styles is None:
+                    styles = torch.full_like(ids[:, 0], self.config.style)
+                ctx["concept"] = ctx["concept"] + self.styles(styles).to(ctx["concept"].dtype)
         return ctx
 
     def start(
-        self, grid: Tensor, pooled: Tensor, concepts: tuple[Tensor, Tensor] | None = None
+        self,
+        grid: Tensor,
+        pooled: Tensor,
+        concepts: tuple[Tensor, Tensor] | None = None,
+        styles: Tensor | None = None,
     ) -> tuple[StepFn, State]:
         """`step(tokens, state)` bound to these images' context, and the first state: what
         the searches in `captioner.decoding` take. `concepts` (ids, weights), each (B, K),
-        replace the ones the decoder's tagger finds (training on text-only captions)."""
-        context = self.context(grid, pooled, concepts)
+        replace the ones the decoder's tagger finds (training on text-only captions);
+        `styles` (B,) the decoder's own caption style (training on several corpora)."""
+        context = self.context(grid, pooled, concepts, styles)
         step: Any = functools.partial(self.step, context=context)
         # `step`'s `live` (rows skipped); not for a step replaced on a subclass or instance
         step.takes_live = getattr(self.step, "__func__", None) is CaptionDecoder.step
@@ -271,11 +295,12 @@ class CaptionDecoder(nn.Module):
         pooled: Tensor,
         captions: Tensor,
         concepts: tuple[Tensor, Tensor] | None = None,
+        styles: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Teacher forcing. captions (B, T) start with <start>; returns logits (B, T-1, V)
         predicting captions[:, 1:], and attention weights (B, T-1, N) or None.
         Padding positions are masked by the loss (see `caption_loss`)."""
-        step, state = self.start(grid, pooled, concepts)
+        step, state = self.start(grid, pooled, concepts, styles)
         logits, alphas = [], []
         for t in range(captions.size(1) - 1):
             step_logits, state, alpha = step(captions[:, t], state)

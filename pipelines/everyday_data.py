@@ -164,13 +164,15 @@ class Row:
     concepts: list[str] | None  # a text row's mentioned concepts; None: the photo's own
     candidates: tuple[int, ...] = ()  # a text row's stand-in photos (one drawn per epoch)
     repeats: int = 1  # a text row's copies in the epoch order (its corpus weight)
+    style: int = 0  # its corpus's caption style (train_everyday.STYLES)
 
 
 class EverydayRows(Dataset):
     """Training rows: all photo rows every epoch plus `text_per_epoch` text rows, a different
     slice each epoch (`set_epoch`) of one shuffled order in which a text row appears
     `row.repeats` times (its corpus weight). An item is the photo's grid, the caption ids and
-    the concepts (vocabulary ids and weights, `top_k` of them, most confident first)."""
+    the concepts (vocabulary ids and weights, `top_k` of them, most confident first) and
+    the row's caption style."""
 
     def __init__(
         self,
@@ -230,11 +232,11 @@ class EverydayRows(Dataset):
         weights = torch.zeros(self.top_k)
         for k, (w, s) in enumerate(found):
             ids[k], weights[k] = self.vocab.stoi.get(w, self.vocab.unk_id), s
-        return self.bank.grid[photo], torch.tensor(row.ids), ids, weights
+        return self.bank.grid[photo], torch.tensor(row.ids), ids, weights, row.style
 
 
 def collate(items, pad_id: int = 0) -> dict[str, Tensor]:
-    grids, caps, ids, weights = zip(*items)
+    grids, caps, ids, weights, styles = zip(*items)
     length = max(len(c) for c in caps)
     captions = torch.full((len(caps), length), pad_id, dtype=torch.long)
     for r, c in enumerate(caps):
@@ -244,6 +246,7 @@ def collate(items, pad_id: int = 0) -> dict[str, Tensor]:
         "captions": captions,
         "concept_ids": torch.stack(ids),
         "concept_weights": torch.stack(weights),
+        "styles": torch.tensor(styles, dtype=torch.long),
     }
 
 

@@ -72,6 +72,9 @@ class EverydayConfig(TrainConfig):
     concept_top_k: int = opt(5, "concepts the decoder reads per photo")
     concept_threshold: float = opt(0.1, "least summed tagger probability of a concept")
     candidates: int = opt(5, "stand-in photos per text caption (one drawn per epoch)")
+    caption_style: str = opt("coco", "style the model writes in (each corpus trains its own "
+                             "style vector; none: no style input)",
+                             choices=("flickr", "coco", "cc", "none"))  # fmt: skip
     length_pool: int = opt(100, "batch captions of similar length: sort pools of N batches "
                            "by length (less padding, faster epochs; 0 = random batches)")  # fmt: skip
     dropout: float = opt(0.5, "dropout before the output layer")
@@ -86,6 +89,12 @@ class EverydayConfig(TrainConfig):
 
 
 # ---------------------------------------------------------------------------- data
+# Caption styles: Flickr8k / Flickr30k say "a dog is running", COCO "a dog running", CC
+# "actor attends the premiere". Each row trains its corpus's style vector.
+STYLES = ("flickr", "coco", "cc")
+STYLE_OF = {"coco-text": 1, "cc-text": 2}  # other corpora and the photo rows: flickr
+
+
 @dataclass
 class Prepared:
     vocab: Vocabulary
@@ -182,6 +191,7 @@ def prepare(cfg: EverydayConfig, model) -> Prepared:
             text_concepts[i],
             tuple(int(x) for x in c),
             weights.get(kinds[i], 1),
+            STYLE_OF.get(kinds[i], 0),
         )
         for i, c in zip(keep, cands)
     ]
@@ -233,10 +243,12 @@ def build_decoder(cfg: EverydayConfig, init: CaptionDecoder, init_vocab: Vocabul
     from a concept decoder (an earlier everyday run) they are kept, and only the concept set
     (which words, which classes) is the new one."""
     old = init.config
+    styled = cfg.caption_style != "none"
     config = dataclasses.replace(
         old, vocab_size=len(vocab), dropout=cfg.dropout, num_concepts=len(concept_set.words),
         num_classes=tagger.out_features, concept_top_k=cfg.concept_top_k,
-        concept_threshold=cfg.concept_threshold,
+        concept_threshold=cfg.concept_threshold, num_styles=len(STYLES) if styled else 0,
+        style=STYLES.index(cfg.caption_style) if styled else 0,
     )  # fmt: skip
     new = CaptionDecoder(config)
     src, dst = init.state_dict(), new.state_dict()
@@ -262,6 +274,8 @@ def build_decoder(cfg: EverydayConfig, init: CaptionDecoder, init_vocab: Vocabul
         if not old.num_concepts:
             for name in ("concept_init.weight", "concept_init.bias", "copy.weight", "copy.bias"):
                 dst[name].zero_()
+        if styled and not old.num_styles:
+            dst["styles.weight"].zero_()  # styles start neutral: captions as `init` did
         dst["tagger.weight"].copy_(tagger.weight)
         dst["tagger.bias"].copy_(tagger.bias)
         dst["concept_classes"].copy_(concept_set.matrix(tagger.out_features))
@@ -279,7 +293,8 @@ class EverydayModel(nn.Module):
     def forward(self, batch: dict[str, Tensor]):
         grid = batch["grid"].float()
         concepts = (batch["concept_ids"], batch["concept_weights"])
-        return self.decoder(grid, grid.mean(dim=1), batch["captions"], concepts)
+        styles = batch["styles"] if self.decoder.styles is not None else None
+        return self.decoder(grid, grid.mean(dim=1), batch["captions"], concepts, styles)
 
 
 def _tagger(model) -> nn.Linear:

@@ -148,6 +148,11 @@ def test_decoder_without_concepts_is_unchanged():
     assert d.tagger is None and "concept_ids" not in d.state_dict()
     with pytest.raises(ValueError):
         DecoderConfig(vocab_size=20, feature_dim=8, num_concepts=-1)
+    assert d.styles is None and "styles.weight" not in d.state_dict()
+    with pytest.raises(ValueError, match="needs num_concepts"):
+        DecoderConfig(vocab_size=20, feature_dim=8, num_styles=3)
+    with pytest.raises(ValueError, match="style must be in"):
+        DecoderConfig(vocab_size=20, feature_dim=8, num_concepts=2, num_styles=3, style=3)
 
 
 def test_main_object_named():

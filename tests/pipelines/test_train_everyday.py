@@ -52,6 +52,52 @@ def test_started_decoder_captions_like_the_one_it_started_from(concept_set):
     assert model.caption(images, beam_size=2) == base.caption(images, beam_size=2)
     assert model.decoder.config.num_concepts == len(concept_set.words)
     assert not model.decoder.tagger.weight.requires_grad
+    config = model.decoder.config  # writes in COCO style (the recipe's default), styles at 0
+    assert (config.num_styles, config.style) == (3, 1)
+    assert not model.decoder.styles.weight.any()
+
+
+def test_each_corpus_trains_its_own_caption_style(concept_set, tmp_path):
+    """Rows carry their corpus's style; the style vector changes what the decoder writes;
+    the saved model keeps the style it writes in, and its config can name another."""
+    import json
+
+    from captioner.pipelines.train_everyday import STYLE_OF, STYLES
+
+    assert [STYLES[STYLE_OF.get(k, 0)] for k in ("coco-text", "cc-text", "flickr30k-text")] == [
+        "coco", "cc", "flickr"]  # fmt: skip
+    vocab = Vocabulary(["<pad>", "<start>", "<end>", "<unk>", "a", "cat"])
+    bank = SimpleNamespace(grid=torch.zeros(1, 2, 4), concepts=[[]])
+    rows = ed.EverydayRows(bank, [ed.Row(0, vocab.encode("a cat"), None)],
+                           [ed.Row(0, vocab.encode("a cat"), ["cat"], (0,), style=1)], vocab,
+                           text_per_epoch=1, drop=0.0)  # fmt: skip
+    assert ed.collate([rows[0], rows[1]])["styles"].tolist() == [0, 1]
+
+    _, model = _concept_model(concept_set)
+    dec = model.decoder
+    grid = torch.rand(3, 49, dec.config.feature_dim, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        dec.styles.weight.normal_(0, 3.0)
+        dec.concept_init.weight.normal_(0, 0.5)
+        caps = torch.tensor([[1, 4, 5, 2]] * 3)
+        logits = {s: dec(grid, grid.mean(1), caps, styles=torch.full((3,), s))[0] for s in (0, 1)}
+        assert not torch.allclose(logits[0], logits[1])
+        own = dec(grid, grid.mean(1), caps)[0]  # no styles given: the config's (coco)
+        assert torch.equal(own, logits[1])
+    out = model.save_pretrained(tmp_path / "m")
+    again = Captioner.from_pretrained(out, device="cpu", backend="torch")
+    images = _images()
+    assert again.decoder.config.style == 1 and again.caption(images) == model.caption(images)
+    config = json.loads((out / "config.json").read_text())
+    config["decoder"]["style"] = 0
+    (out / "config.json").write_text(json.dumps(config))
+    flickr = Captioner.from_pretrained(out, device="cpu", backend="torch")
+    with torch.no_grad():
+        a = flickr.decoder(grid, grid.mean(1), caps)[0]
+    assert torch.allclose(a, logits[0], atol=1e-5)
+    plain = build_decoder(EverydayConfig(out="unused", caption_style="none"), dec, model.vocab,
+                          model.vocab, concept_set, dec.tagger)  # fmt: skip
+    assert plain.styles is None and plain.config.num_styles == 0
 
 
 @pytest.mark.parametrize("dtype", [None, torch.int8])
@@ -147,9 +193,9 @@ def test_text_rows_read_mentioned_concepts_and_the_photo_tags(concept_set):
     text = ed.Row(1, vocab.encode("a lion"), ["lion"], (1,))
     rows = ed.EverydayRows(bank, [photo], [text], vocab, text_per_epoch=1, top_k=3, drop=0.0)
     assert len(rows) == 2
-    _, caps, ids, w = rows[0]
+    _, caps, ids, w, style = rows[0]
     assert ids.tolist() == [vocab.stoi["cat"], 0, 0] and w[0] == pytest.approx(0.7)
-    _, caps, ids, w = rows[1]
+    _, caps, ids, w, style = rows[1]
     assert caps.tolist() == vocab.encode("a lion")
     assert ids[0] == vocab.stoi["lion"] and 0.15 <= w[0] <= 0.95  # drawn: photo lacks it
     batch = ed.collate([rows[0], rows[1]])
