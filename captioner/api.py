@@ -31,7 +31,7 @@ from captioner.object_slots import (
     slot_bias,
     slot_constraints,
 )
-from captioner.records import EXPORT_MIN_TAG_SCORE as MIN_TAG
+from captioner.records import MIN_TAG_SCORE as MIN_TAG
 from captioner.records import SCORE_DIGITS, Description, Heads, attention_maps, image_record
 from captioner.sentiment import SentimentModel, sentiment_probs
 from captioner.text import Vocabulary

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 SCORE_DIGITS = 4  # scores in records (JSON, CSV, XMP, the demo's table) keep 4 decimals
 # tag, describe, label and the demo leave out tags like "plastic bag 0.0014" (one default)
-EXPORT_MIN_TAG_SCORE = 0.05
+MIN_TAG_SCORE = 0.05
 
 
 @dataclass

@@ -26,7 +26,7 @@ from captioner.demo.env import temp_dir
 from captioner.demo.scene import make_scene, scene_world_error, score_rows
 from captioner.errors import CaptionerError
 from captioner.imageio import ImageLoadError, load_image
-from captioner.records import EXPORT_MIN_TAG_SCORE
+from captioner.records import MIN_TAG_SCORE
 
 log = logging.getLogger(__name__)
 SCENE_MODEL = "scenes"  # the bundled scene-world captioner
@@ -134,7 +134,7 @@ class Handlers:
         cap, img = self.model(model), read_image(image)
         opts = decoding_options(cap, method, beam_size, temperature) | self.translation(lang)
         d = self._run(cap, cap.describe, [img], tags=int(num_tags), attention=True,
-                      min_tag_score=EXPORT_MIN_TAG_SCORE, **opts)[0]  # fmt: skip
+                      min_tag_score=MIN_TAG_SCORE, **opts)[0]  # fmt: skip
         notes = []
         if d.caption is None:
             notes.append(TAGGER_ONLY.format(name=cap.name) + " Its top tags are shown instead.")
@@ -176,7 +176,7 @@ class Handlers:
         cap, img = self.model(model), read_image(image)
         opts = decoding_options(cap, method, beam_size, temperature) | self.translation(lang)
         d = self._run(cap, cap.describe, [img], tags=int(num_tags),
-                      min_tag_score=EXPORT_MIN_TAG_SCORE, **opts)[0]  # fmt: skip
+                      min_tag_score=MIN_TAG_SCORE, **opts)[0]  # fmt: skip
         return {**d.to_record(), "model": cap.name}
 
     # ------------------------------------------------------------------ batch
@@ -210,7 +210,7 @@ class Handlers:
             batch_size=self.batch_size,
             progress=report,
             tags=int(num_tags),
-            min_tag_score=EXPORT_MIN_TAG_SCORE,  # the same cut as `captioner label`
+            min_tag_score=MIN_TAG_SCORE,  # the same cut as `captioner label`
             **opts,
         )
         lang = opts.get("lang")

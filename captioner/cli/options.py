@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from captioner.devices import DEVICE_HELP
-from captioner.records import EXPORT_MIN_TAG_SCORE
+from captioner.records import MIN_TAG_SCORE
 
 BACKENDS = ("auto", "torch", "onnx")
 
@@ -132,7 +132,7 @@ def _probability(text: str) -> float:
 
 
 def add_tags(
-    p: argparse.ArgumentParser | Any, *, min_score: float = EXPORT_MIN_TAG_SCORE, at_least: int = 0
+    p: argparse.ArgumentParser | Any, *, min_score: float = MIN_TAG_SCORE, at_least: int = 0
 ) -> None:
     """--top-k (tags per image) and --min-tag-score (leave out less probable tags)."""
     p.add_argument(

@@ -12,7 +12,7 @@ from tests_support import tiny_captioner
 
 from captioner.cli.label import main as label_main
 from captioner.recognition import RecognitionConfig, RecognitionHead
-from captioner.records import EXPORT_MIN_TAG_SCORE
+from captioner.records import MIN_TAG_SCORE
 
 PROBS = {"cat": 0.5, "dog": 0.3, "car": 0.1, "cup": 0.04, "bag": 0.03, "hat": 0.03}
 
@@ -42,7 +42,7 @@ def test_api_tags_below_the_minimum_are_left_out(model):
     assert [t for t, _ in d.tags] == ["cat", "dog", "car", "cup", "bag"]
     # the API's default cut is the one the command line, the exports and the demo use
     (d,) = model.describe(image, tags=5)
-    assert [t for t, _ in d.tags] == ["cat", "dog", "car"] and EXPORT_MIN_TAG_SCORE == 0.05
+    assert [t for t, _ in d.tags] == ["cat", "dog", "car"] and MIN_TAG_SCORE == 0.05
     assert [t for t, _ in model.tag(image, top_k=5)[0]] == ["cat", "dog", "car"]
     assert [t for t, _ in model.tag(image, top_k=5, min_score=0.2)[0]] == ["cat", "dog"]
 
@@ -71,7 +71,7 @@ def test_one_min_tag_score_default_for_tag_describe_label_and_the_demo():
     defaults = {c: infer.build_parser(c).parse_args(["x.jpg"]).min_tag_score
                 for c in ("tag", "describe")}  # fmt: skip
     defaults["label"] = label_parser().parse_args(["photos"]).min_tag_score
-    assert defaults == dict.fromkeys(("tag", "describe", "label"), EXPORT_MIN_TAG_SCORE)
-    assert EXPORT_MIN_TAG_SCORE == 0.05
+    assert defaults == dict.fromkeys(("tag", "describe", "label"), MIN_TAG_SCORE)
+    assert MIN_TAG_SCORE == 0.05
     source = (Path(__file__).resolve().parents[2] / "demo" / "handlers.py").read_text()
-    assert "min_tag_score=EXPORT_MIN_TAG_SCORE" in source
+    assert "min_tag_score=MIN_TAG_SCORE" in source

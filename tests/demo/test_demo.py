@@ -28,7 +28,7 @@ from captioner.demo.handlers import Handlers
 from captioner.demo.render import attention_overlay, upsample_map
 from captioner.errors import CaptionerError
 from captioner.recognition import RecognitionConfig, RecognitionHead
-from captioner.records import EXPORT_MIN_TAG_SCORE
+from captioner.records import MIN_TAG_SCORE
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -211,7 +211,7 @@ def test_one_image_tags_leave_out_the_improbable_as_label_does(images):
     assert list(tags) == ["star"] and tags["star"] > 0.9
     d = h.describe(str(images["noise.png"]), "m", "greedy", 1, 1.0, 5)
     assert [t["label"] for t in d["tags"]] == ["star"]
-    kept = cap.describe(images["noise.png"], tags=5, min_tag_score=EXPORT_MIN_TAG_SCORE)[0].tags
+    kept = cap.describe(images["noise.png"], tags=5, min_tag_score=MIN_TAG_SCORE)[0].tags
     assert [label for label, _ in kept] == ["star"]
 
 
@@ -258,10 +258,10 @@ def test_caption_and_describe_endpoints(served, images):
     assert greedy == cap.caption(images["noise.png"], method="greedy")[0]
 
     d = c.predict(handle_file(str(images["wide.jpg"])), api_name="/describe")
-    want = cap.describe(images["wide.jpg"], min_tag_score=EXPORT_MIN_TAG_SCORE)[0]
+    want = cap.describe(images["wide.jpg"], min_tag_score=MIN_TAG_SCORE)[0]
     assert d["caption"] == want.caption and d["model"] == cap.name
     assert [t["label"] for t in d["tags"]] == [t for t, _ in want.tags] and len(d["tags"]) <= 5
-    assert all(t["score"] >= EXPORT_MIN_TAG_SCORE for t in d["tags"])
+    assert all(t["score"] >= MIN_TAG_SCORE for t in d["tags"])
     assert d["sentiment"]["label"] == want.sentiment[0]
     assert d["sentiment"]["score"] == pytest.approx(want.sentiment[1], abs=5e-5)  # 4 digits
 
