@@ -75,6 +75,8 @@ class EverydayConfig(TrainConfig):
     caption_style: str = opt("coco", "style the model writes in (each corpus trains its own "
                              "style vector; none: no style input)",
                              choices=("flickr", "coco", "cc", "none"))  # fmt: skip
+    style_lr: float = opt(5e-3, "learning rate of the style vectors (they start at zero, and "
+                          "at --lr would barely move in a few epochs)")  # fmt: skip
     length_pool: int = opt(100, "batch captions of similar length: sort pools of N batches "
                            "by length (less padding, faster epochs; 0 = random batches)")  # fmt: skip
     dropout: float = opt(0.5, "dropout before the output layer")
@@ -202,34 +204,14 @@ def prepare(cfg: EverydayConfig, model) -> Prepared:
         log.info("text rows per corpus in the epoch order: %s", dict(shares))
     rows = ed.EverydayRows(bank, photo_rows, text_rows, vocab, text_per_epoch=cfg.text_per_epoch,
                            top_k=cfg.concept_top_k, drop=cfg.concept_drop, seed=cfg.seed)  # fmt: skip
-    val = {}
-    dev_paths, dev_caps = ed.coco_dev(root)
-    dev_paths, dev_caps = dev_paths[: cfg.limit or None], dev_caps[: cfg.limit or None]
-    val["coco"] = (
-        ed.encode_bank(
-            model,
-            dev_paths,
-            concept_set,
-            desc="coco dev",
-            cache=features / "coco_dev.safetensors",
-            **kw,
-        ).grid,
-        dev_caps,
-    )
+    sets = {"coco": [x[: cfg.limit or None] for x in ed.coco_dev(root)]}
     if cfg.flickr_eval:
-        paths, caps = ed.flickr8k_split(f8k, "dev")
-        paths, caps = paths[: cfg.flickr_eval], caps[: cfg.flickr_eval]
-        val["flickr8k"] = (
-            ed.encode_bank(
-                model,
-                paths,
-                concept_set,
-                desc="flickr8k dev",
-                cache=features / "flickr8k_dev.safetensors",
-                **kw,
-            ).grid,
-            caps,
-        )
+        sets["flickr8k"] = [x[: cfg.flickr_eval] for x in ed.flickr8k_split(f8k, "dev")]
+    val = {
+        name: (ed.encode_bank(model, paths, concept_set, desc=f"{name} dev",
+                              cache=features / f"{name}_dev.safetensors", **kw).grid, caps)
+        for name, (paths, caps) in sets.items()
+    }  # fmt: skip
     return Prepared(vocab, concept_set, bank, rows, val)
 
 
@@ -295,6 +277,17 @@ class EverydayModel(nn.Module):
         concepts = (batch["concept_ids"], batch["concept_weights"])
         styles = batch["styles"] if self.decoder.styles is not None else None
         return self.decoder(grid, grid.mean(dim=1), batch["captions"], concepts, styles)
+
+
+def groups(net: EverydayModel, cfg: EverydayConfig) -> list[dict]:
+    """The engine's AdamW groups, with the style vectors in their own at `--style-lr`."""
+    out = param_groups(net, cfg)
+    style = net.decoder.styles.weight if net.decoder.styles is not None else None
+    if style is not None:
+        for g in out:
+            g["params"] = [p for p in g["params"] if p is not style]
+        out.append({"params": [style], "lr": cfg.style_lr, "weight_decay": 0.0, "name": "styles"})
+    return [g for g in out if g["params"]]
 
 
 def _tagger(model) -> nn.Linear:
@@ -372,7 +365,7 @@ def train(cfg: EverydayConfig):
         mode="max",
         on_best=lambda m, scores, epoch: export(model, m.decoder, prep.vocab, out, cfg),
         run_dir=out / "run",
-        param_groups=param_groups(net, cfg),
+        param_groups=groups(net, cfg),
         run_config={"recipe": "everyday", **to_dict(cfg)},
         dist=dist,
     )

@@ -244,3 +244,21 @@ def test_length_batches_follow_each_epochs_text_slice():
         assert sorted(i for b in got for i in b) == list(range(6))
         seen[epoch] = sorted(lengths)
     assert seen[1] != seen[2]  # a new text slice, read afresh
+
+
+def test_style_vectors_learn_at_their_own_rate(concept_set):
+    """Style vectors start at zero: at the decoder's LR they would barely move in an epoch,
+    so they get `--style-lr` in a group of their own (and no weight decay)."""
+    from captioner.pipelines.train_everyday import EverydayModel, groups
+
+    _, model = _concept_model(concept_set)
+    net = EverydayModel(model.decoder)
+    cfg = EverydayConfig(out="unused", lr=2e-4, style_lr=5e-3)
+    found = groups(net, cfg)
+    style = [g for g in found if any(p is net.decoder.styles.weight for p in g["params"])]
+    assert len(style) == 1 and style[0]["lr"] == 5e-3 and style[0]["weight_decay"] == 0.0
+    assert len(style[0]["params"]) == 1
+    trainable = [p for p in net.parameters() if p.requires_grad]
+    assert sum(len(g["params"]) for g in found) == len(trainable)
+    with pytest.raises(ValueError, match="style-lr"):
+        EverydayConfig(out="unused", style_lr=-1.0)
