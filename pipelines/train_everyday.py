@@ -72,8 +72,8 @@ class EverydayConfig(TrainConfig):
     concept_top_k: int = opt(5, "concepts the decoder reads per photo")
     concept_threshold: float = opt(0.1, "least summed tagger probability of a concept")
     candidates: int = opt(5, "stand-in photos per text caption (one drawn per epoch)")
-    caption_style: str = opt("coco", "style the model writes in (each corpus trains its own "
-                             "style vector; none: no style input)",
+    caption_style: str = opt("none", "style the model writes in (each corpus trains its own "
+                             "style vector; none: no style input; coco did not pay on dev)",
                              choices=("flickr", "coco", "cc", "none"))  # fmt: skip
     style_lr: float = opt(5e-3, "learning rate of the style vectors (they start at zero, and "
                           "at --lr would barely move in a few epochs)")  # fmt: skip

@@ -39,7 +39,7 @@ def _concept_model(concept_set, extra_words=("lion", "coffee", "cat", "dog")):
     vocab = Vocabulary([*base.vocab.itos, *[w for w in extra_words if w not in base.vocab]])
     torch.manual_seed(0)
     tagger = nn.Linear(base.decoder.config.feature_dim, 1000)
-    cfg = EverydayConfig(out="unused", dropout=0.0)
+    cfg = EverydayConfig(out="unused", dropout=0.0, caption_style="coco")
     dec = build_decoder(cfg, base.decoder, base.vocab, vocab, concept_set, tagger)
     return base, Captioner(encoder=base.encoder, decoder=dec, vocab=vocab, device="cpu",
                            name="tiny-everyday")  # fmt: skip
@@ -52,9 +52,10 @@ def test_started_decoder_captions_like_the_one_it_started_from(concept_set):
     assert model.caption(images, beam_size=2) == base.caption(images, beam_size=2)
     assert model.decoder.config.num_concepts == len(concept_set.words)
     assert not model.decoder.tagger.weight.requires_grad
-    config = model.decoder.config  # writes in COCO style (the recipe's default), styles at 0
+    config = model.decoder.config  # writes in COCO style, its style vectors at 0
     assert (config.num_styles, config.style) == (3, 1)
     assert not model.decoder.styles.weight.any()
+    assert EverydayConfig(out="unused").caption_style == "none"  # did not pay on dev
 
 
 def test_each_corpus_trains_its_own_caption_style(concept_set, tmp_path):
