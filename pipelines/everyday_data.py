@@ -6,6 +6,8 @@
   whose tagger concepts best cover the caption's concepts, ties broken by how much its own
   captions share the caption's words (TF-IDF), drawn among the best few (unpaired captioning
   through a concept detector, in the spirit of Feng et al. 2019).
+- `pseudo_rows(...)`: self-training rows, captions a model wrote for the unlabeled photos,
+  kept where they name a concept the tagger clearly sees there.
 - `EverydayRows`: the training rows, photo captions and paired text-only captions alike, each
   with the concepts the decoder reads (a text row's are the concepts its caption mentions,
   some dropped, with the paired photo's own tagger concepts as distractors).
@@ -155,6 +157,47 @@ def pair_captions(
         out[start : start + len(toks)] = top
         np.add.at(used, top[:, 0], 1.0)
     return out
+
+
+def pseudo_rows(
+    bank: Bank, first: int, captions: list[str], concept_set: ConceptSet, vocab: Vocabulary,
+    *, min_score: float = SATURATION, max_length: int = 20,
+) -> list[Row]:  # fmt: skip
+    """Photo rows for captions a model wrote for the bank's photos `first`, `first + 1`, ...
+    (unlabeled ones): a caption is kept when it names a concept the photo's tagger scores at
+    `min_score` or more ("a herd of zebras" under zebra 0.94), so the decoder sees everyday
+    photos with everyday captions, not only Flickr8k's photos; the rest are dropped."""
+    rows = []
+    for i, caption in enumerate(captions):
+        toks = tokenize(caption)
+        strong = {w for w, s in bank.concepts[first + i] if s >= min_score}
+        if len(toks) <= max_length and strong & set(concept_set.from_text(toks, {})):
+            rows.append(Row(first + i, vocab.encode(toks), None))
+    return rows
+
+
+def self_train_rows(
+    teacher: str, cache: Path, bank: Bank, first: int, concept_set: ConceptSet,
+    vocab: Vocabulary, *, beam_size: int = 3, max_length: int = 20,
+) -> list[Row]:  # fmt: skip
+    """`pseudo_rows` from the `teacher` model's captions of the bank's photos from `first` on
+    (beam search, trigram blocking), written to `cache` (JSON) once and read back after."""
+    import json
+
+    if cache.is_file():
+        captions = json.loads(cache.read_text(encoding="utf-8"))
+    else:
+        from captioner.api import Captioner
+        from captioner.evaluation import decode_grids
+
+        model = Captioner.from_pretrained(teacher, device="cpu")
+        captions = decode_grids(model.decoder, model.vocab, bank.grid[first:], beam_size=beam_size,
+                                max_length=max_length, no_repeat_ngram_size=3)  # fmt: skip
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(captions), encoding="utf-8")
+    rows = pseudo_rows(bank, first, captions, concept_set, vocab, max_length=max_length)
+    log.info("self-training: %d of %d unlabeled photos' captions kept", len(rows), len(captions))
+    return rows
 
 
 @dataclass

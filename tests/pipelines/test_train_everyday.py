@@ -263,3 +263,48 @@ def test_style_vectors_learn_at_their_own_rate(concept_set):
     assert sum(len(g["params"]) for g in found) == len(trainable)
     with pytest.raises(ValueError, match="style-lr"):
         EverydayConfig(out="unused", style_lr=-1.0)
+
+
+def test_self_training_keeps_captions_that_name_what_the_tagger_sees(concept_set, tmp_path):
+    """Captions a model wrote for unlabeled photos join the photo rows only where they name a
+    concept the photo's tagger scores at 0.25 or more; the captions are written once and read
+    back (a resumed run does not caption the photos again)."""
+    vocab = Vocabulary(["<pad>", "<start>", "<end>", "<unk>", "a", "cat", "lion", "man", "on",
+                        "sofa", "coffee", "cup", "of"])  # fmt: skip
+    bank = ed.Bank(
+        paths=["f8k.jpg", "u1.jpg", "u2.jpg", "u3.jpg"],
+        grid=torch.zeros(4, 2, 4, dtype=torch.float16),
+        pooled=torch.zeros(4, 4),
+        concepts=[[("cat", 0.9)], [("cat", 0.6)], [("lion", 0.12)], [("coffee", 0.8)]],
+        captions=[["a cat"], [], [], []],
+    )
+    captions = ["a cat on a sofa", "a lion", "a man on a sofa"]
+    rows = ed.pseudo_rows(bank, 1, captions, concept_set, vocab)
+    assert [(r.photo, vocab.decode(r.ids)) for r in rows] == [(1, "a cat on a sofa")]
+    assert rows[0].concepts is None  # a photo row: the decoder reads the photo's own concepts
+    cache = tmp_path / "run" / "self_train.json"
+    cache.parent.mkdir()
+    cache.write_text('["a cat on a sofa", "a lion", "a cup of coffee"]')
+    rows = ed.self_train_rows("no-such-model", cache, bank, 1, concept_set, vocab)
+    assert [r.photo for r in rows] == [1, 3]
+
+
+def test_self_training_captions_the_unlabeled_photos_once(concept_set, tmp_path):
+    import json
+
+    _, model = _concept_model(concept_set)
+    teacher = model.save_pretrained(tmp_path / "teacher")
+    feature_dim = model.decoder.config.feature_dim
+    bank = ed.Bank(
+        paths=["f8k.jpg", "u1.jpg", "u2.jpg"],
+        grid=torch.rand(3, 49, feature_dim, generator=torch.Generator().manual_seed(5)).half(),
+        pooled=torch.zeros(3, feature_dim),
+        concepts=[[], [], []],
+        captions=[["a cat"], [], []],
+    )
+    cache = tmp_path / "run" / "self_train.json"
+    rows = ed.self_train_rows(str(teacher), cache, bank, 1, concept_set, model.vocab,
+                              beam_size=2, max_length=8)  # fmt: skip
+    written = json.loads(cache.read_text())
+    assert len(written) == 2 and all(isinstance(c, str) for c in written)
+    assert rows == []  # no photo has a concept the tagger sees: nothing kept
