@@ -390,4 +390,5 @@ _AT_LEAST_1 = ("epochs", "batch_size", "step_epochs", "log_every", "keep_checkpo
 _SIZE_SUFFIXES = ("_dim", "_layers", "max_length", "beam_size", "_beam", "vocab_size", "samples")
 _AT_LEAST_0 = ("encoder_lr", "weight_decay", "warmup", "gamma", "grad_clip", "num_workers",
                "threads", "patience", "stop_after", "plot_every", "progress_every")  # fmt: skip
-_RECIPE_AT_LEAST_0 = ("length_pool", "style_lr")  # fields only some recipes have
+# fields only some recipes have
+_RECIPE_AT_LEAST_0 = ("length_pool", "style_lr", "self_train_weight")

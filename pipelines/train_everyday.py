@@ -79,6 +79,7 @@ class EverydayConfig(TrainConfig):
                           "at --lr would barely move in a few epochs)")  # fmt: skip
     self_train: str = opt("", "self-training: this model captions the unlabeled COCO photos and "
                           "the captions naming a concept the tagger sees join the photo rows")  # fmt: skip
+    self_train_weight: int = opt(5, "times each kept self-training caption appears per epoch")
     length_pool: int = opt(100, "batch captions of similar length: sort pools of N batches "
                            "by length (less padding, faster epochs; 0 = random batches)")  # fmt: skip
     dropout: float = opt(0.5, "dropout before the output layer")
@@ -189,9 +190,9 @@ def prepare(cfg: EverydayConfig, model) -> Prepared:
         if len(toks) <= cfg.max_length
     ]
     if cfg.self_train:  # captions of the unlabeled photos, written once to OUT/run
-        photo_rows += ed.self_train_rows(cfg.self_train, Path(cfg.out) / "run" / "self_train.json",
-                                         bank, len(train_paths), concept_set, vocab,
-                                         beam_size=cfg.beam_size, max_length=cfg.max_length)  # fmt: skip
+        photo_rows += cfg.self_train_weight * ed.self_train_rows(
+            cfg.self_train, Path(cfg.out) / "run" / "self_train.json", bank, len(train_paths),
+            concept_set, vocab, beam_size=cfg.beam_size, max_length=cfg.max_length)  # fmt: skip
     text_rows = [
         ed.Row(
             int(c[0]),

@@ -263,6 +263,8 @@ def test_style_vectors_learn_at_their_own_rate(concept_set):
     assert sum(len(g["params"]) for g in found) == len(trainable)
     with pytest.raises(ValueError, match="style-lr"):
         EverydayConfig(out="unused", style_lr=-1.0)
+    with pytest.raises(ValueError, match="self-train-weight"):
+        EverydayConfig(out="unused", self_train_weight=-1)
 
 
 def test_self_training_keeps_captions_that_name_what_the_tagger_sees(concept_set, tmp_path):
