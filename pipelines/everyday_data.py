@@ -190,7 +190,7 @@ def self_train_rows(
         from captioner.api import Captioner
         from captioner.evaluation import decode_grids
 
-        model = Captioner.from_pretrained(teacher, device="cpu")
+        model = Captioner.from_pretrained(teacher, device="cpu", backend="torch")  # decoder only
         captions = decode_grids(model.decoder, model.vocab, bank.grid[first:], beam_size=beam_size,
                                 max_length=max_length, no_repeat_ngram_size=3)  # fmt: skip
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -207,7 +207,7 @@ class Row:
     concepts: list[str] | None  # a text row's mentioned concepts; None: the photo's own
     candidates: tuple[int, ...] = ()  # a text row's stand-in photos (one drawn per epoch)
     repeats: int = 1  # a text row's copies in the epoch order (its corpus weight)
-    style: int = 0  # its corpus's caption style (train_everyday.STYLES)
+    style: int = 0  # its corpus's caption style (index in train_everyday.STYLES)
 
 
 class EverydayRows(Dataset):

@@ -50,6 +50,12 @@ from captioner.text import SPECIALS, Vocabulary, tokenize
 log = logging.getLogger("captioner.pipelines.train_everyday")  # also under python -m
 
 
+# Caption styles: Flickr8k / Flickr30k say "a dog is running", COCO "a dog running", CC
+# "actor attends the premiere". Each row trains its corpus's style vector.
+STYLES = ("flickr", "coco", "cc")
+STYLE_OF = {"coco-text": "coco", "cc-text": "cc"}  # other corpora and the photo rows: flickr
+
+
 @dataclass
 class EverydayConfig(TrainConfig):
     out: str = opt("", "output model directory (run files go to OUT/run/)", required=True)
@@ -74,7 +80,7 @@ class EverydayConfig(TrainConfig):
     candidates: int = opt(5, "stand-in photos per text caption (one drawn per epoch)")
     caption_style: str = opt("none", "style the model writes in (each corpus trains its own "
                              "style vector; none: no style input; coco did not pay on dev)",
-                             choices=("flickr", "coco", "cc", "none"))  # fmt: skip
+                             choices=(*STYLES, "none"))  # fmt: skip
     style_lr: float = opt(5e-3, "learning rate of the style vectors (they start at zero, and "
                           "at --lr would barely move in a few epochs)")  # fmt: skip
     self_train: str = opt("", "self-training: this model captions the unlabeled COCO photos and "
@@ -94,12 +100,6 @@ class EverydayConfig(TrainConfig):
 
 
 # ---------------------------------------------------------------------------- data
-# Caption styles: Flickr8k / Flickr30k say "a dog is running", COCO "a dog running", CC
-# "actor attends the premiere". Each row trains its corpus's style vector.
-STYLES = ("flickr", "coco", "cc")
-STYLE_OF = {"coco-text": 1, "cc-text": 2}  # other corpora and the photo rows: flickr
-
-
 @dataclass
 class Prepared:
     vocab: Vocabulary
@@ -200,7 +200,7 @@ def prepare(cfg: EverydayConfig, model) -> Prepared:
             text_concepts[i],
             tuple(int(x) for x in c),
             weights.get(kinds[i], 1),
-            STYLE_OF.get(kinds[i], 0),
+            STYLES.index(STYLE_OF.get(kinds[i], "flickr")),
         )
         for i, c in zip(keep, cands)
     ]
@@ -282,8 +282,8 @@ class EverydayModel(nn.Module):
     def forward(self, batch: dict[str, Tensor]):
         grid = batch["grid"].float()
         concepts = (batch["concept_ids"], batch["concept_weights"])
-        styles = batch["styles"] if self.decoder.styles is not None else None
-        return self.decoder(grid, grid.mean(dim=1), batch["captions"], concepts, styles)
+        # the rows' styles (a decoder without style vectors reads none)
+        return self.decoder(grid, grid.mean(dim=1), batch["captions"], concepts, batch["styles"])
 
 
 def groups(net: EverydayModel, cfg: EverydayConfig) -> list[dict]:

@@ -65,8 +65,9 @@ def test_each_corpus_trains_its_own_caption_style(concept_set, tmp_path):
 
     from captioner.pipelines.train_everyday import STYLE_OF, STYLES
 
-    assert [STYLES[STYLE_OF.get(k, 0)] for k in ("coco-text", "cc-text", "flickr30k-text")] == [
+    assert [STYLE_OF.get(k, "flickr") for k in ("coco-text", "cc-text", "flickr30k-text")] == [
         "coco", "cc", "flickr"]  # fmt: skip
+    assert set(STYLE_OF.values()) < set(STYLES) and STYLES.index("coco") == 1
     vocab = Vocabulary(["<pad>", "<start>", "<end>", "<unk>", "a", "cat"])
     bank = SimpleNamespace(grid=torch.zeros(1, 2, 4), concepts=[[]])
     rows = ed.EverydayRows(bank, [ed.Row(0, vocab.encode("a cat"), None)],
@@ -310,3 +311,30 @@ def test_self_training_captions_the_unlabeled_photos_once(concept_set, tmp_path)
     written = json.loads(cache.read_text())
     assert len(written) == 2 and all(isinstance(c, str) for c in written)
     assert rows == []  # no photo has a concept the tagger sees: nothing kept
+
+
+def test_the_training_model_reads_each_rows_style(concept_set):
+    """EverydayModel feeds the batch's styles to a styled decoder; a decoder without style
+    vectors trains on the same batches and ignores them."""
+    from captioner.pipelines.train_everyday import EverydayModel
+
+    base, styled = _concept_model(concept_set)
+    plain = build_decoder(EverydayConfig(out="unused", dropout=0.0), base.decoder, base.vocab,
+                          styled.vocab, concept_set, styled.decoder.tagger)  # fmt: skip
+    with torch.no_grad():
+        styled.decoder.styles.weight.normal_(0, 3.0)
+        styled.decoder.concept_init.weight.normal_(0, 0.5)
+    g = torch.Generator().manual_seed(6)
+    batch = {
+        "grid": torch.rand(2, 49, plain.config.feature_dim, generator=g).half(),
+        "captions": torch.tensor([[1, 4, 5, 2], [1, 5, 2, 0]]),
+        "concept_ids": torch.tensor([[styled.vocab.stoi["cat"], 0]] * 2),
+        "concept_weights": torch.tensor([[0.8, 0.0]] * 2),
+        "styles": torch.tensor([0, 0]),
+    }
+    with torch.no_grad():
+        flickr = EverydayModel(styled.decoder.eval())(batch)[0]
+        coco = EverydayModel(styled.decoder)({**batch, "styles": torch.tensor([1, 1])})[0]
+        assert not torch.allclose(flickr, coco)
+        out = EverydayModel(plain.eval())(batch)[0]
+    assert out.shape == flickr.shape
